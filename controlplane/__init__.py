@@ -1,0 +1,1 @@
+"""Caravanserai control plane: API types, store, server, controllers, client and caractrl."""

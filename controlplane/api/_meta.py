@@ -1,0 +1,100 @@
+"""Object metadata, names and RFC 3339 timestamps shared by every caravanserai/v1 kind."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictStr,
+    field_validator,
+)
+
+API_VERSION = "caravanserai/v1"
+
+#: A DNS-subdomain-like name, as the existing Go project validates it.
+NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
+NAME_MAX_LENGTH = 253
+NAME_RULE = (
+    "must be 1-253 characters of lower-case letters, digits, '-' and '.', starting and ending with a letter or digit"
+)
+
+#: Go's zero time.Time; on the wire it means "never" / unset.
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def validate_name(value: str) -> str:
+    """validate_name returns value if it is a valid object name; raises ValueError naming the rule."""
+    if len(value) > NAME_MAX_LENGTH or not NAME_PATTERN.fullmatch(value):
+        raise ValueError(NAME_RULE)
+    return value
+
+
+def format_time(value: datetime) -> str:
+    """format_time renders an aware datetime as RFC 3339 in UTC with a `Z` suffix."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        if isinstance(value, datetime) and value.tzinfo is None:
+            raise ValueError("must be a timestamp with a time zone")
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 timestamp string (e.g. 2026-01-02T03:04:05Z)")
+    if value == ZERO_TIME or value.startswith("0001-01-01T00:00:00"):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be an RFC 3339 timestamp (e.g. 2026-01-02T03:04:05Z)") from None
+    if parsed.tzinfo is None or "T" not in value:
+        raise ValueError("must be an RFC 3339 timestamp with a time zone (e.g. 2026-01-02T03:04:05Z)")
+    return parsed.astimezone(UTC)
+
+
+#: An optional RFC 3339 timestamp. `null` and Go's zero time read as unset; output is UTC with `Z`.
+Timestamp = Annotated[
+    datetime | None,
+    BeforeValidator(_parse_time),
+    PlainSerializer(lambda v: None if v is None else format_time(v), return_type=str | None),
+]
+
+
+class WireModel(BaseModel):
+    """WireModel is the base of every caravanserai/v1 model: camelCase aliases, unknown fields ignored."""
+
+    model_config = ConfigDict(extra="ignore", validate_by_name=True, validate_by_alias=True)
+
+    def to_wire(self) -> dict[str, Any]:
+        """to_wire returns the JSON-ready dict of this object as the Go project writes it."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+StringMap = dict[StrictStr, StrictStr]
+
+
+class ObjectMeta(WireModel):
+    """ObjectMeta is the metadata every object carries; the server owns createdAt and updatedAt."""
+
+    # Name: unique per kind; see NAME_RULE.
+    name: StrictStr
+    # Labels: string→string, used by `-l key=value` selectors; unset means none.
+    labels: StringMap | None = None
+    # Annotations: string→string notes for people and tools; unset means none.
+    annotations: StringMap | None = None
+    # CreatedAt: set by the server when the object is first stored; unset in requests.
+    created_at: Timestamp = Field(default=None, alias="createdAt")
+    # UpdatedAt: set by the server on every spec or status change.
+    updated_at: Timestamp = Field(default=None, alias="updatedAt")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return validate_name(value)

@@ -1,0 +1,175 @@
+"""The Node kind: a machine on the tailnet, its declared spec and its observed status."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field, NonNegativeFloat, StrictBool, StrictInt, StrictStr
+
+from ._conditions import Condition
+from ._meta import API_VERSION, ObjectMeta, Timestamp, WireModel
+
+#: A resource list: name → quantity string ("cpu": "4000m", "memory": "7823Mi", "disk": "118Gi").
+ResourceList = dict[StrictStr, StrictStr]
+
+
+class NodeState(StrEnum):
+    """NodeState is the summary the control plane computes; agents never set it."""
+
+    READY = "Ready"
+    NOT_READY = "NotReady"
+    DRAINING = "Draining"
+
+
+class NetworkMode(StrEnum):
+    """NetworkMode is how a path crosses the tailnet: peer-to-peer, or relayed through DERP."""
+
+    DIRECT = "Direct"
+    DERP = "DERP"
+
+
+class NodeSpec(WireModel):
+    """NodeSpec is what the operator declares about a Node."""
+
+    # Hostname: the machine's OS hostname; empty when unknown.
+    hostname: StrictStr | None = None
+    # Unschedulable: true when cordoned; no new Projects go to the Node.
+    unschedulable: StrictBool = False
+
+
+class NodeThroughput(WireModel):
+    """NodeThroughput is the last throughput measurement between the Node and the control plane."""
+
+    # Download: control plane → node, e.g. "94.1Mbps"; empty when never measured.
+    download: StrictStr | None = None
+    # Upload: node → control plane, e.g. "41.0Mbps".
+    upload: StrictStr | None = None
+    # LastTestTime: when the measurement finished; unset means never.
+    last_test_time: Timestamp = Field(default=None, alias="lastTestTime")
+    # BytesUsed (extension): bytes sent and received by the measurement.
+    bytes_used: StrictInt | None = Field(default=None, alias="bytesUsed", ge=0)
+
+
+class PeerPath(WireModel):
+    """PeerPath (extension) is the path from this Node to one peer it talks to."""
+
+    # Name: the peer's Node name (or tailnet host name when it is not a Node).
+    name: StrictStr
+    # IP: the peer's tailnet IPv4 address.
+    ip: StrictStr | None = None
+    # Mode: Direct or DERP; unset when unknown (idle path).
+    mode: NetworkMode | None = None
+    # DerpRegion: the DERP region code carrying the path when mode is DERP.
+    derp_region: StrictStr | None = Field(default=None, alias="derpRegion")
+    # LatencyMs: round-trip time of the last probe, in milliseconds.
+    latency_ms: NonNegativeFloat | None = Field(default=None, alias="latencyMs")
+    # LastSeen: when the path was last probed successfully.
+    last_seen: Timestamp = Field(default=None, alias="lastSeen")
+
+
+class TailnetInfo(WireModel):
+    """TailnetInfo (extension) is how the tailnet itself sees the Node."""
+
+    # NodeID: the stable tailnet node ID (e.g. "nXXXX" or headscale's numeric ID as text).
+    node_id: StrictStr | None = Field(default=None, alias="nodeID")
+    # User: the tailnet login name owning the node ("tagged-devices" for tagged nodes).
+    user: StrictStr | None = None
+    # Tags: ACL tags of the node, e.g. ["tag:cara-node"].
+    tags: list[StrictStr] | None = None
+    # Online: whether the coordination server says the node is connected.
+    online: StrictBool | None = None
+
+
+class NodeNetworkStatus(WireModel):
+    """NodeNetworkStatus is the Node's place on the overlay network."""
+
+    # IP: the tailnet IPv4 address, e.g. "100.64.0.5".
+    ip: StrictStr | None = None
+    # DNSName: the MagicDNS name without the trailing dot, e.g. "edge1.tailnet.test".
+    dns_name: StrictStr | None = Field(default=None, alias="dnsName")
+    # Mode: the path to the control plane, Direct or DERP.
+    mode: NetworkMode | None = None
+    # AgentPort: the TCP port of the agent's HTTP server.
+    agent_port: StrictInt | None = Field(default=None, alias="agentPort", ge=0, le=65535)
+    # Throughput: the last measurement against the control plane.
+    throughput: NodeThroughput | None = None
+    # DerpRegion (extension): home or in-use DERP region code.
+    derp_region: StrictStr | None = Field(default=None, alias="derpRegion")
+    # LatencyMs (extension): round trip to the control plane in milliseconds.
+    latency_ms: NonNegativeFloat | None = Field(default=None, alias="latencyMs")
+    # Peers (extension): paths to the peers this Node talks to; bounded by the agent.
+    peers: list[PeerPath] | None = Field(default=None, max_length=256)
+    # Tailnet (extension): the tailnet's own view of the Node.
+    tailnet: TailnetInfo | None = None
+
+
+class NodeInfo(WireModel):
+    """NodeInfo is static system information reported by the agent."""
+
+    kernel_version: StrictStr | None = Field(default=None, alias="kernelVersion")
+    os_image: StrictStr | None = Field(default=None, alias="osImage")
+    agent_version: StrictStr | None = Field(default=None, alias="agentVersion")
+
+
+class NodeStatus(WireModel):
+    """NodeStatus is observed: facts from the agent, state and conditions from the control plane."""
+
+    # State: Ready, NotReady or Draining, computed by the control plane.
+    state: NodeState | None = None
+    network: NodeNetworkStatus | None = None
+    # Capacity: the machine's totals.
+    capacity: ResourceList | None = None
+    # Allocatable: capacity minus the system reservation; what Projects may use.
+    allocatable: ResourceList | None = None
+    # Available (extension): free memory and disk now, for MemoryPressure and DiskPressure.
+    available: ResourceList | None = None
+    info: NodeInfo | None = None
+    # LastHeartbeat: when the control plane last received a beat (its own clock); unset means never.
+    last_heartbeat: Timestamp = Field(default=None, alias="lastHeartbeat")
+    conditions: list[Condition] | None = None
+
+
+class Node(WireModel):
+    """Node is a machine managed by a cara-agent."""
+
+    api_version: Literal["caravanserai/v1"] = Field(default=API_VERSION, alias="apiVersion")
+    kind: Literal["Node"] = "Node"
+    metadata: ObjectMeta
+    spec: NodeSpec = Field(default_factory=NodeSpec)
+    status: NodeStatus = Field(default_factory=NodeStatus)
+
+    @property
+    def name(self) -> str:
+        """name is metadata.name."""
+        return self.metadata.name
+
+
+class NodeList(WireModel):
+    """NodeList is the answer to listing Nodes; items is never null."""
+
+    api_version: Literal["caravanserai/v1"] = Field(default=API_VERSION, alias="apiVersion")
+    kind: Literal["NodeList"] = "NodeList"
+    items: list[Node] = Field(default_factory=list)
+
+
+class Heartbeat(WireModel):
+    """Heartbeat is the body of POST /nodes/{name}/heartbeat; every field is optional.
+
+    An empty body renews the lease only. A non-empty field replaces the stored one. `state` is
+    advisory: NotReady means the agent is going away; any other value is ignored.
+    """
+
+    state: NodeState | None = None
+    network: NodeNetworkStatus | None = None
+    capacity: ResourceList | None = None
+    allocatable: ResourceList | None = None
+    available: ResourceList | None = None
+    info: NodeInfo | None = None
+    conditions: list[Condition] | None = None
+
+    def is_empty(self) -> bool:
+        """is_empty reports whether the beat carries no facts (a lease renewal)."""
+        return not any(
+            (self.state, self.network, self.capacity, self.allocatable, self.available, self.info, self.conditions)
+        )

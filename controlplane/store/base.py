@@ -1,0 +1,115 @@
+"""The Store protocol every persistence backend implements, and the store's own errors.
+
+Exception tree::
+
+    StoreError
+     ├── NotFound        the named object does not exist
+     ├── AlreadyExists   create of a name that is taken
+     └── Conflict        a write that the object's current state forbids (raised by mutators)
+
+No HTTP here: the server maps these to problem documents in one table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from controlplane.api import Node, Project, ProjectPhase
+
+
+class StoreError(Exception):
+    """StoreError is the base of every store error."""
+
+
+class NotFound(StoreError):
+    """NotFound is raised when the named object does not exist."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        self.kind, self.name = kind, name
+        super().__init__(f'{kind} "{name}" not found')
+
+
+class AlreadyExists(StoreError):
+    """AlreadyExists is raised when creating an object whose name is taken."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        self.kind, self.name = kind, name
+        super().__init__(f'{kind} "{name}" already exists')
+
+
+class Conflict(StoreError):
+    """Conflict is raised (by a mutator, or by the store) when a write is not allowed in the current state."""
+
+
+#: A mutator gets the current object and returns the object to store; it may raise Conflict to abort.
+NodeMutator = Callable[[Node], Node]
+ProjectMutator = Callable[[Project], Project]
+
+
+class Store(Protocol):
+    """Store persists Nodes, Projects and node leases.
+
+    Every write is durable when the call returns. `update_*` runs the mutator inside one
+    transaction (read, mutate, write), so concurrent updates never lose each other's changes.
+    The store stamps nothing itself: callers set createdAt/updatedAt.
+    """
+
+    async def create_node(self, node: Node) -> Node:
+        """create_node stores a new Node; raises AlreadyExists."""
+        ...
+
+    async def get_node(self, name: str) -> Node:
+        """get_node returns the Node; raises NotFound."""
+        ...
+
+    async def list_nodes(self, *, labels: Mapping[str, str] | None = None) -> list[Node]:
+        """list_nodes returns Nodes whose labels include all of labels, ordered by name."""
+        ...
+
+    async def update_node(self, name: str, mutate: NodeMutator) -> Node:
+        """update_node applies mutate to the stored Node atomically and returns the result; raises NotFound."""
+        ...
+
+    async def delete_node(self, name: str) -> None:
+        """delete_node removes the Node; raises NotFound."""
+        ...
+
+    async def create_project(self, project: Project) -> Project:
+        """create_project stores a new Project; raises AlreadyExists."""
+        ...
+
+    async def get_project(self, name: str) -> Project:
+        """get_project returns the Project; raises NotFound."""
+        ...
+
+    async def list_projects(
+        self,
+        *,
+        phases: Sequence[ProjectPhase] | None = None,
+        node_ref: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[Project]:
+        """list_projects returns Projects in any of phases, on node_ref, with all labels; ordered by name."""
+        ...
+
+    async def update_project(self, name: str, mutate: ProjectMutator) -> Project:
+        """update_project applies mutate to the stored Project atomically; raises NotFound."""
+        ...
+
+    async def delete_project(self, name: str) -> None:
+        """delete_project removes the Project; raises NotFound."""
+        ...
+
+    async def save_leases(self, leases: Mapping[str, datetime]) -> None:
+        """save_leases persists name → last heartbeat time in one batch; unknown names are skipped."""
+        ...
+
+    async def load_leases(self) -> dict[str, datetime]:
+        """load_leases returns every persisted node lease."""
+        ...
+
+    async def close(self) -> None:
+        """close releases connections; the store is unusable afterwards."""
+        ...
