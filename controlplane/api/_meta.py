@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from pydantic import (
     BaseModel,
@@ -16,7 +16,7 @@ from pydantic import (
     field_validator,
 )
 
-API_VERSION = "caravanserai/v1"
+API_VERSION: Final = "caravanserai/v1"
 
 #: A DNS-subdomain-like name, as the existing Go project validates it.
 NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")

@@ -1,0 +1,70 @@
+"""Node leases in memory: the cheap path for heartbeats, persisted to the store in batches.
+
+An empty heartbeat only renews a lease here; the stored Node is not rewritten. The server
+flushes dirty leases every few seconds (`flush`), and loads them at start (`load`), so the
+persisted time lags by at most one flush period. The lifecycle controller reads leases from
+here, never from the stored Node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from .base import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Lease is a node's last heartbeat as the control plane's own clock saw it."""
+
+    # RenewedAt: when the last beat arrived.
+    renewed_at: datetime
+    # Released: the agent said goodbye (going-away beat); the node is NotReady until it beats again.
+    released: bool = False
+
+
+class LeaseTable:
+    """LeaseTable holds the newest lease per node; not thread-safe, used from one event loop."""
+
+    def __init__(self) -> None:
+        self._leases: dict[str, Lease] = {}
+        self._dirty: set[str] = set()
+
+    def renew(self, name: str, at: datetime) -> None:
+        """renew records a heartbeat from name at time at."""
+        self._leases[name] = Lease(at)
+        self._dirty.add(name)
+
+    def release(self, name: str, at: datetime) -> None:
+        """release records the agent's going-away beat: the node is NotReady at once."""
+        self._leases[name] = Lease(at, released=True)
+        self._dirty.add(name)
+
+    def get(self, name: str) -> Lease | None:
+        """get returns the lease of name, or None when it never beat (since the last load)."""
+        return self._leases.get(name)
+
+    def forget(self, name: str) -> None:
+        """forget drops the lease of a deleted node."""
+        self._leases.pop(name, None)
+        self._dirty.discard(name)
+
+    def __len__(self) -> int:
+        return len(self._leases)
+
+    async def flush(self, store: Store) -> int:
+        """flush persists the leases renewed since the last flush; returns how many."""
+        if not self._dirty:
+            return 0
+        batch = {name: self._leases[name].renewed_at for name in self._dirty if name in self._leases}
+        self._dirty = set()
+        await store.save_leases(batch)
+        return len(batch)
+
+    async def load(self, store: Store) -> None:
+        """load fills the table from the store (at start); leases already held are kept if newer."""
+        for name, at in (await store.load_leases()).items():
+            held = self._leases.get(name)
+            if held is None or held.renewed_at < at:
+                self._leases[name] = Lease(at)
