@@ -9,7 +9,7 @@ here, never from the stored Node.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .base import Store
 
@@ -22,6 +22,10 @@ class Lease:
     renewed_at: datetime
     # Released: the agent said goodbye (going-away beat); the node is NotReady until it beats again.
     released: bool = False
+
+    def is_fresh(self, now: datetime, grace: timedelta) -> bool:
+        """is_fresh reports whether the node is live: not released, and renewed no longer than grace ago."""
+        return not self.released and now - self.renewed_at <= grace
 
 
 class LeaseTable:
