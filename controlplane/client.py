@@ -1,0 +1,308 @@
+"""Typed async HTTP client of the caravanserai/v1 control-plane API, raising problem documents as exceptions.
+
+Exception tree::
+
+    ClientError
+     ├── ServerUnreachable      connect failure or timeout; names the URL
+     ├── InvalidResponse        the server answered with something that is not the contract
+     └── ApiError(status, title, detail, errors)   any problem document (RFC 9457)
+          ├── ValidationProblem  400; `.errors` holds one `field: what is wrong` string per field
+          ├── Unauthorized       401
+          ├── Forbidden          403
+          ├── NotFound           404
+          ├── Conflict           409
+          └── ServerError        5xx
+
+Every method is "path + expected status + decode" over the one private `_send`; status codes are
+mapped to exception types in `_raise_for_problem` and httpx's errors in `_map_transport_errors`, nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json as jsonlib
+from collections.abc import Collection, Iterator, Mapping
+from types import TracebackType
+from typing import Any, Final, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel
+
+from controlplane.api import (
+    Heartbeat,
+    InvalidObject,
+    Node,
+    NodeList,
+    Project,
+    ProjectList,
+    ProjectPhase,
+    ProjectStatusPatch,
+    decode,
+)
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "ApiError",
+    "Client",
+    "ClientError",
+    "Conflict",
+    "Forbidden",
+    "InvalidResponse",
+    "NotFound",
+    "ServerError",
+    "ServerUnreachable",
+    "Unauthorized",
+    "ValidationProblem",
+]
+
+#: Seconds to wait for connect, read and write; the server answers in milliseconds, so 10 s means "it is not there".
+DEFAULT_TIMEOUT: Final = 10.0
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class ClientError(Exception):
+    """ClientError is the base of every error this client raises."""
+
+
+class ServerUnreachable(ClientError):
+    """ServerUnreachable is raised when the server cannot be connected to, or does not answer in time."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url, self.reason = url, reason
+        super().__init__(f"cannot reach the control plane at {url}: {reason}")
+
+
+class InvalidResponse(ClientError):
+    """InvalidResponse is raised when a success answer does not decode as the expected object."""
+
+    def __init__(self, what: str, errors: Collection[str]) -> None:
+        self.errors = list(errors)
+        super().__init__(f"the server sent an invalid {what}: {'; '.join(self.errors)}")
+
+
+class ApiError(ClientError):
+    """ApiError is raised when the server answers with a problem document (or any unexpected status)."""
+
+    def __init__(self, status: int, title: str, detail: str = "", errors: Collection[str] = ()) -> None:
+        self.status, self.title, self.detail, self.errors = status, title, detail, list(errors)
+        super().__init__(f"{title}: {detail}" if detail else title)
+
+
+class ValidationProblem(ApiError):
+    """ValidationProblem is raised on 400: the request was malformed; `.errors` names each bad field."""
+
+
+class Unauthorized(ApiError):
+    """Unauthorized is raised on 401: the server does not know who is calling."""
+
+
+class Forbidden(ApiError):
+    """Forbidden is raised on 403: the caller may not do this."""
+
+
+class NotFound(ApiError):
+    """NotFound is raised on 404: the named object (or route) does not exist."""
+
+
+class Conflict(ApiError):
+    """Conflict is raised on 409: the name is taken, or the object's current state forbids the write."""
+
+
+class ServerError(ApiError):
+    """ServerError is raised on any 5xx answer."""
+
+
+_BY_STATUS: Final[dict[int, type[ApiError]]] = {
+    400: ValidationProblem,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+}
+
+
+def _raise_for_problem(response: httpx.Response) -> None:
+    """_raise_for_problem raises the ApiError subclass for response's status, read from its problem document."""
+    status = response.status_code
+    title, detail, errors = response.reason_phrase or f"HTTP {status}", "", []
+    try:
+        body = response.json()
+    except ValueError:
+        detail = response.text.strip()[:300]
+    else:
+        if isinstance(body, dict):
+            title = str(body.get("title") or title)
+            detail = str(body.get("detail") or "")
+            raw_errors = body.get("errors")
+            if isinstance(raw_errors, list):
+                errors = [e if isinstance(e, str) else jsonlib.dumps(e) for e in raw_errors]
+    cls = ServerError if status >= 500 else _BY_STATUS.get(status, ApiError)
+    raise cls(status, title, detail, errors)
+
+
+@contextlib.contextmanager
+def _map_transport_errors(url: str) -> Iterator[None]:
+    """_map_transport_errors turns httpx's connection-level errors into ServerUnreachable naming url."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise ServerUnreachable(url, f"timed out ({type(exc).__name__})") from exc
+    except httpx.TransportError as exc:
+        raise ServerUnreachable(url, str(exc) or type(exc).__name__) from exc
+
+
+def _decode(model: type[_M], response: httpx.Response) -> _M:
+    what = model.__name__
+    try:
+        return decode(model, response.json())
+    except ValueError as exc:  # InvalidObject is a ValueError; so is a body that is not JSON
+        raise InvalidResponse(what, exc.errors if isinstance(exc, InvalidObject) else [str(exc)]) from None
+
+
+def _name(name: str) -> str:
+    return quote(name, safe="")
+
+
+class Client:
+    """Client talks to one control plane at base_url, e.g. `http://cara-server:8080`.
+
+    Use it as `async with Client(url) as client:`; tests pass `transport=httpx.MockTransport(...)`
+    or an `httpx.ASGITransport` over the app. Every method raises ServerUnreachable when the server
+    cannot be reached and an ApiError subclass when it answers with a problem document.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.AsyncClient(base_url=self.base_url, transport=transport, timeout=timeout)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """aclose closes the connection pool."""
+        await self._http.aclose()
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        want_status: int | Collection[int],
+        json: Any = None,
+        params: Mapping[str, str | list[str]] | None = None,
+    ) -> httpx.Response:
+        """_send makes one request and returns the response if its status is wanted; raises otherwise."""
+        wanted = {want_status} if isinstance(want_status, int) else set(want_status)
+        with _map_transport_errors(self.base_url):
+            response = await self._http.request(method, path, json=json, params=params)
+        if response.status_code not in wanted:
+            _raise_for_problem(response)
+        return response
+
+    # --- health -------------------------------------------------------------------------------
+
+    async def healthz(self) -> str:
+        """healthz returns the body of GET /api/healthz ("OK" when the server is up)."""
+        return (await self._send("GET", "/api/healthz", want_status=200)).text.strip()
+
+    # --- nodes --------------------------------------------------------------------------------
+
+    async def create_node(self, node: Node) -> Node:
+        """create_node POSTs node and returns it as stored; raises Conflict when the name is taken."""
+        response = await self._send("POST", "/api/v1/nodes", want_status=201, json=node.to_wire())
+        return _decode(Node, response)
+
+    async def replace_node(self, node: Node) -> Node:
+        """replace_node PUTs node's spec, labels and annotations (status is kept); raises NotFound."""
+        path = f"/api/v1/nodes/{_name(node.name)}"
+        return _decode(Node, await self._send("PUT", path, want_status=200, json=node.to_wire()))
+
+    async def get_node(self, name: str) -> Node:
+        """get_node returns the Node; raises NotFound."""
+        return _decode(Node, await self._send("GET", f"/api/v1/nodes/{_name(name)}", want_status=200))
+
+    async def list_nodes(self, *, label_selector: str | None = None) -> NodeList:
+        """list_nodes returns the Nodes, asking the server for those matching `key=value[,key=value]`."""
+        params = {"labelSelector": label_selector} if label_selector else None
+        return _decode(NodeList, await self._send("GET", "/api/v1/nodes", want_status=200, params=params))
+
+    async def delete_node(self, name: str, *, force: bool = False) -> None:
+        """delete_node deletes the Node; raises NotFound, or Conflict while projects are assigned to it."""
+        params = {"force": "true"} if force else None
+        await self._send("DELETE", f"/api/v1/nodes/{_name(name)}", want_status=204, params=params)
+
+    async def heartbeat(self, name: str, body: Heartbeat) -> None:
+        """heartbeat renews the Node's lease and replaces the status fields body carries; raises NotFound."""
+        path = f"/api/v1/nodes/{_name(name)}/heartbeat"
+        await self._send("POST", path, want_status=204, json=body.to_wire())
+
+    async def cordon(self, name: str) -> Node:
+        """cordon marks the Node unschedulable (GET, then PUT with spec.unschedulable true) and returns it."""
+        node = await self.get_node(name)
+        spec = node.spec.model_copy(update={"unschedulable": True})
+        return await self.replace_node(node.model_copy(update={"spec": spec}))
+
+    async def uncordon(self, name: str) -> Node:
+        """uncordon makes the Node schedulable again and ends Draining; returns the Node."""
+        return _decode(Node, await self._send("POST", f"/api/v1/nodes/{_name(name)}/uncordon", want_status=200))
+
+    async def drain(self, name: str) -> Node:
+        """drain cordons the Node, sets it Draining and sends its projects back to Pending; returns the Node."""
+        return _decode(Node, await self._send("POST", f"/api/v1/nodes/{_name(name)}/drain", want_status=200))
+
+    # --- projects -----------------------------------------------------------------------------
+
+    async def create_project(self, project: Project) -> Project:
+        """create_project POSTs project and returns it as stored; raises Conflict when the name is taken."""
+        response = await self._send("POST", "/api/v1/projects", want_status=201, json=project.to_wire())
+        return _decode(Project, response)
+
+    async def replace_project(self, project: Project) -> Project:
+        """replace_project PUTs project's spec, labels and annotations; raises Conflict unless Pending or Failed."""
+        path = f"/api/v1/projects/{_name(project.name)}"
+        return _decode(Project, await self._send("PUT", path, want_status=200, json=project.to_wire()))
+
+    async def get_project(self, name: str) -> Project:
+        """get_project returns the Project; raises NotFound."""
+        return _decode(Project, await self._send("GET", f"/api/v1/projects/{_name(name)}", want_status=200))
+
+    async def list_projects(
+        self,
+        *,
+        phases: Collection[ProjectPhase] = (),
+        node_ref: str | None = None,
+        label_selector: str | None = None,
+    ) -> ProjectList:
+        """list_projects returns the Projects in any of phases (all when empty), on node_ref when given."""
+        params: dict[str, str | list[str]] = {}
+        if phases:
+            params["phase"] = [str(phase) for phase in phases]
+        if node_ref:
+            params["nodeRef"] = node_ref
+        if label_selector:
+            params["labelSelector"] = label_selector
+        return _decode(ProjectList, await self._send("GET", "/api/v1/projects", want_status=200, params=params))
+
+    async def delete_project(self, name: str, *, force: bool = False) -> bool:
+        """delete_project deletes the Project; returns True if it is gone now, False if it went Terminating."""
+        params = {"force": "true"} if force else None
+        path = f"/api/v1/projects/{_name(name)}"
+        return (await self._send("DELETE", path, want_status=(202, 204), params=params)).status_code == 204
+
+    async def patch_project_status(self, name: str, patch: ProjectStatusPatch) -> None:
+        """patch_project_status sets the Project's phase (with reason and message); raises ValidationProblem."""
+        path = f"/api/v1/projects/{_name(name)}/status"
+        await self._send("PATCH", path, want_status=204, json=patch.to_wire())

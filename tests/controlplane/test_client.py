@@ -1,0 +1,281 @@
+"""Tests of controlplane.client: routes, status handling, problem-document mapping and an unreachable server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+import controlplane.client as client_module
+from controlplane.api import Heartbeat, Node, NodeList, NodeState, ObjectMeta, ProjectPhase, ProjectStatusPatch
+from controlplane.client import (
+    ApiError,
+    Client,
+    Conflict,
+    Forbidden,
+    InvalidResponse,
+    NotFound,
+    ServerError,
+    ServerUnreachable,
+    Unauthorized,
+    ValidationProblem,
+)
+
+BASE = "http://cara-server.test"
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def make_client(handler: Handler) -> Client:
+    return Client(BASE, transport=httpx.MockTransport(handler))
+
+
+def node_wire(name: str = "edge-1", **spec: object) -> dict[str, object]:
+    return {"apiVersion": "caravanserai/v1", "kind": "Node", "metadata": {"name": name}, "spec": spec, "status": {}}
+
+
+def problem(status: int, title: str, detail: str, errors: list[str] | None = None) -> httpx.Response:
+    body: dict[str, object] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    if errors is not None:
+        body["errors"] = errors
+    return httpx.Response(status, json=body, headers={"content-type": "application/problem+json"})
+
+
+def test_all_is_sorted_and_names_every_public_definition() -> None:
+    def isort_key(name: str) -> tuple[int, str]:  # ruff RUF022: CONSTANTS, then Classes, then functions
+        return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
+
+    defined = {
+        name
+        for name, value in vars(client_module).items()
+        if not name.startswith("_") and getattr(value, "__module__", None) == client_module.__name__
+    }
+    assert client_module.__all__ == sorted(client_module.__all__, key=isort_key)
+    assert set(client_module.__all__) == defined | {"DEFAULT_TIMEOUT"}
+
+
+async def test_create_node_posts_wire_json_and_decodes_the_answer() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, json=node_wire("edge-1", unschedulable=True))
+
+    async with make_client(handler) as client:
+        node = await client.create_node(Node(metadata=ObjectMeta(name="edge-1")))
+    assert (seen[0].method, seen[0].url.path) == ("POST", "/api/v1/nodes")
+    assert json.loads(seen[0].content)["metadata"] == {"name": "edge-1"}
+    assert node.spec.unschedulable is True
+
+
+@pytest.mark.parametrize(
+    ("call", "method", "path", "status", "answer"),
+    [
+        (lambda c: c.get_node("edge-1"), "GET", "/api/v1/nodes/edge-1", 200, node_wire()),
+        (lambda c: c.list_nodes(), "GET", "/api/v1/nodes", 200, {"kind": "NodeList", "items": []}),
+        (
+            lambda c: c.replace_node(Node(metadata=ObjectMeta(name="edge-1"))),
+            "PUT",
+            "/api/v1/nodes/edge-1",
+            200,
+            node_wire(),
+        ),
+        (lambda c: c.delete_node("edge-1"), "DELETE", "/api/v1/nodes/edge-1", 204, None),
+        (lambda c: c.heartbeat("edge-1", Heartbeat()), "POST", "/api/v1/nodes/edge-1/heartbeat", 204, None),
+        (lambda c: c.drain("edge-1"), "POST", "/api/v1/nodes/edge-1/drain", 200, node_wire()),
+        (lambda c: c.uncordon("edge-1"), "POST", "/api/v1/nodes/edge-1/uncordon", 200, node_wire()),
+        (
+            lambda c: c.get_project("web"),
+            "GET",
+            "/api/v1/projects/web",
+            200,
+            {"metadata": {"name": "web"}, "spec": {"services": [{"name": "a", "image": "b"}]}},
+        ),
+        (lambda c: c.list_projects(), "GET", "/api/v1/projects", 200, {"kind": "ProjectList", "items": []}),
+        (
+            lambda c: c.patch_project_status("web", ProjectStatusPatch(phase=ProjectPhase.RUNNING)),
+            "PATCH",
+            "/api/v1/projects/web/status",
+            204,
+            None,
+        ),
+        (lambda c: c.healthz(), "GET", "/api/healthz", 200, None),
+    ],
+    ids=[
+        "get_node",
+        "list_nodes",
+        "replace_node",
+        "delete_node",
+        "heartbeat",
+        "drain",
+        "uncordon",
+        "get_project",
+        "list_projects",
+        "patch_project_status",
+        "healthz",
+    ],
+)
+async def test_each_method_uses_its_route(call, method, path, status, answer) -> None:  # type: ignore[no-untyped-def]
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if answer is None:
+            return httpx.Response(status, text="OK" if status == 200 else "")
+        return httpx.Response(status, json=answer)
+
+    async with make_client(handler) as client:
+        await call(client)
+    assert [(r.method, r.url.path) for r in seen] == [(method, path)]
+
+
+async def test_list_passes_filters_as_query_parameters() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"items": []})
+
+    async with make_client(handler) as client:
+        await client.list_projects(
+            phases=[ProjectPhase.PENDING, ProjectPhase.FAILED], node_ref="edge-1", label_selector="app=web"
+        )
+        await client.list_nodes(label_selector="site=lab")
+    assert seen[0].url.params.get_list("phase") == ["Pending", "Failed"]
+    assert seen[0].url.params["nodeRef"] == "edge-1"
+    assert seen[0].url.params["labelSelector"] == "app=web"
+    assert seen[1].url.params["labelSelector"] == "site=lab"
+
+
+@pytest.mark.parametrize(("status", "gone_now"), [(204, True), (202, False)], ids=["deleted", "terminating"])
+async def test_delete_project_tells_deleted_from_terminating(status: int, gone_now: bool) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(status)
+
+    async with make_client(handler) as client:
+        assert await client.delete_project("web", force=True) is gone_now
+    assert seen[0].url.params["force"] == "true"
+
+
+async def test_cordon_gets_then_puts_unschedulable() -> None:
+    seen: list[tuple[str, dict[str, object] | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        seen.append((request.method, body))
+        if request.method == "GET":
+            return httpx.Response(
+                200, json={**node_wire(hostname="h"), "metadata": {"name": "edge-1", "labels": {"a": "b"}}}
+            )
+        return httpx.Response(200, json=body)
+
+    async with make_client(handler) as client:
+        node = await client.cordon("edge-1")
+    assert [m for m, _ in seen] == ["GET", "PUT"]
+    put_body = seen[1][1]
+    assert put_body is not None
+    assert put_body["spec"] == {"hostname": "h", "unschedulable": True}
+    assert put_body["metadata"] == {"name": "edge-1", "labels": {"a": "b"}}
+    assert node.spec.unschedulable is True
+
+
+@pytest.mark.parametrize(
+    ("status", "title", "cls"),
+    [
+        (400, "Validation Problem", ValidationProblem),
+        (401, "Unauthorized", Unauthorized),
+        (403, "Forbidden", Forbidden),
+        (404, "Not Found", NotFound),
+        (409, "Conflict", Conflict),
+        (500, "Internal Server Error", ServerError),
+        (503, "Service Unavailable", ServerError),
+        (413, "Payload Too Large", ApiError),
+    ],
+    ids=["400", "401", "403", "404", "409", "500", "503", "413"],
+)
+async def test_problem_documents_become_typed_errors(status: int, title: str, cls: type[ApiError]) -> None:
+    async with make_client(lambda r: problem(status, title, "because", ["spec.x: must be a string"])) as client:
+        with pytest.raises(cls) as info:
+            await client.get_node("edge-1")
+    assert type(info.value) is cls
+    assert (info.value.status, info.value.title, info.value.detail) == (status, title, "because")
+    assert info.value.errors == ["spec.x: must be a string"]
+    assert str(info.value) == f"{title}: because"
+
+
+async def test_validation_problem_carries_every_field_error() -> None:
+    errors = ["spec.unschedulable: must be a boolean", "metadata.name: must be 1-253 characters"]
+    async with make_client(lambda r: problem(400, "Validation Problem", "invalid Node", errors)) as client:
+        with pytest.raises(ValidationProblem) as info:
+            await client.create_node(Node(metadata=ObjectMeta(name="x")))
+    assert info.value.errors == errors
+
+
+async def test_a_non_json_error_body_still_gives_a_title_and_detail() -> None:
+    async with make_client(lambda r: httpx.Response(502, text="upstream down\n")) as client:
+        with pytest.raises(ServerError) as info:
+            await client.list_nodes()
+    assert (info.value.title, info.value.detail, info.value.errors) == ("Bad Gateway", "upstream down", [])
+
+
+async def test_an_unexpected_success_status_is_an_api_error() -> None:
+    async with make_client(lambda r: httpx.Response(200, json=node_wire())) as client:
+        with pytest.raises(ApiError) as info:
+            await client.create_node(Node(metadata=ObjectMeta(name="edge-1")))
+    assert info.value.status == 200
+
+
+async def test_an_answer_that_breaks_the_contract_is_an_invalid_response() -> None:
+    async with make_client(lambda r: httpx.Response(200, json={"metadata": {"name": "Bad Name"}})) as client:
+        with pytest.raises(InvalidResponse) as info:
+            await client.get_node("edge-1")
+    assert info.value.errors[0].startswith("metadata.name: ")
+
+
+async def test_connect_failure_names_the_url() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("All connection attempts failed", request=request)
+
+    async with make_client(handler) as client:
+        with pytest.raises(ServerUnreachable) as info:
+            await client.list_nodes()
+    assert info.value.url == BASE
+    assert str(info.value) == f"cannot reach the control plane at {BASE}: All connection attempts failed"
+
+
+async def test_timeout_is_unreachable_too() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    async with make_client(handler) as client:
+        with pytest.raises(ServerUnreachable, match="timed out"):
+            await client.healthz()
+
+
+async def test_a_real_closed_port_is_unreachable() -> None:
+    # Port 9 on loopback (discard) is closed on this machine: a real connect failure, loopback only.
+    async with Client("http://127.0.0.1:9", timeout=2.0) as client:
+        with pytest.raises(ServerUnreachable, match=r"http://127\.0\.0\.1:9"):
+            await client.list_nodes()
+
+
+async def test_names_are_quoted_into_the_path() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return problem(404, "Not Found", "no such node")
+
+    async with make_client(handler) as client:
+        with pytest.raises(NotFound):
+            await client.get_node("a/b")
+    assert seen[0].url.raw_path == b"/api/v1/nodes/a%2Fb"
+
+
+def test_node_state_round_trips_through_nodelist() -> None:
+    listing = NodeList.model_validate({"items": [{**node_wire(), "status": {"state": "Draining"}}]})
+    assert listing.items[0].status.state is NodeState.DRAINING
