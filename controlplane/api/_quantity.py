@@ -78,3 +78,22 @@ def parse_throughput(text: str) -> float:
     if match is None:
         raise ValueError("must be a rate such as '94.1Mbps'")
     return float(match.group(1)) * _THROUGHPUT_UNITS[match.group(2)]
+
+
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """parse_duration returns seconds of a Go-style duration ("10s", "1m30s", "500ms") or a plain number."""
+    text = text.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        if not _DURATION.fullmatch(text):
+            raise ValueError(f"{text!r} is not a duration such as '10s', '1m' or '1h30m'") from None
+        seconds = sum(float(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
+    if seconds <= 0:
+        raise ValueError(f"{text!r} must be a positive duration")
+    return seconds
