@@ -1,0 +1,45 @@
+"""The one loop every controller's `run` uses: a pass every period until stop, gated, surviving errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+log = logging.getLogger("controlplane.controllers")
+
+#: An optional async gate asked before each pass (leader election later); False skips the pass.
+Gate = Callable[[], Awaitable[bool]]
+
+
+async def run_every(
+    name: str,
+    sync_once: Callable[[], Awaitable[object]],
+    period: timedelta,
+    stop: asyncio.Event,
+    gate: Gate | None = None,
+) -> None:
+    """run_every calls sync_once every period (start to start) until stop is set.
+
+    A pass that raises is logged and the loop goes on: one bad row or a store hiccup must not stop
+    node lifecycle for the whole fleet.
+    """
+    loop = asyncio.get_running_loop()
+    seconds = period.total_seconds()
+    while not stop.is_set():
+        started = loop.time()
+        try:
+            if gate is None or await gate():
+                await sync_once()
+        except Exception:
+            log.exception("%s: pass failed", name)
+        remaining = seconds - (loop.time() - started)
+        if remaining > 0:
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=remaining)
+            except TimeoutError:
+                pass
+        else:
+            # A pass longer than the period: yield once so other controllers still get the loop.
+            await asyncio.sleep(0)

@@ -1,0 +1,60 @@
+"""The one frozen configuration every controller reads: heartbeat timing, grace, pass periods, timeouts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerConfig:
+    """ControllerConfig holds the timings of all controllers; the defaults are design §4's."""
+
+    # How often agents beat. The controllers only use it to check grace against it.
+    heartbeat_interval: timedelta = timedelta(seconds=10)
+    # A lease older than this is stale: the node goes NotReady (four missed beats, as in design §4).
+    grace: timedelta = timedelta(seconds=40)
+    # Node lifecycle pass period: NotReady must be seen within grace + 1 s, so at most 1 s.
+    lifecycle_period: timedelta = timedelta(seconds=1)
+    # Scheduler pass period: a Pending project waits at most this long for a free node.
+    scheduler_period: timedelta = timedelta(seconds=1)
+    # Draining pass period: evicting a drained node's projects is not urgent.
+    draining_period: timedelta = timedelta(seconds=2)
+    # Rescheduler pass period: its deadlines are minutes long, so a few seconds late is fine.
+    rescheduler_period: timedelta = timedelta(seconds=5)
+    # Projects of a node NotReady for longer than this go back to Pending.
+    reschedule_after: timedelta = timedelta(minutes=3)
+    # A project Terminating for longer than this is forced to Terminated.
+    terminating_timeout: timedelta = timedelta(minutes=10)
+
+    def __post_init__(self) -> None:
+        for field in (
+            "heartbeat_interval",
+            "grace",
+            "lifecycle_period",
+            "scheduler_period",
+            "draining_period",
+            "rescheduler_period",
+            "reschedule_after",
+            "terminating_timeout",
+        ):
+            if getattr(self, field) <= timedelta(0):
+                raise ValueError(f"{field} must be positive")
+        if self.grace < self.heartbeat_interval:
+            raise ValueError(
+                f"grace ({self.grace}) must be at least heartbeat_interval ({self.heartbeat_interval}),"
+                " or every node flaps NotReady between beats"
+            )
+
+
+def format_duration(value: timedelta) -> str:
+    """format_duration renders a duration the way Go prints one: "40s", "3m0s", "1h0m0s"."""
+    seconds = value.total_seconds()
+    hours, rest = divmod(int(seconds), 3600)
+    minutes = rest // 60
+    secs = f"{seconds - hours * 3600 - minutes * 60:g}s"
+    if hours:
+        return f"{hours}h{minutes}m{secs}"
+    if minutes:
+        return f"{minutes}m{secs}"
+    return secs

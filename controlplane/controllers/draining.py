@@ -1,0 +1,52 @@
+"""Draining: moves the Projects of every Draining Node back to Pending so the scheduler places them again."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+from typing import Final
+
+from controlplane.api import Node, NodeState, Project
+from controlplane.store.base import Store
+
+from ._loop import Gate, run_every
+from ._projects import EVICTED_PHASES, evict, return_to_pending
+from .config import ControllerConfig
+
+# Reason of the Scheduled=False condition on a Project taken off a draining node.
+NODE_DRAINING: Final = "NodeDraining"
+
+
+def draining_nodes(nodes: list[Node]) -> list[str]:
+    """draining_nodes returns the names of nodes the operator drained (state Draining), in order."""
+    return [node.name for node in nodes if node.status.state == NodeState.DRAINING]
+
+
+def evict_from_draining(project: Project, now: datetime) -> Project:
+    """evict_from_draining returns project back to Pending with reason NodeDraining."""
+    node = project.status.node_ref
+    return return_to_pending(project, now, reason=NODE_DRAINING, message=f"node {node} is draining")
+
+
+class DrainingController:
+    """DrainingController evicts Scheduled and Running Projects from Draining Nodes; it never changes a Node."""
+
+    def __init__(self, *, store: Store, now: Callable[[], datetime], config: ControllerConfig) -> None:
+        self._store = store
+        self._now = now
+        self._config = config
+
+    async def sync_once(self) -> int:
+        """sync_once runs one pass; returns how many Projects it moved back to Pending."""
+        now = self._now()
+        moved = 0
+        for node in draining_nodes(await self._store.list_nodes()):
+            for project in await self._store.list_projects(phases=list(EVICTED_PHASES), node_ref=node):
+                if await evict(self._store, project.name, node, now, evict_from_draining):
+                    moved += 1
+        return moved
+
+    async def run(self, stop: asyncio.Event, *, gate: Gate | None = None) -> None:
+        """run calls sync_once every draining_period until stop is set."""
+        await run_every("draining", self.sync_once, self._config.draining_period, stop, gate)

@@ -1,0 +1,286 @@
+"""Node lifecycle: computes each Node's state and its controller-owned conditions from leases and facts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+from controlplane.api import (
+    Condition,
+    ConditionStatus,
+    NetworkMode,
+    Node,
+    NodeState,
+    NodeStatus,
+    find_condition,
+    quantity_bytes,
+    set_condition,
+)
+from controlplane.store.base import NotFound, Store
+from controlplane.store.leases import Lease, LeaseTable
+
+from ._loop import Gate, run_every
+from .config import ControllerConfig, format_duration
+
+# Condition types this controller owns; any other type on a Node is the agent's and is kept as it is.
+READY: Final = "Ready"
+MEMORY_PRESSURE: Final = "MemoryPressure"
+DISK_PRESSURE: Final = "DiskPressure"
+PATH_RELAYED: Final = "PathRelayed"
+TAILNET_OFFLINE: Final = "TailnetOffline"
+OWNED_TYPES: Final = (READY, MEMORY_PRESSURE, DISK_PRESSURE, PATH_RELAYED, TAILNET_OFFLINE)
+
+# Reasons.
+AGENT_READY: Final = "AgentReady"
+HEARTBEAT_TIMEOUT: Final = "HeartbeatTimeout"
+AGENT_SHUTDOWN: Final = "AgentShutdown"
+NODE_STATUS_NEVER_UPDATED: Final = "NodeStatusNeverUpdated"
+BLOCKING_CONDITION: Final = "BlockingCondition"
+REASON_MEMORY_PRESSURE: Final = "MemoryPressure"
+SUFFICIENT_MEMORY: Final = "SufficientMemory"
+REASON_DISK_PRESSURE: Final = "DiskPressure"
+SUFFICIENT_DISK: Final = "SufficientDisk"
+REASON_PATH_RELAYED: Final = "PathRelayed"
+PATH_DIRECT: Final = "PathDirect"
+REASON_TAILNET_OFFLINE: Final = "TailnetOffline"
+TAILNET_ONLINE: Final = "TailnetOnline"
+FACTS_UNKNOWN: Final = "FactsUnknown"
+
+# Pressure thresholds: the fraction of capacity below which availability is "pressure" (design §4).
+MEMORY_PRESSURE_BELOW: Final = 0.10
+DISK_PRESSURE_BELOW: Final = 0.15
+
+#: Conditions (agent-reported) that keep a live node out of Ready, with the status that blocks.
+#: Pressure conditions are deliberately absent: they only keep the scheduler away (design §4).
+BLOCKING_CONDITIONS: Final[Mapping[str, ConditionStatus]] = {"NetworkUnavailable": ConditionStatus.TRUE}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Verdict is what one condition should say: status, reason and a message that stays stable."""
+
+    status: ConditionStatus
+    reason: str
+    message: str
+
+
+def ready_verdict(
+    *,
+    lease: Lease | None,
+    blocking: Sequence[str],
+    observed_at: datetime,
+    now: datetime,
+    grace: timedelta,
+    was_ready: bool,
+) -> Verdict:
+    """ready_verdict decides the Ready condition from the lease, on the control plane's own clock.
+
+    Fresh is `Lease.is_fresh` (age ≤ grace: exactly at grace is still fresh). The restart rule: a node this
+    controller instance first saw at observed_at keeps Ready until a full grace has passed since then, so a
+    restart never turns the fleet NotReady; it only holds a node that already was Ready, never makes one
+    Ready. A going-away beat (released) is NotReady at once and is never held.
+    """
+    if lease is not None and lease.released:
+        return Verdict(ConditionStatus.FALSE, AGENT_SHUTDOWN, "agent announced it is shutting down")
+    fresh = lease is not None and lease.is_fresh(now, grace)
+    held = was_ready and now - observed_at <= grace
+    if not fresh and not held:
+        if lease is None:
+            return Verdict(ConditionStatus.UNKNOWN, NODE_STATUS_NEVER_UPDATED, "agent has never sent a heartbeat")
+        return Verdict(
+            ConditionStatus.FALSE,
+            HEARTBEAT_TIMEOUT,
+            f"no heartbeat within the grace period of {format_duration(grace)}",
+        )
+    if blocking:
+        return Verdict(ConditionStatus.FALSE, BLOCKING_CONDITION, ", ".join(f"{t} is True" for t in blocking))
+    return Verdict(ConditionStatus.TRUE, AGENT_READY, "agent is posting heartbeats")
+
+
+def blocking_conditions(conditions: Sequence[Condition] | None) -> list[str]:
+    """blocking_conditions returns the types, in table order, of conditions that hold a node out of Ready."""
+    return [
+        type_
+        for type_, blocking_status in BLOCKING_CONDITIONS.items()
+        if (found := find_condition(conditions, type_)) is not None and found.status == blocking_status
+    ]
+
+
+def pressure_verdict(
+    *,
+    resource: str,
+    available: Mapping[str, str] | None,
+    capacity: Mapping[str, str] | None,
+    below: float,
+    pressure_reason: str,
+    sufficient_reason: str,
+) -> Verdict:
+    """pressure_verdict is True when available[resource] < below × capacity[resource]; Unknown without facts."""
+    try:
+        free = quantity_bytes((available or {})[resource])
+        total = quantity_bytes((capacity or {})[resource])
+    except (KeyError, ValueError):
+        return Verdict(ConditionStatus.UNKNOWN, FACTS_UNKNOWN, f"agent has not reported available and total {resource}")
+    percent = f"{below:.0%}"
+    if total <= 0:
+        return Verdict(ConditionStatus.UNKNOWN, FACTS_UNKNOWN, f"agent reported a {resource} capacity of zero")
+    if free < below * total:
+        return Verdict(ConditionStatus.TRUE, pressure_reason, f"available {resource} is below {percent} of capacity")
+    return Verdict(ConditionStatus.FALSE, sufficient_reason, f"available {resource} is at least {percent} of capacity")
+
+
+def path_verdict(mode: NetworkMode | None) -> Verdict:
+    """path_verdict is True while the node reaches the control plane through a DERP relay."""
+    if mode is None:
+        return Verdict(ConditionStatus.UNKNOWN, FACTS_UNKNOWN, "agent has not reported its path to the control plane")
+    if mode == NetworkMode.DERP:
+        return Verdict(ConditionStatus.TRUE, REASON_PATH_RELAYED, "path to the control plane is relayed through DERP")
+    return Verdict(ConditionStatus.FALSE, PATH_DIRECT, "path to the control plane is direct")
+
+
+def tailnet_verdict(online: bool | None) -> Verdict:
+    """tailnet_verdict is True when the coordination server says the node is offline (a hint only)."""
+    if online is None:
+        return Verdict(ConditionStatus.UNKNOWN, FACTS_UNKNOWN, "agent has not reported the tailnet's view")
+    if online:
+        return Verdict(ConditionStatus.FALSE, TAILNET_ONLINE, "tailnet reports the node online")
+    return Verdict(ConditionStatus.TRUE, REASON_TAILNET_OFFLINE, "tailnet reports the node offline")
+
+
+def node_verdicts(status: NodeStatus, ready: Verdict) -> dict[str, Verdict]:
+    """node_verdicts returns the verdict of every controller-owned condition type, in OWNED_TYPES order."""
+    network = status.network
+    tailnet = network.tailnet if network is not None else None
+    return {
+        READY: ready,
+        MEMORY_PRESSURE: pressure_verdict(
+            resource="memory",
+            available=status.available,
+            capacity=status.capacity,
+            below=MEMORY_PRESSURE_BELOW,
+            pressure_reason=REASON_MEMORY_PRESSURE,
+            sufficient_reason=SUFFICIENT_MEMORY,
+        ),
+        DISK_PRESSURE: pressure_verdict(
+            resource="disk",
+            available=status.available,
+            capacity=status.capacity,
+            below=DISK_PRESSURE_BELOW,
+            pressure_reason=REASON_DISK_PRESSURE,
+            sufficient_reason=SUFFICIENT_DISK,
+        ),
+        PATH_RELAYED: path_verdict(network.mode if network is not None else None),
+        TAILNET_OFFLINE: tailnet_verdict(tailnet.online if tailnet is not None else None),
+    }
+
+
+def lease_of(leases: LeaseTable, node: Node) -> Lease | None:
+    """lease_of is the node's lease from the table (the truth); failing that, one made from the stored
+    lastHeartbeat (which lags), so a node whose lease was never flushed before a restart is not taken for
+    one that never beat."""
+    lease = leases.get(node.name)
+    if lease is None and node.status.last_heartbeat is not None:
+        return Lease(node.status.last_heartbeat)
+    return lease
+
+
+def compute_node_state(stored: NodeState | None, ready: ConditionStatus) -> NodeState:
+    """compute_node_state: Draining is the operator's and sticks; otherwise Ready iff Ready is True."""
+    if stored == NodeState.DRAINING:
+        return NodeState.DRAINING
+    return NodeState.READY if ready == ConditionStatus.TRUE else NodeState.NOT_READY
+
+
+def node_conditions(
+    conditions: Sequence[Condition] | None, verdicts: Mapping[str, Verdict], now: datetime
+) -> list[Condition]:
+    """node_conditions upserts each verdict; lastTransitionTime moves only on a status change."""
+    result = list(conditions or ())
+    for type_, verdict in verdicts.items():
+        result = set_condition(result, type_, verdict.status, verdict.reason, verdict.message, now)
+    return result
+
+
+def is_stale(node: Node, state: NodeState, verdicts: Mapping[str, Verdict]) -> bool:
+    """is_stale reports whether the stored node differs from what it should say (state or a condition's
+    status, reason or message); lastHeartbeatTime alone never causes a write, which keeps passes cheap."""
+    if node.status.state != state:
+        return True
+    for type_, verdict in verdicts.items():
+        found = find_condition(node.status.conditions, type_)
+        if found is None or (found.status, found.reason, found.message) != (
+            verdict.status,
+            verdict.reason,
+            verdict.message,
+        ):
+            return True
+    return False
+
+
+class NodeLifecycleController:
+    """NodeLifecycleController writes each Node's state and owned conditions when they change."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        leases: LeaseTable,
+        now: Callable[[], datetime],
+        config: ControllerConfig,
+    ) -> None:
+        self._store = store
+        self._leases = leases
+        self._now = now
+        self._config = config
+        # When this instance first saw each node: the anchor of the restart rule.
+        self._observed_at: dict[str, datetime] = {}
+
+    def desired(self, node: Node, now: datetime) -> tuple[NodeState, dict[str, Verdict]]:
+        """desired returns the state and verdicts node should have at now (observed_at must be recorded)."""
+        ready = ready_verdict(
+            lease=lease_of(self._leases, node),
+            blocking=blocking_conditions(node.status.conditions),
+            observed_at=self._observed_at.get(node.name, now),
+            now=now,
+            grace=self._config.grace,
+            was_ready=node.status.state == NodeState.READY,
+        )
+        verdicts = node_verdicts(node.status, ready)
+        return compute_node_state(node.status.state, ready.status), verdicts
+
+    async def sync_once(self) -> int:
+        """sync_once runs one pass over every Node; returns how many Nodes it wrote."""
+        now = self._now()
+        nodes = await self._store.list_nodes()
+        seen = {node.name for node in nodes}
+        for name in [name for name in self._observed_at if name not in seen]:
+            del self._observed_at[name]
+        written = 0
+        for node in nodes:
+            self._observed_at.setdefault(node.name, now)
+            state, verdicts = self.desired(node, now)
+            if not is_stale(node, state, verdicts):
+                continue
+            try:
+                await self._store.update_node(node.name, lambda current: self._apply(current, now))
+            except NotFound:
+                continue  # deleted since the list; nothing to do
+            written += 1
+        return written
+
+    def _apply(self, current: Node, now: datetime) -> Node:
+        # Recomputed from the row read inside the transaction: a drain or a beat that landed after the
+        # list is respected, never overwritten with what the list showed.
+        state, verdicts = self.desired(current, now)
+        status = current.status.model_copy(
+            update={"state": state, "conditions": node_conditions(current.status.conditions, verdicts, now)}
+        )
+        metadata = current.metadata.model_copy(update={"updated_at": now})
+        return current.model_copy(update={"status": status, "metadata": metadata})
+
+    async def run(self, stop: asyncio.Event, *, gate: Gate | None = None) -> None:
+        """run calls sync_once every lifecycle_period until stop is set."""
+        await run_every("node-lifecycle", self.sync_once, self._config.lifecycle_period, stop, gate)

@@ -1,0 +1,136 @@
+"""Rescheduler: frees Projects of long-NotReady Nodes, forces stuck terminations, deletes Terminated rows."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Final
+
+from controlplane.api import ConditionStatus, Node, Project, ProjectPhase, find_condition
+from controlplane.store.base import Conflict, NotFound, Store
+
+from ._loop import Gate, run_every
+from ._projects import EVICTED_PHASES, evict, require_phase, return_to_pending, with_condition
+from .config import ControllerConfig, format_duration
+from .node_lifecycle import READY
+
+# The Project condition the server sets (True) when a DELETE starts termination.
+TERMINATING: Final = "Terminating"
+
+# Reasons.
+NODE_NOT_READY: Final = "NodeNotReady"
+TERMINATION_TIMEOUT: Final = "TerminationTimeout"
+
+
+def not_ready_since(node: Node) -> datetime | None:
+    """not_ready_since is when node's Ready condition left True, or None while it is True (or unset).
+
+    Ready is Unknown for a node that never beat and False after a timeout or a shutdown; both count.
+    """
+    ready = find_condition(node.status.conditions, READY)
+    if ready is None or ready.status == ConditionStatus.TRUE:
+        return None
+    return ready.last_transition_time
+
+
+def terminating_since(project: Project) -> datetime | None:
+    """terminating_since is when termination started: the Terminating condition's lastTransitionTime,
+    or updatedAt when the condition is missing (the phase change then was the last write)."""
+    condition = find_condition(project.status.conditions, TERMINATING)
+    if condition is not None and condition.last_transition_time is not None:
+        return condition.last_transition_time
+    return project.metadata.updated_at
+
+
+def overdue(since: datetime | None, now: datetime, limit: timedelta) -> bool:
+    """overdue reports whether more than limit has passed since since (strictly; never when since is unset)."""
+    return since is not None and now - since > limit
+
+
+def evict_from_not_ready(project: Project, now: datetime, *, after: timedelta) -> Project:
+    """evict_from_not_ready returns project back to Pending with reason NodeNotReady."""
+    node = project.status.node_ref
+    return return_to_pending(
+        project,
+        now,
+        reason=NODE_NOT_READY,
+        message=f"node {node} has been NotReady for more than {format_duration(after)}",
+    )
+
+
+def force_terminated(project: Project, now: datetime, *, timeout: timedelta) -> Project:
+    """force_terminated returns project in phase Terminated, its Terminating condition saying why."""
+    return with_condition(
+        project,
+        now,
+        type_=TERMINATING,
+        status=ConditionStatus.FALSE,
+        reason=TERMINATION_TIMEOUT,
+        message=f"forced to Terminated: still Terminating after {format_duration(timeout)}",
+        phase=ProjectPhase.TERMINATED,
+    )
+
+
+class Rescheduler:
+    """Rescheduler runs the three slow clean-ups of Projects; each step is idempotent."""
+
+    def __init__(self, *, store: Store, now: Callable[[], datetime], config: ControllerConfig) -> None:
+        self._store = store
+        self._now = now
+        self._config = config
+
+    async def sync_once(self) -> tuple[int, int, int]:
+        """sync_once runs one pass; returns (moved to Pending, forced Terminated, deleted).
+
+        Deletion runs before forcing, so a project forced to Terminated stays visible until the next pass.
+        """
+        now = self._now()
+        deleted = await self._delete_terminated()
+        forced = await self._force_stuck(now)
+        moved = await self._free_not_ready(now)
+        return moved, forced, deleted
+
+    async def _free_not_ready(self, now: datetime) -> int:
+        after = self._config.reschedule_after
+        moved = 0
+        for node in await self._store.list_nodes():
+            if not overdue(not_ready_since(node), now, after):
+                continue
+            for project in await self._store.list_projects(phases=list(EVICTED_PHASES), node_ref=node.name):
+                if await evict(self._store, project.name, node.name, now, partial(evict_from_not_ready, after=after)):
+                    moved += 1
+        return moved
+
+    async def _force_stuck(self, now: datetime) -> int:
+        timeout = self._config.terminating_timeout
+        forced = 0
+        for project in await self._store.list_projects(phases=[ProjectPhase.TERMINATING]):
+            if not overdue(terminating_since(project), now, timeout):
+                continue
+
+            def force(current: Project) -> Project:
+                require_phase(current, (ProjectPhase.TERMINATING,))
+                return force_terminated(current, now, timeout=timeout)
+
+            try:
+                await self._store.update_project(project.name, force)
+            except (Conflict, NotFound):
+                continue  # finished or deleted since the list
+            forced += 1
+        return forced
+
+    async def _delete_terminated(self) -> int:
+        deleted = 0
+        for project in await self._store.list_projects(phases=[ProjectPhase.TERMINATED]):
+            try:
+                await self._store.delete_project(project.name)
+            except NotFound:
+                continue
+            deleted += 1
+        return deleted
+
+    async def run(self, stop: asyncio.Event, *, gate: Gate | None = None) -> None:
+        """run calls sync_once every rescheduler_period until stop is set."""
+        await run_every("rescheduler", self.sync_once, self._config.rescheduler_period, stop, gate)

@@ -1,0 +1,289 @@
+"""Scheduler: binds Pending Projects to the least loaded Ready, schedulable Node that has room for them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Final
+
+from controlplane.api import (
+    ConditionStatus,
+    Node,
+    NodeState,
+    Project,
+    ProjectPhase,
+    cpu_millis,
+    find_condition,
+    quantity_bytes,
+)
+from controlplane.store.base import Conflict, NotFound, Store
+
+from ._loop import Gate, run_every
+from ._projects import SCHEDULED, require_phase, says, with_condition
+from .config import ControllerConfig
+
+# Reasons of the Scheduled condition (the type lives in _projects, shared with eviction).
+REASON_SCHEDULED: Final = "Scheduled"
+UNSCHEDULABLE: Final = "Unschedulable"
+
+#: Phases whose Projects hold their Node's resources (a Terminating one has not let go yet).
+BOUND_PHASES: Final = (ProjectPhase.SCHEDULED, ProjectPhase.RUNNING, ProjectPhase.TERMINATING)
+
+# Why a node is not available, as counted in the Unschedulable message, in the order printed there.
+NOT_READY: Final = "NotReady"
+DRAINING: Final = "Draining"
+CORDONED: Final = "unschedulable"
+UNDER_MEMORY_PRESSURE: Final = "MemoryPressure"
+UNDER_DISK_PRESSURE: Final = "DiskPressure"
+INSUFFICIENT_CPU: Final = "insufficient cpu"
+INSUFFICIENT_MEMORY: Final = "insufficient memory"
+MESSAGE_ORDER: Final = (
+    NOT_READY,
+    DRAINING,
+    CORDONED,
+    UNDER_MEMORY_PRESSURE,
+    UNDER_DISK_PRESSURE,
+    INSUFFICIENT_CPU,
+    INSUFFICIENT_MEMORY,
+)
+
+#: Node conditions that keep the scheduler away while True, with the label they get in the message.
+AVOIDED_CONDITIONS: Final[Mapping[str, str]] = {
+    "MemoryPressure": UNDER_MEMORY_PRESSURE,
+    "DiskPressure": UNDER_DISK_PRESSURE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Requests:
+    """Requests is what a Project asks of a Node: millicores and bytes (0 when not asked)."""
+
+    cpu: int = 0
+    memory: int = 0
+
+
+@dataclass(slots=True)
+class Room:
+    """Room is one candidate Node's allocatable and what its bound Projects already take."""
+
+    name: str
+    # Allocatable; 0 when the node did not report it (it then holds only requests of 0).
+    cpu: int
+    memory: int
+    used_cpu: int = 0
+    used_memory: int = 0
+    projects: int = 0
+
+    def take(self, request: Requests) -> None:
+        """take books request on this node."""
+        self.used_cpu += request.cpu
+        self.used_memory += request.memory
+        self.projects += 1
+
+
+@dataclass(slots=True)
+class Placement:
+    """Placement is the in-memory picture of one pass: candidate rooms and why the others are out."""
+
+    rooms: list[Room] = field(default_factory=list)
+    unavailable: Counter[str] = field(default_factory=Counter)
+    total: int = 0
+
+
+def requests_of(project: Project) -> Requests:
+    """requests_of reads spec.resources; an unset request is 0 (quantities were validated on write)."""
+    resources = project.spec.resources
+    if resources is None:
+        return Requests()
+    return Requests(
+        cpu=cpu_millis(resources.cpu) if resources.cpu else 0,
+        memory=quantity_bytes(resources.memory) if resources.memory else 0,
+    )
+
+
+def unavailable_reason(node: Node) -> str | None:
+    """unavailable_reason says why node takes no new Projects, or None when it is a candidate."""
+    if node.status.state == NodeState.DRAINING:
+        return DRAINING
+    if node.status.state != NodeState.READY:
+        return NOT_READY
+    if node.spec.unschedulable:
+        return CORDONED
+    for type_, label in AVOIDED_CONDITIONS.items():
+        found = find_condition(node.status.conditions, type_)
+        if found is not None and found.status == ConditionStatus.TRUE:
+            return label
+    return None
+
+
+def room_of(node: Node) -> Room:
+    """room_of returns node's allocatable cpu and memory; a missing or unreadable value counts as 0."""
+    allocatable = node.status.allocatable or {}
+    return Room(
+        node.name,
+        cpu=_parse(cpu_millis, allocatable.get("cpu")),
+        memory=_parse(quantity_bytes, allocatable.get("memory")),
+    )
+
+
+def fits(request: Requests, room: Room) -> list[str]:
+    """fits returns what room lacks for request (INSUFFICIENT_CPU, INSUFFICIENT_MEMORY); empty when it fits."""
+    lacking = []
+    if room.used_cpu + request.cpu > room.cpu:
+        lacking.append(INSUFFICIENT_CPU)
+    if room.used_memory + request.memory > room.memory:
+        lacking.append(INSUFFICIENT_MEMORY)
+    return lacking
+
+
+def load_after(request: Requests, room: Room) -> float:
+    """load_after is the larger of the cpu and memory fractions of allocatable used once request is placed."""
+    cpu = _fraction(room.used_cpu + request.cpu, room.cpu)
+    memory = _fraction(room.used_memory + request.memory, room.memory)
+    return max(cpu, memory)
+
+
+def choose_node(request: Requests, rooms: Iterable[Room]) -> Room | None:
+    """choose_node picks, among rooms that fit, the least loaded after placement; ties go to fewer
+    projects, then name. None when nothing fits."""
+    best: Room | None = None
+    best_key: tuple[float, int, str] | None = None
+    want_cpu, want_memory = request.cpu, request.memory
+    for room in rooms:
+        # Inlined fits/load_after: this loop runs nodes × projects times per pass.
+        cpu_after = room.used_cpu + want_cpu
+        memory_after = room.used_memory + want_memory
+        if cpu_after > room.cpu or memory_after > room.memory:
+            continue
+        key = (
+            max(_fraction(cpu_after, room.cpu), _fraction(memory_after, room.memory)),
+            room.projects,
+            room.name,
+        )
+        if best_key is None or key < best_key:
+            best, best_key = room, key
+    return best
+
+
+def unschedulable_message(placement: Placement, request: Requests) -> str:
+    """unschedulable_message explains a failed placement the way kubectl does:
+    `0/3 nodes are available: 1 NotReady, 1 unschedulable, 1 insufficient cpu`.
+
+    A candidate short of both cpu and memory is counted under each, as Kubernetes does.
+    """
+    counts = Counter(placement.unavailable)
+    for room in placement.rooms:
+        counts.update(fits(request, room))
+    parts = [f"{counts[label]} {label}" for label in MESSAGE_ORDER if counts[label]]
+    head = f"0/{placement.total} nodes are available"
+    return f"{head}: {', '.join(parts)}" if parts else head
+
+
+def build_placement(nodes: Iterable[Node], bound: Iterable[Project]) -> Placement:
+    """build_placement sorts nodes into candidates and unavailable ones and books the bound Projects."""
+    placement = Placement()
+    by_name: dict[str, Room] = {}
+    for node in nodes:
+        placement.total += 1
+        reason = unavailable_reason(node)
+        if reason is not None:
+            placement.unavailable[reason] += 1
+            continue
+        room = room_of(node)
+        placement.rooms.append(room)
+        by_name[room.name] = room
+    for project in bound:
+        holder = by_name.get(project.status.node_ref or "")
+        if holder is not None:
+            holder.take(requests_of(project))
+    return placement
+
+
+def queue_order(project: Project) -> tuple[datetime, str]:
+    """queue_order is first come, first served: createdAt, then name (unset createdAt goes first)."""
+    return (project.metadata.created_at or datetime.min.replace(tzinfo=UTC), project.name)
+
+
+class Scheduler:
+    """Scheduler places every Pending Project it can in one pass, booking headroom in memory as it goes."""
+
+    def __init__(self, *, store: Store, now: Callable[[], datetime], config: ControllerConfig) -> None:
+        self._store = store
+        self._now = now
+        self._config = config
+
+    async def sync_once(self) -> int:
+        """sync_once runs one scheduling pass; returns how many Projects it bound."""
+        now = self._now()
+        pending = await self._store.list_projects(phases=[ProjectPhase.PENDING])
+        if not pending:
+            return 0
+        nodes = await self._store.list_nodes()
+        placement = build_placement(nodes, await self._store.list_projects(phases=list(BOUND_PHASES)))
+        bound = 0
+        for project in sorted(pending, key=queue_order):
+            request = requests_of(project)
+            room = choose_node(request, placement.rooms)
+            if room is None:
+                await self._mark_unschedulable(project, unschedulable_message(placement, request), now)
+                continue
+            if await self._bind(project.name, room.name, now):
+                room.take(request)
+                bound += 1
+        return bound
+
+    async def _bind(self, name: str, node: str, now: datetime) -> bool:
+        def bind(current: Project) -> Project:
+            require_phase(current, (ProjectPhase.PENDING,))
+            return with_condition(
+                current,
+                now,
+                type_=SCHEDULED,
+                status=ConditionStatus.TRUE,
+                reason=REASON_SCHEDULED,
+                message=f"bound to node {node}",
+                phase=ProjectPhase.SCHEDULED,
+                node_ref=node,
+            )
+
+        try:
+            await self._store.update_project(name, bind)
+        except (Conflict, NotFound):
+            return False  # changed or deleted since the list: the next pass sees the truth
+        return True
+
+    async def _mark_unschedulable(self, project: Project, message: str, now: datetime) -> None:
+        if says(project, SCHEDULED, ConditionStatus.FALSE, UNSCHEDULABLE, message):
+            return  # unchanged: no write
+
+        def mark(current: Project) -> Project:
+            require_phase(current, (ProjectPhase.PENDING,))
+            return with_condition(
+                current, now, type_=SCHEDULED, status=ConditionStatus.FALSE, reason=UNSCHEDULABLE, message=message
+            )
+
+        try:
+            await self._store.update_project(project.name, mark)
+        except (Conflict, NotFound):
+            return
+
+    async def run(self, stop: asyncio.Event, *, gate: Gate | None = None) -> None:
+        """run calls sync_once every scheduler_period until stop is set."""
+        await run_every("scheduler", self.sync_once, self._config.scheduler_period, stop, gate)
+
+
+def _parse(parse: Callable[[str], int], text: str | None) -> int:
+    if not text:
+        return 0
+    try:
+        return max(parse(text), 0)
+    except ValueError:
+        return 0
+
+
+def _fraction(used: int, total: int) -> float:
+    # A node with no allocatable holds only zero requests; it is then as empty as can be.
+    return used / total if total > 0 else 0.0
