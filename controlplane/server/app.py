@@ -1,0 +1,115 @@
+"""create_app: the one composition root of the control plane's HTTP application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from controlplane.store.base import Store
+from controlplane.store.leases import LeaseTable
+
+from . import problems
+from .context import ServerContext
+from .identity import Identity
+from .metrics import Metrics
+from .routes import nodes, projects, system
+from .settings import Settings
+
+log = logging.getLogger("cara.server")
+
+#: Runs the controllers until the event is set (injected so that the server never imports them).
+BackgroundRunner = Callable[[ServerContext, asyncio.Event], Awaitable[None]]
+
+
+class RequestMetrics:
+    """RequestMetrics counts and times every HTTP request (a pure ASGI middleware: cheap on the beat path)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def send_counting(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counting)
+        finally:
+            self.metrics.requests.labels(scope["method"], str(status)).inc()
+            self.metrics.request_seconds.labels(scope["method"]).observe(time.perf_counter() - started)
+
+
+async def _flush_leases(context: ServerContext, stop: asyncio.Event) -> None:
+    period = context.settings.lease_flush_interval.total_seconds()
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=period)
+        try:
+            await context.leases.flush(context.store)
+        except Exception:  # a failed flush is retried next period; leases stay in memory
+            log.exception("lease flush failed")
+
+
+def create_app(
+    *,
+    store: Store,
+    now: Callable[[], datetime],
+    identity: Identity,
+    settings: Settings,
+    leases: LeaseTable | None = None,
+    background: BackgroundRunner | None = None,
+) -> FastAPI:
+    """create_app builds the API over its collaborators; background tasks run only under a lifespan."""
+    context = ServerContext(
+        store=store,
+        leases=leases if leases is not None else LeaseTable(),
+        now=now,
+        identity=identity,
+        settings=settings,
+        metrics=Metrics(),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await context.leases.load(context.store)
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(_flush_leases(context, stop), name="lease-flush")]
+        if background is not None:
+            tasks.append(asyncio.create_task(background(context, stop), name="controllers"))
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await context.leases.flush(context.store)
+
+    app = FastAPI(
+        title="Caravanserai control plane",
+        version="v1",
+        description="The caravanserai/v1 API: Nodes, Projects, heartbeats. Errors are RFC 9457 problem documents.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.context = context
+    problems.install(app)
+
+    app.add_middleware(RequestMetrics, metrics=context.metrics)
+    app.include_router(system.router)
+    app.include_router(nodes.router)
+    app.include_router(projects.router)
+    return app

@@ -1,0 +1,83 @@
+"""The collaborators every route needs, held on the app, and the request dependencies that hand them out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from fastapi import Request
+
+from controlplane.api import InvalidObject
+from controlplane.store.base import Store
+from controlplane.store.leases import LeaseTable
+
+from .identity import Caller, Identity
+from .metrics import Metrics
+from .problems import BodyTooLarge
+from .settings import Settings
+
+
+@dataclass(slots=True)
+class ServerContext:
+    """ServerContext is built once by create_app and shared by all requests."""
+
+    store: Store
+    leases: LeaseTable
+    now: Callable[[], datetime]
+    identity: Identity
+    settings: Settings
+    metrics: Metrics
+    # KnownNodes: names seen to exist, so an empty heartbeat needs no store read. Deleting a node removes it.
+    known_nodes: set[str] = field(default_factory=set)
+
+
+def get_context(request: Request) -> ServerContext:
+    """get_context returns the app's ServerContext (a FastAPI dependency)."""
+    context: ServerContext = request.app.state.context
+    return context
+
+
+async def get_caller(request: Request) -> Caller:
+    """get_caller identifies the caller of this request (a FastAPI dependency); raises Unauthorized."""
+    context = get_context(request)
+    return await context.identity.identify(request)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """read_body returns the raw body; raises BodyTooLarge past limit without reading the rest."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes) -> Any:
+    """parse_json decodes a JSON body; raises InvalidObject saying where the syntax is wrong."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidObject([f"body: not UTF-8 text (byte {exc.start})"]) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidObject([f"body: invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"]) from None
+    except RecursionError:
+        raise InvalidObject(["body: JSON nested too deeply"]) from None
+
+
+async def read_json(request: Request) -> Any:
+    """read_json reads and decodes the JSON body within the configured size limit."""
+    raw = await read_body(request, get_context(request).settings.max_body_bytes)
+    if not raw.strip():
+        raise InvalidObject(["body: is required (a JSON object)"])
+    return parse_json(raw)

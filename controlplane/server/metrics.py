@@ -1,0 +1,38 @@
+"""Prometheus metrics of the control plane, on a registry of the app's own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    """Metrics holds the app's collectors; one instance per app, so tests never share counters."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.heartbeats = Counter(
+            "cara_heartbeats_total",
+            "Heartbeats received, by kind (empty or full).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "cara_http_requests_total",
+            "HTTP requests answered, by method and status code.",
+            ["method", "code"],
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "cara_http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["method"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+        )
+        self.nodes = Gauge(
+            "cara_nodes", "Nodes known to the control plane, by state.", ["state"], registry=self.registry
+        )
+
+    def render(self) -> bytes:
+        """render returns the Prometheus text exposition."""
+        return generate_latest(self.registry)

@@ -1,0 +1,134 @@
+"""RFC 9457 problem documents: the one table from errors to status and title, and the handlers that use it."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from controlplane.api import InvalidObject
+from controlplane.store.base import AlreadyExists, Conflict, NotFound, StoreError
+
+from .identity import Forbidden, Unauthorized
+
+log = logging.getLogger("cara.server")
+
+PROBLEM_JSON = "application/problem+json"
+
+#: Titles of design §3.3; other statuses use the HTTP reason phrase.
+TITLES: dict[int, str] = {
+    400: "Validation Problem",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    409: "Conflict",
+    413: "Content Too Large",
+    500: "Internal Server Error",
+}
+
+
+class Problem(Exception):
+    """Problem is raised by a route to answer with a problem document."""
+
+    def __init__(self, status: int, detail: str, errors: list[str] | None = None) -> None:
+        self.status, self.detail, self.errors = status, detail, errors
+        super().__init__(detail)
+
+
+class BodyTooLarge(Exception):
+    """BodyTooLarge is raised when a request body exceeds the configured limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"request body exceeds the limit of {limit} bytes")
+
+
+#: The one mapping of our exceptions to HTTP statuses (the most specific class first).
+STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
+    (InvalidObject, 400),
+    (Unauthorized, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (AlreadyExists, 409),
+    (Conflict, 409),
+    (BodyTooLarge, 413),
+)
+
+
+def title_of(status: int) -> str:
+    """title_of returns the problem title of an HTTP status."""
+    if status in TITLES:
+        return TITLES[status]
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def problem_response(
+    status: int, detail: str, errors: list[str] | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """problem_response builds an application/problem+json response."""
+    body: dict[str, Any] = {
+        "type": f"urn:caravanserai:problem:{title_of(status).lower().replace(' ', '-')}",
+        "title": title_of(status),
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Problem)
+    return problem_response(exc.status, exc.detail, exc.errors)
+
+
+async def _on_known(request: Request, exc: Exception) -> JSONResponse:
+    for kind, status in STATUS_OF:
+        if isinstance(exc, kind):
+            if isinstance(exc, InvalidObject):
+                return problem_response(status, "the request is not valid; see errors", exc.errors)
+            return problem_response(status, str(exc))
+    return await _on_unexpected(request, exc)
+
+
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else title_of(exc.status_code)
+    if exc.status_code == 404:
+        detail = f"no route for {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        detail = f"method {request.method} is not allowed on {request.url.path}"
+    return problem_response(exc.status_code, detail, headers=dict(exc.headers or {}))
+
+
+async def _on_request_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ()) if part not in ("query", "path", "body")]
+        errors.append(f"{'.'.join(loc) or 'request'}: {error.get('msg', 'is not valid')}")
+    return problem_response(400, "the request is not valid; see errors", errors)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(500, "the server failed to handle the request; see its log")
+
+
+def install(app: FastAPI) -> None:
+    """install registers the problem-document handlers on app."""
+    app.add_exception_handler(Problem, _on_problem)
+    for kind, _ in STATUS_OF:
+        app.add_exception_handler(kind, _on_known)
+    app.add_exception_handler(StoreError, _on_known)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(RequestValidationError, _on_request_validation)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,191 @@
+"""Node routes of design §3.1 and §3.5: CRUD, heartbeat, drain and uncordon."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from controlplane.api import (
+    Heartbeat,
+    Node,
+    NodeList,
+    NodeState,
+    NodeStatus,
+    ProjectPhase,
+    decode,
+    set_condition,
+)
+from controlplane.store.base import Conflict
+
+from ..context import ServerContext, get_caller, get_context, parse_json, read_body, read_json
+from ..identity import Caller, require_reader, require_writer
+from ._common import check_path_name, parse_selector, wire, without_status
+
+router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
+
+Ctx = Annotated[ServerContext, Depends(get_context)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+#: Condition types the lifecycle controller computes; an agent's value for them is ignored.
+CONTROLLER_CONDITIONS = frozenset({"Ready", "MemoryPressure", "DiskPressure", "PathRelayed", "TailnetOffline"})
+#: Phases in which a Project occupies its Node.
+ASSIGNED_PHASES = (ProjectPhase.SCHEDULED, ProjectPhase.RUNNING, ProjectPhase.TERMINATING)
+
+
+def _with_lease(node: Node, context: ServerContext) -> Node:
+    """_with_lease shows the in-memory lease as status.lastHeartbeat (the stored one lags by a flush)."""
+    lease = context.leases.get(node.name)
+    if lease is None or (node.status.last_heartbeat and node.status.last_heartbeat >= lease.renewed_at):
+        return node
+    status = node.status.model_copy(update={"last_heartbeat": lease.renewed_at})
+    return node.model_copy(update={"status": status})
+
+
+@router.get("", responses={200: {"model": NodeList}})
+async def list_nodes(
+    context: Ctx, caller: CallerDep, label_selector: Annotated[str | None, Query(alias="labelSelector")] = None
+) -> JSONResponse:
+    require_reader(caller)
+    nodes = await context.store.list_nodes(labels=parse_selector(label_selector))
+    context.known_nodes.update(node.name for node in nodes)
+    return wire(NodeList(items=[_with_lease(node, context) for node in nodes]))
+
+
+@router.post("", status_code=201, responses={201: {"model": Node}})
+async def create_node(request: Request, context: Ctx, caller: CallerDep) -> JSONResponse:
+    require_writer(caller)
+    node = decode(Node, without_status(await read_json(request)))
+    now = context.now()
+    node.metadata.created_at = node.metadata.updated_at = now
+    node.status = NodeStatus(state=NodeState.NOT_READY)
+    created = await context.store.create_node(node)
+    context.known_nodes.add(created.name)
+    return wire(created, 201)
+
+
+@router.get("/{name}", responses={200: {"model": Node}})
+async def get_node(name: str, context: Ctx, caller: CallerDep) -> JSONResponse:
+    require_reader(caller)
+    node = await context.store.get_node(name)
+    context.known_nodes.add(name)
+    return wire(_with_lease(node, context))
+
+
+@router.put("/{name}", responses={200: {"model": Node}})
+async def replace_node(name: str, request: Request, context: Ctx, caller: CallerDep) -> JSONResponse:
+    require_writer(caller)
+    body = without_status(await read_json(request))
+    check_path_name(body, name)
+    if isinstance(body, dict) and "metadata" not in body:
+        body = {**body, "metadata": {"name": name}}
+    given = decode(Node, body)
+    now = context.now()
+
+    def replace(node: Node) -> Node:
+        metadata = node.metadata.model_copy(
+            update={"labels": given.metadata.labels, "annotations": given.metadata.annotations, "updated_at": now}
+        )
+        return node.model_copy(update={"metadata": metadata, "spec": given.spec})
+
+    return wire(_with_lease(await context.store.update_node(name, replace), context))
+
+
+@router.delete("/{name}", status_code=204)
+async def delete_node(name: str, context: Ctx, caller: CallerDep) -> Response:
+    require_writer(caller)
+    await context.store.get_node(name)
+    assigned = await context.store.list_projects(node_ref=name, phases=ASSIGNED_PHASES)
+    if assigned:
+        names = ", ".join(project.name for project in assigned[:5])
+        raise Conflict(
+            f'node "{name}" has {len(assigned)} project(s) assigned ({names}); drain it and wait for them to move'
+        )
+    await context.store.delete_node(name)
+    context.leases.forget(name)
+    context.known_nodes.discard(name)
+    return Response(status_code=204)
+
+
+def _merge_beat(beat: Heartbeat, context: ServerContext) -> Any:
+    now = context.now()
+
+    def merge(node: Node) -> Node:
+        status = node.status.model_copy()
+        for field in ("network", "capacity", "allocatable", "available", "info"):
+            value = getattr(beat, field)
+            if value:  # an empty field changes nothing (design §3.4)
+                setattr(status, field, value)
+        conditions = status.conditions
+        for condition in beat.conditions or ():
+            if condition.type not in CONTROLLER_CONDITIONS:
+                conditions = set_condition(
+                    conditions,
+                    condition.type,
+                    condition.status,
+                    condition.reason or "",
+                    condition.message or "",
+                    now,
+                )
+        status.conditions = conditions
+        status.last_heartbeat = now
+        return node.model_copy(update={"status": status})
+
+    return merge
+
+
+@router.post("/{name}/heartbeat", status_code=204)
+async def heartbeat(name: str, request: Request, context: Ctx, caller: CallerDep) -> Response:
+    raw = await read_body(request, context.settings.max_body_bytes)
+    beat = Heartbeat() if not raw.strip() else decode(Heartbeat, parse_json(raw))
+    if name not in context.known_nodes:
+        await context.store.get_node(name)  # 404 tells the agent to register again
+        context.known_nodes.add(name)
+    now = context.now()
+    if beat.is_empty():
+        context.metrics.heartbeats.labels("empty").inc()
+        context.leases.renew(name, now)
+        return Response(status_code=204)
+    context.metrics.heartbeats.labels("full").inc()
+    if not beat.model_copy(update={"state": None}).is_empty():  # facts to store, not only a goodbye
+        await context.store.update_node(name, _merge_beat(beat, context))
+    if beat.state is NodeState.NOT_READY:  # the agent is going away: NotReady now, not after the grace
+        context.leases.release(name, now)
+    else:
+        context.leases.renew(name, now)
+    return Response(status_code=204)
+
+
+@router.post("/{name}/drain", responses={200: {"model": Node}})
+async def drain_node(name: str, context: Ctx, caller: CallerDep) -> JSONResponse:
+    """drain cordons the node and marks it Draining; the draining controller moves its projects to Pending."""
+    require_writer(caller)
+    now = context.now()
+
+    def drain(node: Node) -> Node:
+        spec = node.spec.model_copy(update={"unschedulable": True})
+        status = node.status.model_copy(update={"state": NodeState.DRAINING})
+        metadata = node.metadata.model_copy(update={"updated_at": now})
+        return node.model_copy(update={"spec": spec, "status": status, "metadata": metadata})
+
+    return wire(_with_lease(await context.store.update_node(name, drain), context))
+
+
+@router.post("/{name}/uncordon", responses={200: {"model": Node}})
+async def uncordon_node(name: str, context: Ctx, caller: CallerDep) -> JSONResponse:
+    """uncordon makes the node schedulable again and ends a drain."""
+    require_writer(caller)
+    now = context.now()
+    lease = context.leases.get(name)
+    live = lease is not None and lease.is_fresh(now, context.settings.grace)
+
+    def uncordon(node: Node) -> Node:
+        spec = node.spec.model_copy(update={"unschedulable": False})
+        status = node.status
+        if status.state is NodeState.DRAINING:
+            status = status.model_copy(update={"state": NodeState.READY if live else NodeState.NOT_READY})
+        metadata = node.metadata.model_copy(update={"updated_at": now})
+        return node.model_copy(update={"spec": spec, "status": status, "metadata": metadata})
+
+    return wire(_with_lease(await context.store.update_node(name, uncordon), context))

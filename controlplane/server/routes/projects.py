@@ -1,0 +1,150 @@
+"""Project routes of design §3.1: CRUD with phase rules, list filters, and the status PATCH."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from controlplane.api import (
+    ConditionStatus,
+    InvalidObject,
+    Project,
+    ProjectList,
+    ProjectPhase,
+    ProjectStatus,
+    ProjectStatusPatch,
+    decode,
+    set_condition,
+)
+from controlplane.store.base import Conflict
+
+from ..context import ServerContext, get_caller, get_context, read_json
+from ..identity import Caller, require_reader, require_writer
+from ._common import check_path_name, parse_selector, wire, without_status
+
+router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
+
+Ctx = Annotated[ServerContext, Depends(get_context)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+#: A spec may be replaced only before the project runs, or after it failed (design §3.1).
+REPLACEABLE_PHASES = frozenset({ProjectPhase.PENDING, ProjectPhase.FAILED})
+#: Phases in which a project holds nothing on a node, so DELETE removes it at once.
+IDLE_PHASES = frozenset({ProjectPhase.PENDING, ProjectPhase.FAILED, ProjectPhase.TERMINATED})
+
+
+@router.get("", responses={200: {"model": ProjectList}})
+async def list_projects(
+    context: Ctx,
+    caller: CallerDep,
+    phase: Annotated[list[str] | None, Query()] = None,
+    node_ref: Annotated[str | None, Query(alias="nodeRef")] = None,
+    label_selector: Annotated[str | None, Query(alias="labelSelector")] = None,
+) -> JSONResponse:
+    require_reader(caller)
+    phases = []
+    for value in phase or ():
+        try:
+            phases.append(ProjectPhase(value))
+        except ValueError:
+            allowed = ", ".join(p.value for p in ProjectPhase)
+            raise InvalidObject([f"phase: {value!r} is not one of {allowed}"]) from None
+    projects = await context.store.list_projects(
+        phases=phases or None, node_ref=node_ref or None, labels=parse_selector(label_selector)
+    )
+    return wire(ProjectList(items=projects))
+
+
+@router.post("", status_code=201, responses={201: {"model": Project}})
+async def create_project(request: Request, context: Ctx, caller: CallerDep) -> JSONResponse:
+    require_writer(caller)
+    project = decode(Project, without_status(await read_json(request)))
+    project.metadata.created_at = project.metadata.updated_at = context.now()
+    project.status = ProjectStatus(phase=ProjectPhase.PENDING)
+    return wire(await context.store.create_project(project), 201)
+
+
+@router.get("/{name}", responses={200: {"model": Project}})
+async def get_project(name: str, context: Ctx, caller: CallerDep) -> JSONResponse:
+    require_reader(caller)
+    return wire(await context.store.get_project(name))
+
+
+@router.put("/{name}", responses={200: {"model": Project}})
+async def replace_project(name: str, request: Request, context: Ctx, caller: CallerDep) -> JSONResponse:
+    require_writer(caller)
+    body = without_status(await read_json(request))
+    check_path_name(body, name)
+    if isinstance(body, dict) and "metadata" not in body:
+        body = {**body, "metadata": {"name": name}}
+    given = decode(Project, body)
+    now = context.now()
+
+    def replace(project: Project) -> Project:
+        if project.status.phase not in REPLACEABLE_PHASES:
+            raise Conflict(
+                f'project "{name}" is {project.status.phase}; its spec can be replaced only while Pending or Failed'
+            )
+        metadata = project.metadata.model_copy(
+            update={"labels": given.metadata.labels, "annotations": given.metadata.annotations, "updated_at": now}
+        )
+        # A failed project with a new spec gets another chance: back to Pending for the scheduler.
+        status = ProjectStatus(phase=ProjectPhase.PENDING, conditions=project.status.conditions)
+        return project.model_copy(update={"metadata": metadata, "spec": given.spec, "status": status})
+
+    return wire(await context.store.update_project(name, replace))
+
+
+@router.delete("/{name}", status_code=204, responses={202: {"model": Project}})
+async def delete_project(
+    name: str, context: Ctx, caller: CallerDep, force: Annotated[bool, Query()] = False
+) -> Response:
+    """delete removes an idle project at once (204); a placed one goes Terminating (202) unless force=true."""
+    require_writer(caller)
+    project = await context.store.get_project(name)
+    if force or project.status.phase in IDLE_PHASES:
+        await context.store.delete_project(name)
+        return Response(status_code=204)
+    now = context.now()
+
+    def terminate(current: Project) -> Project:
+        if current.status.phase is ProjectPhase.TERMINATING:
+            return current
+        conditions = set_condition(
+            current.status.conditions,
+            "Terminating",
+            ConditionStatus.TRUE,
+            "DeleteRequested",
+            "deletion was requested; waiting for the node to stop the services",
+            now,
+        )
+        status = current.status.model_copy(update={"phase": ProjectPhase.TERMINATING, "conditions": conditions})
+        return current.model_copy(update={"status": status})
+
+    updated = await context.store.update_project(name, terminate)
+    return wire(updated, 202)
+
+
+@router.patch("/{name}/status", status_code=204)
+async def patch_project_status(name: str, request: Request, context: Ctx, caller: CallerDep) -> Response:
+    """patch_status records the phase a node reports for the project, with its reason and message."""
+    patch = decode(ProjectStatusPatch, await read_json(request))
+    now = context.now()
+
+    def apply(project: Project) -> Project:
+        conditions = set_condition(
+            project.status.conditions,
+            "Phase",
+            ConditionStatus.TRUE,
+            patch.reason or str(patch.phase),
+            patch.message or "",
+            now,
+        )
+        status = project.status.model_copy(update={"phase": patch.phase, "conditions": conditions})
+        metadata = project.metadata.model_copy(update={"updated_at": now})
+        return project.model_copy(update={"status": status, "metadata": metadata})
+
+    await context.store.update_project(name, apply)
+    return Response(status_code=204)

@@ -1,0 +1,33 @@
+"""System routes: health and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from controlplane.api import NodeState
+
+from ..context import ServerContext, get_context
+
+router = APIRouter(tags=["system"])
+
+Ctx = Annotated[ServerContext, Depends(get_context)]
+
+
+@router.get("/api/healthz", response_class=PlainTextResponse)
+async def healthz() -> str:
+    return "OK"
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(context: Ctx) -> Response:
+    counts = dict.fromkeys(NodeState, 0)
+    for node in await context.store.list_nodes():
+        if node.status.state is not None:
+            counts[node.status.state] += 1
+    for state, count in counts.items():
+        context.metrics.nodes.labels(state.value).set(count)
+    return Response(context.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,33 @@
+"""The server's settings, read once at start and passed to create_app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+#: Default TCP port of the API (design §3.1).
+DEFAULT_PORT = 8080
+#: Largest request body accepted; manifests are small, and a bound keeps a hostile client from filling memory.
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Settings holds everything the app needs to know that is not a collaborator."""
+
+    # Dev: loopback binding, every caller an administrator (design §5.5).
+    dev: bool = False
+    # DataDir: where the default SQLite store lives.
+    data_dir: Path = field(default_factory=lambda: Path("~/.local/share/caravanserai").expanduser())
+    # HeartbeatInterval: how often agents beat; documented to agents, used for lease flushing.
+    heartbeat_interval: timedelta = timedelta(seconds=10)
+    # Grace: silence after which a node turns NotReady (design §4: 40 s).
+    grace: timedelta = timedelta(seconds=40)
+    # MaxBodyBytes: requests with a larger body get 413.
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # LeaseFlushInterval: how often renewed leases are persisted in one batch. Shorter than the grace, so a
+    # restart loses at most this much lease history (and the restart rule covers that gap).
+    lease_flush_interval: timedelta = timedelta(seconds=5)
+    # RunControllers: run the lifecycle controllers and scheduler in this process.
+    run_controllers: bool = True

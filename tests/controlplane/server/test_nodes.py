@@ -1,0 +1,136 @@
+"""Node routes: every status code of design §3.1, drain/uncordon, and what a PUT keeps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from controlplane.store.leases import LeaseTable
+from tests.conftest import FakeClock
+
+NODES = "/api/v1/nodes"
+
+
+def node(name: str = "edge1", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "caravanserai/v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": {"zone": "a"}},
+        "spec": {"hostname": name, **spec},
+    }
+
+
+def project(name: str, node_ref: str | None = None) -> dict[str, Any]:
+    return {"metadata": {"name": name}, "spec": {"services": [{"name": "web", "image": "nginx"}]}}
+
+
+async def test_create_get_list(api: httpx.AsyncClient) -> None:
+    created = await api.post(NODES, json=node())
+    assert created.status_code == 201
+    body = created.json()
+    assert body["metadata"]["createdAt"] == "2026-11-24T12:00:00Z"
+    assert body["status"]["state"] == "NotReady"
+    got = await api.get(f"{NODES}/edge1")
+    assert got.status_code == 200 and got.json()["spec"]["hostname"] == "edge1"
+    listed = (await api.get(NODES)).json()
+    assert listed["kind"] == "NodeList" and [n["metadata"]["name"] for n in listed["items"]] == ["edge1"]
+
+
+async def test_empty_list_has_items(api: httpx.AsyncClient) -> None:
+    assert (await api.get(NODES)).json() == {"apiVersion": "caravanserai/v1", "kind": "NodeList", "items": []}
+
+
+async def test_label_selector(api: httpx.AsyncClient) -> None:
+    await api.post(NODES, json=node("a"))
+    other = node("b")
+    other["metadata"]["labels"] = {"zone": "b"}
+    await api.post(NODES, json=other)
+    items = (await api.get(NODES, params={"labelSelector": "zone=b"})).json()["items"]
+    assert [n["metadata"]["name"] for n in items] == ["b"]
+    bad = await api.get(NODES, params={"labelSelector": "zone"})
+    assert bad.status_code == 400 and bad.json()["errors"] == ["labelSelector: 'zone' is not of the form key=value"]
+
+
+async def test_duplicate_is_409(api: httpx.AsyncClient) -> None:
+    await api.post(NODES, json=node())
+    again = await api.post(NODES, json=node())
+    assert again.status_code == 409
+    assert again.headers["content-type"] == "application/problem+json"
+    assert again.json()["title"] == "Conflict" and "edge1" in again.json()["detail"]
+
+
+async def test_client_status_is_dropped(api: httpx.AsyncClient) -> None:
+    doc = node()
+    doc["status"] = {"state": "Ready", "lastHeartbeat": "2026-01-01T00:00:00Z", "bogus": 1}
+    body = (await api.post(NODES, json=doc)).json()
+    assert body["status"] == {"state": "NotReady"}
+
+
+async def test_put_replaces_spec_labels_and_keeps_status(api: httpx.AsyncClient, clock: FakeClock) -> None:
+    await api.post(NODES, json=node())
+    await api.post(f"{NODES}/edge1/heartbeat", json={"info": {"kernelVersion": "6.1"}})
+    clock.step(5)
+    doc = node(unschedulable=True)
+    doc["metadata"]["labels"] = {"zone": "b"}
+    doc["status"] = {"state": "Draining"}
+    put = await api.put(f"{NODES}/edge1", json=doc)
+    assert put.status_code == 200
+    body = put.json()
+    assert body["spec"]["unschedulable"] is True and body["metadata"]["labels"] == {"zone": "b"}
+    assert body["status"]["info"] == {"kernelVersion": "6.1"} and body["status"]["state"] == "NotReady"
+    assert body["metadata"]["createdAt"] == "2026-11-24T12:00:00Z"
+    assert body["metadata"]["updatedAt"] == "2026-11-24T12:00:05Z"
+
+
+async def test_put_name_mismatch_and_missing(api: httpx.AsyncClient) -> None:
+    await api.post(NODES, json=node())
+    mismatch = await api.put(f"{NODES}/edge1", json=node("edge2"))
+    assert mismatch.status_code == 400
+    assert mismatch.json()["errors"] == ["metadata.name: must match the name in the path ('edge1'), got 'edge2'"]
+    assert (await api.put(f"{NODES}/ghost", json=node("ghost"))).status_code == 404
+
+
+async def test_get_and_delete_missing_are_404(api: httpx.AsyncClient) -> None:
+    missing = await api.get(f"{NODES}/ghost")
+    assert missing.status_code == 404
+    assert missing.json() == {
+        "type": "urn:caravanserai:problem:not-found",
+        "title": "Not Found",
+        "status": 404,
+        "detail": 'Node "ghost" not found',
+    }
+    assert (await api.delete(f"{NODES}/ghost")).status_code == 404
+
+
+async def test_delete_is_409_while_projects_are_assigned(api: httpx.AsyncClient) -> None:
+    await api.post(NODES, json=node())
+    await api.post("/api/v1/projects", json=project("p1"))
+    await api.patch("/api/v1/projects/p1/status", json={"phase": "Running"})
+    # bind it the way the scheduler would: through the store is not visible here, so use the status route
+    app_store = api._transport.app.state.context.store  # type: ignore[attr-defined]
+
+    def bind(p: Any) -> Any:
+        return p.model_copy(update={"status": p.status.model_copy(update={"node_ref": "edge1"})})
+
+    await app_store.update_project("p1", bind)
+    blocked = await api.delete(f"{NODES}/edge1")
+    assert blocked.status_code == 409 and "p1" in blocked.json()["detail"]
+    assert (await api.get(f"{NODES}/edge1")).status_code == 200
+    await api.delete("/api/v1/projects/p1", params={"force": "true"})
+    assert (await api.delete(f"{NODES}/edge1")).status_code == 204
+    assert (await api.get(f"{NODES}/edge1")).status_code == 404
+
+
+async def test_drain_and_uncordon(api: httpx.AsyncClient, leases: LeaseTable) -> None:
+    await api.post(NODES, json=node())
+    await api.post(f"{NODES}/edge1/heartbeat")
+    drained = await api.post(f"{NODES}/edge1/drain")
+    assert drained.status_code == 200
+    assert drained.json()["status"]["state"] == "Draining" and drained.json()["spec"]["unschedulable"] is True
+    # heartbeats never overwrite Draining
+    await api.post(f"{NODES}/edge1/heartbeat", json={"info": {"osImage": "Debian"}})
+    assert (await api.get(f"{NODES}/edge1")).json()["status"]["state"] == "Draining"
+    uncordoned = (await api.post(f"{NODES}/edge1/uncordon")).json()
+    assert uncordoned["status"]["state"] == "Ready" and uncordoned["spec"]["unschedulable"] is False
+    assert (await api.post(f"{NODES}/ghost/drain")).status_code == 404
