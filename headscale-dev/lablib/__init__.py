@@ -1,0 +1,1 @@
+"""Standard-library-only internals of the `headscale-dev/lab` command (plan, system calls, lifecycle)."""

@@ -1,0 +1,460 @@
+"""Bring a lab up, describe it, toggle its links and take it down again, recording every step in state.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import system as sy
+from .plan import (
+    BASE_DOMAIN,
+    DERP_REGION_CODE,
+    HEADSCALE_PORT,
+    HUB_IP,
+    NODE_TAG,
+    OPERATOR_USER,
+    SERVER_TAG,
+    TAILSCALED_PORT,
+    Host,
+    LabError,
+    Plan,
+    State,
+    bin_dir,
+    headscale_config,
+    make_plan,
+    parse_rate,
+    policy,
+    tailscaled_env,
+    tbf_burst_bytes,
+)
+
+INSTALL = Path(__file__).resolve().parent.parent / "install"
+UP_TIMEOUT = 60.0  # seconds for each wait in `up`; a 2-core machine settles 5 hosts in well under 10 s
+
+
+class Progress:
+    """Prints one `[  3.2s] message` line per step, timed from its creation."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._t0 = time.monotonic()
+        self._out = out
+
+    def elapsed(self) -> float:
+        """Return the seconds since the first step began."""
+        return time.monotonic() - self._t0
+
+    def __call__(self, msg: str) -> None:
+        print(f"[{self.elapsed():5.1f}s] {msg}", file=self._out, flush=True)
+
+
+# ---- state file -------------------------------------------------------------------------------------------------
+
+
+def load_state(plan: Plan) -> State | None:
+    """Return the recorded state of the lab, or None when it is not up."""
+    try:
+        return State.from_json(Path(plan.state_file).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def save_state(plan: Plan, state: State) -> None:
+    """Write the state atomically, so a reader never sees half a file."""
+    tmp = f"{plan.state_file}.tmp"
+    Path(tmp).write_text(state.to_json())
+    os.replace(tmp, plan.state_file)
+
+
+def users(plan: Plan) -> list[int]:
+    """Return the live PIDs that registered themselves as using this lab (see `Lab` in tests/lab/conftest.py)."""
+    d = Path(plan.dir) / "users"
+    return sorted(int(p.name) for p in d.glob("*") if p.name.isdigit() and sy.alive(int(p.name))) if d.is_dir() else []
+
+
+def plan_of_running(name: str) -> Plan:
+    """Return the plan of the running lab `name` (its edge count comes from the state file)."""
+    probe = make_plan(name, 0)
+    state = load_state(probe)
+    if state is None:
+        raise LabError(f"lab '{name}' is not up; start it with `headscale-dev/lab up`")
+    return make_plan(name, state.edges)
+
+
+# ---- preflight ----------------------------------------------------------------------------------------------------
+
+
+def preflight(out: TextIO) -> Path:
+    """Check root, TUN and tools, build the binaries if missing, and return the binary directory."""
+    if os.geteuid() != 0:
+        raise LabError("must run as root (network namespaces, TUN devices): use sudo headscale-dev/lab ...")
+    if not os.path.exists("/dev/net/tun"):
+        raise LabError("/dev/net/tun is missing: load the tun module (modprobe tun) or run on a host with TUN")
+    bins = bin_dir()
+    tools = ("nft", "ip", "tc")
+    if not all((bins / b).exists() for b in ("headscale", "tailscale", "tailscaled")) or not all(
+        shutil.which(t) for t in tools
+    ):
+        if not shutil.which("go") and not os.path.exists("/usr/local/go/bin/go") and not (bins / "headscale").exists():
+            raise LabError("Go is missing and the lab binaries are not built: install Go >= 1.26, then rerun")
+        print(f"binaries or tools missing: running {INSTALL}", file=out, flush=True)
+        if subprocess.run([str(INSTALL)], stdout=out, stderr=out).returncode != 0:
+            raise LabError(f"{INSTALL} failed (see its output above)")
+    return bins
+
+
+# ---- up -----------------------------------------------------------------------------------------------------------
+
+
+def up(name: str, edges: int, out: TextIO) -> None:
+    """Create the lab and wait until every host is Running with all peers online; roll back on failure."""
+    plan = make_plan(name, edges)
+    bins = preflight(out)
+    state = load_state(plan)
+    if state is not None:
+        problem = health_problem(make_plan(name, state.edges), state)
+        if problem is None and state.edges == edges:
+            print(f"lab '{name}' is already up and healthy with {edges} edges", file=out)
+            return
+        why = problem or f"it has {state.edges} edges, not {edges}"
+        raise LabError(f"lab '{name}' is already up ({why}); run `headscale-dev/lab down` first")
+    leftovers = sorted(n for n in sy.list_netns() if n.startswith(f"{name}-"))
+    if leftovers or os.path.exists(plan.dir):
+        raise LabError(
+            f"found {', '.join(leftovers) or plan.dir} not recorded by any lab state; remove them by hand "
+            f"(ip netns del ...; rm -r {plan.dir}) or pick another lab name with --name"
+        )
+    os.makedirs(plan.dir, mode=0o700)
+    state = State(name=name, edges=edges)
+    save_state(plan, state)
+    step = Progress(out)
+    try:
+        _build_network(plan, state, step)
+        _start_headscale(plan, state, bins, step)
+        keys = _make_keys(plan, bins)
+        _start_tailscaleds(plan, state, bins, step)
+        for h in plan.hosts:
+            _join(plan, state, h, bins, keys[h.role], step)
+        _wait_mesh(plan, step)
+        state.ready = True
+        save_state(plan, state)
+        step(f"lab '{name}' up: {len(plan.hosts)} hosts in {step.elapsed():.1f}s")
+    except BaseException as exc:
+        step(f"up failed: {exc}; rolling back")
+        _teardown(plan, state, step)
+        raise
+
+
+def _build_network(plan: Plan, state: State, step: Progress) -> None:
+    hub = plan.hub_netns
+    for netns in [hub, *(h.netns for h in plan.hosts)]:
+        sy.run(["ip", "netns", "add", netns])
+        state.netns.append(netns)
+        save_state(plan, state)
+        sy.run(["ip", "-n", netns, "link", "set", "lo", "up"])
+        _dummy_resolv_conf(plan, state, netns)
+    # The service address lives on the hub's loopback: no dummy module needed, reachable from every veth.
+    sy.run(["ip", "-n", hub, "addr", "add", f"{HUB_IP}/32", "dev", "lo"])
+    sy.run(sy.ns(hub, "sysctl", "-qw", "net.ipv4.ip_forward=1"))
+    for h in plan.hosts:
+        # Both ends are created directly inside their namespaces: no interface ever exists in the root netns.
+        veth = ["type", "veth", "peer", "name", "eth0", "netns", h.netns]
+        sy.run(["ip", "link", "add", h.hub_veth, "netns", hub, *veth])
+        sy.run(["ip", "-n", hub, "addr", "add", f"{h.gateway}/24", "dev", h.hub_veth])
+        sy.run(["ip", "-n", hub, "link", "set", h.hub_veth, "up"])
+        sy.run(["ip", "-n", h.netns, "addr", "add", f"{h.underlay}/24", "dev", "eth0"])
+        sy.run(["ip", "-n", h.netns, "link", "set", "eth0", "up"])
+        sy.run(["ip", "-n", h.netns, "route", "add", "default", "via", h.gateway])
+    nft = (
+        "table inet lab {\n"
+        "  set noudp { type ipv4_addr . ipv4_addr; }\n"
+        "  chain forward_filter { type filter hook forward priority 0; policy accept;\n"
+        "    ip saddr . ip daddr @noudp meta l4proto udp drop\n  }\n}\n"
+    )
+    sy.run(sy.ns(hub, "nft", "-f", _write(f"{plan.hub_dir}/lab.nft", nft)))
+    step(f"network: hub {hub} ({HUB_IP}) + {len(plan.hosts)} hosts, routed star, no link to the root netns")
+
+
+def _dummy_resolv_conf(plan: Plan, state: State, netns: str) -> None:
+    """Give `ip netns exec` a private resolv.conf so nothing in the lab can ever touch the host's file."""
+    if not os.path.isdir("/etc/netns"):
+        os.makedirs("/etc/netns")
+        state.files.append("/etc/netns")
+    d = f"/etc/netns/{netns}"
+    os.makedirs(d)
+    state.files.append(d)
+    _write(f"{d}/resolv.conf", "# caravanserai lab: no DNS outside the lab\nnameserver 127.0.0.53\n")
+    state.files.append(f"{d}/resolv.conf")
+    save_state(plan, state)
+
+
+def _write(path: str, text: str) -> str:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Path(path).write_text(text)
+    return path
+
+
+def _headscale(plan: Plan, bins: Path, *args: str) -> Any:
+    out = sy.run([str(bins / "headscale"), "-c", f"{plan.hub_dir}/config.yaml", *args, "-o", "json"])
+    return json.loads(out)
+
+
+def _start_headscale(plan: Plan, state: State, bins: Path, step: Progress) -> None:
+    _write(f"{plan.hub_dir}/config.yaml", json.dumps(headscale_config(plan), indent=2))
+    _write(f"{plan.hub_dir}/policy.json", json.dumps(policy(), indent=2))
+    argv = [str(bins / "headscale"), "-c", f"{plan.hub_dir}/config.yaml", "serve"]
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": plan.hub_dir}
+    state.pids["headscale"] = sy.start_daemon(plan.hub_netns, argv, log=f"{plan.hub_dir}/headscale.log", env=env)
+    save_state(plan, state)
+
+    def ready() -> bool:
+        if not sy.alive(state.pids["headscale"]):
+            raise LabError(f"headscale exited:\n{sy.tail(f'{plan.hub_dir}/headscale.log')}")
+        _headscale(plan, bins, "users", "list")
+        return True
+
+    sy.wait_for("headscale to answer on its unix socket", ready, timeout=UP_TIMEOUT)
+    step(f"headscale {HUB_IP}:{HEADSCALE_PORT} ready (embedded DERP region {DERP_REGION_CODE})")
+
+
+def _make_keys(plan: Plan, bins: Path) -> dict[str, str]:
+    """Return a reusable 24 h pre-auth key per role: tag-only keys for control and nodes, user `ops` for operator."""
+    ops = _headscale(plan, bins, "users", "create", OPERATOR_USER)
+    create = ["preauthkeys", "create", "--reusable", "-e", "24h"]
+    return {
+        "operator": _headscale(plan, bins, *create, "--user", str(ops["id"]))["key"],
+        "control": _headscale(plan, bins, *create, "--tags", SERVER_TAG)["key"],
+        "node": _headscale(plan, bins, *create, "--tags", NODE_TAG)["key"],
+    }
+
+
+def _start_tailscaleds(plan: Plan, state: State, bins: Path, step: Progress) -> None:
+    env = tailscaled_env(str(bins))
+    for h in plan.hosts:
+        os.makedirs(h.dir, mode=0o700, exist_ok=True)
+        argv = [str(bins / "tailscaled"), f"--statedir={h.dir}", f"--socket={h.socket}", "--tun=tailscale0"]
+        argv += [f"--port={TAILSCALED_PORT}", "--no-logs-no-support"]
+        state.pids[h.name] = sy.start_daemon(h.netns, argv, log=h.log, env=env)
+        save_state(plan, state)
+    _write_wrappers(plan, bins)
+    for h in plan.hosts:
+        sy.wait_for(f"tailscaled on {h.name}", lambda h=h: _backend_state(state, h) == "NeedsLogin", timeout=UP_TIMEOUT)
+    step(f"{len(plan.hosts)} tailscaled started (NeedsLogin)")
+
+
+def _write_wrappers(plan: Plan, bins: Path) -> None:
+    """Put `tailscale` (honouring TS_SOCKET) and `headscale` (with the lab config) on the PATH of `lab exec`."""
+    d = f"{plan.dir}/bin"
+    ts = f'#!/bin/sh\nexec {bins}/tailscale --socket="${{TS_SOCKET:?TS_SOCKET is not set}}" "$@"\n'
+    hs = f'#!/bin/sh\nexec {bins}/headscale -c {plan.hub_dir}/config.yaml "$@"\n'
+    for name, text in (("tailscale", ts), ("headscale", hs)):
+        os.chmod(_write(f"{d}/{name}", text), 0o755)
+
+
+def _backend_state(state: State, h: Host) -> str:
+    if not sy.alive(state.pids[h.name]):
+        raise LabError(f"tailscaled on {h.name} exited:\n{sy.tail(h.log)}")
+    return str(sy.localapi(h.socket, "status?peers=false")["BackendState"])
+
+
+def _join(plan: Plan, state: State, h: Host, bins: Path, key: str, step: Progress) -> None:
+    argv = [str(bins / "tailscale"), f"--socket={h.socket}", "up", f"--login-server=http://{HUB_IP}:{HEADSCALE_PORT}"]
+    argv += [f"--auth-key={key}", f"--hostname={h.hostname}", "--accept-dns=false", "--netfilter-mode=off"]
+    sy.run(sy.ns(h.netns, *argv, "--timeout=60s"), timeout=UP_TIMEOUT + 5, env=tailscaled_env(str(bins)))
+    me = sy.localapi(h.socket, "status?peers=false")
+    ips = me.get("TailscaleIPs") or []
+    state.hosts[h.name] = {
+        "ip": next((i for i in ips if ":" not in i), ""),
+        "ipv6": next((i for i in ips if ":" in i), ""),
+        "dnsName": str(me["Self"].get("DNSName", "")).rstrip("."),
+        "socket": h.socket,
+        "underlay": h.underlay,
+        "netns": h.netns,
+    }
+    save_state(plan, state)
+    step(f"{h.name} joined ({state.hosts[h.name]['ip']})")
+
+
+def mesh_problem(plan: Plan) -> str | None:
+    """Return why the tailnet is not settled (a host not Running, a peer missing or offline), or None."""
+    want = len(plan.hosts) - 1
+    for h in plan.hosts:
+        st = sy.localapi(h.socket, "status")
+        if st.get("BackendState") != "Running":
+            return f"{h.name} is {st.get('BackendState')}"
+        if (st.get("Self") or {}).get("Relay") != DERP_REGION_CODE:
+            return f"{h.name} has no home DERP yet"
+        peers = list((st.get("Peer") or {}).values())
+        online = [p for p in peers if p.get("Online") and p.get("Relay")]
+        if len(online) != want:
+            return f"{h.name} sees {len(online)}/{want} peers online"
+        relay_trouble = [w for w in st.get("Health") or [] if "relay server" in w]
+        if relay_trouble:
+            return f"{h.name}: {relay_trouble[0]}"
+    return None
+
+
+def _wait_mesh(plan: Plan, step: Progress) -> None:
+    last: list[str | None] = [None]
+
+    def settled() -> bool:
+        last[0] = mesh_problem(plan)
+        return last[0] is None
+
+    try:
+        sy.wait_for("all peers online", settled, timeout=UP_TIMEOUT)
+    except LabError as exc:
+        raise LabError(f"{exc}: {last[0]}") from exc
+    step(f"all {len(plan.hosts)} hosts Running, every peer online via DERP region {DERP_REGION_CODE}")
+
+
+def health_problem(plan: Plan, state: State) -> str | None:
+    """Return what is wrong with a recorded lab (unfinished, a daemon dead, mesh unsettled), or None if healthy."""
+    if not state.ready:
+        return "its `up` never finished"
+    dead = [n for n, pid in state.pids.items() if not sy.alive(pid)]
+    if dead:
+        return f"daemon(s) not running: {', '.join(dead)}"
+    try:
+        return mesh_problem(plan)
+    except (OSError, LabError, ValueError) as exc:
+        return f"LocalAPI unreachable ({exc})"
+
+
+# ---- down ---------------------------------------------------------------------------------------------------------
+
+
+def down(name: str, out: TextIO, *, force: bool = False) -> None:
+    """Remove exactly what `up` recorded: daemons, namespaces, /etc/netns files and the lab dir."""
+    if os.geteuid() != 0:
+        raise LabError("must run as root: use sudo headscale-dev/lab down")
+    probe = make_plan(name, 0)
+    state = load_state(probe)
+    if state is None:
+        print(f"lab '{name}' is not up; nothing to do", file=out)
+        return
+    plan = make_plan(name, state.edges)
+    in_use = [p for p in users(plan) if p != os.getpid()]
+    if in_use and not force:
+        raise LabError(f"lab '{name}' is in use by test run(s) {in_use}; wait for them or use `lab down --force`")
+    step = Progress(out)
+    _teardown(plan, state, step)
+    step(f"lab '{name}' down")
+
+
+def _teardown(plan: Plan, state: State, step: Progress) -> None:
+    daemons = [n for n in state.pids if n != "headscale"] + (["headscale"] if "headscale" in state.pids else [])
+    netns_of = {h.name: h.netns for h in plan.hosts} | {"headscale": plan.hub_netns}
+    for n in daemons:
+        pid = state.pids[n]
+        if _pid_in_netns(pid, netns_of.get(n, "")):  # never signal a recycled PID that is not ours
+            sy.stop(pid)
+    for netns in reversed(state.netns):
+        sy.run(["ip", "netns", "del", netns], check=False)
+    for f in reversed(state.files):
+        if os.path.isdir(f):
+            try:
+                os.rmdir(f)
+            except OSError:
+                pass  # not empty: someone else put something there
+        elif os.path.exists(f):
+            os.remove(f)
+    shutil.rmtree(plan.dir, ignore_errors=True)
+    step(f"removed {len(daemons)} daemons, {len(state.netns)} namespaces, {plan.dir}")
+
+
+def _pid_in_netns(pid: int, netns: str) -> bool:
+    try:
+        return sy.alive(pid) and os.stat(f"/proc/{pid}/ns/net").st_ino == sy.netns_inode(netns)
+    except OSError:
+        return False
+
+
+# ---- status, block, shape, exec, logs -------------------------------------------------------------------------------
+
+
+def status(name: str) -> dict[str, Any]:
+    """Return the status document `{"hosts": {...}, ...}` of the running lab `name`."""
+    plan = plan_of_running(name)
+    state = load_state(plan)
+    assert state is not None
+    return {
+        "name": name,
+        "dir": plan.dir,
+        "hub": {"netns": plan.hub_netns, "ip": HUB_IP, "serverUrl": f"http://{HUB_IP}:{HEADSCALE_PORT}"},
+        "baseDomain": BASE_DOMAIN,
+        "ready": state.ready,
+        "blocked": state.blocked,
+        "shaped": state.shaped,
+        "inUseBy": users(plan),
+        "hosts": state.hosts,
+    }
+
+
+def _pair(plan: Plan, a: str, b: str) -> tuple[Host, Host]:
+    ha, hb = plan.host(a), plan.host(b)
+    if ha == hb:
+        raise LabError(f"block/unblock needs two different hosts, got '{a}' twice")
+    return ha, hb
+
+
+def set_blocked(name: str, a: str, b: str, *, blocked: bool, out: TextIO) -> None:
+    """Drop (or restore) direct UDP between hosts `a` and `b` in the hub's forward hook, both ways."""
+    plan = plan_of_running(name)
+    state = load_state(plan)
+    assert state is not None
+    ha, hb = _pair(plan, a, b)
+    elements = f"{{ {ha.underlay} . {hb.underlay}, {hb.underlay} . {ha.underlay} }}"
+    pair = sorted([a, b])
+    if blocked:
+        sy.run(sy.ns(plan.hub_netns, "nft", "add", "element", "inet", "lab", "noudp", elements))
+        if pair not in state.blocked:
+            state.blocked.append(pair)
+    else:
+        sy.run(sy.ns(plan.hub_netns, "nft", "delete", "element", "inet", "lab", "noudp", elements), check=False)
+        state.blocked = [p for p in state.blocked if p != pair]
+    save_state(plan, state)
+    print(f"{'blocked' if blocked else 'unblocked'} direct UDP {a} <-> {b}", file=out)
+
+
+def shape(name: str, host: str, rate: str, out: TextIO) -> None:
+    """Limit `host`'s link to `rate` in both directions with tc tbf (`off` removes the limit)."""
+    plan = plan_of_running(name)
+    state = load_state(plan)
+    assert state is not None
+    h = plan.host(host)
+    ends = [(h.netns, "eth0"), (plan.hub_netns, h.hub_veth)]  # host egress = upload, hub egress = download
+    if rate == "off":
+        for netns, dev in ends:
+            sy.run(["tc", "-n", netns, "qdisc", "del", "dev", dev, "root"], check=False)
+        state.shaped.pop(host, None)
+    else:
+        burst = tbf_burst_bytes(parse_rate(rate))
+        for netns, dev in ends:
+            tbf = ["tbf", "rate", rate, "burst", str(burst), "latency", "50ms"]
+            sy.run(["tc", "-n", netns, "qdisc", "replace", "dev", dev, "root", *tbf])
+        state.shaped[host] = rate
+    save_state(plan, state)
+    print(f"{host}: link {'unshaped' if rate == 'off' else f'shaped to {rate} each way'}", file=out)
+
+
+def exec_argv(name: str, host: str, cmd: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Return the argv and environment that run `cmd` inside `host`'s netns with TS_SOCKET set."""
+    plan = plan_of_running(name)
+    env = dict(os.environ)
+    env["PATH"] = f"{plan.dir}/bin:{env.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"
+    if host == "hub":
+        return sy.ns(plan.hub_netns, *cmd), env
+    h = plan.host(host)
+    env["TS_SOCKET"] = h.socket
+    return sy.ns(h.netns, *cmd), env
+
+
+def log_path(name: str, daemon: str) -> str:
+    """Return the log file of `daemon`: a host name, or `headscale`/`hub`."""
+    plan = plan_of_running(name)
+    return f"{plan.hub_dir}/headscale.log" if daemon in ("headscale", "hub") else plan.host(daemon).log
