@@ -1,0 +1,1 @@
+"""Tests of the mesh package: the LocalAPI client, its models, path classification and names."""
