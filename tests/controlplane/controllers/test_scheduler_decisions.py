@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -161,7 +163,7 @@ def test_build_placement_counts_unavailable_and_books_bound_projects() -> None:
         (
             Placement(
                 rooms=rooms(("a", 1000, GI, 0, 0, 0)),
-                unavailable=sc.Counter({"NotReady": 1, "unschedulable": 1}),
+                unavailable=Counter({"NotReady": 1, "unschedulable": 1}),
                 total=3,
             ),
             Requests(2000, 0),
@@ -170,7 +172,7 @@ def test_build_placement_counts_unavailable_and_books_bound_projects() -> None:
         (
             Placement(
                 rooms=rooms(("a", 1000, GI, 0, 0, 0), ("b", 8000, GI, 0, 0, 0)),
-                unavailable=sc.Counter({"MemoryPressure": 2, "Draining": 1, "DiskPressure": 1}),
+                unavailable=Counter({"MemoryPressure": 2, "Draining": 1, "DiskPressure": 1}),
                 total=6,
             ),
             Requests(2000, 2 * GI),
@@ -186,8 +188,8 @@ def test_unschedulable_message(placement: Placement, request_: Requests, expecte
 
 def test_queue_order_is_first_come_first_served() -> None:
     older = project("zz").model_copy(deep=True)
-    older.metadata.created_at = sc.datetime(2026, 1, 1, tzinfo=sc.UTC)
+    older.metadata.created_at = datetime(2026, 1, 1, tzinfo=UTC)
     newer = project("aa").model_copy(deep=True)
-    newer.metadata.created_at = sc.datetime(2026, 1, 2, tzinfo=sc.UTC)
+    newer.metadata.created_at = datetime(2026, 1, 2, tzinfo=UTC)
     unset = project("mm")
     assert [p.name for p in sorted([newer, older, unset], key=sc.queue_order)] == ["mm", "zz", "aa"]
