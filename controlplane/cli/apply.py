@@ -1,0 +1,100 @@
+"""`caractrl apply -f FILE|-`: validate every document locally, then create each object or replace its spec."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from controlplane.api import Node, Project
+from controlplane.client import ApiError, Client, ClientError, Conflict
+
+from .context import Env, Failure, fail, problem_lines, run
+from .manifests import Manifest, ManifestError, load_manifests
+
+
+def _read(filename: str) -> tuple[str, str]:
+    """_read returns (text, name for messages) of FILE, or of standard input for `-`."""
+    if filename == "-":
+        return sys.stdin.read(), "<stdin>"
+    try:
+        with open(filename, encoding="utf-8") as handle:
+            return handle.read(), filename
+    except UnicodeDecodeError:
+        raise ManifestError([f"{filename}: not a UTF-8 text file"]) from None
+    except OSError as exc:
+        raise ManifestError([f"{filename}: {exc.strerror or exc}"]) from None
+
+
+def _same(current: Node | Project, wanted: Node | Project) -> bool:
+    """_same reports whether applying wanted would change nothing a PUT replaces (spec, labels, annotations)."""
+    return (
+        (current.metadata.labels or {}) == (wanted.metadata.labels or {})
+        and (current.metadata.annotations or {}) == (wanted.metadata.annotations or {})
+        and current.spec.to_wire() == wanted.spec.to_wire()
+    )
+
+
+async def apply_one(client: Client, obj: Node | Project) -> str:
+    """apply_one POSTs obj and, on exactly 409, PUTs it unless nothing would change; returns what happened.
+
+    The GET before the PUT lets an unchanged Project that is already Running apply cleanly: the server
+    refuses any PUT of a Project that is not Pending or Failed.
+    """
+    try:
+        await (client.create_node(obj) if isinstance(obj, Node) else client.create_project(obj))
+        return "created"
+    except Conflict:
+        pass
+    current = await (client.get_node(obj.name) if isinstance(obj, Node) else client.get_project(obj.name))
+    if _same(current, obj):
+        return "unchanged"
+    await (client.replace_node(obj) if isinstance(obj, Node) else client.replace_project(obj))
+    return "configured"
+
+
+@click.command()
+@click.option(
+    "-f",
+    "--filename",
+    "filenames",
+    required=True,
+    multiple=True,
+    help="Manifest file (YAML, multi-document, or JSON); - for stdin. May be repeated.",
+)
+@click.pass_obj
+def apply(env: Env, filenames: tuple[str, ...]) -> None:
+    """Create or update the Nodes and Projects in manifests.
+
+    Every document of every file is validated before anything is sent, so one bad document means
+    nothing is written.
+    """
+    manifests: list[Manifest] = []
+    problems: list[str] = []
+    for filename in filenames:
+        try:
+            manifests += load_manifests(*_read(filename))
+        except ManifestError as exc:
+            problems += exc.lines
+    if problems:
+        raise Failure([f"Error: {line}" for line in problems])
+    for manifest in manifests:
+        for warning in manifest.warnings:
+            click.echo(f"Warning: {warning}", err=True)
+
+    async def send(client: Client) -> None:
+        for manifest in manifests:
+            await _send_one(client, manifest)
+
+    run(env, send)
+
+
+async def _send_one(client: Client, manifest: Manifest) -> None:
+    prefix = f"{manifest.where}: {manifest.ref}: "
+    try:
+        result = await apply_one(client, manifest.obj)
+    except ApiError as exc:
+        raise Failure(problem_lines(exc, prefix)) from None
+    except ClientError as exc:
+        raise fail(f"{prefix}{exc}") from None
+    click.echo(f"{manifest.ref} {result}")

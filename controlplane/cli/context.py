@@ -1,0 +1,108 @@
+"""What every caractrl command shares: server, client factory and clock, and the one place errors become exit 1."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO, Any, Literal, TypeVar
+
+import click
+
+from controlplane.api import NAME_RULE, validate_name
+from controlplane.client import ApiError, Client, ClientError
+
+from .config import ConfigError, resolve_server
+
+T = TypeVar("T")
+
+#: Builds the client for a base URL; tests replace it with one over an in-process transport.
+ClientFactory = Callable[[str], Client]
+
+Kind = Literal["node", "project"]
+
+#: Every spelling of a resource type that kubectl users reach for.
+KINDS: dict[str, Kind] = {
+    "node": "node",
+    "nodes": "node",
+    "no": "node",
+    "project": "project",
+    "projects": "project",
+    "proj": "project",
+}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Env:
+    """Env is click's context `obj`: built once in `main()` from the process, or by a test."""
+
+    # Environ: the process environment (CARA_SERVER, XDG_CONFIG_HOME, HOME), read only through here.
+    environ: Mapping[str, str]
+    client_factory: ClientFactory = field(default=Client)
+    now: Callable[[], datetime] = field(default=_utcnow)
+    # Server: the --server option; None means "look it up" (resolve_server).
+    server: str | None = None
+    verbose: bool = False
+
+
+class Failure(click.ClickException):
+    """Failure ends a command with exit code 1 after printing its lines (each already `Error: ...`) on stderr."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        for line in self.lines:
+            click.echo(line, err=True)
+
+
+def fail(message: str) -> Failure:
+    """fail returns a one-line Failure `Error: message` for the caller to raise."""
+    return Failure([f"Error: {message}"])
+
+
+def problem_lines(exc: ApiError, prefix: str = "") -> list[str]:
+    """problem_lines renders a problem document: `Error: <title>: <detail>`, then one line per field error."""
+    head = f"Error: {prefix}{exc.title}: {exc.detail}" if exc.detail else f"Error: {prefix}{exc.title}"
+    return [head, *(f"  {error}" for error in exc.errors)]
+
+
+def resolve_kind(word: str) -> Kind:
+    """resolve_kind maps `node`, `nodes`, `project`, ... to a kind; raises Failure for anything else."""
+    kind = KINDS.get(word.lower())
+    if kind is None:
+        raise fail(f'unknown resource type "{word}" (expected nodes or projects)')
+    return kind
+
+
+def check_name(name: str) -> str:
+    """check_name returns name if it is a valid object name; raises Failure naming the rule."""
+    try:
+        return validate_name(name)
+    except ValueError:
+        raise fail(f'invalid name "{name}": {NAME_RULE}') from None
+
+
+def run(env: Env, action: Callable[[Client], Awaitable[T]], *, error_prefix: str = "") -> T:
+    """run resolves the server, opens one client, runs action on a fresh event loop and maps every client error."""
+    try:
+        url = resolve_server(env.server, env.environ)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+
+    async def with_client() -> T:
+        async with env.client_factory(url) as client:
+            return await action(client)
+
+    try:
+        return asyncio.run(with_client())
+    except ApiError as exc:
+        raise Failure(problem_lines(exc, error_prefix)) from None
+    except ClientError as exc:
+        raise fail(f"{error_prefix}{exc}") from None

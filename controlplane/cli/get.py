@@ -1,0 +1,61 @@
+"""`caractrl get nodes|projects [NAME]`: tables for people, `-o json|yaml` for tools, `-l key=value` to filter."""
+
+from __future__ import annotations
+
+import click
+
+from controlplane.api import Node, NodeList, Project, ProjectList
+from controlplane.client import Client
+
+from . import printers
+from .context import Env, check_name, fail, resolve_kind, run
+
+OUTPUTS = ("wide", "json", "yaml")
+
+
+def label_selector(terms: tuple[str, ...]) -> str | None:
+    """label_selector joins `-l` values into `k=v,k2=v2`; raises Failure on a term that is not key=value."""
+    parts = [part.strip() for term in terms for part in term.split(",") if part.strip()]
+    for part in parts:
+        key, sep, _ = part.partition("=")
+        if not sep or not key.strip():
+            raise fail(f'-l: "{part}" is not of the form key=value')
+    return ",".join(parts) or None
+
+
+@click.command()
+@click.argument("resource")
+@click.argument("name", required=False)
+@click.option("-o", "--output", type=click.Choice(OUTPUTS), help="wide: more columns; json|yaml: the wire object.")
+@click.option("-l", "--selector", multiple=True, help="Only objects with these labels: key=value[,key=value].")
+@click.pass_obj
+def get(env: Env, resource: str, name: str | None, output: str | None, selector: tuple[str, ...]) -> None:
+    """List Nodes or Projects, or show one by NAME."""
+    kind = resolve_kind(resource)
+    selector_text = label_selector(selector)
+    if name is not None:
+        check_name(name)
+        if selector_text:
+            raise fail("a NAME and -l cannot be used together")
+
+    async def fetch(client: Client) -> Node | Project | NodeList | ProjectList:
+        if kind == "node":
+            return await client.get_node(name) if name else await client.list_nodes(label_selector=selector_text)
+        return await client.get_project(name) if name else await client.list_projects(label_selector=selector_text)
+
+    result = run(env, fetch)
+    if output == "json":
+        click.echo(printers.to_json(result))
+        return
+    if output == "yaml":
+        click.echo(printers.to_yaml(result))
+        return
+    items = result.items if isinstance(result, NodeList | ProjectList) else [result]
+    if not items:
+        click.echo("No resources found", err=True)
+        return
+    wide, now = output == "wide", env.now()
+    nodes = [item for item in items if isinstance(item, Node)]
+    projects = [item for item in items if isinstance(item, Project)]
+    table = printers.nodes_table(nodes, now, wide=wide) if nodes else printers.projects_table(projects, now, wide=wide)
+    click.echo(table)

@@ -1,0 +1,60 @@
+"""The `caractrl` root: global options, the client factory in click's context, and the verbs' registration."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import click
+
+from .apply import apply
+from .context import Env
+from .cordon import cordon, uncordon
+from .delete import delete
+from .describe import describe
+from .drain import drain
+from .get import get
+from .version import version
+
+
+class _EchoHandler(logging.Handler):
+    """_EchoHandler writes log records to click's stderr, so `-v` output is captured like any other."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(self.format(record), err=True)
+
+
+def _enable_verbose(ctx: click.Context) -> None:
+    """_enable_verbose logs every HTTP request (httpx's INFO lines) for this invocation only."""
+    logger, handler = logging.getLogger("httpx"), _EchoHandler()
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+    def restore() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+    ctx.call_on_close(restore)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--server", metavar="URL", help="Control plane URL (else $CARA_SERVER, else the config file).")
+@click.option("-v", "--verbose", is_flag=True, help="Log every HTTP request on stderr.")
+@click.pass_context
+def cli(ctx: click.Context, server: str | None, verbose: bool) -> None:
+    """caractrl drives a Caravanserai control plane: Nodes, Projects, cordon and drain."""
+    env = ctx.obj if isinstance(ctx.obj, Env) else Env(environ=dict(os.environ))
+    env.server, env.verbose = server or env.server, verbose
+    ctx.obj = env
+    if verbose:
+        _enable_verbose(ctx)
+
+
+for command in (apply, get, describe, delete, cordon, uncordon, drain, version):
+    cli.add_command(command)
+
+
+def main() -> None:
+    """main is the console script: the process environment is read here, once."""
+    cli.main(prog_name="caractrl", obj=Env(environ=dict(os.environ)))

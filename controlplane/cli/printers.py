@@ -1,0 +1,196 @@
+"""How caractrl shows objects: aligned tables and describe pages for people, wire JSON and YAML for tools."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import yaml
+
+from controlplane.api import Condition, Node, Project, WireModel, format_time
+
+NONE = "<none>"
+COLUMN_GAP = "   "
+
+NODE_COLUMNS = ["NAME", "STATE", "IP", "MODE", "AGE"]
+NODE_WIDE_COLUMNS = [*NODE_COLUMNS, "DNS", "DERP", "THROUGHPUT", "UNSCHEDULABLE"]
+PROJECT_COLUMNS = ["NAME", "PHASE", "NODE", "CONDITIONS", "AGE"]
+PROJECT_WIDE_COLUMNS = [*PROJECT_COLUMNS, "SERVICES", "CPU", "MEMORY"]
+
+
+def age(then: datetime | None, now: datetime) -> str:
+    """age renders the time since then as kubectl does in its AGE column: `42s`, `5m`, `3h`, `2d`, `1y`."""
+    if then is None:
+        return NONE
+    seconds = max(0, int((now - then).total_seconds()))
+    for unit, size in (("y", 365 * 86400), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """table aligns headers and rows in columns separated by three spaces (no trailing blanks)."""
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+    lines = [
+        COLUMN_GAP.join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [headers, *rows]
+    ]
+    return "\n".join(lines)
+
+
+def _text(value: object) -> str:
+    if value is None or value == "" or value == [] or value == {}:
+        return NONE
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def node_row(node: Node, now: datetime, *, wide: bool = False) -> list[str]:
+    """node_row is one line of `get nodes`."""
+    network = node.status.network
+    row = [
+        node.name,
+        _text(node.status.state),
+        _text(network and network.ip),
+        _text(network and network.mode),
+        age(node.metadata.created_at, now),
+    ]
+    if wide:
+        throughput = network.throughput if network else None
+        rate = f"{throughput.download or '?'}/{throughput.upload or '?'}" if throughput else None
+        row += [
+            _text(network and network.dns_name),
+            _text(network and network.derp_region),
+            _text(rate),
+            _text(node.spec.unschedulable),
+        ]
+    return row
+
+
+def conditions_summary(conditions: Sequence[Condition] | None) -> str:
+    """conditions_summary renders conditions as `Type=Status,...` for one table cell."""
+    return ",".join(f"{c.type}={c.status}" for c in conditions or ()) or NONE
+
+
+def project_row(project: Project, now: datetime, *, wide: bool = False) -> list[str]:
+    """project_row is one line of `get projects`."""
+    status = project.status
+    row = [
+        project.name,
+        _text(status.phase),
+        _text(status.node_ref),
+        conditions_summary(status.conditions),
+        age(project.metadata.created_at, now),
+    ]
+    if wide:
+        resources = project.spec.resources
+        row += [
+            ",".join(service.name for service in project.spec.services) or NONE,
+            _text(resources and resources.cpu),
+            _text(resources and resources.memory),
+        ]
+    return row
+
+
+def nodes_table(nodes: Sequence[Node], now: datetime, *, wide: bool = False) -> str:
+    """nodes_table is the output of `get nodes` (with `-o wide`: DNS, DERP, THROUGHPUT down/up, UNSCHEDULABLE)."""
+    return table(NODE_WIDE_COLUMNS if wide else NODE_COLUMNS, [node_row(n, now, wide=wide) for n in nodes])
+
+
+def projects_table(projects: Sequence[Project], now: datetime, *, wide: bool = False) -> str:
+    """projects_table is the output of `get projects` (with `-o wide`: SERVICES, CPU, MEMORY)."""
+    headers = PROJECT_WIDE_COLUMNS if wide else PROJECT_COLUMNS
+    return table(headers, [project_row(p, now, wide=wide) for p in projects])
+
+
+def to_json(obj: WireModel) -> str:
+    """to_json is exactly the wire JSON of obj, indented."""
+    return json.dumps(obj.to_wire(), indent=2)
+
+
+def to_yaml(obj: WireModel) -> str:
+    """to_yaml is the wire JSON of obj as block YAML, keys in wire order."""
+    return yaml.safe_dump(obj.to_wire(), sort_keys=False, default_flow_style=False, allow_unicode=True).rstrip("\n")
+
+
+# --- describe -----------------------------------------------------------------------------------
+
+
+def _is_scalar(value: object) -> bool:
+    return not isinstance(value, dict | list) or (isinstance(value, list) and all(_is_scalar(v) for v in value))
+
+
+def _scalar(value: object) -> str:
+    if isinstance(value, list):
+        return ", ".join(_text(v) for v in value) or NONE
+    return _text(value)
+
+
+def _tree(value: Mapping[str, Any], indent: int) -> list[str]:
+    """_tree renders a wire mapping as indented `key:  value` lines, keys aligned per level."""
+    pad = " " * indent
+    width = max((len(key) for key in value), default=0) + 3
+    lines: list[str] = []
+    for key, item in value.items():
+        if _is_scalar(item) or not item:
+            lines.append(f"{pad}{key + ':':<{width}}{_scalar(item)}".rstrip())
+        elif isinstance(item, dict):
+            lines += [f"{pad}{key}:", *_tree(item, indent + 2)]
+        else:
+            lines.append(f"{pad}{key}:")
+            for element in item:
+                sub = _tree(element, indent + 4) if isinstance(element, dict) else [f"{pad}    {_scalar(element)}"]
+                lines += [pad + "  - " + sub[0].lstrip(), *sub[1:]] if sub else [pad + "  - " + NONE]
+    return lines
+
+
+def _mapping_lines(label: str, mapping: Mapping[str, str] | None) -> list[str]:
+    items = [f"{key}={value}" for key, value in sorted((mapping or {}).items())] or [NONE]
+    head = f"{label + ':':<14}"
+    return [head + items[0], *(" " * 14 + item for item in items[1:])]
+
+
+def _when(value: datetime | None, now: datetime) -> str:
+    return NONE if value is None else f"{format_time(value)} ({age(value, now)} ago)"
+
+
+def conditions_table(conditions: Sequence[Condition] | None) -> list[str]:
+    """conditions_table is the `Conditions:` block of describe: one row per condition, every field."""
+    if not conditions:
+        return [f"{'Conditions:':<14}{NONE}"]
+    rows = [
+        [
+            c.type,
+            str(c.status),
+            _text(c.reason),
+            _text(c.message),
+            NONE if c.last_heartbeat_time is None else format_time(c.last_heartbeat_time),
+            NONE if c.last_transition_time is None else format_time(c.last_transition_time),
+        ]
+        for c in conditions
+    ]
+    headers = ["TYPE", "STATUS", "REASON", "MESSAGE", "LAST HEARTBEAT", "LAST TRANSITION"]
+    return ["Conditions:", *("  " + line for line in table(headers, rows).splitlines())]
+
+
+def describe(obj: Node | Project, now: datetime) -> str:
+    """describe renders every field of a Node or Project for people, with conditions as a table."""
+    meta = obj.metadata
+    wire = obj.to_wire()
+    status = {key: value for key, value in wire.get("status", {}).items() if key != "conditions"}
+    lines = [
+        f"{'Name:':<14}{meta.name}",
+        f"{'Kind:':<14}{obj.kind}",
+        *_mapping_lines("Labels", meta.labels),
+        *_mapping_lines("Annotations", meta.annotations),
+        f"{'Created:':<14}{_when(meta.created_at, now)}",
+        f"{'Updated:':<14}{_when(meta.updated_at, now)}",
+    ]
+    for title, section in (("Spec", wire.get("spec", {})), ("Status", status)):
+        lines += [f"{title}:", *_tree(section, 2)] if section else [f"{title + ':':<14}{NONE}"]
+    lines += conditions_table(obj.status.conditions)
+    return "\n".join(lines)
