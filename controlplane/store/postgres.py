@@ -1,0 +1,294 @@
+"""PostgresStore: the scale-out Store on PostgreSQL (psycopg 3, a connection pool, JSONB documents).
+
+Several cara-server replicas may share one database. Each update runs `SELECT ... FOR UPDATE`,
+the mutator and `UPDATE` in one transaction, so concurrent updates of one object queue on its
+row lock and never lose each other's changes; other rows are untouched. A call returns after
+COMMIT, which PostgreSQL makes durable (`synchronous_commit=on`, its default). The schema is
+migrated at open under an advisory lock, so replicas starting together migrate once. Mutators
+run on the event loop between awaits: keep them pure functions of the object they are given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import psycopg
+import psycopg.conninfo
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from controlplane.api import Node, Project, ProjectPhase
+
+from ._kinds import NODES, PROJECTS, Kind, M, require_utc
+from .base import AlreadyExists, NodeMutator, NotFound, ProjectMutator, StoreError
+
+#: pg_advisory_xact_lock key taken while migrating ("cara" in ASCII).
+MIGRATION_LOCK: Final = 0x63617261
+#: Seconds to wait for a new connection when the URL does not say (libpq waits forever otherwise).
+CONNECT_TIMEOUT_S: Final = 10
+
+#: Schema migrations: entry i takes the database from schema_version i to i + 1. Append only.
+#: Names are COLLATE "C" so that "ordered by name" is the same byte order as in SQLite and Python.
+_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (
+        'CREATE TABLE nodes (name text COLLATE "C" PRIMARY KEY, doc jsonb NOT NULL)',
+        "CREATE INDEX nodes_labels ON nodes USING gin ((doc -> 'metadata' -> 'labels'))",
+        'CREATE TABLE projects (name text COLLATE "C" PRIMARY KEY, phase text NOT NULL, node_ref text,'
+        " doc jsonb NOT NULL)",
+        "CREATE INDEX projects_phase ON projects (phase)",
+        "CREATE INDEX projects_node_ref ON projects (node_ref)",
+        "CREATE INDEX projects_labels ON projects USING gin ((doc -> 'metadata' -> 'labels'))",
+        'CREATE TABLE node_leases (name text COLLATE "C" PRIMARY KEY REFERENCES nodes (name) ON DELETE CASCADE,'
+        " renewed_at timestamptz NOT NULL)",
+        # One row: the replica that runs the controllers, until expires_at (its own clock) passes.
+        "CREATE TABLE leader_lease (id smallint PRIMARY KEY CHECK (id = 1), holder text NOT NULL,"
+        " acquired_at timestamptz NOT NULL, expires_at timestamptz NOT NULL)",
+    ),
+)
+SCHEMA_VERSION: Final = len(_MIGRATIONS)
+
+
+@contextmanager
+def _pg_errors(kind: str = "", name: str = "") -> Iterator[None]:
+    """_pg_errors is the one place psycopg exceptions become store errors."""
+    try:
+        yield
+    except psycopg.errors.UniqueViolation as exc:
+        if not kind:
+            raise StoreError(f"postgresql: {exc}") from exc
+        raise AlreadyExists(kind, name) from exc
+    except PoolTimeout as exc:
+        raise StoreError(f"postgresql: no database connection available: {exc}") from exc
+    except psycopg.Error as exc:
+        raise StoreError(f"postgresql: {exc}") from exc
+
+
+def _label_filter(labels: Mapping[str, str] | None) -> tuple[list[str], list[Any]]:
+    if not labels:
+        return [], []
+    return ["doc -> 'metadata' -> 'labels' @> %s"], [Jsonb(dict(labels))]
+
+
+def _conninfo(url: str) -> str:
+    """_conninfo validates url and adds a connect timeout unless it has one; raises ValueError."""
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise ValueError(f"invalid PostgreSQL URL: {exc}") from exc
+    if "connect_timeout" in params:
+        return url
+    return psycopg.conninfo.make_conninfo(url, connect_timeout=CONNECT_TIMEOUT_S)
+
+
+async def _migrate(conninfo: str) -> None:
+    """_migrate creates or upgrades the schema to SCHEMA_VERSION, once even when replicas race."""
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
+        row = await (await conn.execute("SELECT version FROM schema_version")).fetchone()
+        if row is None:
+            await conn.execute("INSERT INTO schema_version (version) VALUES (0)")
+        version = 0 if row is None else int(row[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"postgresql: schema version {version} is newer than this program's {SCHEMA_VERSION}")
+        for statements in _MIGRATIONS[version:]:
+            for statement in statements:
+                await conn.execute(statement)
+        await conn.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION,))
+
+
+class PostgresStore:
+    """PostgresStore implements Store on a PostgreSQL database; open it with `await PostgresStore.open`."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, url: str, *, min_size: int = 2, max_size: int = 10) -> PostgresStore:
+        """open connects, migrates the schema and starts a pool of min_size..max_size connections.
+
+        Raises ValueError for a malformed URL and StoreError when the database cannot be reached.
+        """
+        conninfo = _conninfo(url)
+        with _pg_errors():
+            await _migrate(conninfo)
+            pool = AsyncConnectionPool(
+                conninfo,
+                min_size=min_size,
+                max_size=max_size,
+                kwargs={"autocommit": True},
+                open=False,
+                name="cara-store",
+            )
+            try:
+                await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+            except BaseException:
+                await pool.close()
+                raise
+        return cls(pool)
+
+    # Generic row operations, shared by Nodes and Projects.
+
+    async def _create(self, kind: Kind[M], obj: M) -> M:
+        doc = obj.to_wire()
+        columns = ", ".join(("name", *kind.columns, "doc"))
+        marks = ", ".join(["%s"] * (len(kind.columns) + 2))
+        with _pg_errors(kind.name, obj.name):
+            async with self._pool.connection() as conn:
+                await conn.execute(
+                    f"INSERT INTO {kind.table} ({columns}) VALUES ({marks})",
+                    (obj.name, *kind.values(obj), Jsonb(doc)),
+                )
+        return kind.load(doc)
+
+    async def _get(self, kind: Kind[M], name: str) -> M:
+        with _pg_errors(kind.name, name):
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(f"SELECT doc FROM {kind.table} WHERE name = %s", (name,))
+                row = await cur.fetchone()
+        if row is None:
+            raise NotFound(kind.name, name)
+        return kind.load(row[0])
+
+    async def _list(self, kind: Kind[M], clauses: list[str], params: Sequence[Any]) -> list[M]:
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        with _pg_errors():
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(f"SELECT doc FROM {kind.table}{where} ORDER BY name", tuple(params))
+                rows = await cur.fetchall()
+        return [kind.load(row[0]) for row in rows]
+
+    async def _update(self, kind: Kind[M], name: str, mutate: Callable[[M], M]) -> M:
+        assignments = ", ".join(f"{column} = %s" for column in (*kind.columns, "doc"))
+        with _pg_errors(kind.name, name):
+            async with self._pool.connection() as conn, conn.transaction():
+                cur = await conn.execute(f"SELECT doc FROM {kind.table} WHERE name = %s FOR UPDATE", (name,))
+                row = await cur.fetchone()
+                if row is None:
+                    raise NotFound(kind.name, name)
+                obj: M = kind.check_mutated(name, mutate(kind.load(row[0])))
+                doc = obj.to_wire()
+                await conn.execute(
+                    f"UPDATE {kind.table} SET {assignments} WHERE name = %s", (*kind.values(obj), Jsonb(doc), name)
+                )
+        return kind.load(doc)
+
+    async def _delete(self, kind: Kind[M], name: str) -> None:
+        with _pg_errors(kind.name, name):
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(f"DELETE FROM {kind.table} WHERE name = %s", (name,))
+        if cur.rowcount == 0:
+            raise NotFound(kind.name, name)
+
+    # Store.
+
+    async def create_node(self, node: Node) -> Node:
+        """create_node stores a new Node; raises AlreadyExists."""
+        return await self._create(NODES, node)
+
+    async def get_node(self, name: str) -> Node:
+        """get_node returns the Node; raises NotFound."""
+        return await self._get(NODES, name)
+
+    async def list_nodes(self, *, labels: Mapping[str, str] | None = None) -> list[Node]:
+        """list_nodes returns Nodes whose labels include all of labels, ordered by name."""
+        return await self._list(NODES, *_label_filter(labels))
+
+    async def update_node(self, name: str, mutate: NodeMutator) -> Node:
+        """update_node applies mutate to the stored Node in one transaction; raises NotFound."""
+        return await self._update(NODES, name, mutate)
+
+    async def delete_node(self, name: str) -> None:
+        """delete_node removes the Node and its lease; raises NotFound."""
+        await self._delete(NODES, name)
+
+    async def create_project(self, project: Project) -> Project:
+        """create_project stores a new Project; raises AlreadyExists."""
+        return await self._create(PROJECTS, project)
+
+    async def get_project(self, name: str) -> Project:
+        """get_project returns the Project; raises NotFound."""
+        return await self._get(PROJECTS, name)
+
+    async def list_projects(
+        self,
+        *,
+        phases: Sequence[ProjectPhase] | None = None,
+        node_ref: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[Project]:
+        """list_projects returns Projects in any of phases, on node_ref, with all labels; ordered by name."""
+        clauses, params = _label_filter(labels)
+        if phases is not None:
+            clauses.append("phase = ANY(%s)")
+            params.append([ProjectPhase(phase).value for phase in phases])
+        if node_ref is not None:
+            clauses.append("node_ref = %s")
+            params.append(node_ref)
+        return await self._list(PROJECTS, clauses, params)
+
+    async def update_project(self, name: str, mutate: ProjectMutator) -> Project:
+        """update_project applies mutate to the stored Project in one transaction; raises NotFound."""
+        return await self._update(PROJECTS, name, mutate)
+
+    async def delete_project(self, name: str) -> None:
+        """delete_project removes the Project; raises NotFound."""
+        await self._delete(PROJECTS, name)
+
+    async def save_leases(self, leases: Mapping[str, datetime]) -> None:
+        """save_leases persists name → last heartbeat in one statement; unknown names are skipped.
+
+        A lease never moves backwards: an older time than the stored one is ignored.
+        """
+        if not leases:
+            return
+        names = list(leases)
+        times = [require_utc(leases[name], "lease time") for name in names]
+        with _pg_errors():
+            async with self._pool.connection() as conn:
+                await conn.execute(
+                    "INSERT INTO node_leases (name, renewed_at)"
+                    " SELECT n.name, l.at FROM unnest(%s::text[], %s::timestamptz[]) AS l (name, at)"
+                    " JOIN nodes n ON n.name = l.name"
+                    " ON CONFLICT (name) DO UPDATE SET renewed_at = EXCLUDED.renewed_at"
+                    " WHERE node_leases.renewed_at < EXCLUDED.renewed_at",
+                    (names, times),
+                )
+
+    async def load_leases(self) -> dict[str, datetime]:
+        """load_leases returns every persisted node lease, in UTC."""
+        with _pg_errors():
+            async with self._pool.connection() as conn:
+                rows = await (await conn.execute("SELECT name, renewed_at FROM node_leases")).fetchall()
+        return {str(name): at.astimezone(UTC) for name, at in rows}
+
+    async def try_acquire_leadership(self, holder: str, ttl_s: float, now: datetime) -> bool:
+        """try_acquire_leadership takes the leader lease if it is free or expired, or renews it if holder has it.
+
+        Returns whether holder leads until now + ttl_s. One atomic statement: two replicas racing
+        for an expired lease cannot both win. Expiry is judged on the callers' clocks (keep them
+        NTP-synced); a leader renews every ttl_s / 3 or so and stops leading when a renewal fails.
+        """
+        if ttl_s <= 0:
+            raise ValueError(f"ttl_s must be positive, got {ttl_s}")
+        now = require_utc(now, "now")
+        expires = now + timedelta(seconds=ttl_s)
+        with _pg_errors():
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(
+                    "INSERT INTO leader_lease AS l (id, holder, acquired_at, expires_at) VALUES (1, %s, %s, %s)"
+                    " ON CONFLICT (id) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at,"
+                    " acquired_at = CASE WHEN l.holder = EXCLUDED.holder THEN l.acquired_at"
+                    " ELSE EXCLUDED.acquired_at END"
+                    " WHERE l.holder = EXCLUDED.holder OR l.expires_at <= %s"
+                    " RETURNING holder",
+                    (holder, now, expires, now),
+                )
+                return await cur.fetchone() is not None
+
+    async def close(self) -> None:
+        """close closes the pool's connections; the store is unusable afterwards."""
+        await self._pool.close()

@@ -1,0 +1,427 @@
+"""SqliteStore: the embedded default Store, one SQLite file in WAL mode driven by one worker thread.
+
+Durability: `journal_mode=WAL` + `synchronous=FULL`, so a write is on disk when its transaction
+commits, and every call returns only after its commit (a SIGKILL never loses an acknowledged write).
+
+Concurrency: one thread owns the connection and runs every statement, so the event loop never
+blocks on SQLite and writes are serialized (each mutator's read-modify-write is atomic). Writes
+queued together are group-committed: each runs in its own SAVEPOINT inside one `BEGIN IMMEDIATE`
+transaction and one fsync covers them all; a job that raises rolls back to its savepoint only.
+`BEGIN IMMEDIATE` also serializes against other processes on the same file (`busy_timeout`).
+Mutators run on the worker thread: keep them pure functions of the object they are given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import queue
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from controlplane.api import Node, Project, ProjectPhase
+
+from ._kinds import NODES, PROJECTS, Kind, M, require_utc
+from .base import AlreadyExists, NodeMutator, NotFound, ProjectMutator, StoreError
+
+T = TypeVar("T")
+
+#: How long a write waits for another process holding the file's write lock before failing.
+BUSY_TIMEOUT_MS: Final = 10_000
+#: The most writes one group commit carries; bounds the latency of the first job in a batch.
+MAX_BATCH: Final = 512
+#: An in-memory database for tests: nothing survives close().
+MEMORY: Final = ":memory:"
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+
+#: Schema migrations: entry i takes the file from user_version i to i + 1. Append only.
+_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (
+        "CREATE TABLE nodes (name TEXT PRIMARY KEY, doc TEXT NOT NULL)",
+        "CREATE TABLE projects (name TEXT PRIMARY KEY, phase TEXT NOT NULL, node_ref TEXT, doc TEXT NOT NULL)",
+        "CREATE INDEX projects_phase ON projects (phase)",
+        "CREATE INDEX projects_node_ref ON projects (node_ref)",
+        # Lease times are integer microseconds since the epoch (UTC): exact, and ordered as numbers.
+        "CREATE TABLE node_leases ("
+        " name TEXT PRIMARY KEY REFERENCES nodes (name) ON DELETE CASCADE,"
+        " renewed_at_us INTEGER NOT NULL)",
+    ),
+)
+SCHEMA_VERSION: Final = len(_MIGRATIONS)
+
+
+@contextmanager
+def _sqlite_errors(kind: str = "", name: str = "") -> Iterator[None]:
+    """_sqlite_errors is the one place sqlite3 exceptions become store errors."""
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        if "UNIQUE" in str(exc) and kind:
+            raise AlreadyExists(kind, name) from exc
+        raise StoreError(f"sqlite: {exc}") from exc
+    except sqlite3.Error as exc:
+        raise StoreError(f"sqlite: {exc}") from exc
+
+
+def _micros(value: datetime) -> int:
+    return (require_utc(value, "lease time") - _EPOCH) // _MICROSECOND
+
+
+def _from_micros(value: int) -> datetime:
+    return _EPOCH + value * _MICROSECOND
+
+
+def _dump(obj: Node | Project) -> str:
+    return json.dumps(obj.to_wire(), separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(slots=True, eq=False)
+class _Job:
+    """_Job is one unit of work for the worker thread; fn None means stop."""
+
+    fn: Callable[[sqlite3.Connection], Any] | None
+    write: bool
+    future: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
+
+
+class _Worker:
+    """_Worker owns the connection on its own thread and runs jobs in order, group-committing writes."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=f"sqlite-store:{path}", daemon=True)
+        self._closed = False
+
+    def start(self) -> concurrent.futures.Future[Any]:
+        """start opens and migrates the database on the worker thread; the future resolves when done."""
+        opened = _Job(_migrate, write=False)
+        self._jobs.put(opened)
+        self._thread.start()
+        return opened.future
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+        """call runs fn(connection) on the worker; a write's result is returned only after its commit."""
+        if self._closed:
+            raise StoreError("sqlite: store is closed")
+        job = _Job(fn, write)
+        self._jobs.put(job)
+        result: T = await asyncio.wrap_future(job.future)
+        return result
+
+    async def stop(self) -> None:
+        """stop lets queued jobs finish, closes the connection and ends the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        self._jobs.put(_Job(None, write=False))
+        if self._thread.is_alive():
+            await asyncio.to_thread(self._thread.join)
+
+    def _run(self) -> None:
+        try:
+            # isolation_level=None: no implicit transactions; this module issues BEGIN/COMMIT itself.
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=True)
+        except sqlite3.Error as exc:
+            self._fail_all(StoreError(f"sqlite: cannot open {self._path}: {exc}"))
+            return
+        try:
+            self._loop(conn)
+        finally:
+            conn.close()
+
+    def _loop(self, conn: sqlite3.Connection) -> None:
+        held: deque[_Job] = deque()
+        while True:
+            job = held.popleft() if held else self._jobs.get()
+            if job.fn is None:
+                self._fail_all(StoreError("sqlite: store is closed"))
+                return
+            if not job.write:
+                self._run_one(conn, job)
+                continue
+            batch = [job]
+            while len(batch) < MAX_BATCH:
+                try:
+                    following = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if not following.write or following.fn is None:
+                    held.append(following)  # reads and stop wait until this batch has committed
+                    break
+                batch.append(following)
+            self._run_batch(conn, batch)
+
+    @staticmethod
+    def _run_one(conn: sqlite3.Connection, job: _Job) -> None:
+        if not job.future.set_running_or_notify_cancel():
+            return
+        assert job.fn is not None
+        try:
+            job.future.set_result(job.fn(conn))
+        except BaseException as exc:
+            job.future.set_exception(exc)
+
+    @staticmethod
+    def _run_batch(conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        started: list[_Job] = []
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            with _sqlite_errors():
+                conn.execute("BEGIN IMMEDIATE")
+                for job in batch:
+                    if not job.future.set_running_or_notify_cancel():
+                        continue
+                    started.append(job)
+                    assert job.fn is not None
+                    conn.execute("SAVEPOINT job")
+                    try:
+                        outcomes.append((True, job.fn(conn)))
+                    except Exception as exc:
+                        conn.execute("ROLLBACK TO job")
+                        outcomes.append((False, exc))
+                    conn.execute("RELEASE job")
+                conn.execute("COMMIT")
+        except StoreError as exc:
+            # BEGIN, a savepoint or COMMIT failed: nothing of the batch is written, so every job fails.
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            for job in batch:
+                if job in started or job.future.set_running_or_notify_cancel():
+                    job.future.set_exception(exc)
+            return
+        for job, (ok, value) in zip(started, outcomes, strict=True):
+            if ok:
+                job.future.set_result(value)
+            else:
+                job.future.set_exception(value)
+
+    def _fail_all(self, exc: StoreError) -> None:
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if job.fn is not None and job.future.set_running_or_notify_cancel():
+                job.future.set_exception(exc)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """_migrate sets the durability pragmas and brings the schema to SCHEMA_VERSION."""
+    with _sqlite_errors():
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("BEGIN IMMEDIATE")  # another process may be migrating the same file
+        try:
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"sqlite: schema version {version} is newer than this program's {SCHEMA_VERSION}")
+            for statements in _MIGRATIONS[version:]:
+                for statement in statements:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _label_filter(labels: Mapping[str, str] | None) -> tuple[list[str], list[str]]:
+    clauses: list[str] = []
+    params: list[str] = []
+    for key, value in (labels or {}).items():
+        clauses.append("EXISTS (SELECT 1 FROM json_each(doc, '$.metadata.labels') WHERE key = ? AND value = ?)")
+        params += [key, value]
+    return clauses, params
+
+
+class SqliteStore:
+    """SqliteStore implements Store on one SQLite file (or `:memory:`); open it with `await SqliteStore.open`."""
+
+    def __init__(self, worker: _Worker, path: str) -> None:
+        self._worker = worker
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: str | Path) -> SqliteStore:
+        """open creates the file (and its directory) if needed and migrates it; raises StoreError."""
+        path = str(path)
+        if path != MEMORY:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        worker = _Worker(path)
+        try:
+            await asyncio.wrap_future(worker.start())
+        except BaseException:
+            await worker.stop()
+            raise
+        return cls(worker, path)
+
+    # Generic row operations, shared by Nodes and Projects.
+
+    async def _create(self, kind: Kind[M], obj: M) -> M:
+        doc = _dump(obj)
+        columns = ", ".join(("name", *kind.columns, "doc"))
+        marks = ", ".join("?" * (len(kind.columns) + 2))
+        sql = f"INSERT INTO {kind.table} ({columns}) VALUES ({marks})"
+
+        def insert(conn: sqlite3.Connection) -> None:
+            with _sqlite_errors(kind.name, obj.name):
+                conn.execute(sql, (obj.name, *kind.values(obj), doc))
+
+        await self._worker.call(insert, write=True)
+        return kind.load(doc)
+
+    async def _get(self, kind: Kind[M], name: str) -> M:
+        def select(conn: sqlite3.Connection) -> str | None:
+            with _sqlite_errors(kind.name, name):
+                row = conn.execute(f"SELECT doc FROM {kind.table} WHERE name = ?", (name,)).fetchone()
+            return None if row is None else str(row[0])
+
+        doc = await self._worker.call(select, write=False)
+        if doc is None:
+            raise NotFound(kind.name, name)
+        return kind.load(doc)
+
+    async def _list(self, kind: Kind[M], clauses: list[str], params: Sequence[Any]) -> list[M]:
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT doc FROM {kind.table}{where} ORDER BY name"
+
+        def select(conn: sqlite3.Connection) -> list[str]:
+            with _sqlite_errors():
+                return [str(row[0]) for row in conn.execute(sql, tuple(params))]
+
+        return [kind.load(doc) for doc in await self._worker.call(select, write=False)]
+
+    async def _update(self, kind: Kind[M], name: str, mutate: Callable[[M], M]) -> M:
+        assignments = ", ".join(f"{column} = ?" for column in (*kind.columns, "doc"))
+        sql = f"UPDATE {kind.table} SET {assignments} WHERE name = ?"
+
+        def read_modify_write(conn: sqlite3.Connection) -> str:
+            with _sqlite_errors(kind.name, name):
+                row = conn.execute(f"SELECT doc FROM {kind.table} WHERE name = ?", (name,)).fetchone()
+                if row is None:
+                    raise NotFound(kind.name, name)
+                obj: M = kind.check_mutated(name, mutate(kind.load(str(row[0]))))
+                doc = _dump(obj)
+                conn.execute(sql, (*kind.values(obj), doc, name))
+            return doc
+
+        return kind.load(await self._worker.call(read_modify_write, write=True))
+
+    async def _delete(self, kind: Kind[M], name: str) -> None:
+        def delete(conn: sqlite3.Connection) -> None:
+            with _sqlite_errors(kind.name, name):
+                if conn.execute(f"DELETE FROM {kind.table} WHERE name = ?", (name,)).rowcount == 0:
+                    raise NotFound(kind.name, name)
+
+        await self._worker.call(delete, write=True)
+
+    # Store.
+
+    async def create_node(self, node: Node) -> Node:
+        """create_node stores a new Node; raises AlreadyExists."""
+        return await self._create(NODES, node)
+
+    async def get_node(self, name: str) -> Node:
+        """get_node returns the Node; raises NotFound."""
+        return await self._get(NODES, name)
+
+    async def list_nodes(self, *, labels: Mapping[str, str] | None = None) -> list[Node]:
+        """list_nodes returns Nodes whose labels include all of labels, ordered by name."""
+        return await self._list(NODES, *_label_filter(labels))
+
+    async def update_node(self, name: str, mutate: NodeMutator) -> Node:
+        """update_node applies mutate to the stored Node in one transaction; raises NotFound."""
+        return await self._update(NODES, name, mutate)
+
+    async def delete_node(self, name: str) -> None:
+        """delete_node removes the Node and its lease; raises NotFound."""
+        await self._delete(NODES, name)
+
+    async def create_project(self, project: Project) -> Project:
+        """create_project stores a new Project; raises AlreadyExists."""
+        return await self._create(PROJECTS, project)
+
+    async def get_project(self, name: str) -> Project:
+        """get_project returns the Project; raises NotFound."""
+        return await self._get(PROJECTS, name)
+
+    async def list_projects(
+        self,
+        *,
+        phases: Sequence[ProjectPhase] | None = None,
+        node_ref: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[Project]:
+        """list_projects returns Projects in any of phases, on node_ref, with all labels; ordered by name."""
+        clauses, params = _label_filter(labels)
+        if phases is not None:
+            clauses.append(f"phase IN ({', '.join('?' * len(phases))})")
+            params += [ProjectPhase(phase).value for phase in phases]
+        if node_ref is not None:
+            clauses.append("node_ref = ?")
+            params.append(node_ref)
+        return await self._list(PROJECTS, clauses, params)
+
+    async def update_project(self, name: str, mutate: ProjectMutator) -> Project:
+        """update_project applies mutate to the stored Project in one transaction; raises NotFound."""
+        return await self._update(PROJECTS, name, mutate)
+
+    async def delete_project(self, name: str) -> None:
+        """delete_project removes the Project; raises NotFound."""
+        await self._delete(PROJECTS, name)
+
+    async def save_leases(self, leases: Mapping[str, datetime]) -> None:
+        """save_leases persists name → last heartbeat in one transaction; unknown names are skipped.
+
+        A lease never moves backwards: an older time than the stored one is ignored.
+        """
+        rows = [(name, _micros(at), name) for name, at in leases.items()]
+        if not rows:
+            return
+
+        def upsert(conn: sqlite3.Connection) -> None:
+            with _sqlite_errors():
+                conn.executemany(
+                    "INSERT INTO node_leases (name, renewed_at_us) SELECT ?, ?"
+                    " WHERE EXISTS (SELECT 1 FROM nodes WHERE name = ?)"
+                    " ON CONFLICT (name) DO UPDATE SET renewed_at_us = excluded.renewed_at_us"
+                    " WHERE excluded.renewed_at_us > node_leases.renewed_at_us",
+                    rows,
+                )
+
+        await self._worker.call(upsert, write=True)
+
+    async def load_leases(self) -> dict[str, datetime]:
+        """load_leases returns every persisted node lease, in UTC."""
+
+        def select(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+            with _sqlite_errors():
+                return conn.execute("SELECT name, renewed_at_us FROM node_leases").fetchall()
+
+        return {name: _from_micros(us) for name, us in await self._worker.call(select, write=False)}
+
+    async def try_acquire_leadership(self, holder: str, ttl_s: float, now: datetime) -> bool:
+        """try_acquire_leadership always succeeds: one SQLite file has one server, which is the leader."""
+        require_utc(now, "now")
+        if ttl_s <= 0:
+            raise ValueError(f"ttl_s must be positive, got {ttl_s}")
+        return True
+
+    async def close(self) -> None:
+        """close finishes queued work and closes the file; the store is unusable afterwards."""
+        await self._worker.stop()
