@@ -24,7 +24,7 @@ from ._models import (
     WhoIsResponse,
 )
 from ._names import SelfIdentity, find_peer, find_peers, resolve, self_identity
-from ._paths import Path, PathMode, Via, classify_peer, classify_pong, classify_pongs, probe_path
+from ._paths import Path, PathMode, Via, classify_peer, classify_pong, classify_pongs, probe_path, wait_for_mode
 from ._transports import DEFAULT_SOCKET, SOCKET_ENV, socket_path
 
 __all__ = [
@@ -65,4 +65,5 @@ __all__ = [
     "resolve",
     "self_identity",
     "socket_path",
+    "wait_for_mode",
 ]

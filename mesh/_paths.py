@@ -16,6 +16,7 @@ The rule (design §5.2), and why, from magicsock (wgengine/magicsock, tailscale 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -97,16 +98,16 @@ class Path:
 
 def classify_pong(result: PingResult) -> Path:
     """classify_pong is the path one disco pong names (populateCLIPingResponseLocked fills exactly one field)."""
-    latency = result.latency_ms if result.ok else None
     if not result.ok:
         return Path(Via.NO_ANSWER)
+    latency = result.latency_ms
     if result.endpoint:
         return Path(Via.DIRECT, endpoint=result.endpoint, latency_ms=latency)
     if result.peer_relay:
         return Path(Via.PEER_RELAY, peer_relay=result.peer_relay, latency_ms=latency)
     if result.derp_region_id or result.derp_region_code:
         return Path(Via.DERP, derp_region=result.derp_region_code, latency_ms=latency)
-    return Path(Via.NO_ANSWER, latency_ms=latency)  # a TSMP/ICMP pong names no path
+    return Path(Via.NO_ANSWER)  # a TSMP/ICMP pong names no path
 
 
 def classify_pongs(results: Sequence[PingResult]) -> Path:
@@ -159,3 +160,33 @@ async def probe_path(
         if result.is_direct:
             break
     return classify_pongs(results)
+
+
+async def wait_for_mode(
+    client: LocalClient,
+    ip: str | IPAddress,
+    mode: PathMode,
+    *,
+    within: float,
+    interval: float = 0.5,
+    ping_timeout: float = 2.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> tuple[float, Path]:
+    """wait_for_mode disco-pings ip every `interval` s until a pong shows `mode` or `within` s have passed.
+
+    It returns the seconds waited and the last path seen: the deciding pong's path on success, else the last
+    verdict (whose mode is not `mode`). A short `ping_timeout` matters after a path dies: magicsock keeps
+    pinging only the dead direct address until its trust lapses (6.5 s), and those pings never get a pong.
+    """
+    start = clock()
+    path = Path(Via.NO_ANSWER)
+    while True:
+        try:
+            path = classify_pong(await client.ping(ip, PingType.DISCO, ping_timeout))
+        except RequestTimeout:
+            path = Path(Via.NO_ANSWER)
+        elapsed = clock() - start
+        if path.mode is mode or elapsed >= within:
+            return elapsed, path
+        await sleep(interval)

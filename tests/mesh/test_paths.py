@@ -5,9 +5,20 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from mesh import Path, PathMode, PeerStatus, PingResult, Via, classify_peer, classify_pong, classify_pongs, probe_path
+from mesh import (
+    Path,
+    PathMode,
+    PeerStatus,
+    PingResult,
+    Via,
+    classify_peer,
+    classify_pong,
+    classify_pongs,
+    probe_path,
+    wait_for_mode,
+)
 
-from .captured import peer, pong
+from .captured import Answer, peer, pong
 from .conftest import ClientFactory
 
 DIRECT = pong("edge1-ping-edge2-direct.json")
@@ -34,9 +45,8 @@ def test_classify_pong(result: PingResult, via: Via, mode: PathMode | None, deta
     assert (path.via, path.mode) == (via, mode)
     assert detail == (path.endpoint or path.derp_region or path.peer_relay)
     if via in (Via.DIRECT, Via.DERP, Via.PEER_RELAY):
-        assert path.latency_ms == pytest.approx(result.latency_seconds * 1000) and path.latency_ms > 0
-    else:
-        assert path.latency_ms is None or via is Via.NO_ANSWER
+        assert path.latency_ms is not None and path.latency_ms > 0
+        assert path.latency_ms == pytest.approx(result.latency_seconds * 1000)
 
 
 @pytest.mark.parametrize(
@@ -108,7 +118,11 @@ class RecordingSleep:
 
 
 async def test_probe_stops_at_the_first_direct_pong(fake_client: ClientFactory) -> None:
-    script = [httpx.ReadTimeout("no pong"), (200, "edge1-ping-edge2-derp.json"), (200, "edge1-ping-edge2-direct.json")]
+    script: list[Answer] = [
+        httpx.ReadTimeout("no pong"),
+        (200, "edge1-ping-edge2-derp.json"),
+        (200, "edge1-ping-edge2-direct.json"),
+    ]
     client, daemon = fake_client({"POST ping": script})
     sleep = RecordingSleep()
     path = await probe_path(client, "100.64.0.4", attempts=10, interval=1.0, sleep=sleep)
@@ -129,3 +143,44 @@ async def test_probe_without_any_pong_is_no_answer(fake_client: ClientFactory) -
     client, daemon = fake_client({"POST ping": httpx.ReadTimeout("no pong")})
     path = await probe_path(client, "100.64.0.4", attempts=2, sleep=RecordingSleep())
     assert path.via is Via.NO_ANSWER and path.mode is None and len(daemon.requests) == 2
+
+
+class FakeClock:
+    """FakeClock is a monotonic clock that advances only when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+async def test_wait_for_mode_returns_the_first_pong_in_the_wanted_mode(fake_client: ClientFactory) -> None:
+    script: list[Answer] = [
+        (200, "edge1-ping-edge2-direct.json"),
+        httpx.ReadTimeout("dead direct path"),
+        (200, "edge1-ping-edge2-derp.json"),
+    ]
+    client, daemon = fake_client({"POST ping": script})
+    clock = FakeClock()
+    elapsed, path = await wait_for_mode(
+        client, "100.64.0.4", PathMode.DERP, within=20, interval=1.0, clock=clock, sleep=clock.sleep
+    )
+    assert (elapsed, path) == (2.0, classify_pong(DERP))
+    assert len(daemon.requests) == 3 and clock.waits == [1.0, 1.0]
+    assert daemon.requests[0].extensions["timeout"]["read"] == 2.0
+
+
+async def test_wait_for_mode_gives_up_after_within_seconds(fake_client: ClientFactory) -> None:
+    client, daemon = fake_client({"POST ping": (200, "edge1-ping-edge2-derp.json")})
+    clock = FakeClock()
+    elapsed, path = await wait_for_mode(
+        client, "100.64.0.4", PathMode.DIRECT, within=3, interval=1.0, clock=clock, sleep=clock.sleep
+    )
+    assert elapsed == 3.0 and path.mode is PathMode.DERP
+    assert len(daemon.requests) == 4
