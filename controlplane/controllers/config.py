@@ -16,10 +16,13 @@ class ControllerConfig:
     grace: timedelta = timedelta(seconds=40)
     # Node lifecycle pass period: NotReady must be seen within grace + 1 s, so at most 1 s.
     lifecycle_period: timedelta = timedelta(seconds=1)
+    # How often the lifecycle controller re-lists every Node (new Nodes, new facts, drains); between
+    # re-lists a pass only re-judges its cached Nodes against the leases, which is cheap at 20k Nodes.
+    lifecycle_resync: timedelta = timedelta(seconds=5)
     # Scheduler pass period: a Pending project waits at most this long for a free node.
     scheduler_period: timedelta = timedelta(seconds=1)
     # Draining pass period: evicting a drained node's projects is not urgent.
-    draining_period: timedelta = timedelta(seconds=2)
+    draining_period: timedelta = timedelta(seconds=5)
     # Rescheduler pass period: its deadlines are minutes long, so a few seconds late is fine.
     rescheduler_period: timedelta = timedelta(seconds=5)
     # Projects of a node NotReady for longer than this go back to Pending.
@@ -32,6 +35,7 @@ class ControllerConfig:
             "heartbeat_interval",
             "grace",
             "lifecycle_period",
+            "lifecycle_resync",
             "scheduler_period",
             "draining_period",
             "rescheduler_period",

@@ -12,6 +12,7 @@ from controlplane.store.base import Store
 
 from ._loop import Gate, run_every
 from ._projects import EVICTED_PHASES, evict, return_to_pending
+from ._writes import write_all
 from .config import ControllerConfig
 
 # Reason of the Scheduled=False condition on a Project taken off a draining node.
@@ -40,12 +41,15 @@ class DrainingController:
     async def sync_once(self) -> int:
         """sync_once runs one pass; returns how many Projects it moved back to Pending."""
         now = self._now()
-        moved = 0
-        for node in draining_nodes(await self._store.list_nodes()):
-            for project in await self._store.list_projects(phases=list(EVICTED_PHASES), node_ref=node):
-                if await evict(self._store, project.name, node, now, evict_from_draining):
-                    moved += 1
-        return moved
+        bound = await self._store.list_projects(phases=list(EVICTED_PHASES))
+        if not bound:
+            return 0  # nothing to move: spare the list of every Node
+        draining = set(draining_nodes(await self._store.list_nodes()))
+        moves = [(p.name, p.status.node_ref) for p in bound if p.status.node_ref in draining]
+        results = await write_all(
+            evict(self._store, name, node, now, evict_from_draining) for name, node in moves if node is not None
+        )
+        return sum(results)
 
     async def run(self, stop: asyncio.Event, *, gate: Gate | None = None) -> None:
         """run calls sync_once every draining_period until stop is set."""

@@ -23,6 +23,7 @@ from controlplane.store.base import NotFound, Store
 from controlplane.store.leases import Lease, LeaseTable
 
 from ._loop import Gate, run_every
+from ._writes import write_all
 from .config import ControllerConfig, format_duration
 
 # Condition types this controller owns; any other type on a Node is the agent's and is kept as it is.
@@ -221,7 +222,14 @@ def is_stale(node: Node, state: NodeState, verdicts: Mapping[str, Verdict]) -> b
 
 
 class NodeLifecycleController:
-    """NodeLifecycleController writes each Node's state and owned conditions when they change."""
+    """NodeLifecycleController writes each Node's state and owned conditions when they change.
+
+    It works from a cache of the Nodes (Kubernetes' lister pattern): every pass re-judges each cached
+    Node against the leases, which is all that time changes, and the cache is refilled from the store
+    every `lifecycle_resync` to pick up new Nodes, facts and drains. Listing 20k Nodes costs more than a
+    pass period; judging them does not. A write always recomputes from the row read inside the store's
+    transaction, so a stale cache can delay a write but never write stale data.
+    """
 
     def __init__(
         self,
@@ -237,6 +245,9 @@ class NodeLifecycleController:
         self._config = config
         # When this instance first saw each node: the anchor of the restart rule.
         self._observed_at: dict[str, datetime] = {}
+        # The Nodes as last listed or written, and when they were listed (None: never).
+        self._cache: dict[str, Node] = {}
+        self._listed_at: datetime | None = None
 
     def desired(self, node: Node, now: datetime) -> tuple[NodeState, dict[str, Verdict]]:
         """desired returns the state and verdicts node should have at now (observed_at must be recorded)."""
@@ -254,22 +265,28 @@ class NodeLifecycleController:
     async def sync_once(self) -> int:
         """sync_once runs one pass over every Node; returns how many Nodes it wrote."""
         now = self._now()
+        if self._listed_at is None or now - self._listed_at >= self._config.lifecycle_resync:
+            await self._relist(now)
+        stale = [name for name, node in self._cache.items() if is_stale(node, *self.desired(node, now))]
+        results = await write_all(self._write(name, now) for name in stale)
+        return sum(results)
+
+    async def _relist(self, now: datetime) -> None:
         nodes = await self._store.list_nodes()
-        seen = {node.name for node in nodes}
-        for name in [name for name in self._observed_at if name not in seen]:
+        self._cache = {node.name: node for node in nodes}
+        self._listed_at = now
+        for name in [name for name in self._observed_at if name not in self._cache]:
             del self._observed_at[name]
-        written = 0
-        for node in nodes:
-            self._observed_at.setdefault(node.name, now)
-            state, verdicts = self.desired(node, now)
-            if not is_stale(node, state, verdicts):
-                continue
-            try:
-                await self._store.update_node(node.name, lambda current: self._apply(current, now))
-            except NotFound:
-                continue  # deleted since the list; nothing to do
-            written += 1
-        return written
+        for name in self._cache:
+            self._observed_at.setdefault(name, now)
+
+    async def _write(self, name: str, now: datetime) -> bool:
+        try:
+            self._cache[name] = await self._store.update_node(name, lambda current: self._apply(current, now))
+        except NotFound:
+            self._cache.pop(name, None)  # deleted since the list; nothing to do
+            return False
+        return True
 
     def _apply(self, current: Node, now: datetime) -> Node:
         # Recomputed from the row read inside the transaction: a drain or a beat that landed after the

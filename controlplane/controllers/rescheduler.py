@@ -13,6 +13,7 @@ from controlplane.store.base import Conflict, NotFound, Store
 
 from ._loop import Gate, run_every
 from ._projects import EVICTED_PHASES, evict, require_phase, return_to_pending, with_condition
+from ._writes import write_all
 from .config import ControllerConfig, format_duration
 from .node_lifecycle import READY
 
@@ -94,14 +95,14 @@ class Rescheduler:
 
     async def _free_not_ready(self, now: datetime) -> int:
         after = self._config.reschedule_after
-        moved = 0
-        for node in await self._store.list_nodes():
-            if not overdue(not_ready_since(node), now, after):
-                continue
-            for project in await self._store.list_projects(phases=list(EVICTED_PHASES), node_ref=node.name):
-                if await evict(self._store, project.name, node.name, now, partial(evict_from_not_ready, after=after)):
-                    moved += 1
-        return moved
+        bound = await self._store.list_projects(phases=list(EVICTED_PHASES))
+        if not bound:
+            return 0  # nothing to free: spare the list of every Node
+        gone = {node.name for node in await self._store.list_nodes() if overdue(not_ready_since(node), now, after)}
+        edit = partial(evict_from_not_ready, after=after)
+        moves = [(p.name, p.status.node_ref) for p in bound if p.status.node_ref in gone]
+        results = await write_all(evict(self._store, name, node, now, edit) for name, node in moves if node is not None)
+        return sum(results)
 
     async def _force_stuck(self, now: datetime) -> int:
         timeout = self._config.terminating_timeout

@@ -23,6 +23,7 @@ from controlplane.store.base import Conflict, NotFound, Store
 
 from ._loop import Gate, run_every
 from ._projects import SCHEDULED, require_phase, says, with_condition
+from ._writes import write_all
 from .config import ControllerConfig
 
 # Reasons of the Scheduled condition (the type lives in _projects, shared with eviction).
@@ -216,24 +217,33 @@ class Scheduler:
         self._config = config
 
     async def sync_once(self) -> int:
-        """sync_once runs one scheduling pass; returns how many Projects it bound."""
+        """sync_once runs one scheduling pass; returns how many Projects it bound.
+
+        Every decision is made first, in memory, booking each placement on its node; then the writes go
+        out together. A bind that loses a race (the Project changed meanwhile) leaves its booking in place
+        until the next pass, which only makes this pass more cautious.
+        """
         now = self._now()
         pending = await self._store.list_projects(phases=[ProjectPhase.PENDING])
         if not pending:
             return 0
         nodes = await self._store.list_nodes()
         placement = build_placement(nodes, await self._store.list_projects(phases=list(BOUND_PHASES)))
-        bound = 0
+        binds: list[tuple[str, str]] = []
+        refusals: list[tuple[str, str]] = []
         for project in sorted(pending, key=queue_order):
             request = requests_of(project)
             room = choose_node(request, placement.rooms)
             if room is None:
-                await self._mark_unschedulable(project, unschedulable_message(placement, request), now)
+                message = unschedulable_message(placement, request)
+                if not says(project, SCHEDULED, ConditionStatus.FALSE, UNSCHEDULABLE, message):
+                    refusals.append((project.name, message))
                 continue
-            if await self._bind(project.name, room.name, now):
-                room.take(request)
-                bound += 1
-        return bound
+            room.take(request)
+            binds.append((project.name, room.name))
+        bound = await write_all(self._bind(name, node, now) for name, node in binds)
+        await write_all(self._mark_unschedulable(name, message, now) for name, message in refusals)
+        return sum(bound)
 
     async def _bind(self, name: str, node: str, now: datetime) -> bool:
         def bind(current: Project) -> Project:
@@ -255,10 +265,7 @@ class Scheduler:
             return False  # changed or deleted since the list: the next pass sees the truth
         return True
 
-    async def _mark_unschedulable(self, project: Project, message: str, now: datetime) -> None:
-        if says(project, SCHEDULED, ConditionStatus.FALSE, UNSCHEDULABLE, message):
-            return  # unchanged: no write
-
+    async def _mark_unschedulable(self, name: str, message: str, now: datetime) -> None:
         def mark(current: Project) -> Project:
             require_phase(current, (ProjectPhase.PENDING,))
             return with_condition(
@@ -266,7 +273,7 @@ class Scheduler:
             )
 
         try:
-            await self._store.update_project(project.name, mark)
+            await self._store.update_project(name, mark)
         except (Conflict, NotFound):
             return
 

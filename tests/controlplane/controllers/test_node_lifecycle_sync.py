@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 import pytest
 
-from controlplane.api import NodeState
+from controlplane.api import Node, NodeState
 from controlplane.controllers.config import ControllerConfig
 from controlplane.controllers.node_lifecycle import NodeLifecycleController
 from controlplane.store.base import Store
@@ -163,14 +164,16 @@ async def test_blocking_agent_condition_holds_a_live_node_not_ready(
     await memory_store.create_node(make_node("edge1"))
     leases.renew("edge1", clock.now())
     await put_status(memory_store, "edge1", conditions=[{"type": "NetworkUnavailable", "status": "True"}])
-    await lifecycle.sync_once()
+    assert await lifecycle.sync_once() == 1
     assert (await state_of(memory_store))[:3] == (NodeState.NOT_READY, "False", "BlockingCondition")
     await put_status(
         memory_store,
         "edge1",
         conditions=[{"type": "NetworkUnavailable", "status": "False", "reason": "RouteCreated"}],
     )
-    await lifecycle.sync_once()
+    clock.step(5)  # the next resync reads the new facts
+    leases.renew("edge1", clock.now())
+    assert await lifecycle.sync_once() == 1
     node = await memory_store.get_node("edge1")
     assert node.status.state == NodeState.READY
     assert conditions_of(node)["NetworkUnavailable"] == ("False", "RouteCreated", None), "agent's own, untouched"
@@ -240,9 +243,63 @@ async def test_deleted_nodes_are_forgotten(
     leases.renew("edge1", clock.now())
     await lifecycle.sync_once()
     await memory_store.delete_node("edge1")
+    leases.forget("edge1")  # as the server's DELETE does
+    clock.step(60)  # stale by now, but the write finds the node gone
     assert await lifecycle.sync_once() == 0
-    # Re-created later under the same name: first seen again now, so the restart hold starts afresh.
-    clock.step(100)
-    await memory_store.create_node(make_node("edge1", status={"state": "Ready"}))
+    await memory_store.create_node(make_node("edge1"))
+    clock.step(5)
     assert await lifecycle.sync_once() == 1
-    assert (await state_of(memory_store))[:3] == (NodeState.READY, "True", "AgentReady")
+    assert (await state_of(memory_store))[:3] == (NodeState.NOT_READY, "Unknown", "NodeStatusNeverUpdated")
+
+
+class ListCounter:
+    """ListCounter is the store, counting list_nodes calls."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.lists = store, 0
+
+    async def list_nodes(self, **kwargs: Any) -> list[Node]:
+        self.lists += 1
+        return await self.store.list_nodes(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+async def test_between_resyncs_leases_are_judged_every_pass_and_facts_wait_for_the_resync(
+    memory_store: Store, leases: LeaseTable, clock: FakeClock, config: ControllerConfig
+) -> None:
+    counter = ListCounter(memory_store)
+    lifecycle = NodeLifecycleController(store=cast(Store, counter), leases=leases, now=clock.now, config=config)
+    await memory_store.create_node(make_node("edge1"))
+    leases.renew("edge1", clock.now())
+    await lifecycle.sync_once()
+    clock.step(1)
+    await put_status(memory_store, "edge1", network={"mode": "DERP"})
+    assert await lifecycle.sync_once() == 0, "facts are read at the next resync"
+    clock.step(4)  # resync period (5 s) since the last list
+    assert await lifecycle.sync_once() == 1
+    assert conditions_of(await memory_store.get_node("edge1"))["PathRelayed"][:2] == ("True", "PathRelayed")
+    assert counter.lists == 2
+    # The last beat was 5 s ago. Relist at 38 s; the pass at 41 s judges the cached node without a list.
+    clock.step(33)
+    assert await lifecycle.sync_once() == 0
+    clock.step(3)
+    assert await lifecycle.sync_once() == 1
+    assert counter.lists == 3
+    assert (await state_of(memory_store))[:3] == (NodeState.NOT_READY, "False", "HeartbeatTimeout")
+
+
+async def test_a_write_between_resyncs_keeps_a_drain_the_cache_has_not_seen(
+    memory_store: Store, leases: LeaseTable, clock: FakeClock
+) -> None:
+    slow = NodeLifecycleController(
+        store=memory_store, leases=leases, now=clock.now, config=ControllerConfig(lifecycle_resync=timedelta(hours=1))
+    )
+    await memory_store.create_node(make_node("edge1"))
+    leases.renew("edge1", clock.now())
+    await slow.sync_once()
+    await put_status(memory_store, "edge1", state="Draining")
+    clock.step(41)
+    assert await slow.sync_once() == 1, "the cached Ready node timed out"
+    assert (await state_of(memory_store))[:3] == (NodeState.DRAINING, "False", "HeartbeatTimeout")
