@@ -1,0 +1,193 @@
+"""Tests of caractrl's printers over constructed API objects: AGE, alignment, `<none>`, wire output, describe."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import yaml
+
+from controlplane.api import (
+    Condition,
+    ConditionStatus,
+    NetworkMode,
+    Node,
+    NodeList,
+    NodeNetworkStatus,
+    NodeSpec,
+    NodeState,
+    NodeStatus,
+    NodeThroughput,
+    ObjectMeta,
+    Project,
+    ProjectSpec,
+    ServiceDef,
+)
+from controlplane.cli import printers
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def node(name: str, **status: object) -> Node:
+    return Node(
+        metadata=ObjectMeta(name=name, labels={"site": "lab"}, created_at=NOW - timedelta(hours=3)),
+        spec=NodeSpec(hostname=name),
+        status=NodeStatus.model_validate(status),
+    )
+
+
+@pytest.mark.parametrize(
+    ("delta", "text"),
+    [
+        (timedelta(0), "0s"),
+        (timedelta(seconds=59), "59s"),
+        (timedelta(minutes=5, seconds=59), "5m"),
+        (timedelta(hours=3, minutes=59), "3h"),
+        (timedelta(days=2, hours=23), "2d"),
+        (timedelta(days=400), "1y"),
+        (timedelta(seconds=-30), "0s"),
+    ],
+    ids=["now", "seconds", "minutes", "hours", "days", "years", "clock-skew"],
+)
+def test_age_like_kubectl(delta: timedelta, text: str) -> None:
+    assert printers.age(NOW - delta, NOW) == text
+
+
+def test_age_of_an_unset_time() -> None:
+    assert printers.age(None, NOW) == "<none>"
+
+
+def test_table_aligns_columns_without_trailing_blanks() -> None:
+    assert printers.table(["A", "LONGER"], [["xyz", "1"], ["q", ""]]).splitlines() == [
+        "A     LONGER",
+        "xyz   1",
+        "q",
+    ]
+
+
+def test_nodes_table_wide() -> None:
+    ready = node(
+        "edge-1",
+        state="Ready",
+        network={"ip": "100.64.0.1", "mode": "DERP", "derpRegion": "hub", "throughput": {"download": "9.5Mbps"}},
+    )
+    text = printers.nodes_table([ready, node("edge-20")], NOW, wide=True)
+    assert text.splitlines() == [
+        "NAME      STATE    IP           MODE     AGE   DNS      DERP     THROUGHPUT   UNSCHEDULABLE",
+        "edge-1    Ready    100.64.0.1   DERP     3h    <none>   hub      9.5Mbps/?    false",
+        "edge-20   <none>   <none>       <none>   3h    <none>   <none>   <none>       false",
+    ]
+
+
+def test_projects_table_summarises_conditions() -> None:
+    project = Project(
+        metadata=ObjectMeta(name="web", created_at=NOW - timedelta(days=2)),
+        spec=ProjectSpec(services=[ServiceDef(name="web", image="nginx")]),
+        status={
+            "phase": "Running",
+            "nodeRef": "edge-1",
+            "conditions": [{"type": "Scheduled", "status": "True"}, {"type": "Ready", "status": "False"}],
+        },
+    )
+    assert printers.projects_table([project], NOW).splitlines()[1].split() == [
+        "web",
+        "Running",
+        "edge-1",
+        "Scheduled=True,Ready=False",
+        "2d",
+    ]
+    assert printers.projects_table([project], NOW, wide=True).splitlines()[1].split()[-3:] == [
+        "web",
+        "<none>",
+        "<none>",
+    ]
+
+
+def test_json_and_yaml_are_exactly_the_wire_object() -> None:
+    listing = NodeList(items=[node("edge-1", state="Draining")])
+    assert json.loads(printers.to_json(listing)) == listing.to_wire()
+    assert yaml.safe_load(printers.to_yaml(listing)) == listing.to_wire()
+    assert printers.to_yaml(listing).startswith("apiVersion: caravanserai/v1\nkind: NodeList\nitems:\n")
+
+
+def test_describe_renders_every_field() -> None:
+    full = Node(
+        metadata=ObjectMeta(
+            name="edge-1", labels={"b": "2", "a": "1"}, annotations={"note": "x"}, created_at=NOW - timedelta(minutes=5)
+        ),
+        spec=NodeSpec(hostname="edge-1", unschedulable=True),
+        status=NodeStatus(
+            state=NodeState.READY,
+            network=NodeNetworkStatus(
+                ip="100.64.0.1",
+                mode=NetworkMode.DIRECT,
+                agent_port=9100,
+                throughput=NodeThroughput(download="94.1Mbps", upload="41.0Mbps"),
+            ),
+            capacity={"cpu": "4000m", "memory": "7823Mi"},
+            conditions=[
+                Condition(
+                    type="Ready",
+                    status=ConditionStatus.TRUE,
+                    reason="AgentReady",
+                    message="beating",
+                    last_heartbeat_time=NOW,
+                    last_transition_time=NOW - timedelta(hours=1),
+                ),
+            ],
+        ),
+    )
+    assert printers.describe(full, NOW).splitlines() == [
+        "Name:         edge-1",
+        "Kind:         Node",
+        "Labels:       a=1",
+        "              b=2",
+        "Annotations:  note=x",
+        "Created:      2026-11-24T11:55:00Z (5m ago)",
+        "Updated:      <none>",
+        "Spec:",
+        "  hostname:       edge-1",
+        "  unschedulable:  true",
+        "Status:",
+        "  state:     Ready",
+        "  network:",
+        "    ip:          100.64.0.1",
+        "    mode:        Direct",
+        "    agentPort:   9100",
+        "    throughput:",
+        "      download:  94.1Mbps",
+        "      upload:    41.0Mbps",
+        "  capacity:",
+        "    cpu:     4000m",
+        "    memory:  7823Mi",
+        "Conditions:",
+        "  TYPE    STATUS   REASON       MESSAGE   LAST HEARTBEAT         LAST TRANSITION",
+        "  Ready   True     AgentReady   beating   2026-11-24T12:00:00Z   2026-11-24T11:00:00Z",
+    ]
+
+
+def test_describe_renders_lists_of_objects_and_empty_status() -> None:
+    project = Project(
+        metadata=ObjectMeta(name="web"),
+        spec=ProjectSpec.model_validate(
+            {
+                "services": [{"name": "web", "image": "nginx", "env": [{"name": "A", "value": "1"}]}],
+                "volumes": [{"name": "data", "type": "Ephemeral"}],
+            }
+        ),
+    )
+    lines = printers.describe(project, NOW).splitlines()
+    spec = lines[lines.index("Spec:") + 1 : lines.index("Status:")]
+    assert spec == [
+        "  services:",
+        "    - name:   web",
+        "      image:  nginx",
+        "      env:",
+        "        - name:   A",
+        "          value:  1",
+        "  volumes:",
+        "    - name:  data",
+        "      type:  Ephemeral",
+    ]
+    assert lines[-1] == "Conditions:   <none>"
