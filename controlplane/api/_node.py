@@ -112,6 +112,17 @@ class NodeInfo(WireModel):
     agent_version: StrictStr | None = Field(default=None, alias="agentVersion")
 
 
+class NodeBinding(WireModel):
+    """NodeBinding (extension) ties a Node to the tailnet machine allowed to write it (design §5.4)."""
+
+    # NodeID: the stable tailnet node ID bound at the agent's first contact.
+    node_id: StrictStr = Field(alias="nodeID")
+    # Name: the tailnet host name of that machine when it was bound (for people).
+    name: StrictStr | None = None
+    # BoundAt: when the binding was made.
+    bound_at: Timestamp = Field(default=None, alias="boundAt")
+
+
 class NodeStatus(WireModel):
     """NodeStatus is observed: facts from the agent, state and conditions from the control plane."""
 
@@ -125,6 +136,8 @@ class NodeStatus(WireModel):
     # Available (extension): free memory and disk now, for MemoryPressure and DiskPressure.
     available: ResourceList | None = None
     info: NodeInfo | None = None
+    # Binding (extension): the tailnet machine that may heartbeat and write this status; set by the server.
+    binding: NodeBinding | None = None
     # LastHeartbeat: when the control plane last received a beat (its own clock); unset means never.
     last_heartbeat: Timestamp = Field(default=None, alias="lastHeartbeat")
     conditions: list[Condition] | None = None

@@ -30,8 +30,9 @@ class ServerContext:
     identity: Identity
     settings: Settings
     metrics: Metrics
-    # KnownNodes: names seen to exist, so an empty heartbeat needs no store read. Deleting a node removes it.
-    known_nodes: set[str] = field(default_factory=set)
+    # Bindings: node name → bound tailnet node ID (None while unbound) of every node seen to exist, so that an
+    # empty heartbeat is authorized without a store read. Deleting a node or releasing its binding updates it.
+    bindings: dict[str, str | None] = field(default_factory=dict)
 
 
 def get_context(request: Request) -> ServerContext:

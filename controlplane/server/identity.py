@@ -6,11 +6,17 @@ administrator (DevIdentity); the tailnet identity (LocalAPI WhoIs) plugs in here
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from fastapi import Request
+
+from mesh import LocalClient, MeshError, PeerNotFound, WhoIsResponse
+
+if TYPE_CHECKING:
+    from .roles import RolesConfig
 
 
 class Role(StrEnum):
@@ -51,6 +57,46 @@ class DevIdentity:
 
     async def identify(self, request: Request) -> Caller:
         return Caller(name="dev", role=Role.ADMIN)
+
+
+class TailnetIdentity:
+    """TailnetIdentity asks the server's own tailscaled who owns the caller's address (LocalAPI WhoIs).
+
+    Answers are cached for `ttl` seconds per address, so a burst of heartbeats costs one WhoIs; an address
+    the tailnet no longer knows is dropped from the cache at once.
+    """
+
+    def __init__(self, *, local: LocalClient, roles: RolesConfig, ttl: float = 30.0) -> None:
+        self._local, self._roles, self._ttl = local, roles, ttl
+        self._cache: dict[str, tuple[float, WhoIsResponse]] = {}
+
+    async def _whois(self, address: str) -> WhoIsResponse:
+        cached = self._cache.get(address)
+        if cached is not None and time.monotonic() - cached[0] < self._ttl:
+            return cached[1]
+        try:
+            answer = await self._local.whois(address)
+        except PeerNotFound:
+            self._cache.pop(address, None)
+            raise Unauthorized(f"{address} is not a machine of this tailnet") from None
+        except MeshError as exc:
+            raise Unauthorized(f"cannot ask the tailnet who {address} is: {exc}") from None
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[address] = (time.monotonic(), answer)
+        return answer
+
+    async def identify(self, request: Request) -> Caller:
+        if request.client is None:
+            raise Unauthorized("the request has no peer address")
+        answer = await self._whois(request.client.host)
+        node, login = answer.node, answer.user_profile.login_name
+        name = node.name.rstrip(".") or node.hostinfo.hostname or request.client.host
+        role = self._roles.role_of(login, node.tags)
+        if role is None:
+            tags = ", ".join(node.tags) or "none"
+            raise Forbidden(f"tailnet machine {name} (user {login or '-'}, tags {tags}) has no role on this server")
+        return Caller(name=name, role=role, node_id=node.stable_id or str(node.id))
 
 
 def require_writer(caller: Caller) -> None:

@@ -1,10 +1,10 @@
-"""`cara-server`: parse the command line, build the store, the app and the controllers, and serve."""
+"""`cara-server`: parse the command line, build the store, identity, app and controllers, and serve."""
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,11 +16,14 @@ from controlplane.api import parse_duration
 from controlplane.controllers.config import ControllerConfig
 from controlplane.controllers.manager import run_controllers
 from controlplane.store import default_store_url, open_store
+from mesh import LocalClient, MeshError
 
 from .app import create_app
+from .binding import BindError, dev_addresses, open_sockets, read_tailnet_addresses
 from .context import ServerContext
-from .identity import DevIdentity
-from .settings import DEFAULT_PORT, Settings
+from .identity import DevIdentity, Identity, TailnetIdentity
+from .roles import RolesConfig, load_config
+from .settings import Settings
 
 log = logging.getLogger("cara.server")
 
@@ -35,21 +38,10 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def parse_listen(value: str) -> tuple[str, int]:
-    """parse_listen reads HOST:PORT or [V6]:PORT; raises click.BadParameter naming what is wrong."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise click.BadParameter(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:8080)", param_hint="--listen")
-    host = host.strip("[]")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise click.BadParameter(f"{host!r} is not an IP address", param_hint="--listen") from None
-    return host, int(port)
-
-
 def _duration(param: str) -> click.types.FuncParamType:
-    def convert(text: str) -> timedelta:
+    def convert(text: str | timedelta) -> timedelta:
+        if isinstance(text, timedelta):
+            return text
         try:
             return timedelta(seconds=parse_duration(text))
         except ValueError as exc:
@@ -65,7 +57,20 @@ async def _run_controllers(context: ServerContext, stop: asyncio.Event) -> None:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--dev", is_flag=True, help="Development mode: loopback only, every caller is an admin.")
-@click.option("--listen", default=None, help=f"HOST:PORT to listen on (--dev default 127.0.0.1:{DEFAULT_PORT}).")
+@click.option("--listen", multiple=True, help="HOST:PORT to listen on; repeatable (default: the tailnet IPs, :8080).")
+@click.option(
+    "--socket",
+    "ts_socket",
+    default=None,
+    help="tailscaled LocalAPI socket (default $TS_SOCKET, then /var/run/tailscale/tailscaled.sock).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML configuration file (roles of tailnet users and tags).",
+)
 @click.option("--store", "store_url", default=None, help="sqlite:///PATH or postgresql://... (default: data dir).")
 @click.option(
     "--data-dir",
@@ -84,14 +89,16 @@ async def _run_controllers(context: ServerContext, stop: asyncio.Event) -> None:
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 def main(
     dev: bool,
-    listen: str | None,
+    listen: tuple[str, ...],
+    ts_socket: str | None,
+    config_path: Path | None,
     store_url: str | None,
     data_dir: Path | None,
     heartbeat_interval: timedelta,
     grace: timedelta,
     log_level: str,
 ) -> None:
-    """Run the Caravanserai control plane."""
+    """Run the Caravanserai control plane on this machine's tailnet addresses."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if grace <= heartbeat_interval:
         raise click.BadParameter(
@@ -99,48 +106,71 @@ def main(
             f"({heartbeat_interval.total_seconds():g}s)",
             param_hint="--grace",
         )
-    if not dev:
-        raise click.UsageError(
-            "cara-server binds only to its tailnet addresses, and this build has no tailnet binding yet: "
-            "run it with --dev (loopback, development only)"
-        )
-    host, port = parse_listen(listen or f"127.0.0.1:{DEFAULT_PORT}")
-    if not ipaddress.ip_address(host).is_loopback:
-        raise click.BadParameter(
-            f"{host} is not a loopback address; --dev binds 127.0.0.0/8 or ::1 only", param_hint="--listen"
-        )
+    try:
+        config = load_config(config_path)
+        addresses = dev_addresses(listen[0] if listen else None) if dev else None
+    except (BindError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    if dev and (len(listen) > 1 or ts_socket or config_path):
+        raise click.UsageError("--dev takes one loopback --listen and no --socket or --config")
     settings = Settings(
-        dev=True, heartbeat_interval=heartbeat_interval, grace=grace, **({"data_dir": data_dir} if data_dir else {})
+        dev=dev, heartbeat_interval=heartbeat_interval, grace=grace, **({"data_dir": data_dir} if data_dir else {})
     )
     if store_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    click.echo(DEV_WARNING, err=True)
-    asyncio.run(_serve(settings, store_url or default_store_url(settings.data_dir), host, port, log_level))
+    url = store_url or default_store_url(settings.data_dir)
+    if dev:
+        click.echo(DEV_WARNING, err=True)
+    code = asyncio.run(_serve(settings, url, addresses, list(listen), ts_socket, config.roles, log_level))
+    sys.exit(code)
 
 
-async def _serve(settings: Settings, store_url: str, host: str, port: int, log_level: str) -> None:
+async def _serve(
+    settings: Settings,
+    store_url: str,
+    addresses: list[tuple[str, int]] | None,
+    listen: list[str],
+    ts_socket: str | None,
+    roles: RolesConfig,
+    log_level: str,
+) -> int:
+    identity: Identity
+    local: LocalClient | None = None
+    if addresses is None:  # tailnet mode: our addresses and our callers both come from tailscaled
+        local = LocalClient(ts_socket)
+        try:
+            addresses = await read_tailnet_addresses(local, listen)
+        except (MeshError, BindError) as exc:
+            await local.aclose()
+            click.echo(f"Error: {exc}", err=True)
+            return 1
+        identity = TailnetIdentity(local=local, roles=roles)
+    else:
+        identity = DevIdentity()
+    try:
+        sockets = open_sockets(addresses)
+    except BindError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        return 1
     try:
         store = await open_store(store_url)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--store") from None
+        click.echo(f"Error: --store: {exc}", err=True)
+        return 1
     try:
-        app = create_app(
-            store=store, now=utc_now, identity=DevIdentity(), settings=settings, background=_run_controllers
-        )
-        log.info("serving the API on http://%s:%d", host, port)
+        app = create_app(store=store, now=utc_now, identity=identity, settings=settings, background=_run_controllers)
+        where = ", ".join(f"http://{h if ':' not in h else f'[{h}]'}:{p}" for h, p in addresses)
+        log.info("serving the caravanserai/v1 API on %s (pid %d)", where, os.getpid())
         config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level=log_level,
-            access_log=False,
-            timeout_keep_alive=30,
-            h11_max_incomplete_event_size=64 * 1024,
+            app, log_level=log_level, access_log=False, timeout_keep_alive=30, h11_max_incomplete_event_size=64 * 1024
         )
-        await uvicorn.Server(config).serve()
+        await uvicorn.Server(config).serve(sockets=sockets)
     finally:
         await store.close()
+        if local is not None:
+            await local.aclose()
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from controlplane.api import (
     Heartbeat,
     Node,
+    NodeBinding,
     NodeList,
     NodeState,
     NodeStatus,
@@ -17,10 +18,10 @@ from controlplane.api import (
     decode,
     set_condition,
 )
-from controlplane.store.base import Conflict
+from controlplane.store.base import AlreadyExists, Conflict
 
 from ..context import ServerContext, get_caller, get_context, parse_json, read_body, read_json
-from ..identity import Caller, require_reader, require_writer
+from ..identity import Caller, Forbidden, Role, require_reader, require_writer
 from ._common import check_path_name, parse_selector, wire, without_status
 
 router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
@@ -32,6 +33,48 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 CONTROLLER_CONDITIONS = frozenset({"Ready", "MemoryPressure", "DiskPressure", "PathRelayed", "TailnetOffline"})
 #: Phases in which a Project occupies its Node.
 ASSIGNED_PHASES = (ProjectPhase.SCHEDULED, ProjectPhase.RUNNING, ProjectPhase.TERMINATING)
+
+
+def _remember(context: ServerContext, node: Node) -> None:
+    binding = node.status.binding
+    context.bindings[node.name] = binding.node_id if binding else None
+
+
+def _bind_to(caller: Caller, now: Any) -> Any:
+    """_bind_to returns a mutator binding an unbound Node to the caller's tailnet machine."""
+
+    def bind(node: Node) -> Node:
+        binding = node.status.binding
+        if binding is not None and binding.node_id != caller.node_id:
+            raise Forbidden(f'node "{node.name}" is bound to another tailnet machine; only that machine may write it')
+        if binding is not None:
+            return node
+        bound = NodeBinding(node_id=caller.node_id or "", name=caller.name, bound_at=now)
+        return node.model_copy(update={"status": node.status.model_copy(update={"binding": bound})})
+
+    return bind
+
+
+async def authorize_node_write(context: ServerContext, caller: Caller, name: str) -> None:
+    """authorize_node_write lets an admin write any Node's status, and a node only the Node bound to it.
+
+    A Node nobody is bound to yet (pre-registered by an operator) is bound to the first node-role caller.
+    Raises NotFound for an unknown Node and Forbidden otherwise.
+    """
+    if caller.role is Role.ADMIN:
+        if name not in context.bindings:
+            _remember(context, await context.store.get_node(name))
+        return
+    if caller.role is not Role.NODE:
+        raise Forbidden(f"{caller.role} {caller.name!r} may not write node status; a node or admin role is needed")
+    if name not in context.bindings:
+        _remember(context, await context.store.get_node(name))
+    bound = context.bindings[name]
+    if bound == caller.node_id:
+        return
+    if bound is not None:
+        raise Forbidden(f'node "{name}" is bound to another tailnet machine; only that machine may write it')
+    _remember(context, await context.store.update_node(name, _bind_to(caller, context.now())))
 
 
 def _with_lease(node: Node, context: ServerContext) -> Node:
@@ -49,19 +92,32 @@ async def list_nodes(
 ) -> JSONResponse:
     require_reader(caller)
     nodes = await context.store.list_nodes(labels=parse_selector(label_selector))
-    context.known_nodes.update(node.name for node in nodes)
+    for node in nodes:
+        _remember(context, node)
     return wire(NodeList(items=[_with_lease(node, context) for node in nodes]))
 
 
 @router.post("", status_code=201, responses={201: {"model": Node}})
 async def create_node(request: Request, context: Ctx, caller: CallerDep) -> JSONResponse:
-    require_writer(caller)
+    """create registers a Node. An agent (node role) registers only itself: the Node is bound to its machine,
+    and labels, annotations and unschedulable stay the operator's (not taken from the agent)."""
+    if caller.role is not Role.NODE:
+        require_writer(caller)
     node = decode(Node, without_status(await read_json(request)))
     now = context.now()
     node.metadata.created_at = node.metadata.updated_at = now
     node.status = NodeStatus(state=NodeState.NOT_READY)
-    created = await context.store.create_node(node)
-    context.known_nodes.add(created.name)
+    if caller.role is Role.NODE:
+        node.metadata.labels = node.metadata.annotations = None
+        node.spec.unschedulable = False
+        node.status.binding = NodeBinding(node_id=caller.node_id or "", name=caller.name, bound_at=now)
+    try:
+        created = await context.store.create_node(node)
+    except AlreadyExists:
+        if caller.role is Role.NODE:  # an agent registering again: bind a pre-registered Node, refuse a taken one
+            await authorize_node_write(context, caller, node.name)
+        raise
+    _remember(context, created)
     return wire(created, 201)
 
 
@@ -69,7 +125,7 @@ async def create_node(request: Request, context: Ctx, caller: CallerDep) -> JSON
 async def get_node(name: str, context: Ctx, caller: CallerDep) -> JSONResponse:
     require_reader(caller)
     node = await context.store.get_node(name)
-    context.known_nodes.add(name)
+    _remember(context, node)
     return wire(_with_lease(node, context))
 
 
@@ -104,7 +160,7 @@ async def delete_node(name: str, context: Ctx, caller: CallerDep) -> Response:
         )
     await context.store.delete_node(name)
     context.leases.forget(name)
-    context.known_nodes.discard(name)
+    context.bindings.pop(name, None)
     return Response(status_code=204)
 
 
@@ -139,9 +195,7 @@ def _merge_beat(beat: Heartbeat, context: ServerContext) -> Any:
 async def heartbeat(name: str, request: Request, context: Ctx, caller: CallerDep) -> Response:
     raw = await read_body(request, context.settings.max_body_bytes)
     beat = Heartbeat() if not raw.strip() else decode(Heartbeat, parse_json(raw))
-    if name not in context.known_nodes:
-        await context.store.get_node(name)  # 404 tells the agent to register again
-        context.known_nodes.add(name)
+    await authorize_node_write(context, caller, name)  # 404 tells the agent to register again
     now = context.now()
     if beat.is_empty():
         context.metrics.heartbeats.labels("empty").inc()
@@ -170,6 +224,19 @@ async def drain_node(name: str, context: Ctx, caller: CallerDep) -> JSONResponse
         return node.model_copy(update={"spec": spec, "status": status, "metadata": metadata})
 
     return wire(_with_lease(await context.store.update_node(name, drain), context))
+
+
+@router.post("/{name}/release", responses={200: {"model": Node}})
+async def release_node(name: str, context: Ctx, caller: CallerDep) -> JSONResponse:
+    """release forgets the Node's tailnet binding (e.g. the machine was rebuilt); the next agent to register binds."""
+    require_writer(caller)
+
+    def release(node: Node) -> Node:
+        return node.model_copy(update={"status": node.status.model_copy(update={"binding": None})})
+
+    node = await context.store.update_node(name, release)
+    _remember(context, node)
+    return wire(_with_lease(node, context))
 
 
 @router.post("/{name}/uncordon", responses={200: {"model": Node}})

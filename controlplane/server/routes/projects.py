@@ -21,8 +21,9 @@ from controlplane.api import (
 from controlplane.store.base import Conflict
 
 from ..context import ServerContext, get_caller, get_context, read_json
-from ..identity import Caller, require_reader, require_writer
+from ..identity import Caller, Forbidden, Role, require_reader, require_writer
 from ._common import check_path_name, parse_selector, wire, without_status
+from .nodes import authorize_node_write
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 
@@ -132,6 +133,11 @@ async def patch_project_status(name: str, request: Request, context: Ctx, caller
     """patch_status records the phase a node reports for the project, with its reason and message."""
     patch = decode(ProjectStatusPatch, await read_json(request))
     now = context.now()
+    if caller.role is not Role.ADMIN:
+        project = await context.store.get_project(name)
+        if caller.role is not Role.NODE or not project.status.node_ref:
+            raise Forbidden(f"{caller.role} {caller.name!r} may not set the status of project {name!r}")
+        await authorize_node_write(context, caller, project.status.node_ref)
 
     def apply(project: Project) -> Project:
         conditions = set_condition(
