@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -25,7 +25,7 @@ EDGE2 = Caller("edge2.tailnet.test", Role.NODE, "n-2")
 class HeaderIdentity:
     """HeaderIdentity picks the caller from a test header (the tailnet's WhoIs is tested in the lab)."""
 
-    callers = {"admin": ADMIN, "viewer": VIEWER, "edge1": EDGE1, "edge2": EDGE2}
+    callers: ClassVar[dict[str, Caller]] = {"admin": ADMIN, "viewer": VIEWER, "edge1": EDGE1, "edge2": EDGE2}
 
     async def identify(self, request: Request) -> Caller:
         who = request.headers.get("x-test-caller", "")
