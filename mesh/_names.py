@@ -34,7 +34,10 @@ class SelfIdentity:
 
 
 def self_identity(status: Status) -> SelfIdentity:
-    """self_identity returns this node's identity; raises NotRunning unless the backend is Running."""
+    """self_identity returns this node's identity; raises NotRunning unless the backend is Running.
+
+    Pass a full status: with peers=false tailscaled also leaves out the User map, and `user` comes back "".
+    """
     me = status.require_running().self_
     if me is None:
         raise PeerUnknown("self")

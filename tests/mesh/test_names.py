@@ -109,3 +109,9 @@ def test_find_peers_online_only_drops_offline_peers() -> None:
     assert [p.host_name for p in find_peers(Status.model_validate(captured), tag="cara-node", online_only=True)] == [
         "edge2"
     ]
+
+
+def test_self_identity_without_peers_has_no_user_because_the_daemon_drops_the_user_map() -> None:
+    assert wire("edge1-status-nopeers.json")["User"] is None
+    me = self_identity(status("edge1-status-nopeers.json"))
+    assert me.user == "" and me.dns_name == "edge1.tailnet.test" and me.tags == ("tag:cara-node",)
