@@ -249,9 +249,9 @@ class NodeLifecycleController:
         self._cache: dict[str, Node] = {}
         self._listed_at: datetime | None = None
 
-    def desired(self, node: Node, now: datetime) -> tuple[NodeState, dict[str, Verdict]]:
-        """desired returns the state and verdicts node should have at now (observed_at must be recorded)."""
-        ready = ready_verdict(
+    def ready(self, node: Node, now: datetime) -> Verdict:
+        """ready returns the Ready verdict of node at now: the only one that time alone changes."""
+        return ready_verdict(
             lease=lease_of(self._leases, node),
             blocking=blocking_conditions(node.status.conditions),
             observed_at=self._observed_at.get(node.name, now),
@@ -259,17 +259,28 @@ class NodeLifecycleController:
             grace=self._config.grace,
             was_ready=node.status.state == NodeState.READY,
         )
-        verdicts = node_verdicts(node.status, ready)
-        return compute_node_state(node.status.state, ready.status), verdicts
+
+    def desired(self, node: Node, now: datetime) -> tuple[NodeState, dict[str, Verdict]]:
+        """desired returns the state and verdicts node should have at now (observed_at must be recorded)."""
+        ready = self.ready(node, now)
+        return compute_node_state(node.status.state, ready.status), node_verdicts(node.status, ready)
 
     async def sync_once(self) -> int:
         """sync_once runs one pass over every Node; returns how many Nodes it wrote."""
         now = self._now()
         if self._listed_at is None or now - self._listed_at >= self._config.lifecycle_resync:
             await self._relist(now)
-        stale = [name for name, node in self._cache.items() if is_stale(node, *self.desired(node, now))]
+            stale = [name for name, node in self._cache.items() if is_stale(node, *self.desired(node, now))]
+        else:
+            # Between relists the cached facts are those already judged (or just written), so only the
+            # Ready verdict, which moves with time, can differ: check just that.
+            stale = [name for name, node in self._cache.items() if self._ready_is_stale(node, now)]
         results = await write_all(self._write(name, now) for name in stale)
         return sum(results)
+
+    def _ready_is_stale(self, node: Node, now: datetime) -> bool:
+        ready = self.ready(node, now)
+        return is_stale(node, compute_node_state(node.status.state, ready.status), {READY: ready})
 
     async def _relist(self, now: datetime) -> None:
         nodes = await self._store.list_nodes()

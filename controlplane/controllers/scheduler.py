@@ -151,21 +151,24 @@ def choose_node(request: Requests, rooms: Iterable[Room]) -> Room | None:
     """choose_node picks, among rooms that fit, the least loaded after placement; ties go to fewer
     projects, then name. None when nothing fits."""
     best: Room | None = None
-    best_key: tuple[float, int, str] | None = None
+    best_load = 0.0
     want_cpu, want_memory = request.cpu, request.memory
     for room in rooms:
-        # Inlined fits/load_after: this loop runs nodes × projects times per pass.
+        # fits and load_after inlined: this loop runs nodes × pending projects times per pass.
+        cpu, memory = room.cpu, room.memory
         cpu_after = room.used_cpu + want_cpu
         memory_after = room.used_memory + want_memory
-        if cpu_after > room.cpu or memory_after > room.memory:
+        if cpu_after > cpu or memory_after > memory:
             continue
-        key = (
-            max(_fraction(cpu_after, room.cpu), _fraction(memory_after, room.memory)),
-            room.projects,
-            room.name,
-        )
-        if best_key is None or key < best_key:
-            best, best_key = room, key
+        load = cpu_after / cpu if cpu else 0.0
+        if memory and memory_after / memory > load:
+            load = memory_after / memory
+        if (
+            best is None
+            or load < best_load
+            or (load == best_load and (room.projects, room.name) < (best.projects, best.name))
+        ):
+            best, best_load = room, load
     return best
 
 
