@@ -140,3 +140,17 @@ async def test_only_pending_projects_are_touched(memory_store: Store, scheduler:
     assert await scheduler.sync_once() == 0
     got = await placed(memory_store)
     assert got == {"failed": ("Failed", None, None), "terminated": ("Terminated", None, None)}
+
+
+async def test_first_come_first_served_when_room_is_short(
+    memory_store: Store, scheduler: Scheduler, clock: FakeClock
+) -> None:
+    await memory_store.create_node(make_node("a", status=READY))
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    await memory_store.create_project(make_project("aaa-newer", cpu="3", created=base + timedelta(seconds=1)))
+    await memory_store.create_project(make_project("zzz-older", cpu="3", created=base))
+    assert await scheduler.sync_once() == 1
+    got = await placed(memory_store)
+    assert (got["zzz-older"][:2], got["aaa-newer"][:2]) == (("Scheduled", "a"), ("Pending", None))
+    condition = got["aaa-newer"][2]
+    assert condition == scheduled("False", "Unschedulable", "0/1 nodes are available: 1 insufficient cpu", clock.now())
