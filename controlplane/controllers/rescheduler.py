@@ -106,31 +106,35 @@ class Rescheduler:
 
     async def _force_stuck(self, now: datetime) -> int:
         timeout = self._config.terminating_timeout
-        forced = 0
-        for project in await self._store.list_projects(phases=[ProjectPhase.TERMINATING]):
-            if not overdue(terminating_since(project), now, timeout):
-                continue
+        stuck = [
+            project.name
+            for project in await self._store.list_projects(phases=[ProjectPhase.TERMINATING])
+            if overdue(terminating_since(project), now, timeout)
+        ]
 
-            def force(current: Project) -> Project:
-                require_phase(current, (ProjectPhase.TERMINATING,))
-                return force_terminated(current, now, timeout=timeout)
+        def force(current: Project) -> Project:
+            require_phase(current, (ProjectPhase.TERMINATING,))
+            return force_terminated(current, now, timeout=timeout)
 
+        async def write(name: str) -> bool:
             try:
-                await self._store.update_project(project.name, force)
+                await self._store.update_project(name, force)
             except (Conflict, NotFound):
-                continue  # finished or deleted since the list
-            forced += 1
-        return forced
+                return False  # finished or deleted since the list
+            return True
+
+        return sum(await write_all(write(name) for name in stuck))
 
     async def _delete_terminated(self) -> int:
-        deleted = 0
-        for project in await self._store.list_projects(phases=[ProjectPhase.TERMINATED]):
+        async def delete(name: str) -> bool:
             try:
-                await self._store.delete_project(project.name)
+                await self._store.delete_project(name)
             except NotFound:
-                continue
-            deleted += 1
-        return deleted
+                return False
+            return True
+
+        done = await self._store.list_projects(phases=[ProjectPhase.TERMINATED])
+        return sum(await write_all(delete(project.name) for project in done))
 
     async def run(self, stop: asyncio.Event, *, gate: Gate | None = None) -> None:
         """run calls sync_once every rescheduler_period until stop is set."""
