@@ -47,7 +47,6 @@ class Env:
     now: Callable[[], datetime] = field(default=_utcnow)
     # Server: the --server option; None means "look it up" (resolve_server).
     server: str | None = None
-    verbose: bool = False
 
 
 class Failure(click.ClickException):

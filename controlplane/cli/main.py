@@ -45,7 +45,7 @@ def _enable_verbose(ctx: click.Context) -> None:
 def cli(ctx: click.Context, server: str | None, verbose: bool) -> None:
     """caractrl drives a Caravanserai control plane: Nodes, Projects, cordon and drain."""
     env = ctx.obj if isinstance(ctx.obj, Env) else Env(environ=dict(os.environ))
-    env.server, env.verbose = server or env.server, verbose
+    env.server = server or env.server
     ctx.obj = env
     if verbose:
         _enable_verbose(ctx)
