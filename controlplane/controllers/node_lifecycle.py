@@ -50,9 +50,22 @@ REASON_TAILNET_OFFLINE: Final = "TailnetOffline"
 TAILNET_ONLINE: Final = "TailnetOnline"
 FACTS_UNKNOWN: Final = "FactsUnknown"
 
-# Pressure thresholds: the fraction of capacity below which availability is "pressure" (design §4).
-MEMORY_PRESSURE_BELOW: Final = 0.10
-DISK_PRESSURE_BELOW: Final = 0.15
+
+@dataclass(frozen=True, slots=True)
+class PressureRule:
+    """PressureRule: the condition is True while available[resource] < below × capacity[resource]."""
+
+    resource: str
+    below: float
+    pressure_reason: str
+    sufficient_reason: str
+
+
+#: The pressure conditions and their thresholds (design §4).
+PRESSURE_RULES: Final[Mapping[str, PressureRule]] = {
+    MEMORY_PRESSURE: PressureRule("memory", 0.10, REASON_MEMORY_PRESSURE, SUFFICIENT_MEMORY),
+    DISK_PRESSURE: PressureRule("disk", 0.15, REASON_DISK_PRESSURE, SUFFICIENT_DISK),
+}
 
 #: Conditions (agent-reported) that keep a live node out of Ready, with the status that blocks.
 #: Pressure conditions are deliberately absent: they only keep the scheduler away (design §4).
@@ -111,26 +124,25 @@ def blocking_conditions(conditions: Sequence[Condition] | None) -> list[str]:
 
 
 def pressure_verdict(
-    *,
-    resource: str,
-    available: Mapping[str, str] | None,
-    capacity: Mapping[str, str] | None,
-    below: float,
-    pressure_reason: str,
-    sufficient_reason: str,
+    rule: PressureRule, available: Mapping[str, str] | None, capacity: Mapping[str, str] | None
 ) -> Verdict:
-    """pressure_verdict is True when available[resource] < below × capacity[resource]; Unknown without facts."""
+    """pressure_verdict applies rule to the reported facts; Unknown when they are missing or unreadable."""
+    resource = rule.resource
     try:
         free = quantity_bytes((available or {})[resource])
         total = quantity_bytes((capacity or {})[resource])
     except (KeyError, ValueError):
         return Verdict(ConditionStatus.UNKNOWN, FACTS_UNKNOWN, f"agent has not reported available and total {resource}")
-    percent = f"{below:.0%}"
+    percent = f"{rule.below:.0%}"
     if total <= 0:
         return Verdict(ConditionStatus.UNKNOWN, FACTS_UNKNOWN, f"agent reported a {resource} capacity of zero")
-    if free < below * total:
-        return Verdict(ConditionStatus.TRUE, pressure_reason, f"available {resource} is below {percent} of capacity")
-    return Verdict(ConditionStatus.FALSE, sufficient_reason, f"available {resource} is at least {percent} of capacity")
+    if free < rule.below * total:
+        return Verdict(
+            ConditionStatus.TRUE, rule.pressure_reason, f"available {resource} is below {percent} of capacity"
+        )
+    return Verdict(
+        ConditionStatus.FALSE, rule.sufficient_reason, f"available {resource} is at least {percent} of capacity"
+    )
 
 
 def path_verdict(mode: NetworkMode | None) -> Verdict:
@@ -157,22 +169,7 @@ def node_verdicts(status: NodeStatus, ready: Verdict) -> dict[str, Verdict]:
     tailnet = network.tailnet if network is not None else None
     return {
         READY: ready,
-        MEMORY_PRESSURE: pressure_verdict(
-            resource="memory",
-            available=status.available,
-            capacity=status.capacity,
-            below=MEMORY_PRESSURE_BELOW,
-            pressure_reason=REASON_MEMORY_PRESSURE,
-            sufficient_reason=SUFFICIENT_MEMORY,
-        ),
-        DISK_PRESSURE: pressure_verdict(
-            resource="disk",
-            available=status.available,
-            capacity=status.capacity,
-            below=DISK_PRESSURE_BELOW,
-            pressure_reason=REASON_DISK_PRESSURE,
-            sufficient_reason=SUFFICIENT_DISK,
-        ),
+        **{type_: pressure_verdict(rule, status.available, status.capacity) for type_, rule in PRESSURE_RULES.items()},
         PATH_RELAYED: path_verdict(network.mode if network is not None else None),
         TAILNET_OFFLINE: tailnet_verdict(tailnet.online if tailnet is not None else None),
     }

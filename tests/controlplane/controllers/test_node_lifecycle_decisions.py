@@ -125,14 +125,7 @@ MEMORY_UNKNOWN = Verdict(UNKNOWN, "FactsUnknown", "agent has not reported availa
     ids=["plenty", "exactly-10-percent", "just-below", "none-left", "no-available", "no-capacity", "garbage", "zero"],
 )
 def test_memory_pressure(available: dict[str, str] | None, capacity: dict[str, str] | None, expected: Verdict) -> None:
-    got = nl.pressure_verdict(
-        resource="memory",
-        available=available,
-        capacity=capacity,
-        below=nl.MEMORY_PRESSURE_BELOW,
-        pressure_reason=nl.REASON_MEMORY_PRESSURE,
-        sufficient_reason=nl.SUFFICIENT_MEMORY,
-    )
+    got = nl.pressure_verdict(nl.PRESSURE_RULES["MemoryPressure"], available, capacity)
     assert got == expected
 
 
