@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -137,8 +138,7 @@ def up(name: str, edges: int, out: TextIO) -> None:
         _start_headscale(plan, state, bins, step)
         keys = _make_keys(plan, bins)
         _start_tailscaleds(plan, state, bins, step)
-        for h in plan.hosts:
-            _join(plan, state, h, bins, keys[h.role], step)
+        _join_all(plan, state, bins, keys, step)
         _wait_mesh(plan, step)
         state.ready = True
         save_state(plan, state)
@@ -233,16 +233,15 @@ def _make_keys(plan: Plan, bins: Path) -> dict[str, str]:
 
 
 def _start_tailscaleds(plan: Plan, state: State, bins: Path, step: Progress) -> None:
-    env = tailscaled_env(str(bins))
     for h in plan.hosts:
         os.makedirs(h.dir, mode=0o700, exist_ok=True)
         argv = [str(bins / "tailscaled"), f"--statedir={h.dir}", f"--socket={h.socket}", "--tun=tailscale0"]
         argv += [f"--port={TAILSCALED_PORT}", "--no-logs-no-support"]
-        state.pids[h.name] = sy.start_daemon(h.netns, argv, log=h.log, env=env)
+        state.pids[h.name] = sy.start_daemon(h.netns, argv, log=h.log, env=tailscaled_env(str(bins), h.dir))
         save_state(plan, state)
     _write_wrappers(plan, bins)
     for h in plan.hosts:
-        sy.wait_for(f"tailscaled on {h.name}", lambda h=h: _backend_state(state, h) == "NeedsLogin", timeout=UP_TIMEOUT)
+        sy.wait_for(f"tailscaled on {h.name}", functools.partial(_needs_login, state, h), timeout=UP_TIMEOUT)
     step(f"{len(plan.hosts)} tailscaled started (NeedsLogin)")
 
 
@@ -255,28 +254,54 @@ def _write_wrappers(plan: Plan, bins: Path) -> None:
         os.chmod(_write(f"{d}/{name}", text), 0o755)
 
 
-def _backend_state(state: State, h: Host) -> str:
+def _needs_login(state: State, h: Host) -> bool:
     if not sy.alive(state.pids[h.name]):
         raise LabError(f"tailscaled on {h.name} exited:\n{sy.tail(h.log)}")
-    return str(sy.localapi(h.socket, "status?peers=false")["BackendState"])
+    return bool(sy.localapi(h.socket, "status?peers=false")["BackendState"] == "NeedsLogin")
 
 
-def _join(plan: Plan, state: State, h: Host, bins: Path, key: str, step: Progress) -> None:
-    argv = [str(bins / "tailscale"), f"--socket={h.socket}", "up", f"--login-server=http://{HUB_IP}:{HEADSCALE_PORT}"]
-    argv += [f"--auth-key={key}", f"--hostname={h.hostname}", "--accept-dns=false", "--netfilter-mode=off"]
-    sy.run(sy.ns(h.netns, *argv, "--timeout=60s"), timeout=UP_TIMEOUT + 5, env=tailscaled_env(str(bins)))
-    me = sy.localapi(h.socket, "status?peers=false")
-    ips = me.get("TailscaleIPs") or []
-    state.hosts[h.name] = {
-        "ip": next((i for i in ips if ":" not in i), ""),
-        "ipv6": next((i for i in ips if ":" in i), ""),
-        "dnsName": str(me["Self"].get("DNSName", "")).rstrip("."),
-        "socket": h.socket,
-        "underlay": h.underlay,
-        "netns": h.netns,
-    }
-    save_state(plan, state)
-    step(f"{h.name} joined ({state.hosts[h.name]['ip']})")
+def _join_all(plan: Plan, state: State, bins: Path, keys: dict[str, str], step: Progress) -> None:
+    """Log every host in, in plan order so sequential allocation gives predictable IPs (control .1, operator .2,
+    edgeK .K+2); each next `tailscale up` starts as soon as headscale has registered the previous node."""
+    joins: list[tuple[Host, subprocess.Popen[str]]] = []
+    for n, h in enumerate(plan.hosts, start=1):
+        argv = [
+            str(bins / "tailscale"),
+            f"--socket={h.socket}",
+            "up",
+            f"--login-server=http://{HUB_IP}:{HEADSCALE_PORT}",
+        ]
+        argv += [f"--auth-key={keys[h.role]}", f"--hostname={h.hostname}", "--accept-dns=false", "--netfilter-mode=off"]
+        env = tailscaled_env(str(bins), h.dir)
+        p = subprocess.Popen(
+            sy.ns(h.netns, *argv, "--timeout=60s"), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        joins.append((h, p))
+        sy.wait_for(
+            f"headscale to register {h.name}", functools.partial(_registered, plan, bins, n, h, p), timeout=UP_TIMEOUT
+        )
+    for h, p in joins:
+        output, _ = p.communicate(timeout=UP_TIMEOUT)
+        if p.returncode != 0:
+            raise LabError(f"`tailscale up` on {h.name} failed: {output.strip()}")
+        me = sy.localapi(h.socket, "status?peers=false")
+        ips = me.get("TailscaleIPs") or []
+        state.hosts[h.name] = {
+            "ip": next((i for i in ips if ":" not in i), ""),
+            "ipv6": next((i for i in ips if ":" in i), ""),
+            "dnsName": str(me["Self"].get("DNSName", "")).rstrip("."),
+            "socket": h.socket,
+            "underlay": h.underlay,
+            "netns": h.netns,
+        }
+        save_state(plan, state)
+        step(f"{h.name} joined ({state.hosts[h.name]['ip']})")
+
+
+def _registered(plan: Plan, bins: Path, count: int, h: Host, p: subprocess.Popen[str]) -> bool:
+    if p.poll() is not None and p.returncode != 0:
+        raise LabError(f"`tailscale up` on {h.name} failed: {(p.stdout.read() if p.stdout else '').strip()}")
+    return len(_headscale(plan, bins, "nodes", "list") or []) >= count
 
 
 def mesh_problem(plan: Plan) -> str | None:

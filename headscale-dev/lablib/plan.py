@@ -179,10 +179,11 @@ def policy() -> dict[str, Any]:
     }
 
 
-def tailscaled_env(bin_path: str) -> dict[str, str]:
+def tailscaled_env(bin_path: str, host_dir: str) -> dict[str, str]:
     """Return the whole environment of a lab tailscaled: hermeticity switches and plain-HTTP DERP (option A)."""
     return {
         "PATH": f"{bin_path}:/usr/sbin:/usr/bin:/sbin:/bin",
+        "TS_LOGS_DIR": host_dir,  # else logpolicy writes a shared /var/lib/tailscale/tailscaled.log.conf
         "TS_DEBUG_USE_DERP_HTTP": "1",  # headscale serves DERP on its plain-HTTP listener
         "TS_ASSUME_NETWORK_UP_FOR_TEST": "1",
         "TS_DISABLE_PORTMAPPER": "1",

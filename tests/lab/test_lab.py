@@ -60,8 +60,9 @@ def test_headscale_config_is_hermetic() -> None:
     assert cfg["disable_check_updates"] is True and cfg["logtail"]["enabled"] is False
     assert cfg["prefixes"]["allocation"] == "sequential" and cfg["dns"]["base_domain"] == "tailnet.test"
     assert all(v.startswith("/run/cara-lab/") for k, v in _leaves(cfg) if k.endswith("path") and v)
-    env = plan.tailscaled_env("/bin-dir")
+    env = plan.tailscaled_env("/bin-dir", "/run/cara-lab/edge1")
     assert {"TS_DISABLE_PORTMAPPER", "TS_PANIC_IF_HIT_MAIN_CONTROL", "TS_ASSUME_NETWORK_UP_FOR_TEST"} <= set(env)
+    assert env["TS_LOGS_DIR"] == "/run/cara-lab/edge1" and env["PATH"].startswith("/bin-dir:")
 
 
 def test_policy_declares_both_tags_and_allows_all() -> None:
@@ -298,7 +299,7 @@ def test_commands_as_non_root_fail_with_one_line() -> None:
 
 @pytest.mark.lab
 def test_up_then_down_leaves_nothing_and_never_touches_resolv_conf() -> None:
-    name, before = "caradown", _digest("/etc/resolv.conf")
+    name, before, var_lib = "caradown", _digest("/etc/resolv.conf"), _snapshot("/var/lib/tailscale")
     base = [str(LAB_SCRIPT), "--name", name]
     up = subprocess.run([*base, "up", "--edges", "1"], capture_output=True, text=True, timeout=300)
     assert up.returncode == 0, up.stderr
@@ -313,6 +314,8 @@ def test_up_then_down_leaves_nothing_and_never_touches_resolv_conf() -> None:
     assert not os.path.exists(f"/run/{name}-lab")
     assert not [pid for pid in state["pids"].values() if Path(f"/proc/{pid}").exists() and _exe_pid(pid)]
     assert _digest("/etc/resolv.conf") == before
+    assert _snapshot("/var/lib/tailscale") == var_lib  # tailscaled's default state/log dir is left alone
+    assert not Path("/etc/resolv.pre-tailscale-backup.conf").exists()
     again = subprocess.run([*base, "down"], capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "not up" in again.stdout
     status = subprocess.run([*base, "status"], capture_output=True, text=True, timeout=60)
@@ -328,6 +331,10 @@ def _sh(*argv: str) -> str:
 
 def _digest(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _snapshot(d: str) -> dict[str, float]:
+    return {p.name: p.stat().st_mtime for p in Path(d).iterdir()} if os.path.isdir(d) else {}
 
 
 def _exe(p: Path) -> str:
