@@ -10,7 +10,7 @@ import asyncio
 import sys
 
 from controlplane.api import Node, ObjectMeta
-from controlplane.store import open_store
+from controlplane.store import PostgresStore, SqliteStore, open_store
 
 
 def bump(node: Node) -> Node:
@@ -20,13 +20,13 @@ def bump(node: Node) -> Node:
     return node
 
 
-async def writer(store: object, task: int) -> None:
+async def writer(store: SqliteStore | PostgresStore, task: int) -> None:
     for i in range(1_000_000):
         name = f"t{task}-{i:06}"
-        await store.create_node(Node(metadata=ObjectMeta(name=name)))  # type: ignore[attr-defined]
+        await store.create_node(Node(metadata=ObjectMeta(name=name)))
         print(f"ack create {name}", flush=True)
-        counted = await store.update_node("counter", bump)  # type: ignore[attr-defined]
-        print(f"ack count {counted.metadata.labels['count']}", flush=True)
+        counted = await store.update_node("counter", bump)
+        print(f"ack count {(counted.metadata.labels or {})['count']}", flush=True)
 
 
 async def main(url: str) -> None:
