@@ -1,13 +1,16 @@
-"""What both backends store per kind: the table, the model, and the indexed columns taken from an object."""
+"""What both backends store per kind (table, model, indexed columns), and the Store methods built on that."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from controlplane.api import Node, Project
+from controlplane.api import Node, Project, ProjectPhase
+
+from .base import NodeMutator, ProjectMutator
 
 M = TypeVar("M", Node, Project)
 
@@ -55,3 +58,80 @@ def require_utc(value: datetime, what: str) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"{what} must be a timezone-aware datetime, got naive {value.isoformat()}")
     return value.astimezone(UTC)
+
+
+class KindStore(ABC):
+    """KindStore is the Node and Project half of Store, built on five row operations each backend writes once."""
+
+    @abstractmethod
+    async def _create(self, kind: Kind[M], obj: M) -> M:
+        """_create inserts obj; raises AlreadyExists."""
+
+    @abstractmethod
+    async def _get(self, kind: Kind[M], name: str) -> M:
+        """_get reads one object; raises NotFound."""
+
+    @abstractmethod
+    async def _list(
+        self,
+        kind: Kind[M],
+        *,
+        labels: Mapping[str, str] | None,
+        phases: Sequence[ProjectPhase] | None = None,
+        node_ref: str | None = None,
+    ) -> list[M]:
+        """_list reads the objects matching every filter given (phases OR-ed), ordered by name."""
+
+    @abstractmethod
+    async def _update(self, kind: Kind[M], name: str, mutate: Callable[[M], M]) -> M:
+        """_update reads, mutates and writes one object in one transaction; raises NotFound."""
+
+    @abstractmethod
+    async def _delete(self, kind: Kind[M], name: str) -> None:
+        """_delete removes one object; raises NotFound."""
+
+    async def create_node(self, node: Node) -> Node:
+        """create_node stores a new Node; raises AlreadyExists."""
+        return await self._create(NODES, node)
+
+    async def get_node(self, name: str) -> Node:
+        """get_node returns the Node; raises NotFound."""
+        return await self._get(NODES, name)
+
+    async def list_nodes(self, *, labels: Mapping[str, str] | None = None) -> list[Node]:
+        """list_nodes returns Nodes whose labels include all of labels, ordered by name."""
+        return await self._list(NODES, labels=labels)
+
+    async def update_node(self, name: str, mutate: NodeMutator) -> Node:
+        """update_node applies mutate to the stored Node in one transaction; raises NotFound."""
+        return await self._update(NODES, name, mutate)
+
+    async def delete_node(self, name: str) -> None:
+        """delete_node removes the Node and its lease; raises NotFound."""
+        await self._delete(NODES, name)
+
+    async def create_project(self, project: Project) -> Project:
+        """create_project stores a new Project; raises AlreadyExists."""
+        return await self._create(PROJECTS, project)
+
+    async def get_project(self, name: str) -> Project:
+        """get_project returns the Project; raises NotFound."""
+        return await self._get(PROJECTS, name)
+
+    async def list_projects(
+        self,
+        *,
+        phases: Sequence[ProjectPhase] | None = None,
+        node_ref: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[Project]:
+        """list_projects returns Projects in any of phases, on node_ref, with all labels; ordered by name."""
+        return await self._list(PROJECTS, labels=labels, phases=phases, node_ref=node_ref)
+
+    async def update_project(self, name: str, mutate: ProjectMutator) -> Project:
+        """update_project applies mutate to the stored Project in one transaction; raises NotFound."""
+        return await self._update(PROJECTS, name, mutate)
+
+    async def delete_project(self, name: str) -> None:
+        """delete_project removes the Project; raises NotFound."""
+        await self._delete(PROJECTS, name)

@@ -20,10 +20,10 @@ import psycopg.conninfo
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from controlplane.api import Node, Project, ProjectPhase
+from controlplane.api import ProjectPhase
 
-from ._kinds import NODES, PROJECTS, Kind, M, require_utc
-from .base import AlreadyExists, NodeMutator, NotFound, ProjectMutator, StoreError
+from ._kinds import Kind, KindStore, M, require_utc
+from .base import AlreadyExists, NotFound, StoreError
 
 #: pg_advisory_xact_lock key taken while migrating ("cara" in ASCII).
 MIGRATION_LOCK: Final = 0x63617261
@@ -66,12 +66,6 @@ def _pg_errors(kind: str = "", name: str = "") -> Iterator[None]:
         raise StoreError(f"postgresql: {exc}") from exc
 
 
-def _label_filter(labels: Mapping[str, str] | None) -> tuple[list[str], list[Any]]:
-    if not labels:
-        return [], []
-    return ["doc -> 'metadata' -> 'labels' @> %s"], [Jsonb(dict(labels))]
-
-
 def _conninfo(url: str) -> str:
     """_conninfo validates url and adds a connect timeout unless it has one; raises ValueError."""
     try:
@@ -100,7 +94,7 @@ async def _migrate(conninfo: str) -> None:
         await conn.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION,))
 
 
-class PostgresStore:
+class PostgresStore(KindStore):
     """PostgresStore implements Store on a PostgreSQL database; open it with `await PostgresStore.open`."""
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
@@ -130,7 +124,7 @@ class PostgresStore:
                 raise
         return cls(pool)
 
-    # Generic row operations, shared by Nodes and Projects.
+    # The row operations KindStore builds the Node and Project methods on.
 
     async def _create(self, kind: Kind[M], obj: M) -> M:
         doc = obj.to_wire()
@@ -153,11 +147,29 @@ class PostgresStore:
             raise NotFound(kind.name, name)
         return kind.load(row[0])
 
-    async def _list(self, kind: Kind[M], clauses: list[str], params: Sequence[Any]) -> list[M]:
+    async def _list(
+        self,
+        kind: Kind[M],
+        *,
+        labels: Mapping[str, str] | None,
+        phases: Sequence[ProjectPhase] | None = None,
+        node_ref: str | None = None,
+    ) -> list[M]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if labels:
+            clauses.append("doc -> 'metadata' -> 'labels' @> %s")  # served by the GIN index
+            params.append(Jsonb(dict(labels)))
+        if phases is not None:
+            clauses.append("phase = ANY(%s)")
+            params.append([ProjectPhase(phase).value for phase in phases])
+        if node_ref is not None:
+            clauses.append("node_ref = %s")
+            params.append(node_ref)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         with _pg_errors():
             async with self._pool.connection() as conn:
-                cur = await conn.execute(f"SELECT doc FROM {kind.table}{where} ORDER BY name", tuple(params))
+                cur = await conn.execute(f"SELECT doc FROM {kind.table}{where} ORDER BY name", params)
                 rows = await cur.fetchall()
         return [kind.load(row[0]) for row in rows]
 
@@ -183,60 +195,7 @@ class PostgresStore:
         if cur.rowcount == 0:
             raise NotFound(kind.name, name)
 
-    # Store.
-
-    async def create_node(self, node: Node) -> Node:
-        """create_node stores a new Node; raises AlreadyExists."""
-        return await self._create(NODES, node)
-
-    async def get_node(self, name: str) -> Node:
-        """get_node returns the Node; raises NotFound."""
-        return await self._get(NODES, name)
-
-    async def list_nodes(self, *, labels: Mapping[str, str] | None = None) -> list[Node]:
-        """list_nodes returns Nodes whose labels include all of labels, ordered by name."""
-        return await self._list(NODES, *_label_filter(labels))
-
-    async def update_node(self, name: str, mutate: NodeMutator) -> Node:
-        """update_node applies mutate to the stored Node in one transaction; raises NotFound."""
-        return await self._update(NODES, name, mutate)
-
-    async def delete_node(self, name: str) -> None:
-        """delete_node removes the Node and its lease; raises NotFound."""
-        await self._delete(NODES, name)
-
-    async def create_project(self, project: Project) -> Project:
-        """create_project stores a new Project; raises AlreadyExists."""
-        return await self._create(PROJECTS, project)
-
-    async def get_project(self, name: str) -> Project:
-        """get_project returns the Project; raises NotFound."""
-        return await self._get(PROJECTS, name)
-
-    async def list_projects(
-        self,
-        *,
-        phases: Sequence[ProjectPhase] | None = None,
-        node_ref: str | None = None,
-        labels: Mapping[str, str] | None = None,
-    ) -> list[Project]:
-        """list_projects returns Projects in any of phases, on node_ref, with all labels; ordered by name."""
-        clauses, params = _label_filter(labels)
-        if phases is not None:
-            clauses.append("phase = ANY(%s)")
-            params.append([ProjectPhase(phase).value for phase in phases])
-        if node_ref is not None:
-            clauses.append("node_ref = %s")
-            params.append(node_ref)
-        return await self._list(PROJECTS, clauses, params)
-
-    async def update_project(self, name: str, mutate: ProjectMutator) -> Project:
-        """update_project applies mutate to the stored Project in one transaction; raises NotFound."""
-        return await self._update(PROJECTS, name, mutate)
-
-    async def delete_project(self, name: str) -> None:
-        """delete_project removes the Project; raises NotFound."""
-        await self._delete(PROJECTS, name)
+    # Leases, leadership and lifecycle.
 
     async def save_leases(self, leases: Mapping[str, datetime]) -> None:
         """save_leases persists name → last heartbeat in one statement; unknown names are skipped.

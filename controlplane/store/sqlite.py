@@ -30,8 +30,8 @@ from typing import Any, Final, TypeVar
 
 from controlplane.api import Node, Project, ProjectPhase
 
-from ._kinds import NODES, PROJECTS, Kind, M, require_utc
-from .base import AlreadyExists, NodeMutator, NotFound, ProjectMutator, StoreError
+from ._kinds import Kind, KindStore, M, require_utc
+from .base import AlreadyExists, NotFound, StoreError
 
 T = TypeVar("T")
 
@@ -240,16 +240,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
             raise
 
 
-def _label_filter(labels: Mapping[str, str] | None) -> tuple[list[str], list[str]]:
-    clauses: list[str] = []
-    params: list[str] = []
-    for key, value in (labels or {}).items():
-        clauses.append("EXISTS (SELECT 1 FROM json_each(doc, '$.metadata.labels') WHERE key = ? AND value = ?)")
-        params += [key, value]
-    return clauses, params
-
-
-class SqliteStore:
+class SqliteStore(KindStore):
     """SqliteStore implements Store on one SQLite file (or `:memory:`); open it with `await SqliteStore.open`."""
 
     def __init__(self, worker: _Worker, path: str) -> None:
@@ -270,7 +261,7 @@ class SqliteStore:
             raise
         return cls(worker, path)
 
-    # Generic row operations, shared by Nodes and Projects.
+    # The row operations KindStore builds the Node and Project methods on.
 
     async def _create(self, kind: Kind[M], obj: M) -> M:
         doc = _dump(obj)
@@ -296,13 +287,31 @@ class SqliteStore:
             raise NotFound(kind.name, name)
         return kind.load(doc)
 
-    async def _list(self, kind: Kind[M], clauses: list[str], params: Sequence[Any]) -> list[M]:
+    async def _list(
+        self,
+        kind: Kind[M],
+        *,
+        labels: Mapping[str, str] | None,
+        phases: Sequence[ProjectPhase] | None = None,
+        node_ref: str | None = None,
+    ) -> list[M]:
+        clauses: list[str] = []
+        params: list[str] = []
+        for key, value in (labels or {}).items():
+            clauses.append("EXISTS (SELECT 1 FROM json_each(doc, '$.metadata.labels') WHERE key = ? AND value = ?)")
+            params += [key, value]
+        if phases is not None:
+            clauses.append(f"phase IN ({', '.join('?' * len(phases))})")
+            params += [ProjectPhase(phase).value for phase in phases]
+        if node_ref is not None:
+            clauses.append("node_ref = ?")
+            params.append(node_ref)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"SELECT doc FROM {kind.table}{where} ORDER BY name"
 
         def select(conn: sqlite3.Connection) -> list[str]:
             with _sqlite_errors():
-                return [str(row[0]) for row in conn.execute(sql, tuple(params))]
+                return [str(row[0]) for row in conn.execute(sql, params)]
 
         return [kind.load(doc) for doc in await self._worker.call(select, write=False)]
 
@@ -330,60 +339,7 @@ class SqliteStore:
 
         await self._worker.call(delete, write=True)
 
-    # Store.
-
-    async def create_node(self, node: Node) -> Node:
-        """create_node stores a new Node; raises AlreadyExists."""
-        return await self._create(NODES, node)
-
-    async def get_node(self, name: str) -> Node:
-        """get_node returns the Node; raises NotFound."""
-        return await self._get(NODES, name)
-
-    async def list_nodes(self, *, labels: Mapping[str, str] | None = None) -> list[Node]:
-        """list_nodes returns Nodes whose labels include all of labels, ordered by name."""
-        return await self._list(NODES, *_label_filter(labels))
-
-    async def update_node(self, name: str, mutate: NodeMutator) -> Node:
-        """update_node applies mutate to the stored Node in one transaction; raises NotFound."""
-        return await self._update(NODES, name, mutate)
-
-    async def delete_node(self, name: str) -> None:
-        """delete_node removes the Node and its lease; raises NotFound."""
-        await self._delete(NODES, name)
-
-    async def create_project(self, project: Project) -> Project:
-        """create_project stores a new Project; raises AlreadyExists."""
-        return await self._create(PROJECTS, project)
-
-    async def get_project(self, name: str) -> Project:
-        """get_project returns the Project; raises NotFound."""
-        return await self._get(PROJECTS, name)
-
-    async def list_projects(
-        self,
-        *,
-        phases: Sequence[ProjectPhase] | None = None,
-        node_ref: str | None = None,
-        labels: Mapping[str, str] | None = None,
-    ) -> list[Project]:
-        """list_projects returns Projects in any of phases, on node_ref, with all labels; ordered by name."""
-        clauses, params = _label_filter(labels)
-        if phases is not None:
-            clauses.append(f"phase IN ({', '.join('?' * len(phases))})")
-            params += [ProjectPhase(phase).value for phase in phases]
-        if node_ref is not None:
-            clauses.append("node_ref = ?")
-            params.append(node_ref)
-        return await self._list(PROJECTS, clauses, params)
-
-    async def update_project(self, name: str, mutate: ProjectMutator) -> Project:
-        """update_project applies mutate to the stored Project in one transaction; raises NotFound."""
-        return await self._update(PROJECTS, name, mutate)
-
-    async def delete_project(self, name: str) -> None:
-        """delete_project removes the Project; raises NotFound."""
-        await self._delete(PROJECTS, name)
+    # Leases, leadership and lifecycle.
 
     async def save_leases(self, leases: Mapping[str, datetime]) -> None:
         """save_leases persists name → last heartbeat in one transaction; unknown names are skipped.
