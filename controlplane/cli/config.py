@@ -1,14 +1,21 @@
-"""Where caractrl finds its control plane: `--server`, else `CARA_SERVER`, else the user's config file."""
+"""Where caractrl finds its control plane: `--server`, `CARA_SERVER`, the config file, else MagicDNS via tailscaled."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mesh import LocalClient, MeshError, resolve
+
 ENV_VAR = "CARA_SERVER"
+#: The MagicDNS name looked up when no server is configured (design §5.3); CARA_SERVER_NAME overrides it.
+DEFAULT_SERVER_NAME = "cara-server"
+NAME_ENV_VAR = "CARA_SERVER_NAME"
+#: The control plane's port on the tailnet (design §3.1).
+SERVER_PORT = 8080
 
 
 class ConfigError(Exception):
@@ -21,11 +28,11 @@ def config_path(environ: Mapping[str, str]) -> Path:
     return Path(base) / "caravanserai" / "config.yaml"
 
 
-def _from_file(path: Path) -> str | None:
+def _read_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return None
+        return {}
     except OSError as exc:
         raise ConfigError(f"{path}: {exc.strerror or exc}") from None
     try:
@@ -33,11 +40,13 @@ def _from_file(path: Path) -> str | None:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if data is None:
-        return None
-    server = data.get("server") if isinstance(data, dict) else None
-    if server is not None and not isinstance(server, str):
-        raise ConfigError(f"{path}: server: must be a URL string")
-    return server or None
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a mapping such as 'server: URL'")
+    for key in ("server", "serverName"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise ConfigError(f"{path}: {key}: must be a string")
+    return data
 
 
 def _normalise(url: str) -> str:
@@ -45,14 +54,39 @@ def _normalise(url: str) -> str:
     return url if "://" in url else f"http://{url}"
 
 
-def resolve_server(option: str | None, environ: Mapping[str, str]) -> str:
-    """resolve_server returns the control plane's base URL; raises ConfigError naming every place to set it.
+Discover = Callable[[str, str | None], Awaitable[str]]
 
-    This is the one place the server is looked up: MagicDNS discovery through the local tailscaled
-    (design §5.3) plugs in here, after the config file.
+
+async def discover_server(name: str, socket: str | None) -> str:
+    """discover_server resolves the MagicDNS name through the local tailscaled's peer list (never OS DNS)."""
+    async with LocalClient(socket) as local:
+        ip = resolve(await local.status(), name)[0]
+    host = f"[{ip}]" if ip.version == 6 else str(ip)
+    return f"http://{host}:{SERVER_PORT}"
+
+
+async def resolve_server(
+    option: str | None, environ: Mapping[str, str], *, socket: str | None = None, discover: Discover = discover_server
+) -> tuple[str, str]:
+    """resolve_server returns the control plane's base URL and how it was found.
+
+    The order is `--server`, `CARA_SERVER`, the config file's `server:`, then the MagicDNS name (`serverName:` in
+    the file, `CARA_SERVER_NAME`, default `cara-server`) resolved through the local tailscaled. Raises ConfigError
+    naming every place to set it when all of them fail.
     """
     path = config_path(environ)
-    url = option or environ.get(ENV_VAR) or _from_file(path)
-    if not url:
-        raise ConfigError(f'no server configured: pass --server URL, set {ENV_VAR}, or write "server: URL" to {path}')
-    return _normalise(url)
+    if option:
+        return _normalise(option), "--server"
+    if environ.get(ENV_VAR):
+        return _normalise(environ[ENV_VAR]), ENV_VAR
+    data = _read_file(path)
+    if data.get("server"):
+        return _normalise(data["server"]), str(path)
+    name = environ.get(NAME_ENV_VAR) or data.get("serverName") or DEFAULT_SERVER_NAME
+    try:
+        return await discover(name, socket or environ.get("TS_SOCKET")), f"MagicDNS name {name!r} via tailscaled"
+    except MeshError as exc:
+        raise ConfigError(
+            f"no server configured and MagicDNS discovery of {name!r} failed ({exc}): pass --server URL, "
+            f'set {ENV_VAR}, or write "server: URL" to {path}'
+        ) from None

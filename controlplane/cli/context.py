@@ -47,6 +47,10 @@ class Env:
     now: Callable[[], datetime] = field(default=_utcnow)
     # Server: the --server option; None means "look it up" (resolve_server).
     server: str | None = None
+    # Socket: the --socket option (tailscaled's LocalAPI), used to find the server by MagicDNS.
+    socket: str | None = None
+    # Verbose: -v; say which server is used and log every request.
+    verbose: bool = False
 
 
 class Failure(click.ClickException):
@@ -90,17 +94,18 @@ def check_name(name: str) -> str:
 
 def run(env: Env, action: Callable[[Client], Awaitable[T]], *, error_prefix: str = "") -> T:
     """run resolves the server, opens one client, runs action on a fresh event loop and maps every client error."""
-    try:
-        url = resolve_server(env.server, env.environ)
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
 
     async def with_client() -> T:
+        url, how = await resolve_server(env.server, env.environ, socket=env.socket)
+        if env.verbose:
+            click.echo(f"Using server {url} (from {how})", err=True)
         async with env.client_factory(url) as client:
             return await action(client)
 
     try:
         return asyncio.run(with_client())
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
     except ApiError as exc:
         raise Failure(problem_lines(exc, error_prefix)) from None
     except ClientError as exc:

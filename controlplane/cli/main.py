@@ -39,13 +39,20 @@ def _enable_verbose(ctx: click.Context) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--server", metavar="URL", help="Control plane URL (else $CARA_SERVER, else the config file).")
-@click.option("-v", "--verbose", is_flag=True, help="Log every HTTP request on stderr.")
+@click.option(
+    "--server",
+    metavar="URL",
+    help="Control plane URL (else $CARA_SERVER, else the config file, else MagicDNS name cara-server).",
+)
+@click.option("--socket", metavar="PATH", help="tailscaled LocalAPI socket for MagicDNS (else $TS_SOCKET).")
+@click.option("-v", "--verbose", is_flag=True, help="Say which server is used and log every HTTP request on stderr.")
 @click.pass_context
-def cli(ctx: click.Context, server: str | None, verbose: bool) -> None:
+def cli(ctx: click.Context, server: str | None, socket: str | None, verbose: bool) -> None:
     """caractrl drives a Caravanserai control plane: Nodes, Projects, cordon and drain."""
     env = ctx.obj if isinstance(ctx.obj, Env) else Env(environ=dict(os.environ))
     env.server = server or env.server
+    env.socket = socket or env.socket
+    env.verbose = verbose
     ctx.obj = env
     if verbose:
         _enable_verbose(ctx)

@@ -107,3 +107,13 @@ def test_server_refuses_a_non_tailnet_listen_address(lab: Lab) -> None:
         check=False,
     )
     assert result.returncode == 1 and "not a tailnet address of this machine" in result.stderr
+
+
+def test_caractrl_finds_the_server_by_magicdns(plane: ControlPlane, lab: Lab, tmp_path: Path) -> None:
+    caractrl = str(Path(__import__("sys").executable).parent / "caractrl")
+    result = lab.run(
+        "operator", "env", "-u", "CARA_SERVER", f"HOME={tmp_path}", caractrl, "-v", "get", "nodes", check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"Using server {plane.url} (from MagicDNS name 'cara-server' via tailscaled)" in result.stderr
+    assert result.stdout.startswith("NAME") or "No resources found" in result.stderr

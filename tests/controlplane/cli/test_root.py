@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -63,24 +64,63 @@ def test_config_path_defaults_under_home() -> None:
 
 @pytest.mark.parametrize("args", [["get", "nodes"], ["apply", "-f", "-"], ["version"], ["drain", "edge-1"]])
 def test_no_server_configured_names_every_place(tmp_path: Path, args: list[str]) -> None:
-    environ = {"HOME": str(tmp_path)}
+    environ = {"HOME": str(tmp_path), "TS_SOCKET": str(tmp_path / "no.sock")}
     result = CliRunner().invoke(cli, args, obj=Env(environ=environ), input="kind: Node\nmetadata: {name: a}\n")
     assert result.exit_code == 1
-    assert result.stderr.splitlines()[-1] == (
-        'Error: no server configured: pass --server URL, set CARA_SERVER, or write "server: URL" to '
-        f"{tmp_path}/.config/caravanserai/config.yaml"
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith(
+        f"Error: no server configured and MagicDNS discovery of 'cara-server' failed (cannot reach tailscaled at "
+        f"{tmp_path}/no.sock: "
     )
+    assert last.endswith(
+        f'pass --server URL, set CARA_SERVER, or write "server: URL" to {tmp_path}/.config/caravanserai/config.yaml'
+    )
+
+
+async def _found(name: str, socket: str | None) -> str:
+    return f"http://100.64.0.1:8080/{name}/{socket}"
+
+
+@pytest.mark.parametrize(
+    ("option", "environ", "config", "expected"),
+    [
+        ("http://a:1", {"CARA_SERVER": "http://b:2"}, "server: http://c:3", ("http://a:1", "--server")),
+        (None, {"CARA_SERVER": "b:2"}, "server: http://c:3", ("http://b:2", "CARA_SERVER")),
+        (None, {}, "server: http://c:3", ("http://c:3", "FILE")),
+        (None, {}, "", ("http://100.64.0.1:8080/cara-server/None", "MagicDNS name 'cara-server' via tailscaled")),
+        (
+            None,
+            {"CARA_SERVER_NAME": "cp", "TS_SOCKET": "/s"},
+            "serverName: x",
+            ("http://100.64.0.1:8080/cp//s", "MagicDNS name 'cp' via tailscaled"),
+        ),
+        (None, {}, "serverName: x", ("http://100.64.0.1:8080/x/None", "MagicDNS name 'x' via tailscaled")),
+    ],
+    ids=["option", "env", "file", "magicdns", "magicdns-env-name", "magicdns-file-name"],
+)
+async def test_resolution_order(
+    tmp_path: Path, option: str | None, environ: dict[str, str], config: str, expected: tuple[str, str]
+) -> None:
+    env = write_config(tmp_path, config) | environ
+    url, how = await resolve_server(option, env, discover=_found)
+    assert (url, how) == (expected[0], str(config_path(env)) if expected[1] == "FILE" else expected[1])
+
+
+def test_verbose_says_which_server(tmp_path: Path) -> None:
+    result, _ = invoke(["-v", "version"], {"CARA_SERVER": "http://cara:8080"}, lambda r: httpx.Response(200, text="OK"))
+    assert result.exit_code == 0
+    assert "Using server http://cara:8080 (from CARA_SERVER)" in result.stderr
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("server: [1, 2]\n", "server: must be a URL string"), ("server: {\n", "not valid YAML")],
+    [("server: [1, 2]\n", "server: must be a string"), ("server: {\n", "not valid YAML")],
     ids=["wrong-type", "bad-yaml"],
 )
 def test_a_broken_config_file_is_named(tmp_path: Path, text: str, message: str) -> None:
     environ = write_config(tmp_path, text)
     with pytest.raises(ConfigError, match=message):
-        resolve_server(None, environ)
+        asyncio.run(resolve_server(None, environ))
     result, urls = invoke(["get", "nodes"], environ)
     assert (result.exit_code, urls) == (1, [])
     assert result.stderr.startswith(f"Error: {tmp_path}/caravanserai/config.yaml: ")
