@@ -252,7 +252,10 @@ class SqliteStore(KindStore):
         """open creates the file (and its directory) if needed and migrates it; raises StoreError."""
         path = str(path)
         if path != MEMORY:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"sqlite: cannot create the directory of {path}: {exc}") from exc
         worker = _Worker(path)
         try:
             await asyncio.wrap_future(worker.start())

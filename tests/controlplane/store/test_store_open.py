@@ -72,6 +72,17 @@ async def test_memory_and_default_file_urls(tmp_path: Path) -> None:
     assert (tmp_path / "data" / "cara.db").is_file()
 
 
+async def test_an_unusable_sqlite_path_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(StoreError, match="sqlite"):
+        await open_store(f"sqlite://{tmp_path}")  # a directory, not a database file
+    with pytest.raises(StoreError, match="cannot create the directory"):
+        await open_store(f"sqlite://{tmp_path}/file/cara.db")
+    (tmp_path / "garbage.db").write_bytes(b"this is not an SQLite database, not at all" * 100)
+    with pytest.raises(StoreError, match="sqlite"):
+        await open_store(f"sqlite://{tmp_path}/garbage.db")
+
+
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 async def test_sqlite_runs_in_wal_mode_with_full_sync(store_url: StoreUrlFactory) -> None:
     url = store_url()
