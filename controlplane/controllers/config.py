@@ -21,6 +21,9 @@ class ControllerConfig:
     lifecycle_resync: timedelta = timedelta(seconds=5)
     # Scheduler pass period: a Pending project waits at most this long for a free node.
     scheduler_period: timedelta = timedelta(seconds=1)
+    # When no new Project is Pending, the scheduler retries the ones that fit nowhere this often (a new
+    # Pending Project triggers a pass at once). Kubernetes flushes its unschedulable queue the same way.
+    unschedulable_retry: timedelta = timedelta(seconds=5)
     # Draining pass period: evicting a drained node's projects is not urgent.
     draining_period: timedelta = timedelta(seconds=5)
     # Rescheduler pass period: its deadlines are minutes long, so a few seconds late is fine.
@@ -37,6 +40,7 @@ class ControllerConfig:
             "lifecycle_period",
             "lifecycle_resync",
             "scheduler_period",
+            "unschedulable_retry",
             "draining_period",
             "rescheduler_period",
             "reschedule_after",

@@ -218,17 +218,22 @@ class Scheduler:
         self._store = store
         self._now = now
         self._config = config
+        # The Projects the last pass could not place, and when it ran: the unschedulable backoff.
+        self._unplaced: frozenset[str] = frozenset()
+        self._tried_at: datetime | None = None
 
     async def sync_once(self) -> int:
         """sync_once runs one scheduling pass; returns how many Projects it bound.
 
         Every decision is made first, in memory, booking each placement on its node; then the writes go
         out together. A bind that loses a race (the Project changed meanwhile) leaves its booking in place
-        until the next pass, which only makes this pass more cautious.
+        until the next pass, which only makes this pass more cautious. When every Pending Project is one
+        the last pass could not place, the pass is skipped until `unschedulable_retry` has passed, so a
+        Project that fits nowhere does not cost a list of every Node each second.
         """
         now = self._now()
         pending = await self._store.list_projects(phases=[ProjectPhase.PENDING])
-        if not pending:
+        if not pending or self._backing_off(pending, now):
             return 0
         nodes = await self._store.list_nodes()
         placement = build_placement(nodes, await self._store.list_projects(phases=list(BOUND_PHASES)))
@@ -244,9 +249,16 @@ class Scheduler:
                 continue
             room.take(request)
             binds.append((project.name, room.name))
+        self._unplaced = frozenset(project.name for project in pending) - {name for name, _ in binds}
+        self._tried_at = now
         bound = await write_all(self._bind(name, node, now) for name, node in binds)
         await write_all(self._mark_unschedulable(name, message, now) for name, message in refusals)
         return sum(bound)
+
+    def _backing_off(self, pending: list[Project], now: datetime) -> bool:
+        if self._tried_at is None or now - self._tried_at >= self._config.unschedulable_retry:
+            return False
+        return all(project.name in self._unplaced for project in pending)
 
     async def _bind(self, name: str, node: str, now: datetime) -> bool:
         def bind(current: Project) -> Project:

@@ -104,9 +104,11 @@ async def test_no_fit_stays_pending_with_a_kubectl_like_message_written_once(
     await scheduler.sync_once()
     assert await memory_store.get_project("big") == before, "an unchanged message is not rewritten"
 
-    # Room appears: the next pass binds, and Scheduled turns True with a new transition time.
+    # Room appears: the next retry binds, and Scheduled turns True with a new transition time.
     await memory_store.create_node(make_node("roomy", status=READY))
-    clock.step(1)
+    clock.step(4.9)
+    assert await scheduler.sync_once() == 0, "backing off: nothing new is Pending"
+    clock.step(0.1)
     assert await scheduler.sync_once() == 1
     assert (await placed(memory_store))["big"] == (
         "Scheduled",
@@ -154,3 +156,15 @@ async def test_first_come_first_served_when_room_is_short(
     assert (got["zzz-older"][:2], got["aaa-newer"][:2]) == (("Scheduled", "a"), ("Pending", None))
     condition = got["aaa-newer"][2]
     assert condition == scheduled("False", "Unschedulable", "0/1 nodes are available: 1 insufficient cpu", clock.now())
+
+
+async def test_a_new_pending_project_ends_the_backoff(
+    memory_store: Store, scheduler: Scheduler, clock: FakeClock
+) -> None:
+    await memory_store.create_node(make_node("a", status=READY))
+    await memory_store.create_project(make_project("huge", cpu="64"))
+    assert await scheduler.sync_once() == 0
+    clock.step(1)
+    await memory_store.create_project(make_project("small", cpu="1"))
+    assert await scheduler.sync_once() == 1
+    assert (await placed(memory_store))["small"][:2] == ("Scheduled", "a")
