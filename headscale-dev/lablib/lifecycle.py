@@ -416,7 +416,7 @@ def status(name: str) -> dict[str, Any]:
         "blocked": state.blocked,
         "shaped": state.shaped,
         "inUseBy": users(plan),
-        "hosts": state.hosts,
+        "hosts": {h.name: state.hosts[h.name] for h in plan.hosts if h.name in state.hosts},  # in plan order
     }
 
 
