@@ -2,7 +2,17 @@
 
 from ._conditions import Condition, ConditionStatus, find_condition, set_condition
 from ._errors import InvalidObject, decode, describe_errors
-from ._meta import API_VERSION, NAME_RULE, ZERO_TIME, ObjectMeta, Timestamp, WireModel, format_time, validate_name
+from ._meta import (
+    API_VERSION,
+    MAX_BODY_BYTES,
+    NAME_RULE,
+    ZERO_TIME,
+    ObjectMeta,
+    Timestamp,
+    WireModel,
+    format_time,
+    validate_name,
+)
 from ._node import (
     Heartbeat,
     NetworkMode,
@@ -51,6 +61,7 @@ from ._quantity import (
 
 __all__ = [
     "API_VERSION",
+    "MAX_BODY_BYTES",
     "NAME_RULE",
     "ZERO_TIME",
     "Condition",

@@ -25,6 +25,9 @@ NAME_RULE = (
     "must be 1-253 characters of lower-case letters, digits, '-' and '.', starting and ending with a letter or digit"
 )
 
+#: The largest request body the API accepts; clients refuse larger objects before sending them.
+MAX_BODY_BYTES: Final = 1024 * 1024
+
 #: Go's zero time.Time; on the wire it means "never" / unset.
 ZERO_TIME = "0001-01-01T00:00:00Z"
 

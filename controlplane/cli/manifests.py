@@ -11,10 +11,9 @@ from typing import Any, Final
 import yaml
 from pydantic import BaseModel
 
-from controlplane.api import InvalidObject, Node, NodeStatus, Project, ProjectStatus, decode
+from controlplane.api import MAX_BODY_BYTES, InvalidObject, Node, NodeStatus, Project, ProjectStatus, decode
 
 #: The server's default request body limit (1 MiB); checked here too so a big 3rd document stops the whole apply.
-MAX_BODY_BYTES: Final = 1024 * 1024
 
 MODELS: Final[dict[str, type[Node] | type[Project]]] = {"Node": Node, "Project": Project}
 LIST_KINDS: Final = {"NodeList", "ProjectList", "List"}

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,13 +20,13 @@ from . import problems
 from .context import ServerContext
 from .identity import Identity
 from .metrics import Metrics
-from .routes import nodes, projects, system
+from .routes import nodes, projects, system, throughput
 from .settings import Settings
 
 log = logging.getLogger("cara.server")
 
 #: Runs the controllers until the event is set (injected so that the server never imports them).
-BackgroundRunner = Callable[[ServerContext, asyncio.Event], Awaitable[None]]
+BackgroundRunner = Callable[[ServerContext, asyncio.Event], Coroutine[Any, Any, None]]
 
 
 class RequestMetrics:
@@ -112,4 +113,5 @@ def create_app(
     app.include_router(system.router)
     app.include_router(nodes.router)
     app.include_router(projects.router)
+    app.include_router(throughput.router)
     return app

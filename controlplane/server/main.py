@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
@@ -15,7 +16,7 @@ import uvicorn
 from controlplane.api import parse_duration
 from controlplane.controllers.config import ControllerConfig
 from controlplane.controllers.manager import run_controllers
-from controlplane.store import default_store_url, open_store
+from controlplane.store import StoreError, default_store_url, open_store
 from mesh import LocalClient, MeshError
 
 from .app import create_app
@@ -38,7 +39,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _duration(param: str) -> click.types.FuncParamType:
+def _duration(param: str) -> click.ParamType[timedelta]:
     def convert(text: str | timedelta) -> timedelta:
         if isinstance(text, timedelta):
             return text
@@ -113,9 +114,9 @@ def main(
         raise click.UsageError(str(exc)) from None
     if dev and (len(listen) > 1 or ts_socket or config_path):
         raise click.UsageError("--dev takes one loopback --listen and no --socket or --config")
-    settings = Settings(
-        dev=dev, heartbeat_interval=heartbeat_interval, grace=grace, **({"data_dir": data_dir} if data_dir else {})
-    )
+    settings = Settings(dev=dev, heartbeat_interval=heartbeat_interval, grace=grace)
+    if data_dir is not None:
+        settings = dataclasses.replace(settings, data_dir=data_dir)
     if store_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = store_url or default_store_url(settings.data_dir)
@@ -154,7 +155,7 @@ async def _serve(
         return 1
     try:
         store = await open_store(store_url)
-    except ValueError as exc:
+    except (ValueError, StoreError) as exc:
         click.echo(f"Error: --store: {exc}", err=True)
         return 1
     try:

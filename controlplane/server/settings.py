@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from controlplane.api import MAX_BODY_BYTES
+
 #: Default TCP port of the API (design §3.1).
 DEFAULT_PORT = 8080
-#: Largest request body accepted; manifests are small, and a bound keeps a hostile client from filling memory.
-DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +24,9 @@ class Settings:
     heartbeat_interval: timedelta = timedelta(seconds=10)
     # Grace: silence after which a node turns NotReady (design §4: 40 s).
     grace: timedelta = timedelta(seconds=40)
-    # MaxBodyBytes: requests with a larger body get 413.
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # MaxBodyBytes: requests with a larger body get 413; manifests are small, and a bound keeps a hostile
+    # client from filling memory.
+    max_body_bytes: int = MAX_BODY_BYTES
     # LeaseFlushInterval: how often renewed leases are persisted in one batch. Shorter than the grace, so a
     # restart loses at most this much lease history (and the restart rule covers that gap).
     lease_flush_interval: timedelta = timedelta(seconds=5)

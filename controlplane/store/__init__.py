@@ -29,7 +29,7 @@ def _redact(url: str) -> str:
     return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^/@:]*:)[^/@]*@", r"\1***@", url)
 
 
-async def open_store(url: str) -> SqliteStore | PostgresStore:
+async def open_store(url: str) -> Store:
     """open_store opens (creating and migrating as needed) the store that url names.
 
     Raises ValueError naming the URL and the accepted forms when the URL is not one of them, and

@@ -110,6 +110,13 @@ class Store(Protocol):
         """load_leases returns every persisted node lease."""
         ...
 
+    async def try_acquire_leadership(self, holder: str, ttl_s: float, now: datetime) -> bool:
+        """try_acquire_leadership takes or renews the controllers' leader lease until now + ttl_s for holder.
+
+        Returns whether holder leads. Replicas on one database call it before every controller pass.
+        """
+        ...
+
     async def close(self) -> None:
         """close releases connections; the store is unusable afterwards."""
         ...
