@@ -1,6 +1,13 @@
 """The caravanserai/v1 API types (Node, Project, Condition, quantities) and their validation."""
 
-from ._conditions import Condition, ConditionStatus, find_condition, set_condition
+from ._conditions import (
+    CONTROL_PLANE_CONDITIONS,
+    Condition,
+    ConditionStatus,
+    NodeConditionType,
+    find_condition,
+    set_condition,
+)
 from ._errors import InvalidObject, decode, describe_errors
 from ._meta import (
     API_VERSION,
@@ -61,6 +68,7 @@ from ._quantity import (
 
 __all__ = [
     "API_VERSION",
+    "CONTROL_PLANE_CONDITIONS",
     "MAX_BODY_BYTES",
     "NAME_RULE",
     "ZERO_TIME",
@@ -76,6 +84,7 @@ __all__ = [
     "NetworkMode",
     "Node",
     "NodeBinding",
+    "NodeConditionType",
     "NodeInfo",
     "NodeList",
     "NodeNetworkStatus",

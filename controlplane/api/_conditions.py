@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
+from typing import Final
 
 from pydantic import Field, StrictStr
 
@@ -17,6 +18,30 @@ class ConditionStatus(StrEnum):
     TRUE = "True"
     FALSE = "False"
     UNKNOWN = "Unknown"
+
+
+class NodeConditionType(StrEnum):
+    """NodeConditionType names the Node conditions Caravanserai knows (design §4)."""
+
+    READY = "Ready"
+    MEMORY_PRESSURE = "MemoryPressure"
+    DISK_PRESSURE = "DiskPressure"
+    PATH_RELAYED = "PathRelayed"
+    TAILNET_OFFLINE = "TailnetOffline"
+    # Reported by the agent when its tailscaled is not Running; blocks Ready.
+    NETWORK_UNAVAILABLE = "NetworkUnavailable"
+
+
+#: The Node condition types the control plane computes; an agent's value for them is ignored.
+CONTROL_PLANE_CONDITIONS: Final = frozenset(
+    {
+        NodeConditionType.READY,
+        NodeConditionType.MEMORY_PRESSURE,
+        NodeConditionType.DISK_PRESSURE,
+        NodeConditionType.PATH_RELAYED,
+        NodeConditionType.TAILNET_OFFLINE,
+    }
+)
 
 
 class Condition(WireModel):

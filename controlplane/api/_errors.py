@@ -55,6 +55,10 @@ def _message(error: ErrorDetails) -> str:
     ctx: dict[str, Any] = dict(error.get("ctx") or {})
     if kind in _MESSAGES and not (kind == "too_short" and ctx.get("min_length", 1) != 1):
         return _MESSAGES[kind]
+    if kind == "timezone_aware":
+        return "must be an RFC 3339 timestamp with a time zone (e.g. 2026-01-02T03:04:05Z)"
+    if kind.startswith(("datetime", "date_")):
+        return "must be an RFC 3339 timestamp (e.g. 2026-01-02T03:04:05Z)"
     if kind == "enum":
         return f"must be one of {ctx.get('expected', '')}"
     if kind == "literal_error":

@@ -13,6 +13,7 @@ from controlplane.api import (
     ConditionStatus,
     NetworkMode,
     Node,
+    NodeConditionType,
     NodeState,
     NodeStatus,
     find_condition,
@@ -27,11 +28,11 @@ from ._writes import write_all
 from .config import ControllerConfig, format_duration
 
 # Condition types this controller owns; any other type on a Node is the agent's and is kept as it is.
-READY: Final = "Ready"
-MEMORY_PRESSURE: Final = "MemoryPressure"
-DISK_PRESSURE: Final = "DiskPressure"
-PATH_RELAYED: Final = "PathRelayed"
-TAILNET_OFFLINE: Final = "TailnetOffline"
+READY: Final = NodeConditionType.READY
+MEMORY_PRESSURE: Final = NodeConditionType.MEMORY_PRESSURE
+DISK_PRESSURE: Final = NodeConditionType.DISK_PRESSURE
+PATH_RELAYED: Final = NodeConditionType.PATH_RELAYED
+TAILNET_OFFLINE: Final = NodeConditionType.TAILNET_OFFLINE
 OWNED_TYPES: Final = (READY, MEMORY_PRESSURE, DISK_PRESSURE, PATH_RELAYED, TAILNET_OFFLINE)
 
 # Reasons.

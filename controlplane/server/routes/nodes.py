@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from controlplane.api import (
+    CONTROL_PLANE_CONDITIONS,
     Heartbeat,
     Node,
     NodeBinding,
@@ -29,8 +30,6 @@ router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
 Ctx = Annotated[ServerContext, Depends(get_context)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
-#: Condition types the lifecycle controller computes; an agent's value for them is ignored.
-CONTROLLER_CONDITIONS = frozenset({"Ready", "MemoryPressure", "DiskPressure", "PathRelayed", "TailnetOffline"})
 #: Phases in which a Project occupies its Node.
 ASSIGNED_PHASES = (ProjectPhase.SCHEDULED, ProjectPhase.RUNNING, ProjectPhase.TERMINATING)
 
@@ -175,7 +174,7 @@ def _merge_beat(beat: Heartbeat, context: ServerContext) -> Any:
                 setattr(status, field, value)
         conditions = status.conditions
         for condition in beat.conditions or ():
-            if condition.type not in CONTROLLER_CONDITIONS:
+            if condition.type not in CONTROL_PLANE_CONDITIONS:
                 conditions = set_condition(
                     conditions,
                     condition.type,

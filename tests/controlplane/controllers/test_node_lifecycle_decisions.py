@@ -254,3 +254,10 @@ def _cond(type_: str, verdict: Verdict, at: datetime = T0) -> Condition:
 )
 def test_is_stale(node: Node, state: NodeState, verdicts: dict[str, Verdict], expected: bool) -> None:
     assert nl.is_stale(node, state, verdicts) is expected
+
+
+def test_the_controller_owns_exactly_the_types_the_server_ignores_from_agents() -> None:
+    from controlplane.api import CONTROL_PLANE_CONDITIONS
+    from controlplane.controllers.node_lifecycle import OWNED_TYPES
+
+    assert frozenset(OWNED_TYPES) == CONTROL_PLANE_CONDITIONS
