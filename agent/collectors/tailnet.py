@@ -1,0 +1,184 @@
+"""Tailnet: this node's overlay identity and its paths (to the control plane and to the peers it talks to).
+
+The mode of the path to the control plane is tailscale's own verdict, read passively from status
+(`CurAddr` set: Direct; `Active` with a `Relay`: DERP), because heartbeats keep that session active. Only when
+status says nothing (idle path) does the collector probe with disco pings. One disco ping per collection gives
+the latency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from controlplane.api import (
+    Condition,
+    ConditionStatus,
+    NetworkMode,
+    NodeNetworkStatus,
+    PeerPath,
+)
+from controlplane.api import TailnetInfo as TailnetFacts
+from mesh import (
+    DaemonUnreachable,
+    IPAddress,
+    LocalClient,
+    MeshError,
+    NotRunning,
+    Path,
+    PathMode,
+    PeerStatus,
+    PeerUnknown,
+    PingType,
+    RequestTimeout,
+    Status,
+    classify_peer,
+    classify_pong,
+    find_peer,
+    probe_path,
+    self_identity,
+)
+
+#: The condition type the agent owns for the local tailscaled (design: agents report facts as conditions).
+NETWORK_UNAVAILABLE: Final = "NetworkUnavailable"
+REASON_RUNNING: Final = "TailscaledRunning"
+REASON_NOT_RUNNING: Final = "TailscaledNotRunning"
+REASON_UNREACHABLE: Final = "TailscaledUnreachable"
+#: Bound on one latency ping; a DERP round trip in the lab is a few ms, a dead direct address never answers.
+PING_TIMEOUT: Final = 2.0
+#: Probe budget when the path is idle (no verdict in status): a few pings, half a second apart.
+IDLE_PROBE_ATTEMPTS: Final = 3
+
+_MODES: Final = {PathMode.DIRECT: NetworkMode.DIRECT, PathMode.DERP: NetworkMode.DERP}
+
+Prober = Callable[[LocalClient, IPAddress], Awaitable[Path]]
+
+
+async def _short_probe(client: LocalClient, ip: IPAddress) -> Path:
+    return await probe_path(client, ip, attempts=IDLE_PROBE_ATTEMPTS, interval=0.5, ping_timeout=PING_TIMEOUT)
+
+
+@dataclass(frozen=True, slots=True)
+class TailnetView:
+    """TailnetView is one collection: the network status (None when tailscaled gave none) and the condition."""
+
+    network: NodeNetworkStatus | None
+    condition: Condition
+    # self_ip: this node's tailnet IPv4 (where the agent's HTTP server listens); None when unknown.
+    self_ip: str | None
+    # backend_state: tailscaled's BackendState, or "Unreachable".
+    backend_state: str
+
+
+def _condition(status: ConditionStatus, reason: str, message: str, now: datetime) -> Condition:
+    return Condition(type=NETWORK_UNAVAILABLE, status=status, reason=reason, message=message, last_heartbeat_time=now)
+
+
+def _peer_name(peer: PeerStatus) -> str:
+    return peer.dns_name_short or peer.host_name.lower() or (str(peer.ipv4) if peer.ipv4 else peer.id)
+
+
+def peer_paths(status: Status, limit: int) -> list[PeerPath]:
+    """peer_paths lists the peers this node actually talks to (Active or a direct address), most recent first."""
+    talking = [p for p in status.peers if p.is_online and (p.active or p.cur_addr)]
+    talking.sort(key=lambda p: p.last_write.timestamp() if p.last_write else 0.0, reverse=True)
+    paths = []
+    for peer in talking[:limit]:
+        path = classify_peer(peer)
+        mode = _MODES.get(path.mode) if path.mode else None
+        paths.append(
+            PeerPath(
+                name=_peer_name(peer),
+                ip=str(peer.ipv4) if peer.ipv4 else None,
+                mode=mode,
+                derp_region=path.derp_region or None,
+                last_seen=peer.last_write,
+            )
+        )
+    return sorted(paths, key=lambda p: p.name)
+
+
+class TailnetCollector:
+    """TailnetCollector reads tailscaled through `local` and judges the path to the control plane at `server_host`.
+
+    `server_host` is the control plane's tailnet IP or MagicDNS name; `prober` replaces the idle-path probe in tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        local: LocalClient,
+        server_host: str | None,
+        agent_port: int,
+        max_peers: int,
+        prober: Prober = _short_probe,
+    ) -> None:
+        self._local, self.server_host, self._port, self._max_peers = local, server_host, agent_port, max_peers
+        self._prober = prober
+
+    async def collect(self, now: datetime) -> TailnetView:
+        """collect returns the network status and the NetworkUnavailable condition; it never raises MeshError."""
+        try:
+            status = await self._local.status()
+            me = self_identity(status)
+        except DaemonUnreachable as exc:
+            return TailnetView(
+                None, _condition(ConditionStatus.TRUE, REASON_UNREACHABLE, str(exc), now), None, "Unreachable"
+            )
+        except NotRunning as exc:
+            message = f"tailscaled is {exc.state or 'not running'}, not Running"
+            return TailnetView(
+                None, _condition(ConditionStatus.TRUE, REASON_NOT_RUNNING, message, now), None, exc.state
+            )
+        except MeshError as exc:
+            return TailnetView(
+                None, _condition(ConditionStatus.TRUE, REASON_UNREACHABLE, str(exc), now), None, "Unreachable"
+            )
+        ipv4 = next((str(ip) for ip in me.ips if ip.version == 4), None)
+        network = NodeNetworkStatus(
+            ip=ipv4,
+            dns_name=me.dns_name or None,
+            agent_port=self._port,
+            derp_region=me.derp_region or None,
+            peers=peer_paths(status, self._max_peers) or None,
+            tailnet=TailnetFacts(
+                node_id=me.node_id or None,
+                user=me.user or None,
+                tags=list(me.tags) or None,
+                online=status.self_.online if status.self_ else None,
+            ),
+        )
+        network = await self._with_server_path(status, network)
+        condition = _condition(ConditionStatus.FALSE, REASON_RUNNING, "tailscaled is Running", now)
+        return TailnetView(network, condition, ipv4, status.backend_state)
+
+    async def _with_server_path(self, status: Status, network: NodeNetworkStatus) -> NodeNetworkStatus:
+        """_with_server_path fills mode, latency and (on DERP) the carrying region of the path to the control plane."""
+        if not self.server_host:
+            return network
+        try:
+            server = find_peer(status, self.server_host)
+        except (PeerUnknown, NotRunning):
+            return network
+        if server.ipv4 is None or (status.self_ is not None and server.id == status.self_.id):
+            return network
+        path = classify_peer(server)
+        latency: float | None = None
+        try:
+            pong = classify_pong(await self._local.ping(server.ipv4, PingType.DISCO, PING_TIMEOUT))
+            latency = pong.latency_ms
+        except (RequestTimeout, MeshError):
+            pong = Path(path.via)
+        if path.mode is None:  # idle: status has no verdict, so ask the path itself
+            path = await self._prober(self._local, server.ipv4)
+        mode = _MODES.get(path.mode) if path.mode else None
+        region = path.derp_region or (pong.derp_region if mode is NetworkMode.DERP else "") or network.derp_region
+        return network.model_copy(
+            update={
+                "mode": mode,
+                "latency_ms": round(latency, 3) if latency is not None else None,
+                "derp_region": region or None,
+            }
+        )

@@ -1,0 +1,191 @@
+"""The register → beat → re-register-on-404 loop, with backoff; full status when it changed or every minute.
+
+Time comes in through `now` (wall clock for status and the status interval) and `sleep`; randomness for jitter
+through `random`. `beat_once` is one pass (what tests call); `run` only loops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random as random_module
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final, Protocol
+
+from controlplane.api import Heartbeat, Node, NodeSpec, NodeState, ObjectMeta
+from controlplane.client import (
+    ApiError,
+    Client,
+    ClientError,
+    Conflict,
+    NotFound,
+    ServerUnreachable,
+)
+
+log = logging.getLogger("cara.agent")
+
+#: Backoff after a failure: 5 s, doubling to at most 60 s (issue 5), jittered ±20 % so a fleet does not stampede.
+BACKOFF_BASE: Final = 5.0
+BACKOFF_CAP: Final = 60.0
+JITTER: Final = 0.2
+
+
+class Backoff:
+    """Backoff yields 5, 10, 20, 40, 60, 60 ... seconds, each scaled by a random factor in [0.8, 1.2]."""
+
+    def __init__(
+        self,
+        *,
+        base: float = BACKOFF_BASE,
+        cap: float = BACKOFF_CAP,
+        jitter: float = JITTER,
+        random: Callable[[], float] = random_module.random,
+    ) -> None:
+        self.base, self.cap, self.jitter, self._random = base, cap, jitter, random
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        """next_delay counts one more failure and returns how long to wait before trying again."""
+        delay = min(self.cap, self.base * float(2**self.failures))
+        self.failures += 1
+        return delay * (1 - self.jitter + 2 * self.jitter * self._random())
+
+    def reset(self) -> None:
+        """reset forgets the failures after a success."""
+        self.failures = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Snapshot is the full status at one moment, and the part of it whose change is worth a full beat."""
+
+    beat: Heartbeat
+    # signature: equal signatures mean "nothing changed" (latency and free bytes wobble; they are left out).
+    signature: Hashable
+
+
+class StatusSource(Protocol):
+    """StatusSource collects the agent's current status."""
+
+    async def snapshot(self) -> Snapshot: ...
+
+
+@dataclass(slots=True)
+class BeatState:
+    """BeatState is what the loop knows, also read by /healthz and /metrics."""
+
+    registered: bool = False
+    server_reachable: bool = False
+    last_success: datetime | None = None
+    last_full: datetime | None = None
+    last_error: str = ""
+    sent_signature: Hashable | None = None
+    # counts: outcomes of beats and registrations ("full", "empty", "failed", "registered", "not_found").
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+
+class Heartbeater:
+    """Heartbeater keeps one Node registered and beating at `interval` seconds through `client`."""
+
+    def __init__(
+        self,
+        *,
+        client: Client,
+        node_name: str,
+        hostname: str,
+        source: StatusSource,
+        now: Callable[[], datetime],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        interval: float = 10.0,
+        status_interval: float = 60.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._client, self.node_name, self.hostname, self._source = client, node_name, hostname, source
+        self._now, self._sleep = now, sleep
+        self.interval, self.status_interval = interval, status_interval
+        self.backoff = backoff if backoff is not None else Backoff()
+        self.state = BeatState()
+
+    async def register(self) -> None:
+        """register creates the Node; 201 or 409 (it exists already) both mean registered."""
+        node = Node(metadata=ObjectMeta(name=self.node_name), spec=NodeSpec(hostname=self.hostname))
+        try:
+            await self._client.create_node(node)
+            log.info("registered node %s", self.node_name)
+        except Conflict:
+            log.info("node %s exists; using it", self.node_name)
+        self.state.registered = True
+        self.state.sent_signature = None  # the server may hold someone else's facts: send ours in full
+        self.state.count("registered")
+
+    def _wants_full(self, snapshot: Snapshot, now: datetime) -> bool:
+        state = self.state
+        if state.sent_signature is None or snapshot.signature != state.sent_signature:
+            return True
+        return state.last_full is None or (now - state.last_full).total_seconds() >= self.status_interval
+
+    async def beat_once(self) -> float:
+        """beat_once registers if needed and sends one beat; it returns the seconds to wait before the next pass."""
+        state = self.state
+        try:
+            if not state.registered:
+                await self.register()
+            snapshot = await self._source.snapshot()
+            now = self._now()
+            full = self._wants_full(snapshot, now)
+            await self._client.heartbeat(self.node_name, snapshot.beat if full else Heartbeat())
+        except NotFound:
+            # The Node is gone (deleted, or a new control plane): register again at once, then back off on failure.
+            log.warning("node %s is unknown to the control plane; registering again", self.node_name)
+            state.registered, state.server_reachable = False, True
+            state.count("not_found")
+            try:
+                await self.register()
+            except ClientError as exc:
+                return self._failed(exc)
+            return 0.0
+        except (ServerUnreachable, ApiError, ClientError) as exc:
+            return self._failed(exc)
+        state.server_reachable, state.last_success, state.last_error = True, now, ""
+        if full:
+            state.sent_signature, state.last_full = snapshot.signature, now
+        state.count("full" if full else "empty")
+        self.backoff.reset()
+        return self.interval
+
+    def _failed(self, exc: ClientError) -> float:
+        state = self.state
+        state.server_reachable = not isinstance(exc, ServerUnreachable)
+        state.last_error = str(exc)
+        state.sent_signature = None  # whatever the server has may be stale: the next success sends everything
+        state.count("failed")
+        delay = self.backoff.next_delay()
+        log.warning("heartbeat failed (%s); next try in %.1fs", exc, delay)
+        return delay
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """run beats until stop is set; the wait between passes ends early when stop is set."""
+        while not stop.is_set():
+            delay = await self.beat_once()
+            if delay > 0:
+                waiter = asyncio.ensure_future(stop.wait())
+                sleeper = asyncio.ensure_future(self._sleep(delay))
+                await asyncio.wait((waiter, sleeper), return_when=asyncio.FIRST_COMPLETED)
+                for task in (waiter, sleeper):
+                    task.cancel()
+
+    async def going_away(self) -> bool:
+        """going_away sends the last beat, state NotReady, so the control plane marks the Node NotReady at once."""
+        if not self.state.registered:
+            return False
+        try:
+            await self._client.heartbeat(self.node_name, Heartbeat(state=NodeState.NOT_READY))
+        except ClientError as exc:
+            log.warning("could not say goodbye to the control plane: %s", exc)
+            return False
+        return True

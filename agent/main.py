@@ -1,0 +1,265 @@
+"""`cara-agent`: the composition root: read settings, find the server, then beat, measure and serve until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Final
+from urllib.parse import urlsplit
+
+import click
+import httpx
+
+from controlplane.client import Client
+from mesh import LocalClient, MeshError, resolve
+
+from .collectors.resources import PsutilSource, ResourceSource
+from .collectors.system import collect_info
+from .collectors.tailnet import TailnetCollector
+from .heartbeat import Backoff, Heartbeater
+from .http import AgentHTTPServer
+from .metrics import make_registry, render
+from .settings import Settings, SettingsError, load_settings
+from .status import AgentStatus
+from .throughput import Meter, ServerMeter, SpeedtestMeter, ThroughputError
+
+log = logging.getLogger("cara.agent")
+
+#: Bound on the goodbye beat: SIGTERM must turn the Node NotReady within 2 s, and exit must not hang after.
+GOODBYE_TIMEOUT: Final = 1.5
+#: Request timeout toward the control plane: well under the beat interval, so a dead server costs one beat.
+CLIENT_TIMEOUT: Final = 5.0
+#: Throughput tests are spread over ±10 % of the interval so that a fleet does not measure at once.
+THROUGHPUT_JITTER: Final = 0.1
+
+
+def utc_now() -> datetime:
+    """utc_now is the agent's wall clock."""
+    return datetime.now(UTC)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> bool:
+    """_wait sleeps up to `seconds`; returns True when stop was set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    return stop.is_set()
+
+
+async def discover_server(local: LocalClient, settings: Settings, stop: asyncio.Event, backoff: Backoff) -> str | None:
+    """discover_server resolves the control plane's MagicDNS name through tailscaled; None when stopped first."""
+    while not stop.is_set():
+        try:
+            ips = resolve(await local.status(), settings.server_name)
+            host = str(ips[0]) if ips[0].version == 4 else f"[{ips[0]}]"
+            url = f"http://{host}:{settings.server_port}"
+            log.info("control plane %s is %s", settings.server_name, url)
+            return url
+        except MeshError as exc:
+            delay = backoff.next_delay()
+            log.warning(
+                "cannot find the control plane %r on the tailnet (%s); retrying in %.1fs",
+                settings.server_name,
+                exc,
+                delay,
+            )
+            if await _wait(stop, delay):
+                break
+    return None
+
+
+async def measure_forever(meter: Meter, status: AgentStatus, settings: Settings, stop: asyncio.Event) -> None:
+    """measure_forever measures at once, then every throughput interval (jittered); failures retry with backoff."""
+    backoff = Backoff()
+    while not stop.is_set():
+        try:
+            status.measurement = await meter.measure()
+            backoff.reset()
+            m = status.measurement
+            log.info(
+                "throughput down %.1f Mbps, up %.1f Mbps (%d bytes)",
+                m.download_bps / 1e6,
+                m.upload_bps / 1e6,
+                m.bytes_used,
+            )
+            delay = settings.throughput_interval * (1 - THROUGHPUT_JITTER + 2 * THROUGHPUT_JITTER * random.random())
+        except ThroughputError as exc:
+            delay = backoff.next_delay()
+            log.warning("%s; next try in %.1fs", exc, delay)
+        if await _wait(stop, delay):
+            return
+
+
+async def serve_http(server: AgentHTTPServer, status: AgentStatus, settings: Settings, stop: asyncio.Event) -> None:
+    """serve_http starts the agent's HTTP server once its address is known (the tailnet IP), retrying until bound."""
+    while not stop.is_set():
+        host = settings.listen_address or (status.last_view.self_ip if status.last_view else None)
+        if host:
+            try:
+                await server.start(host, settings.listen_port)
+                return
+            except OSError as exc:
+                log.warning("cannot listen on %s:%d: %s", host, settings.listen_port, exc)
+        if await _wait(stop, 1.0):
+            return
+
+
+def _health(beater: Heartbeater, status: AgentStatus) -> Callable[[], tuple[int, str, bytes]]:
+    def handler() -> tuple[int, str, bytes]:
+        view = status.last_view
+        doc = {
+            "status": "ok",
+            "node": beater.node_name,
+            "registered": beater.state.registered,
+            "serverReachable": beater.state.server_reachable,
+            "tailscaled": view.backend_state if view else "unknown",
+            "lastHeartbeat": beater.state.last_success.isoformat() if beater.state.last_success else None,
+            "lastError": beater.state.last_error or None,
+        }
+        return 200, "application/json", json.dumps(doc).encode() + b"\n"
+
+    return handler
+
+
+async def run_agent(
+    settings: Settings,
+    *,
+    stop: asyncio.Event,
+    local: LocalClient | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    resources: ResourceSource | None = None,
+    meter: Meter | None = None,
+    now: Callable[[], datetime] = utc_now,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> int:
+    """run_agent runs until `stop` is set, then sends the going-away beat; returns the exit code (0)."""
+    local = local if local is not None else LocalClient(settings.socket)
+    try:
+        url = settings.server_url or await discover_server(local, settings, stop, Backoff())
+        if url is None:
+            return 0
+        async with Client(url, transport=transport, timeout=CLIENT_TIMEOUT) as client:
+            tailnet = TailnetCollector(
+                local=local,
+                server_host=urlsplit(url).hostname,
+                agent_port=settings.listen_port,
+                max_peers=settings.max_peers,
+            )
+            status = AgentStatus(
+                tailnet=tailnet,
+                resources=resources if resources is not None else PsutilSource(),
+                info=collect_info(),
+                data_dir=settings.data_dir,
+                reserved=settings.reserved,
+                now=now,
+            )
+            beater = Heartbeater(
+                client=client,
+                node_name=settings.node_name,
+                hostname=settings.hostname,
+                source=status,
+                now=now,
+                sleep=sleep,
+                interval=settings.heartbeat_interval,
+                status_interval=settings.status_interval,
+            )
+            if meter is None and settings.throughput_backend == "server":
+                meter = ServerMeter(
+                    base_url=url,
+                    streams=settings.throughput_streams,
+                    duration=settings.throughput_duration,
+                    transport=transport,
+                    now=now,
+                )
+            elif meter is None and settings.throughput_backend == "speedtest":
+                meter = SpeedtestMeter(now=now)
+            registry = make_registry(beater.state, status)
+            http = AgentHTTPServer(
+                {
+                    "/healthz": _health(beater, status),
+                    "/metrics": lambda: (200, "text/plain; version=0.0.4", render(registry)),
+                }
+            )
+            tasks = [
+                asyncio.create_task(beater.run(stop), name="heartbeat"),
+                asyncio.create_task(serve_http(http, status, settings, stop)),
+            ]
+            if meter is not None:
+                tasks.append(asyncio.create_task(measure_forever(meter, status, settings, stop), name="throughput"))
+            await stop.wait()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                said = await asyncio.wait_for(beater.going_away(), GOODBYE_TIMEOUT)
+            except TimeoutError:
+                said = False
+            log.info("stopping; the control plane %s told", "was" if said else "could not be")
+            await http.close()
+    finally:
+        await local.aclose()
+    return 0
+
+
+_FLAGS = (
+    ("--node-name", "node_name", "Node name (env NODE_NAME; default: the OS hostname, lowercased)."),
+    ("--server", "server", "Control plane URL (env SERVER_URL; default: MagicDNS cara-server, port 8080)."),
+    ("--socket", "socket", "tailscaled LocalAPI socket (env TS_SOCKET)."),
+    ("--heartbeat-interval", "heartbeat_interval", "Beat period, e.g. 10s or 1m (env HEARTBEAT_INTERVAL)."),
+    ("--status-interval", "status_interval", "Full status at least this often (env STATUS_INTERVAL; default 60s)."),
+    ("--throughput-interval", "throughput_interval", "Measurement period (env THROUGHPUT_INTERVAL; default 30m)."),
+    ("--throughput-duration", "throughput_duration", "Seconds per direction (env THROUGHPUT_DURATION; default 3s)."),
+    ("--throughput-streams", "throughput_streams", "Parallel streams (env THROUGHPUT_STREAMS; default 4)."),
+    ("--throughput-backend", "throughput_backend", "server, speedtest or off (env THROUGHPUT_BACKEND)."),
+    ("--listen-port", "listen_port", "Port of /healthz and /metrics (env AGENT_LISTEN_PORT; default 9090)."),
+    (
+        "--listen-address",
+        "listen_address",
+        "Address of /healthz and /metrics (env AGENT_LISTEN_ADDRESS; default: tailnet IP).",
+    ),
+    ("--data-dir", "data_dir", "Directory whose disk is reported (env DATA_DIR; default /var/lib/caravanserai)."),
+    (
+        "--system-reserved",
+        "system_reserved",
+        "Kept from allocatable, e.g. cpu=100m,memory=256Mi,disk=1Gi (env SYSTEM_RESERVED).",
+    ),
+    ("--max-peers", "max_peers", "Most peers listed in status.network.peers (env MAX_PEERS; default 16)."),
+)
+
+
+def _command() -> click.Command:
+    @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+    @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
+    def command(log_level: str, **flags: str | None) -> None:
+        """Run the Caravanserai node agent: register this machine, beat, measure, serve /healthz and /metrics."""
+        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per beat is noise; failures are logged by us
+        try:
+            settings = load_settings(flags, os.environ, hostname=socket.gethostname())
+        except SettingsError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+        sys.exit(asyncio.run(_main(settings)))
+
+    for flag, dest, text in _FLAGS:
+        command = click.option(flag, dest, default=None, help=text)(command)
+    return command
+
+
+async def _main(settings: Settings) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return await run_agent(settings, stop=stop)
+
+
+main = _command()

@@ -1,0 +1,76 @@
+"""Status: assembles one Snapshot (the full heartbeat and its change signature) from the collectors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from controlplane.api import Heartbeat, NodeInfo, NodeNetworkStatus
+
+from .collectors.resources import ResourceSource, collect_resources
+from .collectors.tailnet import TailnetCollector, TailnetView
+from .heartbeat import Snapshot
+from .settings import Reservation
+from .throughput import Measurement
+
+
+@dataclass(slots=True)
+class AgentStatus:
+    """AgentStatus builds snapshots; it remembers the last good network facts and the last measurement."""
+
+    tailnet: TailnetCollector
+    resources: ResourceSource
+    info: NodeInfo
+    data_dir: Path
+    reserved: Reservation
+    now: Callable[[], datetime]
+    measurement: Measurement | None = None
+    last_view: TailnetView | None = None
+    last_network: NodeNetworkStatus | None = None
+
+    async def snapshot(self) -> Snapshot:
+        """snapshot collects everything now; while tailscaled is down the last known network facts are kept."""
+        now = self.now()
+        view = await self.tailnet.collect(now)
+        self.last_view = view
+        if view.network is not None:
+            self.last_network = view.network
+        network = self.last_network
+        if network is not None and self.measurement is not None:
+            network = network.model_copy(update={"throughput": self.measurement.to_status()})
+        resources = collect_resources(self.resources, self.data_dir, self.reserved)
+        beat = Heartbeat(
+            network=network,
+            capacity=resources.capacity,
+            allocatable=resources.allocatable,
+            available=resources.available,
+            info=self.info,
+            conditions=[view.condition],
+        )
+        return Snapshot(
+            beat=beat,
+            signature=signature(network, resources.capacity, view, resources.pressure_buckets, self.measurement),
+        )
+
+
+def signature(
+    network: NodeNetworkStatus | None,
+    capacity: dict[str, str],
+    view: TailnetView,
+    pressure: tuple[int, int],
+    measurement: Measurement | None,
+) -> tuple[object, ...]:
+    """signature is what must change for a full beat: identity, path modes, capacity, pressure steps, condition."""
+    net: tuple[object, ...] = ()
+    if network is not None:
+        peers = tuple((p.name, p.mode) for p in network.peers or ())
+        net = (network.ip, network.dns_name, network.mode, network.derp_region, peers)
+    return (
+        net,
+        tuple(sorted(capacity.items())),
+        pressure,
+        (view.condition.status, view.condition.reason),
+        measurement.finished_at if measurement else None,
+    )

@@ -1,0 +1,217 @@
+"""The register → beat → re-register loop against the real app in-process, with a fake clock and fake sleep."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Hashable
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from agent.heartbeat import Backoff, Heartbeater, Snapshot
+from controlplane.api import (
+    Condition,
+    ConditionStatus,
+    Heartbeat,
+    NetworkMode,
+    NodeInfo,
+    NodeNetworkStatus,
+    find_condition,
+)
+from controlplane.client import Client
+from controlplane.store.base import Store
+from controlplane.store.leases import LeaseTable
+from tests.conftest import API_URL, FakeClock
+
+
+class FakeSource:
+    """FakeSource hands out a settable status; `mode` is the part tests change."""
+
+    def __init__(self) -> None:
+        self.mode = NetworkMode.DIRECT
+        self.calls = 0
+
+    async def snapshot(self) -> Snapshot:
+        self.calls += 1
+        beat = Heartbeat(
+            network=NodeNetworkStatus(ip="100.64.0.3", dns_name="edge1.tailnet.test", mode=self.mode),
+            capacity={"cpu": "2000m", "memory": "1024Mi", "disk": "10Gi"},
+            info=NodeInfo(kernel_version="6.1", os_image="Test OS", agent_version="0.1.0"),
+            conditions=[Condition(type="NetworkUnavailable", status=ConditionStatus.FALSE, reason="TailscaledRunning")],
+        )
+        signature: Hashable = (self.mode,)
+        return Snapshot(beat=beat, signature=signature)
+
+
+class Recorder(httpx.AsyncBaseTransport):
+    """Recorder passes requests to the app and keeps (method, path, body) of each; it can fail on demand."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.sent: list[tuple[str, str, bytes]] = []
+        self.down = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        body = await request.aread()
+        self.sent.append((request.method, request.url.path, body))
+        return await self.inner.handle_async_request(request)
+
+    def beats(self) -> list[bytes]:
+        return [body for method, path, body in self.sent if path.endswith("/heartbeat")]
+
+
+@pytest.fixture
+def recorder(api_transport: httpx.ASGITransport) -> Recorder:
+    return Recorder(api_transport)
+
+
+def make(recorder: Recorder, clock: FakeClock, source: FakeSource) -> Heartbeater:
+    return Heartbeater(
+        client=Client(API_URL, transport=recorder),
+        node_name="edge1",
+        hostname="Edge1",
+        source=source,
+        now=clock.now,
+        interval=10.0,
+        status_interval=60.0,
+        backoff=Backoff(random=lambda: 0.5),
+    )
+
+
+async def test_first_pass_registers_and_sends_the_full_status(
+    recorder: Recorder, clock: FakeClock, memory_store: Store
+) -> None:
+    beater = make(recorder, clock, FakeSource())
+    assert await beater.beat_once() == 10.0
+    assert [(m, p) for m, p, _ in recorder.sent] == [
+        ("POST", "/api/v1/nodes"),
+        ("POST", "/api/v1/nodes/edge1/heartbeat"),
+    ]
+    node = await memory_store.get_node("edge1")
+    assert node.spec.hostname == "Edge1"
+    assert node.status.network is not None and node.status.network.ip == "100.64.0.3"
+    assert node.status.info is not None and node.status.info.os_image == "Test OS"
+    assert find_condition(node.status.conditions, "NetworkUnavailable") is not None
+
+
+async def test_unchanged_status_beats_empty_until_the_status_interval(recorder: Recorder, clock: FakeClock) -> None:
+    beater = make(recorder, clock, FakeSource())
+    for _ in range(7):
+        await beater.beat_once()
+        clock.step(10)
+    sizes = [len(body) > 2 for body in recorder.beats()]
+    # t=0 full, 10..50 empty, t=60 full again (status interval)
+    assert sizes == [True, False, False, False, False, False, True]
+    assert beater.state.counts == {"registered": 1, "full": 2, "empty": 5}
+
+
+async def test_a_change_sends_the_full_status_at_once(
+    recorder: Recorder, clock: FakeClock, memory_store: Store
+) -> None:
+    source = FakeSource()
+    beater = make(recorder, clock, source)
+    await beater.beat_once()
+    clock.step(10)
+    await beater.beat_once()
+    source.mode = NetworkMode.DERP
+    clock.step(10)
+    await beater.beat_once()
+    assert [len(b) > 2 for b in recorder.beats()] == [True, False, True]
+    node = await memory_store.get_node("edge1")
+    assert node.status.network is not None and node.status.network.mode is NetworkMode.DERP
+
+
+async def test_an_existing_node_409_counts_as_registered(
+    recorder: Recorder, clock: FakeClock, api: httpx.AsyncClient
+) -> None:
+    await api.post(
+        "/api/v1/nodes", json={"apiVersion": "caravanserai/v1", "kind": "Node", "metadata": {"name": "edge1"}}
+    )
+    beater = make(recorder, clock, FakeSource())
+    assert await beater.beat_once() == 10.0
+    assert beater.state.registered and beater.state.counts["full"] == 1
+
+
+async def test_404_registers_again_and_resends_everything(
+    recorder: Recorder, clock: FakeClock, memory_store: Store, leases: LeaseTable, api: httpx.AsyncClient
+) -> None:
+    beater = make(recorder, clock, FakeSource())
+    await beater.beat_once()
+    assert (await api.delete("/api/v1/nodes/edge1")).status_code == 204
+    clock.step(10)
+    assert await beater.beat_once() == 0.0  # 404, registered again, beat now
+    assert beater.state.counts["not_found"] == 1 and beater.state.counts["registered"] == 2
+    assert await beater.beat_once() == 10.0
+    assert len(recorder.beats()[-1]) > 2  # the full status, not an empty beat
+    node = await memory_store.get_node("edge1")
+    assert node.status.network is not None and node.status.network.dns_name == "edge1.tailnet.test"
+    assert leases.get("edge1") is not None
+
+
+async def test_unreachable_server_backs_off_then_sends_the_current_status(recorder: Recorder, clock: FakeClock) -> None:
+    beater = make(recorder, clock, FakeSource())
+    await beater.beat_once()
+    recorder.down = True
+    delays = []
+    for _ in range(6):
+        clock.step(10)
+        delays.append(await beater.beat_once())
+    assert delays == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0]  # jitter factor 1.0 at random() = 0.5
+    assert not beater.state.server_reachable and "cannot reach the control plane" in beater.state.last_error
+    recorder.down = False
+    clock.step(10)
+    assert await beater.beat_once() == 10.0
+    assert len(recorder.beats()[-1]) > 2  # back: the full status at once, not an empty beat
+    assert beater.state.server_reachable and beater.backoff.failures == 0
+
+
+@pytest.mark.parametrize(("r", "low"), [(0.0, 4.0), (1.0, 6.0), (0.25, 4.5)], ids=["min", "max", "quarter"])
+def test_backoff_jitter_is_twenty_percent(r: float, low: float) -> None:
+    backoff = Backoff(random=lambda: r)
+    assert backoff.next_delay() == pytest.approx(low)
+    assert backoff.failures == 1
+    for _ in range(10):
+        delay = backoff.next_delay()
+    assert delay == pytest.approx(60.0 * (0.8 + 0.4 * r))
+    backoff.reset()
+    assert backoff.next_delay() == pytest.approx(5.0 * (0.8 + 0.4 * r))
+
+
+async def test_going_away_releases_the_lease_so_the_node_turns_not_ready(
+    recorder: Recorder, clock: FakeClock, leases: LeaseTable
+) -> None:
+    beater = make(recorder, clock, FakeSource())
+    await beater.beat_once()
+    lease = leases.get("edge1")
+    assert lease is not None and lease.is_fresh(clock.now(), timedelta(seconds=40))
+    assert await beater.going_away()
+    assert recorder.beats()[-1] == b'{"state":"NotReady"}'
+    released = leases.get("edge1")
+    assert released is None or not released.is_fresh(clock.now(), timedelta(seconds=40))
+
+
+async def test_going_away_before_registering_sends_nothing(recorder: Recorder, clock: FakeClock) -> None:
+    beater = make(recorder, clock, FakeSource())
+    assert not await beater.going_away()
+    assert recorder.sent == []
+
+
+async def test_run_stops_when_asked(recorder: Recorder, clock: FakeClock) -> None:
+    stop = asyncio.Event()
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.step(seconds)
+        if len(slept) == 3:
+            stop.set()
+        await asyncio.sleep(0)
+
+    beater = make(recorder, clock, FakeSource())
+    beater._sleep = fake_sleep
+    await asyncio.wait_for(beater.run(stop), 5)
+    assert slept == [10.0, 10.0, 10.0]
+    assert len(recorder.beats()) == 3

@@ -1,0 +1,110 @@
+"""Tailnet collector over captured LocalAPI answers: identity, path mode to the server, peers, the condition."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+
+from agent.collectors.tailnet import NETWORK_UNAVAILABLE, TailnetCollector, peer_paths
+from controlplane.api import ConditionStatus, NetworkMode
+from mesh import IPAddress, LocalClient, Path, Via
+from tests.mesh.captured import Answer, FakeDaemon, status
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def collector(
+    script: dict[str, Answer | list[Answer]], server: str | None, **kw: object
+) -> tuple[TailnetCollector, FakeDaemon]:
+    daemon = FakeDaemon(script)
+    local = LocalClient("/nonexistent.sock", transport=httpx.MockTransport(daemon))
+    return TailnetCollector(local=local, server_host=server, agent_port=9090, max_peers=16, **kw), daemon  # type: ignore[arg-type]
+
+
+async def test_direct_path_identity_and_latency() -> None:
+    tc, daemon = collector(
+        {"GET status": (200, "edge1-status-direct.json"), "POST ping": (200, "edge1-ping-edge2-direct.json")}, "edge2"
+    )
+    view = await tc.collect(NOW)
+    net = view.network
+    assert net is not None
+    assert (net.ip, net.dns_name, net.mode, net.agent_port, net.derp_region) == (
+        "100.64.0.3",
+        "edge1.tailnet.test",
+        NetworkMode.DIRECT,
+        9090,
+        "headscale",
+    )
+    assert net.latency_ms is not None and net.latency_ms > 0
+    assert net.tailnet is not None and net.tailnet.tags == ["tag:cara-node"]
+    assert view.self_ip == "100.64.0.3"
+    assert (view.condition.type, view.condition.status, view.condition.reason) == (
+        NETWORK_UNAVAILABLE,
+        ConditionStatus.FALSE,
+        "TailscaledRunning",
+    )
+    assert [r.url.params["ip"] for r in daemon.requests if r.method == "POST"] == ["100.64.0.4"]
+
+
+async def test_active_relayed_path_is_derp() -> None:
+    tc, _ = collector(
+        {"GET status": (200, "edge1-status-derp.json"), "POST ping": (200, "edge1-ping-edge2-derp.json")}, "100.64.0.4"
+    )
+    net = (await tc.collect(NOW)).network
+    assert net is not None and (net.mode, net.derp_region) == (NetworkMode.DERP, "headscale")
+
+
+async def test_an_idle_path_is_probed() -> None:
+    probed: list[IPAddress] = []
+
+    async def prober(local: LocalClient, ip: IPAddress) -> Path:
+        probed.append(ip)
+        return Path(Via.DIRECT, endpoint="10.99.1.2:41641")
+
+    script: dict[str, Answer | list[Answer]] = {
+        "GET status": (200, "edge1-status.json"),
+        "POST ping": (200, "edge1-ping-edge2-direct.json"),
+    }
+    tc, _ = collector(script, "cara-server", prober=prober)
+    net = (await tc.collect(NOW)).network
+    assert net is not None and net.mode is NetworkMode.DIRECT
+    assert [str(ip) for ip in probed] == ["100.64.0.1"]
+
+
+async def test_a_server_not_on_the_tailnet_leaves_mode_unset() -> None:
+    tc, daemon = collector({"GET status": (200, "edge1-status-direct.json")}, "127.0.0.1")
+    net = (await tc.collect(NOW)).network
+    assert net is not None and net.ip == "100.64.0.3" and net.mode is None
+    assert all(r.method == "GET" for r in daemon.requests)
+
+
+async def test_tailscaled_not_running_is_a_true_condition() -> None:
+    tc, _ = collector({"GET status": (200, "fresh-status-needslogin.json")}, "edge2")
+    view = await tc.collect(NOW)
+    assert view.network is None and view.self_ip is None
+    assert (view.condition.status, view.condition.reason, view.backend_state) == (
+        ConditionStatus.TRUE,
+        "TailscaledNotRunning",
+        "NeedsLogin",
+    )
+    assert view.condition.last_heartbeat_time == NOW
+
+
+async def test_tailscaled_gone_is_a_true_condition() -> None:
+    tc, _ = collector({"GET status": httpx.ConnectError("no such file")}, "edge2")
+    view = await tc.collect(NOW)
+    assert (view.condition.status, view.condition.reason, view.backend_state) == (
+        ConditionStatus.TRUE,
+        "TailscaledUnreachable",
+        "Unreachable",
+    )
+
+
+def test_peers_are_those_we_talk_to_and_bounded() -> None:
+    direct = status("edge1-status-direct.json")
+    paths = peer_paths(direct, 16)
+    assert [(p.name, p.ip, p.mode) for p in paths] == [("edge2", "100.64.0.4", NetworkMode.DIRECT)]
+    derp = peer_paths(status("edge1-status-derp.json"), 16)
+    assert [(p.name, p.mode, p.derp_region) for p in derp] == [("edge2", NetworkMode.DERP, "headscale")]
+    assert peer_paths(direct, 0) == []
