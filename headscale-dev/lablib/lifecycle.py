@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -96,13 +97,13 @@ def preflight(out: TextIO) -> Path:
     if not os.path.exists("/dev/net/tun"):
         raise LabError("/dev/net/tun is missing: load the tun module (modprobe tun) or run on a host with TUN")
     bins = bin_dir()
-    tools = ("nft", "ip", "tc")
-    if not all((bins / b).exists() for b in ("headscale", "tailscale", "tailscaled")) or not all(
-        shutil.which(t) for t in tools
-    ):
-        if not shutil.which("go") and not os.path.exists("/usr/local/go/bin/go") and not (bins / "headscale").exists():
-            raise LabError("Go is missing and the lab binaries are not built: install Go >= 1.26, then rerun")
-        print(f"binaries or tools missing: running {INSTALL}", file=out, flush=True)
+    missing_bins = [b for b in ("headscale", "tailscale", "tailscaled") if not (bins / b).exists()]
+    missing = missing_bins + [t for t in ("nft", "ip", "tc") if not shutil.which(t)]
+    has_go = bool(shutil.which("go")) or os.path.exists("/usr/local/go/bin/go")
+    if missing_bins and not has_go:
+        raise LabError(f"Go is missing and the lab binaries are not built in {bins}: install Go >= 1.26, then rerun")
+    if missing:
+        print(f"missing {', '.join(missing)}: running {INSTALL}", file=out, flush=True)
         if subprocess.run([str(INSTALL)], stdout=out, stderr=out).returncode != 0:
             raise LabError(f"{INSTALL} failed (see its output above)")
     return bins
@@ -129,7 +130,10 @@ def up(name: str, edges: int, out: TextIO) -> None:
             f"found {', '.join(leftovers) or plan.dir} not recorded by any lab state; remove them by hand "
             f"(ip netns del ...; rm -r {plan.dir}) or pick another lab name with --name"
         )
-    os.makedirs(plan.dir, mode=0o700)
+    try:
+        os.makedirs(plan.dir, mode=0o700)
+    except FileExistsError as exc:
+        raise LabError(f"another `lab up` of '{name}' is running; wait for it or run `lab down`") from exc
     state = State(name=name, edges=edges)
     save_state(plan, state)
     step = Progress(out)
@@ -144,9 +148,18 @@ def up(name: str, edges: int, out: TextIO) -> None:
         save_state(plan, state)
         step(f"lab '{name}' up: {len(plan.hosts)} hosts in {step.elapsed():.1f}s")
     except BaseException as exc:
-        step(f"up failed: {exc}; rolling back")
+        kept = _keep_logs(plan)
+        step(f"up failed: {exc}; logs kept in {kept}; rolling back")
         _teardown(plan, state, step)
         raise
+
+
+def _keep_logs(plan: Plan) -> str:
+    """Copy the daemons' logs out of the lab dir before a rollback removes it, and return where they went."""
+    dest = tempfile.mkdtemp(prefix=f"{plan.name}-lab-failed-")
+    for log in Path(plan.dir).glob("*/*.log"):
+        shutil.copy(log, f"{dest}/{log.parent.name}-{log.name}")
+    return dest
 
 
 def _build_network(plan: Plan, state: State, step: Progress) -> None:
