@@ -298,6 +298,18 @@ def test_commands_as_non_root_fail_with_one_line() -> None:
 
 
 @pytest.mark.lab
+def test_up_refuses_namespaces_it_did_not_record_and_creates_nothing() -> None:
+    _sh("ip", "netns", "add", "caraleft-hub")
+    try:
+        p = subprocess.run([str(LAB_SCRIPT), "--name", "caraleft", "up"], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 1 and "caraleft-hub not recorded by any lab state" in p.stderr
+        assert [n for n in _sh("ip", "netns", "list").split() if n.startswith("caraleft-")] == ["caraleft-hub"]
+        assert not os.path.exists("/run/caraleft-lab") and not os.path.exists("/etc/netns/caraleft-hub")
+    finally:
+        _sh("ip", "netns", "del", "caraleft-hub")
+
+
+@pytest.mark.lab
 def test_up_then_down_leaves_nothing_and_never_touches_resolv_conf() -> None:
     name, before, var_lib = "caradown", _digest("/etc/resolv.conf"), _snapshot("/var/lib/tailscale")
     base = [str(LAB_SCRIPT), "--name", name]
