@@ -159,12 +159,13 @@ async def measure(args: argparse.Namespace, doc: dict[str, Any], progress: Any) 
 
 
 def table(result: dict[str, Any]) -> str:
-    rows = [f"{'transition':16} {'n':>3} {'min s':>8} {'median s':>9} {'max s':>8}"]
-    for key, label in (("direct_to_derp", "Direct -> DERP"), ("derp_to_direct", "DERP -> Direct")):
-        s = result["summary_s"][key]
-        rows.append(f"{label:16} {len(result['samples_s'][key]):3} {s['min']:8.2f} {s['median']:9.2f} {s['max']:8.2f}")
+    rows = [f"{'method':8} {'transition':16} {'n':>3} {'min s':>8} {'median s':>9} {'max s':>8}"]
+    for method, by_key in result["summary_s"].items():
+        for key, label in (("direct_to_derp", "Direct -> DERP"), ("derp_to_direct", "DERP -> Direct")):
+            s, n = by_key[key], len(result["samples_s"][method][key])
+            rows.append(f"{method:8} {label:16} {n:3} {s['min']:8.2f} {s['median']:9.2f} {s['max']:8.2f}")
     for key, s in result["rtt_ms"].items():
-        rows.append(f"rtt {key:12} {'':3} {s['min']:8.3f} {s['median']:9.3f} {s['max']:8.3f}  (ms)")
+        rows.append(f"{'rtt ms':8} {key:16} {'':3} {s['min']:8.3f} {s['median']:9.3f} {s['max']:8.3f}")
     return "\n".join(rows)
 
 
