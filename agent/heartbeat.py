@@ -64,6 +64,8 @@ class Snapshot:
     beat: Heartbeat
     # signature: equal signatures mean "nothing changed" (latency and free bytes wobble; they are left out).
     signature: Hashable
+    # tailnet_running: the local tailscaled is Running; when it is not, a failed beat is our side's fault.
+    tailnet_running: bool = True
 
 
 class StatusSource(Protocol):
@@ -82,6 +84,8 @@ class BeatState:
     last_full: datetime | None = None
     last_error: str = ""
     sent_signature: Hashable | None = None
+    # tailnet_was_down: the local tailscaled was not Running at some failed pass since the last success.
+    tailnet_was_down: bool = False
     # counts: outcomes of beats and registrations ("full", "empty", "failed", "registered", "not_found").
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -132,6 +136,7 @@ class Heartbeater:
     async def beat_once(self) -> float:
         """beat_once registers if needed and sends one beat; it returns the seconds to wait before the next pass."""
         state = self.state
+        snapshot: Snapshot | None = None
         try:
             if not state.registered:
                 await self.register()
@@ -147,24 +152,35 @@ class Heartbeater:
             try:
                 await self.register()
             except ClientError as exc:
-                return self._failed(exc)
+                return self._failed(exc, snapshot)
             return 0.0
         except (ServerUnreachable, ApiError, ClientError) as exc:
-            return self._failed(exc)
+            return self._failed(exc, snapshot)
         state.server_reachable, state.last_success, state.last_error = True, now, ""
+        state.tailnet_was_down = False
         if full:
             state.sent_signature, state.last_full = snapshot.signature, now
         state.count("full" if full else "empty")
         self.backoff.reset()
         return self.interval
 
-    def _failed(self, exc: ClientError) -> float:
+    def _failed(self, exc: ClientError, snapshot: Snapshot | None) -> float:
         state = self.state
         state.server_reachable = not isinstance(exc, ServerUnreachable)
         state.last_error = str(exc)
         state.sent_signature = None  # whatever the server has may be stale: the next success sends everything
         state.count("failed")
-        delay = self.backoff.next_delay()
+        if snapshot is not None and not snapshot.tailnet_running:
+            # Our own tailscaled is down: the server is not to blame, so retry every interval (no backoff), and
+            # be back within one interval of tailscaled running again.
+            state.tailnet_was_down = True
+            self.backoff.reset()
+            delay = self.interval
+        elif state.tailnet_was_down:
+            state.tailnet_was_down = False  # tailscaled just came back; give the path one interval to settle
+            delay = self.interval
+        else:
+            delay = self.backoff.next_delay()
         log.warning("heartbeat failed (%s); next try in %.1fs", exc, delay)
         return delay
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +15,8 @@ from .collectors.tailnet import TailnetCollector, TailnetView
 from .heartbeat import Snapshot
 from .settings import Reservation
 from .throughput import Measurement
+
+log = logging.getLogger("cara.agent")
 
 
 @dataclass(slots=True)
@@ -34,6 +37,13 @@ class AgentStatus:
         """snapshot collects everything now; while tailscaled is down the last known network facts are kept."""
         now = self.now()
         view = await self.tailnet.collect(now)
+        if self.last_view is None or view.backend_state != self.last_view.backend_state:
+            log.log(
+                logging.INFO if view.backend_state == "Running" else logging.WARNING,
+                "tailscaled is %s: %s",
+                view.backend_state,
+                view.condition.message,
+            )
         self.last_view = view
         if view.network is not None:
             self.last_network = view.network
@@ -52,6 +62,7 @@ class AgentStatus:
         return Snapshot(
             beat=beat,
             signature=signature(network, resources.capacity, view, resources.pressure_buckets, self.measurement),
+            tailnet_running=view.backend_state == "Running",
         )
 
 

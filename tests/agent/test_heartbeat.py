@@ -30,6 +30,7 @@ class FakeSource:
 
     def __init__(self) -> None:
         self.mode = NetworkMode.DIRECT
+        self.running = True
         self.calls = 0
 
     async def snapshot(self) -> Snapshot:
@@ -41,7 +42,7 @@ class FakeSource:
             conditions=[Condition(type="NetworkUnavailable", status=ConditionStatus.FALSE, reason="TailscaledRunning")],
         )
         signature: Hashable = (self.mode,)
-        return Snapshot(beat=beat, signature=signature)
+        return Snapshot(beat=beat, signature=signature, tailnet_running=self.running)
 
 
 class Recorder(httpx.AsyncBaseTransport):
@@ -215,3 +216,20 @@ async def test_run_stops_when_asked(recorder: Recorder, clock: FakeClock) -> Non
     await asyncio.wait_for(beater.run(stop), 5)
     assert slept == [10.0, 10.0, 10.0]
     assert len(recorder.beats()) == 3
+
+
+async def test_while_our_tailscaled_is_down_retry_every_interval_without_backoff(
+    recorder: Recorder, clock: FakeClock
+) -> None:
+    source = FakeSource()
+    beater = make(recorder, clock, source)
+    await beater.beat_once()
+    recorder.down = True
+    source.running = False
+    delays = [await beater.beat_once() for _ in range(4)]
+    assert delays == [10.0, 10.0, 10.0, 10.0]  # the fault is ours: no growing backoff
+    source.running = True
+    assert await beater.beat_once() == 10.0  # tailscaled is back but the path is settling: one interval more
+    assert await beater.beat_once() == 5.0  # still failing with a Running tailscaled: now the server is to blame
+    recorder.down = False
+    assert await beater.beat_once() == 10.0
