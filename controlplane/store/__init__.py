@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
-from .base import AlreadyExists, Conflict, NodeMutator, NotFound, ProjectMutator, Store, StoreError
+from .base import AlreadyExists, Conflict, NodeChanges, NodeMutator, NotFound, ProjectMutator, Store, StoreError
 from .leases import Lease, LeaseTable
-from .postgres import PostgresStore
 from .sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from .postgres import PostgresStore
 
 #: The file name of the default SQLite store inside the server's data directory.
 DEFAULT_FILE: Final = "cara.db"
@@ -42,11 +44,22 @@ async def open_store(url: str) -> Store:
         if path.startswith("/") and "?" not in path and "#" not in path and path.rstrip("/") != "":
             return await SqliteStore.open("/" + path.lstrip("/"))
     elif url.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresStore  # imported on use: psycopg costs ~10 MiB a SQLite server never needs
+
         try:
             return await PostgresStore.open(url)
         except ValueError as exc:
             raise ValueError(f"bad store URL {_redact(url)!r}: {exc}; accepted forms: {ACCEPTED_FORMS}") from exc
     raise ValueError(f"bad store URL {_redact(url)!r}; accepted forms: {ACCEPTED_FORMS}")
+
+
+def __getattr__(name: str) -> Any:
+    """__getattr__ imports PostgresStore (and so psycopg) only when someone asks for it."""
+    if name == "PostgresStore":
+        from .postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
@@ -56,6 +69,7 @@ __all__ = [
     "Conflict",
     "Lease",
     "LeaseTable",
+    "NodeChanges",
     "NodeMutator",
     "NotFound",
     "PostgresStore",

@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from controlplane.api import Node, Project, ProjectPhase
 
-from .base import NodeMutator, ProjectMutator
+from .base import NodeChanges, NodeMutator, ProjectMutator
 
 M = TypeVar("M", Node, Project)
 
@@ -83,6 +83,14 @@ class KindStore(ABC):
         """_list reads the objects matching every filter given (phases OR-ed), ordered by name."""
 
     @abstractmethod
+    async def _revisions(self, kind: Kind[M]) -> dict[str, int]:
+        """_revisions reads name → revision of every object (a light projection: no documents)."""
+
+    @abstractmethod
+    async def _get_revisioned(self, kind: Kind[M], names: Sequence[str] | None) -> list[tuple[M, int]]:
+        """_get_revisioned reads the named objects (None: all) with their revisions; missing names are left out."""
+
+    @abstractmethod
     async def _update(self, kind: Kind[M], name: str, mutate: Callable[[M], M]) -> M:
         """_update reads, mutates and writes one object in one transaction; raises NotFound."""
 
@@ -101,6 +109,29 @@ class KindStore(ABC):
     async def list_nodes(self, *, labels: Mapping[str, str] | None = None) -> list[Node]:
         """list_nodes returns Nodes whose labels include all of labels, ordered by name."""
         return await self._list(NODES, labels=labels)
+
+    async def list_nodes_changed(self, known: Mapping[str, int]) -> NodeChanges:
+        """list_nodes_changed returns the Nodes whose revision differs from known, and the known names now gone.
+
+        Two reads: every (name, revision), then the documents of the changed ones only. A Node written between
+        the two comes back with its newer revision; one created in between waits for the next call.
+        """
+        revisions = await self._revisions(NODES)
+        wanted = [name for name, revision in revisions.items() if known.get(name) != revision]
+        # Fetching most of the table by name costs more than reading it all (the first call, a busy fleet).
+        everything = len(wanted) * 2 > len(revisions)
+        read = await self._get_revisioned(NODES, None if everything else wanted) if wanted else []
+        found: dict[str, tuple[Node, int]] = {node.name: (node, revision) for node, revision in read}
+        for name in wanted:
+            if name not in found:
+                revisions.pop(name, None)  # deleted between the two reads
+        changed = []
+        for name in sorted(wanted):
+            if name in found:
+                node, revisions[name] = found[name]
+                changed.append(node)
+        deleted = [name for name in known if name not in revisions]
+        return NodeChanges(changed=changed, deleted=deleted, revisions=revisions)
 
     async def update_node(self, name: str, mutate: NodeMutator) -> Node:
         """update_node applies mutate to the stored Node in one transaction; raises NotFound."""

@@ -13,6 +13,7 @@ No HTTP here: the server maps these to problem documents in one table.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -48,6 +49,18 @@ NodeMutator = Callable[[Node], Node]
 ProjectMutator = Callable[[Project], Project]
 
 
+@dataclass(frozen=True, slots=True)
+class NodeChanges:
+    """NodeChanges is how the stored Nodes differ from a caller's snapshot of their revisions."""
+
+    # Changed: the Nodes created or written since the snapshot, ordered by name.
+    changed: list[Node] = field(default_factory=list)
+    # Deleted: names in the snapshot that are no longer stored.
+    deleted: list[str] = field(default_factory=list)
+    # Revisions: name → revision of every stored Node, the snapshot to pass next time.
+    revisions: dict[str, int] = field(default_factory=dict)
+
+
 class Store(Protocol):
     """Store persists Nodes, Projects and node leases.
 
@@ -66,6 +79,13 @@ class Store(Protocol):
 
     async def list_nodes(self, *, labels: Mapping[str, str] | None = None) -> list[Node]:
         """list_nodes returns Nodes whose labels include all of labels, ordered by name."""
+        ...
+
+    async def list_nodes_changed(self, known: Mapping[str, int]) -> NodeChanges:
+        """list_nodes_changed returns the Nodes whose revision differs from known (name → revision), and the
+        names in known that are gone; pass {} to get every Node. Every write of a Node gives it a new
+        revision, never reused (not even by a Node deleted and created again), so a cache kept this way
+        reads and decodes only what changed."""
         ...
 
     async def update_node(self, name: str, mutate: NodeMutator) -> Node:

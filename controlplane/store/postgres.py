@@ -47,6 +47,16 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE TABLE leader_lease (id smallint PRIMARY KEY CHECK (id = 1), holder text NOT NULL,"
         " acquired_at timestamptz NOT NULL, expires_at timestamptz NOT NULL)",
     ),
+    (
+        # A Node's revision changes on every write (list_nodes_changed); values come from one sequence, so a
+        # Node deleted and created again never gets back a revision a cache may still hold.
+        "CREATE SEQUENCE node_revision",
+        "ALTER TABLE nodes ADD COLUMN revision bigint NOT NULL DEFAULT 0",
+        "CREATE FUNCTION nodes_bump_revision() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN NEW.revision := nextval('node_revision'); RETURN NEW; END $$",
+        "CREATE TRIGGER nodes_revision BEFORE INSERT OR UPDATE OF doc ON nodes"
+        " FOR EACH ROW EXECUTE FUNCTION nodes_bump_revision()",
+    ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
@@ -172,6 +182,23 @@ class PostgresStore(KindStore):
                 cur = await conn.execute(f"SELECT doc FROM {kind.table}{where} ORDER BY name", params)
                 rows = await cur.fetchall()
         return [kind.load(row[0]) for row in rows]
+
+    async def _revisions(self, kind: Kind[M]) -> dict[str, int]:
+        with _pg_errors():
+            async with self._pool.connection() as conn:
+                rows = await (await conn.execute(f"SELECT name, revision FROM {kind.table}")).fetchall()
+        return {str(name): int(revision) for name, revision in rows}
+
+    async def _get_revisioned(self, kind: Kind[M], names: Sequence[str] | None) -> list[tuple[M, int]]:
+        sql = f"SELECT doc, revision FROM {kind.table}"
+        params: list[Any] = []
+        if names is not None:
+            sql += " WHERE name = ANY(%s)"
+            params.append(list(names))
+        with _pg_errors():
+            async with self._pool.connection() as conn:
+                rows = await (await conn.execute(sql, params)).fetchall()
+        return [(kind.load(doc), int(revision)) for doc, revision in rows]
 
     async def _update(self, kind: Kind[M], name: str, mutate: Callable[[M], M]) -> M:
         assignments = ", ".join(f"{column} = %s" for column in (*kind.columns, "doc"))

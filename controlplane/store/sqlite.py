@@ -39,6 +39,8 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS: Final = 10_000
 #: The most writes one group commit carries; bounds the latency of the first job in a batch.
 MAX_BATCH: Final = 512
+#: Names per `IN (...)` query: well under SQLite's limit of bound parameters.
+_IN_CHUNK: Final = 500
 #: An in-memory database for tests: nothing survives close().
 MEMORY: Final = ":memory:"
 
@@ -56,6 +58,19 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE TABLE node_leases ("
         " name TEXT PRIMARY KEY REFERENCES nodes (name) ON DELETE CASCADE,"
         " renewed_at_us INTEGER NOT NULL)",
+    ),
+    (
+        # A Node's revision changes on every write (list_nodes_changed); values come from one counter, so a
+        # Node deleted and created again never gets back a revision a cache may still hold.
+        "ALTER TABLE nodes ADD COLUMN revision INTEGER NOT NULL DEFAULT 0",
+        "CREATE TABLE node_revision (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL)",
+        "INSERT INTO node_revision (id, value) VALUES (1, 0)",
+        *(
+            f"CREATE TRIGGER nodes_revision_{event.split()[0].lower()} AFTER {event} ON nodes BEGIN"
+            " UPDATE node_revision SET value = value + 1;"
+            " UPDATE nodes SET revision = (SELECT value FROM node_revision) WHERE name = NEW.name; END"
+            for event in ("INSERT", "UPDATE OF doc")
+        ),
     ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -317,6 +332,27 @@ class SqliteStore(KindStore):
                 return [str(row[0]) for row in conn.execute(sql, params)]
 
         return [kind.load(doc) for doc in await self._worker.call(select, write=False)]
+
+    async def _revisions(self, kind: Kind[M]) -> dict[str, int]:
+        def select(conn: sqlite3.Connection) -> dict[str, int]:
+            with _sqlite_errors():
+                return dict(conn.execute(f"SELECT name, revision FROM {kind.table}").fetchall())
+
+        return await self._worker.call(select, write=False)
+
+    async def _get_revisioned(self, kind: Kind[M], names: Sequence[str] | None) -> list[tuple[M, int]]:
+        def select(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+            with _sqlite_errors():
+                if names is None:
+                    return conn.execute(f"SELECT doc, revision FROM {kind.table}").fetchall()
+                rows: list[tuple[str, int]] = []
+                for start in range(0, len(names), _IN_CHUNK):
+                    chunk = names[start : start + _IN_CHUNK]
+                    sql = f"SELECT doc, revision FROM {kind.table} WHERE name IN ({', '.join('?' * len(chunk))})"
+                    rows += conn.execute(sql, chunk).fetchall()
+                return rows
+
+        return [(kind.load(doc), revision) for doc, revision in await self._worker.call(select, write=False)]
 
     async def _update(self, kind: Kind[M], name: str, mutate: Callable[[M], M]) -> M:
         assignments = ", ".join(f"{column} = ?" for column in (*kind.columns, "doc"))

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import pytest
 
-from controlplane.api import Node, NodeState
+from controlplane.api import NodeState
 from controlplane.controllers.config import ControllerConfig
 from controlplane.controllers.node_lifecycle import NodeLifecycleController
-from controlplane.store.base import Store
+from controlplane.store.base import NodeChanges, Store
 from controlplane.store.leases import LeaseTable
 from tests.conftest import FakeClock
 
@@ -253,14 +254,14 @@ async def test_deleted_nodes_are_forgotten(
 
 
 class ListCounter:
-    """ListCounter is the store, counting list_nodes calls."""
+    """ListCounter is the store, counting the reads of the Nodes (list_nodes_changed calls)."""
 
     def __init__(self, store: Store) -> None:
         self.store, self.lists = store, 0
 
-    async def list_nodes(self, **kwargs: Any) -> list[Node]:
+    async def list_nodes_changed(self, known: Mapping[str, int]) -> NodeChanges:
         self.lists += 1
-        return await self.store.list_nodes(**kwargs)
+        return await self.store.list_nodes_changed(known)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
