@@ -17,7 +17,9 @@ from .plan import (
     BASE_DOMAIN,
     DERP_REGION_CODE,
     HEADSCALE_PORT,
+    HOST_WATCH_NFT,
     HUB_IP,
+    HUB_NFT,
     NODE_TAG,
     OPERATOR_USER,
     SERVER_TAG,
@@ -27,6 +29,7 @@ from .plan import (
     Plan,
     State,
     bin_dir,
+    count_packets,
     headscale_config,
     make_plan,
     parse_rate,
@@ -182,13 +185,10 @@ def _build_network(plan: Plan, state: State, step: Progress) -> None:
         sy.run(["ip", "-n", h.netns, "addr", "add", f"{h.underlay}/24", "dev", "eth0"])
         sy.run(["ip", "-n", h.netns, "link", "set", "eth0", "up"])
         sy.run(["ip", "-n", h.netns, "route", "add", "default", "via", h.gateway])
-    nft = (
-        "table inet lab {\n"
-        "  set noudp { type ipv4_addr . ipv4_addr; }\n"
-        "  chain forward_filter { type filter hook forward priority 0; policy accept;\n"
-        "    ip saddr . ip daddr @noudp meta l4proto udp drop\n  }\n}\n"
-    )
-    sy.run(sy.ns(hub, "nft", "-f", _write(f"{plan.hub_dir}/lab.nft", nft)))
+    sy.run(sy.ns(hub, "nft", "-f", _write(f"{plan.hub_dir}/lab.nft", HUB_NFT)))
+    watch = _write(f"{plan.dir}/watch.nft", HOST_WATCH_NFT)
+    for h in plan.hosts:
+        sy.run(sy.ns(h.netns, "nft", "-f", watch))
     step(f"network: hub {hub} ({HUB_IP}) + {len(plan.hosts)} hosts, routed star, no link to the root netns")
 
 
@@ -429,8 +429,18 @@ def status(name: str) -> dict[str, Any]:
         "blocked": state.blocked,
         "shaped": state.shaped,
         "inUseBy": users(plan),
+        "escapes": escapes(plan),
         "hosts": {h.name: state.hosts[h.name] for h in plan.hosts if h.name in state.hosts},  # in plan order
     }
+
+
+def escapes(plan: Plan) -> dict[str, dict[str, int]]:
+    """Return, per host, the packets its netns sent outside the lab (`escape`) and to the dummy resolver (`dns`)."""
+    out = {}
+    for h in plan.hosts:
+        raw = sy.run(sy.ns(h.netns, "nft", "-j", "list", "table", "inet", "labwatch"), check=False)
+        out[h.name] = count_packets(json.loads(raw)) if raw.strip() else {}
+    return out
 
 
 def _pair(plan: Plan, a: str, b: str) -> tuple[Host, Host]:

@@ -179,6 +179,40 @@ def policy() -> dict[str, Any]:
     }
 
 
+HUB_NFT = """table inet lab {
+  set noudp { type ipv4_addr . ipv4_addr; }
+  chain forward_filter { type filter hook forward priority 0; policy accept;
+    ip saddr . ip daddr @noudp meta l4proto udp drop
+  }
+}
+"""
+"""The hub's firewall: `block A B` adds the pairs (A . B, B . A) to `noudp`; the chain must not be named `fwd`."""
+
+HOST_WATCH_NFT = """table inet labwatch {
+  chain out { type filter hook output priority 0; policy accept;
+    ip daddr != { 10.99.0.0/16, 100.64.0.0/10, 127.0.0.0/8 } counter comment "escape"
+    ip6 daddr != { fd7a:115c:a1e0::/48, fe80::/10, ff00::/8, ::1 } counter comment "escape"
+    ip daddr 127.0.0.0/8 udp dport 53 counter comment "dns"
+  }
+}
+"""
+"""Counts, in every host netns from before its tailscaled starts, packets sent outside the lab's own networks
+("escape") and DNS queries to the dummy resolver ("dns"); a hermetic lab keeps both at zero. Counters only."""
+
+
+def count_packets(nft_json: dict[str, Any]) -> dict[str, int]:
+    """Return packets per counter comment from `nft -j list table ...` output."""
+    counts: dict[str, int] = {}
+    for item in nft_json.get("nftables", []):
+        rule = item.get("rule")
+        if not rule or "comment" not in rule:
+            continue
+        for expr in rule.get("expr", []):
+            if "counter" in expr:
+                counts[rule["comment"]] = counts.get(rule["comment"], 0) + int(expr["counter"]["packets"])
+    return counts
+
+
 def tailscaled_env(bin_path: str, host_dir: str) -> dict[str, str]:
     """Return the whole environment of a lab tailscaled: hermeticity switches and plain-HTTP DERP (option A)."""
     return {

@@ -97,6 +97,15 @@ def test_state_round_trips_and_rejects_garbage() -> None:
             plan.State.from_json(garbage)
 
 
+def test_count_packets_sums_counters_by_comment() -> None:
+    def rule(comment: str, packets: int) -> dict[str, Any]:
+        return {"rule": {"comment": comment, "expr": [{"match": {}}, {"counter": {"packets": packets, "bytes": 1}}]}}
+
+    doc = {"nftables": [{"metainfo": {}}, {"table": {}}, rule("escape", 2), rule("escape", 3), rule("dns", 0)]}
+    assert plan.count_packets(doc) == {"escape": 5, "dns": 0}
+    assert "hook output" in plan.HOST_WATCH_NFT and "fwd" not in plan.HUB_NFT
+
+
 def test_preflight_names_missing_tun_and_go(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(os.path, "exists", lambda p: False)
@@ -251,6 +260,19 @@ def test_block_falls_back_to_derp_and_unblock_returns_to_direct(private_lab: Lab
     print(f"DERP -> direct after {time.monotonic() - t0:.1f}s")
     lab.refresh()
     assert lab.doc["blocked"] == []
+
+
+@pytest.mark.lab
+def test_no_host_sent_a_packet_or_dns_query_outside_the_lab(private_lab: Lab) -> None:
+    private_lab.refresh()
+    escapes = private_lab.doc["escapes"]
+    assert set(escapes) == set(private_lab.hosts)
+    assert all(c == {"escape": 0, "dns": 0} for c in escapes.values()), escapes  # counted since before tailscaled
+    # The counters do count: a datagram to TEST-NET-1 (it dies at the hub, which has no route out) shows up.
+    send = "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('192.0.2.1', 9))"
+    private_lab.run("edge2", "python3", "-c", send)
+    private_lab.refresh()
+    assert private_lab.doc["escapes"]["edge2"]["escape"] == 1
 
 
 @pytest.mark.lab
