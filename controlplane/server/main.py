@@ -6,16 +6,18 @@ import asyncio
 import dataclasses
 import logging
 import os
+import socket
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
 import uvicorn
+from prometheus_client import Gauge
 
 from controlplane.api import parse_duration
 from controlplane.controllers.config import ControllerConfig
-from controlplane.controllers.manager import run_controllers
+from controlplane.controllers.manager import Leadership, run_when_leading
 from controlplane.store import StoreError, default_store_url, open_store
 from mesh import LocalClient, MeshError
 
@@ -51,9 +53,42 @@ def _duration(param: str) -> click.ParamType[timedelta]:
     return click.types.FuncParamType(convert)
 
 
-async def _run_controllers(context: ServerContext, stop: asyncio.Event) -> None:
-    config = ControllerConfig(heartbeat_interval=context.settings.heartbeat_interval, grace=context.settings.grace)
-    await run_controllers(store=context.store, leases=context.leases, now=context.now, config=config, stop=stop)
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReplicaSettings:
+    """ReplicaSettings say who this replica is and how it keeps the controllers' leader lease."""
+
+    # ReplicaID: this process's name in the leader lease (default hostname-pid: unique per process).
+    replica_id: str
+    # LeaderTTL: a leader that stops renewing is replaced after at most this plus one renewal period.
+    leader_ttl: timedelta
+    # Replicated: the store may be shared by other replicas (PostgreSQL), so the leader merges their leases.
+    replicated: bool
+
+    @property
+    def renew_every(self) -> timedelta:
+        # Three renewals per TTL: one lost renewal never costs the lease.
+        return self.leader_ttl / 3
+
+    async def run_controllers(self, context: ServerContext, stop: asyncio.Event) -> None:
+        """run_controllers is the app's background runner: the controllers, while this replica leads."""
+        config = ControllerConfig(heartbeat_interval=context.settings.heartbeat_interval, grace=context.settings.grace)
+        gauge = Gauge(
+            "cara_leader",
+            "1 while this replica holds the leader lease and runs the controllers, else 0.",
+            registry=context.metrics.registry,
+        )
+        leadership = Leadership(store=context.store, holder=self.replica_id, ttl=self.leader_ttl, now=context.now)
+        await run_when_leading(
+            store=context.store,
+            leases=context.leases,
+            now=context.now,
+            config=config,
+            stop=stop,
+            leadership=leadership,
+            renew_every=self.renew_every,
+            merge_leases=self.replicated,
+            on_change=gauge.set,
+        )
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -87,6 +122,18 @@ async def _run_controllers(context: ServerContext, stop: asyncio.Event) -> None:
     show_default=True,
     help="Silence after which a node is NotReady.",
 )
+@click.option(
+    "--replica-id",
+    default=None,
+    help="This replica's name in the leader lease (default: hostname-pid).",
+)
+@click.option(
+    "--leader-ttl",
+    type=_duration("--leader-ttl"),
+    default="10s",
+    show_default=True,
+    help="Leader lease lifetime, renewed every third of it; a dead leader is replaced within TTL + TTL/3.",
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 def main(
     dev: bool,
@@ -97,6 +144,8 @@ def main(
     data_dir: Path | None,
     heartbeat_interval: timedelta,
     grace: timedelta,
+    replica_id: str | None,
+    leader_ttl: timedelta,
     log_level: str,
 ) -> None:
     """Run the Caravanserai control plane on this machine's tailnet addresses."""
@@ -120,14 +169,20 @@ def main(
     if store_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = store_url or default_store_url(settings.data_dir)
+    replica = ReplicaSettings(
+        replica_id=replica_id or f"{socket.gethostname()}-{os.getpid()}",
+        leader_ttl=leader_ttl,
+        replicated=not url.startswith("sqlite:"),
+    )
     if dev:
         click.echo(DEV_WARNING, err=True)
-    code = asyncio.run(_serve(settings, url, addresses, list(listen), ts_socket, config.roles, log_level))
+    code = asyncio.run(_serve(settings, replica, url, addresses, list(listen), ts_socket, config.roles, log_level))
     sys.exit(code)
 
 
 async def _serve(
     settings: Settings,
+    replica: ReplicaSettings,
     store_url: str,
     addresses: list[tuple[str, int]] | None,
     listen: list[str],
@@ -159,11 +214,19 @@ async def _serve(
         click.echo(f"Error: --store: {exc}", err=True)
         return 1
     try:
-        app = create_app(store=store, now=utc_now, identity=identity, settings=settings, background=_run_controllers)
+        app = create_app(
+            store=store, now=utc_now, identity=identity, settings=settings, background=replica.run_controllers
+        )
         where = ", ".join(f"http://{h if ':' not in h else f'[{h}]'}:{p}" for h, p in addresses)
-        log.info("serving the caravanserai/v1 API on %s (pid %d)", where, os.getpid())
+        log.info("serving the caravanserai/v1 API on %s (pid %d, replica %s)", where, os.getpid(), replica.replica_id)
+        # ws="none": no WebSocket routes, so uvicorn need not load a WebSocket implementation (memory).
         config = uvicorn.Config(
-            app, log_level=log_level, access_log=False, timeout_keep_alive=30, h11_max_incomplete_event_size=64 * 1024
+            app,
+            log_level=log_level,
+            access_log=False,
+            timeout_keep_alive=30,
+            h11_max_incomplete_event_size=64 * 1024,
+            ws="none",
         )
         await uvicorn.Server(config).serve(sockets=sockets)
     finally:
