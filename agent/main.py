@@ -36,7 +36,7 @@ log = logging.getLogger("cara.agent")
 
 #: Bound on the goodbye beat: SIGTERM must turn the Node NotReady within 2 s, and exit must not hang after.
 GOODBYE_TIMEOUT: Final = 1.5
-#: Request timeout toward the control plane: well under the beat interval, so a dead server costs one beat.
+#: Request timeout toward the control plane (at most; never above the beat interval): a dead server costs one beat.
 CLIENT_TIMEOUT: Final = 5.0
 #: Throughput tests are spread over ±10 % of the interval so that a fleet does not measure at once.
 THROUGHPUT_JITTER: Final = 0.1
@@ -146,7 +146,11 @@ async def run_agent(
         url = settings.server_url or await discover_server(local, settings, stop, Backoff())
         if url is None:
             return 0
-        async with Client(url, transport=transport, timeout=CLIENT_TIMEOUT) as client:
+        # A fresh connection per beat: after tailscaled restarts, a pooled connection would sit out TCP's grown
+        # retransmission timer (seconds) while a new one goes out at once. One handshake per beat is cheap.
+        beat_transport = transport or httpx.AsyncHTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
+        timeout = min(CLIENT_TIMEOUT, max(2.0, settings.heartbeat_interval))
+        async with Client(url, transport=beat_transport, timeout=timeout) as client:
             tailnet = TailnetCollector(
                 local=local,
                 server_host=urlsplit(url).hostname,
