@@ -101,8 +101,10 @@ def _locked(script: Path) -> Iterator[None]:
 
 @contextmanager
 def using_lab(name: str, *, edges: int = DEFAULT_EDGES) -> Iterator[Lab]:
-    """Yield lab `name`, bringing it up first if needed; register as a user so `lab down` waits for us; take it
-    down at the end only if we brought it up and nobody else is using it."""
+    """Yield lab `name`, bringing it up first if needed, registered as a user so `lab down` waits for us.
+
+    A lab that a fixture brought up is taken down by the last test session to leave it (the one that started it
+    may finish while another still uses it); a lab someone brought up by hand is left running."""
     if os.geteuid() != 0:
         pytest.fail("lab tests need root (network namespaces): run pytest as root, or deselect with -m 'not lab'")
     base = [str(LAB_SCRIPT), "--name", name]
@@ -111,16 +113,18 @@ def using_lab(name: str, *, edges: int = DEFAULT_EDGES) -> Iterator[Lab]:
         if started:
             _run([*base, "up", "--edges", str(edges)], check=True, timeout=300)
         lab = Lab(name)
-        marker = Path(lab.doc["dir"]) / "users" / str(os.getpid())
-        marker.parent.mkdir(exist_ok=True)
-        marker.touch()
+        users = Path(lab.doc["dir"]) / "users"
+        users.mkdir(exist_ok=True)
+        if started:
+            (users / "started-by-fixture").touch()  # not a PID: `lab down` ignores it when counting users
+        (users / str(os.getpid())).touch()
     try:
         yield lab
     finally:
         with _locked(LAB_SCRIPT):
-            marker.unlink(missing_ok=True)
-            if started:
-                # Refused (exit 1) while another session is registered: the lab then stays up for it.
+            (users / str(os.getpid())).unlink(missing_ok=True)
+            if (users / "started-by-fixture").exists():
+                # Refused (exit 1) while another live session is registered: the lab then stays up for it.
                 _run([*base, "down"], check=False, timeout=120)
 
 
