@@ -1,23 +1,18 @@
-"""Fixtures for the store suite: a `store` opened on each backend, and the private PostgreSQL it needs."""
+"""Fixtures for the store suite: a `store` opened on each backend (the private PostgreSQL is tests/controlplane's)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import quote
 
 import psycopg
 import pytest
 
 from controlplane.store import PostgresStore, SqliteStore, open_store
-
-REPO = Path(__file__).resolve().parents[3]
-PG_CLUSTER = REPO / "scripts" / "pg-cluster"
+from tests.controlplane.conftest import PG_CLUSTER as PG_CLUSTER
+from tests.controlplane.conftest import with_schema
 
 #: Either backend; both also offer try_acquire_leadership, which the Store protocol lacks so far.
 AnyStore = SqliteStore | PostgresStore
@@ -27,30 +22,6 @@ class StoreUrlFactory(Protocol):
     """StoreUrlFactory returns the URL of a fresh, empty store of the test's backend."""
 
     def __call__(self) -> str: ...
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """postgres_url is CARA_TEST_POSTGRES_URL, or a private cluster started for this session and removed after."""
-    given = os.environ.get("CARA_TEST_POSTGRES_URL")
-    if given:
-        yield given
-        return
-    cluster_dir = tempfile.mkdtemp(prefix="cara-pg-")
-    env = {**os.environ, "CARA_PG_DIR": cluster_dir}
-    started = subprocess.run(
-        [str(PG_CLUSTER), "start"], env=env, check=True, stdout=subprocess.PIPE, text=True, timeout=900
-    )
-    try:
-        yield started.stdout.strip().splitlines()[-1]
-    finally:
-        subprocess.run([str(PG_CLUSTER), "stop"], env=env, check=True, timeout=120)
-
-
-def _with_schema(url: str, schema: str) -> str:
-    """_with_schema points url's connections at schema (search_path), so each test has its own tables."""
-    option = quote(f"-csearch_path={schema}")
-    return f"{url}{'&' if '?' in url else '?'}options={option}"
 
 
 @pytest.fixture(
@@ -73,7 +44,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreU
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(f"CREATE SCHEMA {schema}")
         schemas.append(schema)
-        return _with_schema(base, schema)
+        return with_schema(base, schema)
 
     yield fresh
     with psycopg.connect(base, autocommit=True) as conn:
