@@ -84,8 +84,10 @@ StringMap = dict[StrictStr, StrictStr]
 class ObjectMeta(WireModel):
     """ObjectMeta is the metadata every object carries; the server owns createdAt and updatedAt."""
 
-    # Name: unique per kind; see NAME_RULE.
-    name: StrictStr
+    # Name: unique per kind; see NAME_RULE (published in the JSON Schema, checked by _check_name).
+    name: StrictStr = Field(
+        json_schema_extra={"pattern": NAME_PATTERN.pattern, "minLength": 1, "maxLength": NAME_MAX_LENGTH}
+    )
     # Labels: string→string, used by `-l key=value` selectors; unset means none.
     labels: StringMap | None = None
     # Annotations: string→string notes for people and tools; unset means none.

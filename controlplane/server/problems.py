@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -123,8 +124,61 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(500, "the server failed to handle the request; see its log")
 
 
+#: The JSON Schema of a problem document (design §3.3), published in /openapi.json as `Problem`.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "An RFC 9457 problem document; validation problems list `field: what is wrong` in errors.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+#: Statuses any operation may answer: who is calling (401, 403) and a crash (500).
+EVERY_OPERATION = (401, 403, 500)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """problem_responses documents statuses as problem documents, for a route's `responses=`."""
+    ref = {"$ref": "#/components/schemas/Problem"}
+    return {
+        status: {"description": title_of(status), "content": {PROBLEM_JSON: {"schema": ref}}} for status in statuses
+    }
+
+
+def _document(build: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """_document completes FastAPI's OpenAPI document with what the problem handlers really answer."""
+    done: dict[str, Any] = {}
+
+    def openapi() -> dict[str, Any]:
+        if done:
+            return done
+        schema = build()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Problem"] = PROBLEM_SCHEMA
+        # FastAPI documents 422 for every route with parameters; request validation answers 400 here instead.
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.setdefault("responses", {})
+                responses.pop("422", None)
+                for status, response in problem_responses(*EVERY_OPERATION).items():
+                    responses.setdefault(str(status), response)
+        done.update(schema)
+        return done
+
+    return openapi
+
+
 def install(app: FastAPI) -> None:
-    """install registers the problem-document handlers on app."""
+    """install registers the problem-document handlers on app, and documents them in its OpenAPI schema."""
+    app.openapi = _document(app.openapi)  # type: ignore[method-assign]
     app.add_exception_handler(Problem, _on_problem)
     for kind, _ in STATUS_OF:
         app.add_exception_handler(kind, _on_known)

@@ -1,10 +1,11 @@
-"""Helpers shared by the route modules: wire responses, label selectors, path/body name checks."""
+"""Helpers shared by the route modules: wire responses, documented bodies, label selectors, path/body name checks."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from controlplane.api import InvalidObject, WireModel
 
@@ -12,6 +13,28 @@ from controlplane.api import InvalidObject, WireModel
 def wire(obj: WireModel, status: int = 200) -> JSONResponse:
     """wire answers with obj's wire JSON."""
     return JSONResponse(obj.to_wire(), status_code=status)
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """_inline replaces every `$ref` into defs by the definition itself (the API's models are not recursive)."""
+    if isinstance(node, list):
+        return [_inline(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = _inline(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
+        return {**target, **_inline({k: v for k, v in node.items() if k != "$ref"}, defs)}
+    return {key: _inline(value, defs) for key, value in node.items() if key != "$defs"}
+
+
+def json_body(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """json_body documents a request body the route reads by hand (read_json) as model's JSON Schema.
+
+    For a route's `openapi_extra=`. The schema is the validation schema, so unknown fields stay allowed (design §3.2).
+    """
+    schema = model.model_json_schema(by_alias=True)
+    body = _inline(schema, schema.get("$defs", {}))
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": body}}}}
 
 
 def parse_selector(selector: str | None) -> dict[str, str] | None:

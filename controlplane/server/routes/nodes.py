@@ -23,7 +23,8 @@ from controlplane.store.base import AlreadyExists, Conflict
 
 from ..context import ServerContext, get_caller, get_context, parse_json, read_body, read_json
 from ..identity import Caller, Forbidden, Role, require_reader, require_writer
-from ._common import check_path_name, parse_selector, wire, without_status
+from ..problems import problem_responses
+from ._common import check_path_name, json_body, parse_selector, wire, without_status
 
 router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
 
@@ -85,7 +86,7 @@ def _with_lease(node: Node, context: ServerContext) -> Node:
     return node.model_copy(update={"status": status})
 
 
-@router.get("", responses={200: {"model": NodeList}})
+@router.get("", responses={200: {"model": NodeList}, **problem_responses(400)})
 async def list_nodes(
     context: Ctx, caller: CallerDep, label_selector: Annotated[str | None, Query(alias="labelSelector")] = None
 ) -> JSONResponse:
@@ -96,7 +97,12 @@ async def list_nodes(
     return wire(NodeList(items=[_with_lease(node, context) for node in nodes]))
 
 
-@router.post("", status_code=201, responses={201: {"model": Node}})
+@router.post(
+    "",
+    status_code=201,
+    responses={201: {"model": Node}, **problem_responses(400, 409, 413)},
+    openapi_extra=json_body(Node),
+)
 async def create_node(request: Request, context: Ctx, caller: CallerDep) -> JSONResponse:
     """create registers a Node. An agent (node role) registers only itself: the Node is bound to its machine,
     and labels, annotations and unschedulable stay the operator's (not taken from the agent)."""
@@ -120,7 +126,7 @@ async def create_node(request: Request, context: Ctx, caller: CallerDep) -> JSON
     return wire(created, 201)
 
 
-@router.get("/{name}", responses={200: {"model": Node}})
+@router.get("/{name}", responses={200: {"model": Node}, **problem_responses(404)})
 async def get_node(name: str, context: Ctx, caller: CallerDep) -> JSONResponse:
     require_reader(caller)
     node = await context.store.get_node(name)
@@ -128,7 +134,9 @@ async def get_node(name: str, context: Ctx, caller: CallerDep) -> JSONResponse:
     return wire(_with_lease(node, context))
 
 
-@router.put("/{name}", responses={200: {"model": Node}})
+@router.put(
+    "/{name}", responses={200: {"model": Node}, **problem_responses(400, 404, 413)}, openapi_extra=json_body(Node)
+)
 async def replace_node(name: str, request: Request, context: Ctx, caller: CallerDep) -> JSONResponse:
     require_writer(caller)
     body = without_status(await read_json(request))
@@ -147,7 +155,7 @@ async def replace_node(name: str, request: Request, context: Ctx, caller: Caller
     return wire(_with_lease(await context.store.update_node(name, replace), context))
 
 
-@router.delete("/{name}", status_code=204)
+@router.delete("/{name}", status_code=204, responses=problem_responses(404, 409))
 async def delete_node(name: str, context: Ctx, caller: CallerDep) -> Response:
     require_writer(caller)
     await context.store.get_node(name)
@@ -190,7 +198,12 @@ def _merge_beat(beat: Heartbeat, context: ServerContext) -> Any:
     return merge
 
 
-@router.post("/{name}/heartbeat", status_code=204)
+@router.post(
+    "/{name}/heartbeat",
+    status_code=204,
+    responses=problem_responses(400, 404, 413),
+    openapi_extra=json_body(Heartbeat, required=False),
+)
 async def heartbeat(name: str, request: Request, context: Ctx, caller: CallerDep) -> Response:
     raw = await read_body(request, context.settings.max_body_bytes)
     beat = Heartbeat() if not raw.strip() else decode(Heartbeat, parse_json(raw))
@@ -210,7 +223,7 @@ async def heartbeat(name: str, request: Request, context: Ctx, caller: CallerDep
     return Response(status_code=204)
 
 
-@router.post("/{name}/drain", responses={200: {"model": Node}})
+@router.post("/{name}/drain", responses={200: {"model": Node}, **problem_responses(404)})
 async def drain_node(name: str, context: Ctx, caller: CallerDep) -> JSONResponse:
     """drain cordons the node and marks it Draining; the draining controller moves its projects to Pending."""
     require_writer(caller)
@@ -225,7 +238,7 @@ async def drain_node(name: str, context: Ctx, caller: CallerDep) -> JSONResponse
     return wire(_with_lease(await context.store.update_node(name, drain), context))
 
 
-@router.post("/{name}/release", responses={200: {"model": Node}})
+@router.post("/{name}/release", responses={200: {"model": Node}, **problem_responses(404)})
 async def release_node(name: str, context: Ctx, caller: CallerDep) -> JSONResponse:
     """release forgets the Node's tailnet binding (e.g. the machine was rebuilt); the next agent to register binds."""
     require_writer(caller)
@@ -238,7 +251,7 @@ async def release_node(name: str, context: Ctx, caller: CallerDep) -> JSONRespon
     return wire(_with_lease(node, context))
 
 
-@router.post("/{name}/uncordon", responses={200: {"model": Node}})
+@router.post("/{name}/uncordon", responses={200: {"model": Node}, **problem_responses(404)})
 async def uncordon_node(name: str, context: Ctx, caller: CallerDep) -> JSONResponse:
     """uncordon makes the node schedulable again and ends a drain."""
     require_writer(caller)

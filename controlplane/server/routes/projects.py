@@ -22,7 +22,8 @@ from controlplane.store.base import Conflict
 
 from ..context import ServerContext, get_caller, get_context, read_json
 from ..identity import Caller, Forbidden, Role, require_reader, require_writer
-from ._common import check_path_name, parse_selector, wire, without_status
+from ..problems import problem_responses
+from ._common import check_path_name, json_body, parse_selector, wire, without_status
 from .nodes import authorize_node_write
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
@@ -36,7 +37,7 @@ REPLACEABLE_PHASES = frozenset({ProjectPhase.PENDING, ProjectPhase.FAILED})
 IDLE_PHASES = frozenset({ProjectPhase.PENDING, ProjectPhase.FAILED, ProjectPhase.TERMINATED})
 
 
-@router.get("", responses={200: {"model": ProjectList}})
+@router.get("", responses={200: {"model": ProjectList}, **problem_responses(400)})
 async def list_projects(
     context: Ctx,
     caller: CallerDep,
@@ -58,7 +59,12 @@ async def list_projects(
     return wire(ProjectList(items=projects))
 
 
-@router.post("", status_code=201, responses={201: {"model": Project}})
+@router.post(
+    "",
+    status_code=201,
+    responses={201: {"model": Project}, **problem_responses(400, 409, 413)},
+    openapi_extra=json_body(Project),
+)
 async def create_project(request: Request, context: Ctx, caller: CallerDep) -> JSONResponse:
     require_writer(caller)
     project = decode(Project, without_status(await read_json(request)))
@@ -67,13 +73,17 @@ async def create_project(request: Request, context: Ctx, caller: CallerDep) -> J
     return wire(await context.store.create_project(project), 201)
 
 
-@router.get("/{name}", responses={200: {"model": Project}})
+@router.get("/{name}", responses={200: {"model": Project}, **problem_responses(404)})
 async def get_project(name: str, context: Ctx, caller: CallerDep) -> JSONResponse:
     require_reader(caller)
     return wire(await context.store.get_project(name))
 
 
-@router.put("/{name}", responses={200: {"model": Project}})
+@router.put(
+    "/{name}",
+    responses={200: {"model": Project}, **problem_responses(400, 404, 409, 413)},
+    openapi_extra=json_body(Project),
+)
 async def replace_project(name: str, request: Request, context: Ctx, caller: CallerDep) -> JSONResponse:
     require_writer(caller)
     body = without_status(await read_json(request))
@@ -98,7 +108,7 @@ async def replace_project(name: str, request: Request, context: Ctx, caller: Cal
     return wire(await context.store.update_project(name, replace))
 
 
-@router.delete("/{name}", status_code=204, responses={202: {"model": Project}})
+@router.delete("/{name}", status_code=204, responses={202: {"model": Project}, **problem_responses(400, 404)})
 async def delete_project(
     name: str, context: Ctx, caller: CallerDep, force: Annotated[bool, Query()] = False
 ) -> Response:
@@ -128,7 +138,12 @@ async def delete_project(
     return wire(updated, 202)
 
 
-@router.patch("/{name}/status", status_code=204)
+@router.patch(
+    "/{name}/status",
+    status_code=204,
+    responses=problem_responses(400, 404, 413),
+    openapi_extra=json_body(ProjectStatusPatch),
+)
 async def patch_project_status(name: str, request: Request, context: Ctx, caller: CallerDep) -> Response:
     """patch_status records the phase a node reports for the project, with its reason and message."""
     patch = decode(ProjectStatusPatch, await read_json(request))
