@@ -9,6 +9,7 @@ from ._conditions import (
     set_condition,
 )
 from ._errors import InvalidObject, decode, describe_errors
+from ._json import MAX_INTEGER_DIGITS, NotStrictJSON, strict_json_loads
 from ._meta import (
     API_VERSION,
     MAX_BODY_BYTES,
@@ -70,6 +71,7 @@ __all__ = [
     "API_VERSION",
     "CONTROL_PLANE_CONDITIONS",
     "MAX_BODY_BYTES",
+    "MAX_INTEGER_DIGITS",
     "NAME_RULE",
     "ZERO_TIME",
     "Condition",
@@ -92,6 +94,7 @@ __all__ = [
     "NodeState",
     "NodeStatus",
     "NodeThroughput",
+    "NotStrictJSON",
     "ObjectMeta",
     "PeerPath",
     "Project",
@@ -123,5 +126,6 @@ __all__ = [
     "parse_throughput",
     "quantity_bytes",
     "set_condition",
+    "strict_json_loads",
     "validate_name",
 ]

@@ -35,6 +35,7 @@ _MESSAGES = {
     "model_type": "must be an object",
     "model_attributes_type": "must be an object",
     "too_short": "must not be empty",
+    "string_too_short": "must not be empty",
 }
 
 
@@ -53,7 +54,7 @@ def _path(loc: tuple[int | str, ...]) -> str:
 def _message(error: ErrorDetails) -> str:
     kind = error["type"]
     ctx: dict[str, Any] = dict(error.get("ctx") or {})
-    if kind in _MESSAGES and not (kind == "too_short" and ctx.get("min_length", 1) != 1):
+    if kind in _MESSAGES and not (kind.endswith("too_short") and ctx.get("min_length", 1) != 1):
         return _MESSAGES[kind]
     if kind == "timezone_aware":
         return "must be an RFC 3339 timestamp with a time zone (e.g. 2026-01-02T03:04:05Z)"
@@ -67,6 +68,8 @@ def _message(error: ErrorDetails) -> str:
         return str(ctx.get("error", error["msg"]))
     if kind == "too_long":
         return f"must have at most {ctx.get('max_length')} items"
+    if kind == "string_too_short":
+        return f"must have at least {ctx.get('min_length')} characters"
     msg = error["msg"]
     return msg[:1].lower() + msg[1:]
 
@@ -75,8 +78,11 @@ def describe_errors(exc: ValidationError, prefix: str = "") -> list[str]:
     """describe_errors returns one `field: what is wrong` string per error of exc."""
     lines: list[str] = []
     for error in exc.errors(include_url=False):
-        path = _path(tuple(error["loc"]))
+        loc = tuple(error["loc"])
         message = _message(error)
+        if loc[-1:] == ("[key]",):  # a map's key is wrong, not a value: name the map and the key
+            loc, message = loc[:-2], f"key {loc[-2]!r} {message}"
+        path = _path(loc)
         nested = _NESTED.match(message)
         if nested:  # a model validator named the field below its own location
             path = ".".join(p for p in (path, nested.group(1)) if p)

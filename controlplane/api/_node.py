@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, NonNegativeFloat, StrictBool, StrictInt, StrictStr
+from pydantic import Field, StrictBool, StrictInt, StrictStr
 
 from ._conditions import Condition
 from ._meta import API_VERSION, ObjectMeta, Timestamp, WireModel
+
+#: Milliseconds of latency: finite (an infinite value could not be written back as JSON) and never negative.
+LatencyMs = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 #: A resource list: name → quantity string ("cpu": "4000m", "memory": "7823Mi", "disk": "118Gi").
 ResourceList = dict[StrictStr, StrictStr]
@@ -63,7 +66,7 @@ class PeerPath(WireModel):
     # DerpRegion: the DERP region code carrying the path when mode is DERP.
     derp_region: StrictStr | None = Field(default=None, alias="derpRegion")
     # LatencyMs: round-trip time of the last probe, in milliseconds.
-    latency_ms: NonNegativeFloat | None = Field(default=None, alias="latencyMs")
+    latency_ms: LatencyMs | None = Field(default=None, alias="latencyMs")
     # LastSeen: when the path was last probed successfully.
     last_seen: Timestamp = Field(default=None, alias="lastSeen")
 
@@ -97,7 +100,7 @@ class NodeNetworkStatus(WireModel):
     # DerpRegion (extension): home or in-use DERP region code.
     derp_region: StrictStr | None = Field(default=None, alias="derpRegion")
     # LatencyMs (extension): round trip to the control plane in milliseconds.
-    latency_ms: NonNegativeFloat | None = Field(default=None, alias="latencyMs")
+    latency_ms: LatencyMs | None = Field(default=None, alias="latencyMs")
     # Peers (extension): paths to the peers this Node talks to; bounded by the agent.
     peers: list[PeerPath] | None = Field(default=None, max_length=256)
     # Tailnet (extension): the tailnet's own view of the Node.

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import Request
 
-from controlplane.api import InvalidObject
+from controlplane.api import InvalidObject, NotStrictJSON, strict_json_loads
 from controlplane.store.base import Store
 from controlplane.store.leases import LeaseTable
 
@@ -69,9 +69,11 @@ def parse_json(raw: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise InvalidObject([f"body: not UTF-8 text (byte {exc.start})"]) from None
     try:
-        return json.loads(text)
+        return strict_json_loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidObject([f"body: invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"]) from None
+    except NotStrictJSON as exc:
+        raise InvalidObject([f"body: invalid JSON: {exc}"]) from None
     except RecursionError:
         raise InvalidObject(["body: JSON nested too deeply"]) from None
 
