@@ -1,76 +1,136 @@
-"""The agent's Prometheus metrics, read from its live state at scrape time (no bookkeeping on the beat path)."""
+"""The agent's Prometheus metrics, rendered from its live state at scrape time (no bookkeeping on the beat path).
+
+The text exposition format is written here by hand: prometheus_client would cost the agent more resident memory
+than all of its own metrics put together, and the edge budget is 40 MiB (issue 5).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+import os
+import resource
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Final
 
 from .heartbeat import BeatState
 from .status import AgentStatus
 
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
-class AgentCollector(Collector):
-    """AgentCollector exposes heartbeat outcomes, the path to the control plane and the last throughput."""
 
-    def __init__(self, beats: BeatState, status: AgentStatus) -> None:
-        self._beats, self._status = beats, status
+def _escape(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
-    def collect(self) -> Iterator[Metric]:
-        beats = CounterMetricFamily("cara_agent_heartbeats", "Heartbeat passes by outcome.", labels=["result"])
-        for result, count in sorted(self._beats.counts.items()):
-            beats.add_metric([result], count)
-        yield beats
-        yield GaugeMetricFamily(
-            "cara_agent_registered", "1 when the Node is registered.", value=int(self._beats.registered)
-        )
-        yield GaugeMetricFamily(
-            "cara_agent_server_reachable",
-            "1 when the last beat reached the control plane.",
-            value=int(self._beats.server_reachable),
-        )
-        if self._beats.last_success is not None:
-            yield GaugeMetricFamily(
-                "cara_agent_last_heartbeat_timestamp_seconds",
-                "Unix time of the last accepted beat.",
-                value=self._beats.last_success.timestamp(),
-            )
-        network = self._status.last_network
-        mode = GaugeMetricFamily("cara_agent_path_direct", "1 when the path to the control plane is Direct, 0 on DERP.")
-        if network is not None and network.mode is not None:
-            mode.add_metric([], 1 if network.mode == "Direct" else 0)
-        yield mode
-        if network is not None and network.latency_ms is not None:
-            yield GaugeMetricFamily(
-                "cara_agent_path_latency_ms", "Round trip to the control plane.", value=network.latency_ms
-            )
-        view = self._status.last_view
-        yield GaugeMetricFamily(
-            "cara_agent_tailscaled_running",
-            "1 when tailscaled is Running.",
-            value=int(view is not None and view.backend_state == "Running"),
-        )
-        measurement = self._status.measurement
-        if measurement is not None:
-            rate = GaugeMetricFamily("cara_agent_throughput_bps", "Last measured throughput.", labels=["direction"])
-            rate.add_metric(["download"], measurement.download_bps)
-            rate.add_metric(["upload"], measurement.upload_bps)
-            yield rate
-            yield GaugeMetricFamily(
-                "cara_agent_throughput_bytes_used", "Bytes the last test moved.", value=measurement.bytes_used
+
+class Exposition:
+    """Exposition accumulates metric families in the Prometheus text format."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def family(self, name: str, kind: str, help_text: str, samples: Sequence[tuple[dict[str, str], float]]) -> None:
+        """family adds one metric family (HELP, TYPE and its samples); a family without samples is still declared."""
+        self.lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        sample_name = f"{name}_total" if kind == "counter" else name
+        for labels, value in samples:
+            text = ",".join(f'{key}="{_escape(val)}"' for key, val in labels.items())
+            self.lines.append(
+                f"{sample_name}{{{text}}} {float(value)!r}" if text else f"{sample_name} {float(value)!r}"
             )
 
-
-def make_registry(beats: BeatState, status: AgentStatus) -> CollectorRegistry:
-    """make_registry returns a registry of the agent's and its process's metrics (not the process-global one)."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(AgentCollector(beats, status))
-    ProcessCollector(registry=registry)  # RSS and CPU seconds of this process (process_resident_memory_bytes ...)
-    return registry
+    def render(self) -> bytes:
+        return ("\n".join(self.lines) + "\n").encode()
 
 
-def render(registry: CollectorRegistry) -> bytes:
-    """render is the Prometheus text exposition of registry."""
-    return generate_latest(registry)
+def _process_rss_bytes(status_path: Path = Path("/proc/self/status")) -> float | None:
+    try:
+        for line in status_path.read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def process_families(out: Exposition, started: float) -> None:
+    """process_families adds the standard process_* metrics (CPU seconds, resident memory, start time)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out.family(
+        "process_cpu_seconds",
+        "counter",
+        "User and system CPU time spent, in seconds.",
+        [({}, usage.ru_utime + usage.ru_stime)],
+    )
+    rss = _process_rss_bytes()
+    if rss is not None:
+        out.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", [({}, rss)])
+    out.family(
+        "process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch.", [({}, started)]
+    )
+    try:
+        fds = len(os.listdir("/proc/self/fd"))
+        out.family("process_open_fds", "gauge", "Number of open file descriptors.", [({}, fds)])
+    except OSError:
+        pass
+
+
+def agent_families(out: Exposition, beats: BeatState, status: AgentStatus) -> None:
+    """agent_families adds heartbeat outcomes, the path to the control plane and the last throughput."""
+    out.family(
+        "cara_agent_heartbeats",
+        "counter",
+        "Heartbeat passes by outcome.",
+        [({"result": k}, v) for k, v in sorted(beats.counts.items())],
+    )
+    out.family("cara_agent_registered", "gauge", "1 when the Node is registered.", [({}, int(beats.registered))])
+    out.family(
+        "cara_agent_server_reachable",
+        "gauge",
+        "1 when the last beat reached the control plane.",
+        [({}, int(beats.server_reachable))],
+    )
+    if beats.last_success is not None:
+        out.family(
+            "cara_agent_last_heartbeat_timestamp_seconds",
+            "gauge",
+            "Unix time of the last accepted beat.",
+            [({}, beats.last_success.timestamp())],
+        )
+    network = status.last_network
+    mode: list[tuple[dict[str, str], float]] = (
+        [({}, 1 if network.mode == "Direct" else 0)] if network is not None and network.mode is not None else []
+    )
+    out.family("cara_agent_path_direct", "gauge", "1 when the path to the control plane is Direct, 0 on DERP.", mode)
+    if network is not None and network.latency_ms is not None:
+        out.family(
+            "cara_agent_path_latency_ms",
+            "gauge",
+            "Round trip to the control plane in milliseconds.",
+            [({}, network.latency_ms)],
+        )
+    view = status.last_view
+    running = int(view is not None and view.backend_state == "Running")
+    out.family("cara_agent_tailscaled_running", "gauge", "1 when tailscaled is Running.", [({}, running)])
+    m = status.measurement
+    if m is not None:
+        rates = [({"direction": "download"}, m.download_bps), ({"direction": "upload"}, m.upload_bps)]
+        out.family("cara_agent_throughput_bps", "gauge", "Last measured throughput in bits per second.", rates)
+        out.family(
+            "cara_agent_throughput_bytes_used", "gauge", "Bytes the last throughput test moved.", [({}, m.bytes_used)]
+        )
+
+
+def metrics_handler(
+    beats: BeatState, status: AgentStatus, started: float | None = None
+) -> Callable[[], tuple[int, str, bytes]]:
+    """metrics_handler returns the /metrics handler of the agent's HTTP server."""
+    start = time.time() if started is None else started
+
+    def handler() -> tuple[int, str, bytes]:
+        out = Exposition()
+        agent_families(out, beats, status)
+        process_families(out, start)
+        return 200, CONTENT_TYPE, out.render()
+
+    return handler

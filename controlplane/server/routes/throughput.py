@@ -20,8 +20,10 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 
 #: Longest download a caller may ask for, in seconds: a measurement is time-boxed, and so is what it costs us.
 MAX_SECONDS: Final = 10.0
-#: Longest an upload may run before the sink stops reading (the same bound, plus slack for a slow start).
-MAX_UPLOAD_SECONDS: Final = MAX_SECONDS + 2.0
+#: Width of one arrival bucket of an upload, in seconds (fine enough for a window of a second or more).
+BUCKET_SECONDS: Final = 0.01
+#: An upload is counted for at most this many buckets (the download's cap plus slack for a slow start).
+MAX_BUCKETS: Final = int((MAX_SECONDS + 2.0) / BUCKET_SECONDS)
 #: One chunk of the download stream; preallocated once, so streaming costs no allocation per chunk.
 CHUNK: Final = bytes(64 * 1024)
 
@@ -56,12 +58,33 @@ async def download(caller: CallerDep, seconds: Annotated[str, Query()] = "3") ->
 
 @router.post("/upload")
 async def upload(request: Request, caller: CallerDep) -> JSONResponse:
-    """upload reads the body and discards it, answering {"bytes", "seconds"} as the server saw them."""
+    """upload reads the body and discards it, answering what arrived when, on the server's clock.
+
+    The answer is {"bytes", "seconds", "start", "bucketSeconds", "buckets"}: `start` is the server's monotonic
+    time of the first byte and `buckets[i]` the bytes that arrived in [start + i*bucketSeconds, ...). The agent
+    merges the streams' buckets on this one clock and counts only its steady window, like iperf3's receiver.
+    """
     _require_measurer(caller)
     started = time.monotonic()
+    first: float | None = None
+    buckets: list[int] = []
     received = 0
     async for chunk in request.stream():
+        now = time.monotonic()
+        if first is None:
+            first = now
+        index = int((now - first) / BUCKET_SECONDS)
+        if index >= len(buckets):
+            if index >= MAX_BUCKETS:
+                break  # past the time box: stop counting (the connection closes with the response)
+            buckets.extend([0] * (index + 1 - len(buckets)))
+        buckets[index] += len(chunk)
         received += len(chunk)
-        if time.monotonic() - started > MAX_UPLOAD_SECONDS:
-            break
-    return JSONResponse({"bytes": received, "seconds": round(time.monotonic() - started, 6)})
+    doc = {
+        "bytes": received,
+        "seconds": round(time.monotonic() - started, 6),
+        "start": first if first is not None else started,
+        "bucketSeconds": BUCKET_SECONDS,
+        "buckets": buckets,
+    }
+    return JSONResponse(doc)

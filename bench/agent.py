@@ -1,0 +1,217 @@
+"""Benchmark of cara-agent in the lab: its throughput figure vs iperf3 on the same shaped path, its RSS and CPU.
+
+Run as root: `.venv/bin/python -m bench.agent [--rates 100mbit,1gbit] [--repeats 3] [--seconds 90] [--json]`.
+It uses the headscale-dev lab (`$CARA_LAB`, default `cara`; brought up if down and then taken down again), runs
+cara-server in `control`, and for each rate shapes `edge1`'s link with `lab shape` (tc tbf), then measures the
+same tailnet path edge1 <-> control with the agent's own meter (4 streams, 3 s per direction, ramp-up discarded)
+and with iperf3 (4 streams, 1 s omitted, 4 s counted). Download is control -> edge (iperf3 -R), upload is
+edge -> control. Then it runs a real agent in `edge2` at the default 10 s beats and samples its RSS and CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+PROBE_HOST = "edge1"
+AGENT_HOST = "edge2"
+IPERF_PORT = 5201
+TARGET_DIFF_PERCENT = 5.0
+TARGET_RSS_MIB = 40.0
+TARGET_CPU_PERCENT = 0.5
+
+
+def _progress(started: float) -> Callable[[str], None]:
+    def say(message: str) -> None:
+        print(f"[{time.monotonic() - started:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+    return say
+
+
+async def _measure_once(url: str, streams: int, duration: float) -> dict[str, float]:
+    """_measure_once is the agent's own measurement (agent.throughput.ServerMeter), as run inside an edge."""
+    from agent.throughput import ServerMeter
+
+    meter = ServerMeter(base_url=url, streams=streams, duration=duration, now=lambda: datetime.now(UTC))
+    result = await meter.measure()
+    return {"download": result.download_bps, "upload": result.upload_bps, "bytes": result.bytes_used}
+
+
+def _agent_measure(lab: Any, url: str) -> dict[str, float]:
+    """_agent_measure runs one agent measurement in PROBE_HOST (a subprocess in its netns) and returns bits/s."""
+    out = lab.run(PROBE_HOST, sys.executable, "-m", "bench.agent", "--measure-only", url, timeout=60).stdout
+    return dict(json.loads(out))
+
+
+def _iperf(lab: Any, server_ip: str, reverse: bool) -> float:
+    """_iperf runs iperf3 from PROBE_HOST to control over the tailnet and returns the receiver's bits/s."""
+    server = lab.popen(
+        "control",
+        "iperf3",
+        "-s",
+        "-1",
+        "-B",
+        server_ip,
+        "-p",
+        str(IPERF_PORT),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        argv = ["iperf3", "-c", server_ip, "-p", str(IPERF_PORT), "-P", "4", "-O", "1", "-t", "4", "-J"]
+        for _ in range(50):  # the server needs a moment to listen
+            result = lab.run(PROBE_HOST, *argv, *(["-R"] if reverse else []), check=False, timeout=30)
+            doc = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
+            if result.returncode == 0 and "sum_received" in doc.get("end", {}):
+                return float(doc["end"]["sum_received"]["bits_per_second"])
+            time.sleep(0.1)
+        raise RuntimeError(f"iperf3 failed: {result.stdout[-500:]} {result.stderr[-500:]}")
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.wait()
+
+
+def bench_throughput(
+    lab: Any, url: str, server_ip: str, rates: list[str], repeats: int, say: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    rows = []
+    for rate in rates:
+        lab.shape(PROBE_HOST, rate)
+        try:
+            say(f"{PROBE_HOST} shaped to {rate}: agent meter x{repeats}")
+            agent = [_agent_measure(lab, url) for _ in range(repeats)]
+            say(f"{PROBE_HOST} shaped to {rate}: iperf3 x{repeats} each way")
+            iperf_down = [_iperf(lab, server_ip, reverse=True) for _ in range(repeats)]
+            iperf_up = [_iperf(lab, server_ip, reverse=False) for _ in range(repeats)]
+        finally:
+            lab.shape(PROBE_HOST, "off")
+        for direction, ours, theirs in (
+            ("download", [a["download"] for a in agent], iperf_down),
+            ("upload", [a["upload"] for a in agent], iperf_up),
+        ):
+            a, i = statistics.median(ours), statistics.median(theirs)
+            diff = (a - i) / i * 100
+            rows.append(
+                {
+                    "rate": rate,
+                    "direction": direction,
+                    "agent_mbps": round(a / 1e6, 1),
+                    "iperf3_mbps": round(i / 1e6, 1),
+                    "diff_percent": round(diff, 1),
+                    "ok": abs(diff) <= TARGET_DIFF_PERCENT,
+                    "agent_samples_mbps": [round(x / 1e6, 1) for x in ours],
+                    "iperf3_samples_mbps": [round(x / 1e6, 1) for x in theirs],
+                    "agent_bytes_used": int(statistics.median(x["bytes"] for x in agent)),
+                }
+            )
+            say(f"{rate} {direction}: agent {a / 1e6:.1f} Mbps, iperf3 {i / 1e6:.1f} Mbps ({diff:+.1f} %)")
+    return rows
+
+
+def _proc_times(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def bench_footprint(lab: Any, plane: Any, seconds: float, workdir: Path, say: Callable[[str], None]) -> dict[str, Any]:
+    """bench_footprint runs one agent at 10 s beats and samples RSS and CPU once its start-up measurement is done."""
+    from tests.lab.agents import node, start_agent, wait_until
+
+    agent = start_agent(lab, AGENT_HOST, workdir, env={"HEARTBEAT_INTERVAL": "10s"})
+    try:
+        say(f"agent in {AGENT_HOST}: waiting for registration and its first throughput test")
+        wait_until(
+            "first measurement",
+            lambda: (((node(plane, AGENT_HOST) or {}).get("status") or {}).get("network") or {}).get("throughput"),
+            90,
+        )
+        pid = agent.process.pid
+        say(f"sampling pid {pid} for {seconds:g}s at 10 s beats")
+        cpu0, t0 = _proc_times(pid), time.monotonic()
+        rss = []
+        while time.monotonic() - t0 < seconds:
+            rss.append(_rss_mib(pid))
+            time.sleep(1.0)
+        cpu = (_proc_times(pid) - cpu0) / (time.monotonic() - t0) * 100
+        return {
+            "rss_mib_max": round(max(rss), 1),
+            "rss_mib_median": round(statistics.median(rss), 1),
+            "cpu_percent_of_core": round(cpu, 3),
+            "seconds": seconds,
+            "rss_ok": max(rss) <= TARGET_RSS_MIB,
+            "cpu_ok": cpu <= TARGET_CPU_PERCENT,
+        }
+    finally:
+        agent.stop()
+
+
+def _print_table(result: dict[str, Any]) -> None:
+    target = f"target ±{TARGET_DIFF_PERCENT:g} %"
+    print(f"{'rate':<8} {'direction':<9} {'agent Mbps':>10} {'iperf3 Mbps':>11} {'diff %':>7}  {target}")
+    for row in result["throughput"]:
+        mark = "ok" if row["ok"] else "MISS"
+        figures = f"{row['agent_mbps']:>10.1f} {row['iperf3_mbps']:>11.1f} {row['diff_percent']:>+7.1f}"
+        print(f"{row['rate']:<8} {row['direction']:<9} {figures}  {mark}")
+    fp = result["footprint"]
+    if fp:
+        rss_mark, cpu_mark = ("ok" if fp["rss_ok"] else "MISS"), ("ok" if fp["cpu_ok"] else "MISS")
+        print(
+            f"agent RSS max {fp['rss_mib_max']} MiB (median {fp['rss_mib_median']}), target <= {TARGET_RSS_MIB:g} MiB: {rss_mark}"
+        )
+        cpu = f"agent CPU {fp['cpu_percent_of_core']} % of a core over {fp['seconds']:g}s at 10 s beats"
+        print(f"{cpu}, target <= {TARGET_CPU_PERCENT} %: {cpu_mark}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bench.agent", description=__doc__.splitlines()[0])
+    p.add_argument("--lab", default=os.environ.get("CARA_LAB", "cara"))
+    p.add_argument("--rates", default="100mbit,1gbit", help="comma-separated tc rates (default %(default)s)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=90.0, help="how long to sample RSS and CPU (default %(default)s)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--measure-only", metavar="URL", help=argparse.SUPPRESS)  # internal: one measurement, JSON out
+    args = p.parse_args(argv)
+    if args.measure_only:
+        print(json.dumps(asyncio.run(_measure_once(args.measure_only, 4, 3.0))))
+        return 0
+
+    from tests.lab.conftest import using_lab
+    from tests.lab.control_plane import running_control_plane
+
+    say = _progress(time.monotonic())
+    with using_lab(args.lab) as lab, tempfile.TemporaryDirectory(prefix="cara-bench-agent-") as tmp:
+        say(f"lab {args.lab!r} is up; starting cara-server in control")
+        with running_control_plane(lab, Path(tmp) / "plane") as plane:
+            server_ip = lab.hosts["control"]["ip"]
+            rates = [rate for rate in args.rates.split(",") if rate]
+            rows = bench_throughput(lab, plane.url, server_ip, rates, args.repeats, say)
+            footprint = bench_footprint(lab, plane, args.seconds, Path(tmp) / "agents", say) if args.seconds > 0 else {}
+    result = {"throughput": rows, "footprint": footprint}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print_table(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
