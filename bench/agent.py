@@ -174,9 +174,8 @@ def _print_table(result: dict[str, Any]) -> None:
     fp = result["footprint"]
     if fp:
         rss_mark, cpu_mark = ("ok" if fp["rss_ok"] else "MISS"), ("ok" if fp["cpu_ok"] else "MISS")
-        print(
-            f"agent RSS max {fp['rss_mib_max']} MiB (median {fp['rss_mib_median']}), target <= {TARGET_RSS_MIB:g} MiB: {rss_mark}"
-        )
+        rss = f"agent RSS max {fp['rss_mib_max']} MiB (median {fp['rss_mib_median']})"
+        print(f"{rss}, target <= {TARGET_RSS_MIB:g} MiB: {rss_mark}")
         cpu = f"agent CPU {fp['cpu_percent_of_core']} % of a core over {fp['seconds']:g}s at 10 s beats"
         print(f"{cpu}, target <= {TARGET_CPU_PERCENT} %: {cpu_mark}")
 
