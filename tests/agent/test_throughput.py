@@ -224,3 +224,41 @@ async def test_viewers_may_not_load_the_server(memory_store: Store, clock: FakeC
         up = await client.post("/api/v1/throughput/upload", content=b"x")
     assert (down.status_code, up.status_code) == (403, 403)
     assert "a node or admin role is needed" in down.json()["detail"]
+
+
+async def test_upload_route_answers_arrivals_on_its_own_clock(api: httpx.AsyncClient) -> None:
+    doc = (await api.post("/api/v1/throughput/upload", content=bytes(200_000))).json()
+    assert doc["bucketSeconds"] == 0.01
+    assert sum(doc["buckets"]) == doc["bytes"] == 200_000
+    assert isinstance(doc["start"], float)
+
+
+async def test_meter_prefers_the_servers_arrival_buckets() -> None:
+    """With buckets in the answer, the upload rate is what the server saw arrive in the steady window."""
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/download"):
+            return httpx.Response(200, stream=_Stream(_chunks(50)))
+        async for _ in request.stream:  # type: ignore[union-attr]
+            pass
+        # 100 buckets of 10 ms from t=1000.0: 12_500 bytes each = 10 Mbit/s throughout.
+        return httpx.Response(
+            200, json={"bytes": 1_250_000, "start": 1000.0, "bucketSeconds": 0.01, "buckets": [12_500] * 100}
+        )
+
+    meter = ServerMeter(
+        base_url="http://x.test",
+        streams=1,
+        duration=1.0,
+        ramp=0.25,
+        transport=httpx.MockTransport(handler),
+        clock=TickClock(0.001),
+        now=lambda: NOW,
+    )
+    result = await meter.measure()
+    assert result.upload_bps == pytest.approx(10e6, rel=0.02)
+
+
+async def _chunks(n: int) -> AsyncIterator[bytes]:
+    for _ in range(n):
+        yield bytes(CHUNK_BYTES)

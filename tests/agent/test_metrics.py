@@ -1,0 +1,51 @@
+"""The agent's hand-written /metrics: valid Prometheus text with the agent's and the process's figures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from agent.collectors.tailnet import TailnetView, _condition
+from agent.heartbeat import BeatState
+from agent.metrics import CONTENT_TYPE, metrics_handler
+from agent.settings import Reservation
+from agent.status import AgentStatus
+from agent.throughput import Measurement
+from controlplane.api import ConditionStatus, NetworkMode, NodeInfo, NodeNetworkStatus
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def test_metrics_parse_and_carry_the_live_state() -> None:
+    beats = BeatState(registered=True, server_reachable=True, last_success=NOW, counts={"full": 2, "empty": 7})
+    status = AgentStatus(
+        tailnet=None,  # type: ignore[arg-type]
+        resources=None,  # type: ignore[arg-type]
+        info=NodeInfo(),
+        data_dir=Path("/"),
+        reserved=Reservation(),
+        now=lambda: NOW,
+        measurement=Measurement(94.1e6, 41e6, 1234, NOW),
+        last_view=TailnetView(
+            None, _condition(ConditionStatus.FALSE, "TailscaledRunning", "ok", NOW), "100.64.0.3", "Running"
+        ),
+        last_network=NodeNetworkStatus(mode=NetworkMode.DERP, latency_ms=3.5),
+    )
+    code, ctype, body = metrics_handler(beats, status, started=1.0)()
+    assert (code, ctype) == (200, CONTENT_TYPE)
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+    assert samples[("cara_agent_heartbeats_total", (("result", "empty"),))] == 7
+    assert samples[("cara_agent_heartbeats_total", (("result", "full"),))] == 2
+    assert samples[("cara_agent_path_direct", ())] == 0
+    assert samples[("cara_agent_path_latency_ms", ())] == 3.5
+    assert samples[("cara_agent_tailscaled_running", ())] == 1
+    assert samples[("cara_agent_throughput_bps", (("direction", "download"),))] == 94.1e6
+    assert samples[("cara_agent_last_heartbeat_timestamp_seconds", ())] == NOW.timestamp()
+    assert samples[("process_resident_memory_bytes", ())] > 1e6
+    assert samples[("process_cpu_seconds_total", ())] > 0
