@@ -9,6 +9,7 @@ from ._conditions import (
     set_condition,
 )
 from ._errors import InvalidObject, decode, describe_errors
+from ._history import CONTROL_PLANE_PEER, NodeHistory, PathChange, ThroughputSample
 from ._json import MAX_INTEGER_DIGITS, NotStrictJSON, strict_json_loads
 from ._meta import (
     API_VERSION,
@@ -70,6 +71,7 @@ from ._quantity import (
 __all__ = [
     "API_VERSION",
     "CONTROL_PLANE_CONDITIONS",
+    "CONTROL_PLANE_PEER",
     "MAX_BODY_BYTES",
     "MAX_INTEGER_DIGITS",
     "NAME_RULE",
@@ -87,6 +89,7 @@ __all__ = [
     "Node",
     "NodeBinding",
     "NodeConditionType",
+    "NodeHistory",
     "NodeInfo",
     "NodeList",
     "NodeNetworkStatus",
@@ -96,6 +99,7 @@ __all__ = [
     "NodeThroughput",
     "NotStrictJSON",
     "ObjectMeta",
+    "PathChange",
     "PeerPath",
     "Project",
     "ProjectList",
@@ -107,6 +111,7 @@ __all__ = [
     "ResourceRequests",
     "ServiceDef",
     "TailnetInfo",
+    "ThroughputSample",
     "Timestamp",
     "VolumeDef",
     "VolumeMount",

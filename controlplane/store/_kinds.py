@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
-from controlplane.api import Node, Project, ProjectPhase
+from controlplane.api import Node, NodeHistory, PathChange, Project, ProjectPhase, ThroughputSample
 
 from .base import NodeChanges, NodeMutator, ProjectMutator
 
 M = TypeVar("M", Node, Project)
+H = TypeVar("H", ThroughputSample, PathChange)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,3 +167,30 @@ class KindStore(ABC):
     async def delete_project(self, name: str) -> None:
         """delete_project removes the Project; raises NotFound."""
         await self._delete(PROJECTS, name)
+
+
+#: The kinds of node_history rows: one list each in NodeHistory.
+HISTORY_THROUGHPUT: Final = "throughput"
+HISTORY_PATH: Final = "path"
+
+
+def history_batches(
+    throughput: Sequence[ThroughputSample], paths: Sequence[PathChange]
+) -> list[tuple[str, Sequence[ThroughputSample] | Sequence[PathChange]]]:
+    """history_batches pairs each list of new history entries with the kind its rows are stored under."""
+    return [(HISTORY_THROUGHPUT, throughput), (HISTORY_PATH, paths)]
+
+
+def history_of(name: str, rows: Iterable[tuple[str, str | dict[str, Any]]]) -> NodeHistory:
+    """history_of rebuilds a NodeHistory from (kind, doc) rows in insertion order."""
+    history = NodeHistory(name=name)
+    for kind, doc in rows:
+        if kind == HISTORY_THROUGHPUT:
+            history.throughput.append(_load(ThroughputSample, doc))
+        elif kind == HISTORY_PATH:
+            history.paths.append(_load(PathChange, doc))
+    return history
+
+
+def _load(model: type[H], doc: str | dict[str, Any]) -> H:
+    return model.model_validate(doc) if isinstance(doc, dict) else model.model_validate_json(doc)

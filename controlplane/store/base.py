@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from controlplane.api import Node, Project, ProjectPhase
+from controlplane.api import Node, NodeHistory, PathChange, Project, ProjectPhase, ThroughputSample
 
 
 class StoreError(Exception):
@@ -128,6 +128,24 @@ class Store(Protocol):
 
     async def load_leases(self) -> dict[str, datetime]:
         """load_leases returns every persisted node lease."""
+        ...
+
+    async def append_history(
+        self,
+        name: str,
+        *,
+        throughput: Sequence[ThroughputSample] = (),
+        paths: Sequence[PathChange] = (),
+        limit: int,
+    ) -> None:
+        """append_history adds entries to the Node's history, keeping only the newest limit of each list.
+
+        One transaction; an unknown (e.g. just deleted) name is skipped. Deleting a Node deletes its history.
+        """
+        ...
+
+    async def get_history(self, name: str) -> NodeHistory:
+        """get_history returns the Node's kept throughput samples and path changes, oldest first; raises NotFound."""
         ...
 
     async def try_acquire_leadership(self, holder: str, ttl_s: float, now: datetime) -> bool:

@@ -20,9 +20,9 @@ import psycopg.conninfo
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from controlplane.api import ProjectPhase
+from controlplane.api import NodeHistory, PathChange, ProjectPhase, ThroughputSample
 
-from ._kinds import Kind, KindStore, M, require_utc
+from ._kinds import Kind, KindStore, M, history_batches, history_of, require_utc
 from .base import AlreadyExists, NotFound, StoreError
 
 #: pg_advisory_xact_lock key taken while migrating ("cara" in ASCII).
@@ -56,6 +56,13 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         " $$ BEGIN NEW.revision := nextval('node_revision'); RETURN NEW; END $$",
         "CREATE TRIGGER nodes_revision BEFORE INSERT OR UPDATE OF doc ON nodes"
         " FOR EACH ROW EXECUTE FUNCTION nodes_bump_revision()",
+    ),
+    (
+        # Node history (throughput samples, path changes) beside the Node, so Node documents stay small.
+        "CREATE TABLE node_history (seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+        ' name text COLLATE "C" NOT NULL REFERENCES nodes (name) ON DELETE CASCADE, kind text NOT NULL,'
+        " doc jsonb NOT NULL)",
+        "CREATE INDEX node_history_name ON node_history (name, kind, seq)",
     ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -250,6 +257,52 @@ class PostgresStore(KindStore):
             async with self._pool.connection() as conn:
                 rows = await (await conn.execute("SELECT name, renewed_at FROM node_leases")).fetchall()
         return {str(name): at.astimezone(UTC) for name, at in rows}
+
+    # History.
+
+    async def append_history(
+        self,
+        name: str,
+        *,
+        throughput: Sequence[ThroughputSample] = (),
+        paths: Sequence[PathChange] = (),
+        limit: int,
+    ) -> None:
+        """append_history adds entries and trims each list to its newest limit, in one transaction."""
+        batches = [
+            (kind, [entry.to_wire() for entry in entries]) for kind, entries in history_batches(throughput, paths)
+        ]
+        if not any(docs for _, docs in batches):
+            return
+        with _pg_errors():
+            async with self._pool.connection() as conn, conn.transaction():
+                cur = await conn.execute("SELECT 1 FROM nodes WHERE name = %s FOR SHARE", (name,))
+                if await cur.fetchone() is None:
+                    return
+                for kind, docs in batches:
+                    if not docs:
+                        continue
+                    await conn.execute(
+                        "INSERT INTO node_history (name, kind, doc) SELECT %s, %s, d FROM unnest(%s::jsonb[])"
+                        " WITH ORDINALITY AS t (d, i) ORDER BY i",
+                        (name, kind, [Jsonb(doc) for doc in docs]),
+                    )
+                    await conn.execute(
+                        "DELETE FROM node_history WHERE name = %s AND kind = %s AND seq <="
+                        " (SELECT seq FROM node_history WHERE name = %s AND kind = %s"
+                        " ORDER BY seq DESC LIMIT 1 OFFSET %s)",
+                        (name, kind, name, kind, limit),
+                    )
+
+    async def get_history(self, name: str) -> NodeHistory:
+        """get_history returns the kept entries of the Node, oldest first; raises NotFound."""
+        with _pg_errors():
+            async with self._pool.connection() as conn, conn.transaction():
+                if await (await conn.execute("SELECT 1 FROM nodes WHERE name = %s", (name,))).fetchone() is None:
+                    raise NotFound("Node", name)
+                cur = await conn.execute("SELECT kind, doc FROM node_history WHERE name = %s ORDER BY seq", (name,))
+                rows = await cur.fetchall()
+        return history_of(name, rows)
 
     async def try_acquire_leadership(self, holder: str, ttl_s: float, now: datetime) -> bool:
         """try_acquire_leadership takes the leader lease if it is free or expired, or renews it if holder has it.

@@ -28,9 +28,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from controlplane.api import Node, Project, ProjectPhase
+from controlplane.api import Node, NodeHistory, PathChange, Project, ProjectPhase, ThroughputSample
 
-from ._kinds import Kind, KindStore, M, require_utc
+from ._kinds import Kind, KindStore, M, history_batches, history_of, require_utc
 from .base import AlreadyExists, NotFound, StoreError
 
 T = TypeVar("T")
@@ -72,6 +72,12 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             for event in ("INSERT", "UPDATE OF doc")
         ),
     ),
+    (
+        # Node history (throughput samples, path changes) beside the Node, so Node documents stay small.
+        "CREATE TABLE node_history (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " name TEXT NOT NULL REFERENCES nodes (name) ON DELETE CASCADE, kind TEXT NOT NULL, doc TEXT NOT NULL)",
+        "CREATE INDEX node_history_name ON node_history (name, kind, seq)",
+    ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
@@ -97,7 +103,7 @@ def _from_micros(value: int) -> datetime:
     return _EPOCH + value * _MICROSECOND
 
 
-def _dump(obj: Node | Project) -> str:
+def _dump(obj: Node | Project | ThroughputSample | PathChange) -> str:
     return json.dumps(obj.to_wire(), separators=(",", ":"), ensure_ascii=False)
 
 
@@ -409,6 +415,56 @@ class SqliteStore(KindStore):
                 return conn.execute("SELECT name, renewed_at_us FROM node_leases").fetchall()
 
         return {name: _from_micros(us) for name, us in await self._worker.call(select, write=False)}
+
+    # History.
+
+    async def append_history(
+        self,
+        name: str,
+        *,
+        throughput: Sequence[ThroughputSample] = (),
+        paths: Sequence[PathChange] = (),
+        limit: int,
+    ) -> None:
+        """append_history adds entries and trims each list to its newest limit, in one transaction."""
+        batches = [(kind, [_dump(entry) for entry in entries]) for kind, entries in history_batches(throughput, paths)]
+        if not any(docs for _, docs in batches):
+            return
+
+        def append(conn: sqlite3.Connection) -> None:
+            with _sqlite_errors():
+                if conn.execute("SELECT 1 FROM nodes WHERE name = ?", (name,)).fetchone() is None:
+                    return
+                for kind, docs in batches:
+                    if not docs:
+                        continue
+                    conn.executemany(
+                        "INSERT INTO node_history (name, kind, doc) VALUES (?, ?, ?)",
+                        [(name, kind, doc) for doc in docs],
+                    )
+                    conn.execute(
+                        "DELETE FROM node_history WHERE name = ? AND kind = ? AND seq <= (SELECT seq FROM node_history"
+                        " WHERE name = ? AND kind = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                        (name, kind, name, kind, limit),
+                    )
+
+        await self._worker.call(append, write=True)
+
+    async def get_history(self, name: str) -> NodeHistory:
+        """get_history returns the kept entries of the Node, oldest first; raises NotFound."""
+
+        def select(conn: sqlite3.Connection) -> list[tuple[str, str]] | None:
+            with _sqlite_errors():
+                if conn.execute("SELECT 1 FROM nodes WHERE name = ?", (name,)).fetchone() is None:
+                    return None
+                return conn.execute(
+                    "SELECT kind, doc FROM node_history WHERE name = ? ORDER BY seq", (name,)
+                ).fetchall()
+
+        rows = await self._worker.call(select, write=False)
+        if rows is None:
+            raise NotFound("Node", name)
+        return history_of(name, rows)
 
     async def try_acquire_leadership(self, holder: str, ttl_s: float, now: datetime) -> bool:
         """try_acquire_leadership always succeeds: one SQLite file has one server, which is the leader."""
