@@ -10,7 +10,7 @@ from controlplane.api import Node, Project
 from controlplane.client import ApiError, Client, ClientError, Conflict
 
 from .context import Env, Failure, fail, problem_lines, run
-from .manifests import Manifest, ManifestError, load_manifests
+from .manifests import Manifest, ManifestError, duplicates, load_manifests
 
 
 def _read(filename: str) -> tuple[str, str]:
@@ -76,6 +76,7 @@ def apply(env: Env, filenames: tuple[str, ...]) -> None:
             manifests += load_manifests(*_read(filename))
         except ManifestError as exc:
             problems += exc.lines
+    problems += duplicates(manifests)
     if problems:
         raise Failure([f"Error: {line}" for line in problems])
     for manifest in manifests:

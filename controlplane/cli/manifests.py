@@ -11,7 +11,17 @@ from typing import Any, Final
 import yaml
 from pydantic import BaseModel
 
-from controlplane.api import MAX_BODY_BYTES, InvalidObject, Node, NodeStatus, Project, ProjectStatus, decode
+from controlplane.api import (
+    MAX_BODY_BYTES,
+    InvalidObject,
+    Node,
+    NodeStatus,
+    NotStrictJSON,
+    Project,
+    ProjectStatus,
+    decode,
+    strict_json_loads,
+)
 
 #: The server's default request body limit (1 MiB); checked here too so a big 3rd document stops the whole apply.
 
@@ -43,23 +53,56 @@ class Manifest:
         return f"{self.obj.kind.lower()}/{self.obj.name}"
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """_StrictLoader is YAML's safe loader refusing a mapping that names a key twice (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if key_node.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {json.dumps(key_node.value)}", key_node.start_mark
+                    )
+                seen.add(key_node.value)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _position(text: str, offset: int) -> str:
+    """_position renders a character offset of text as `line L, column C`."""
+    line, column = text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset)
+    return f"line {line}, column {column}"
+
+
+def _parse(text: str, source: str) -> list[Any]:
+    """_parse reads text as JSON when it looks like JSON, else as multi-document YAML; raises ManifestError."""
+    try:
+        if text.lstrip()[:1] in ("{", "["):
+            data = strict_json_loads(text)
+            return data if isinstance(data, list) else [data]
+        return list(yaml.load_all(text, Loader=_StrictLoader))
+    except json.JSONDecodeError as exc:
+        raise ManifestError([f"{source}: line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}"]) from None
+    except NotStrictJSON as exc:
+        raise ManifestError([f"{source}: invalid JSON: {exc}"]) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ManifestError([f"{source}: {where}invalid YAML: {exc.problem or exc.context}"]) from None
+    except yaml.reader.ReaderError as exc:  # a control character: one line, where it is, not PyYAML's two
+        what = f"unacceptable character U+{exc.character:04X}" if isinstance(exc.character, int) else exc.reason
+        raise ManifestError([f"{source}: {_position(text, exc.position)}: invalid YAML: {what}"]) from None
+    except yaml.YAMLError as exc:
+        raise ManifestError([f"{source}: invalid YAML: {str(exc).splitlines()[0]}"]) from None
+    except RecursionError:
+        raise ManifestError([f"{source}: nested too deeply to be a manifest"]) from None
+    except ValueError as exc:  # PyYAML's int() of a 5,000-digit number
+        raise ManifestError([f"{source}: invalid YAML: {exc}"]) from None
+
+
 def _documents(text: str, source: str) -> list[tuple[str, Any]]:
-    """_documents parses text as JSON when it looks like JSON, else as multi-document YAML."""
-    if text.lstrip()[:1] in ("{", "["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ManifestError([f"{source}: line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}"]) from None
-        docs = data if isinstance(data, list) else [data]
-    else:
-        try:
-            docs = list(yaml.safe_load_all(text))
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-            raise ManifestError([f"{source}: {where}invalid YAML: {exc.problem or exc.context}"]) from None
-        except yaml.YAMLError as exc:
-            raise ManifestError([f"{source}: invalid YAML: {exc}"]) from None
+    """_documents splits text into documents (items of a List kind count as documents), skipping empty ones."""
+    docs = _parse(text, source)
     found: list[tuple[str, Any]] = []
     for index, doc in enumerate(docs, start=1):
         where = f"{source}: document {index}"
@@ -150,3 +193,14 @@ def load_manifests(text: str, source: str) -> list[Manifest]:
     if not manifests:
         raise ManifestError([f"{source}: no objects found (the file is empty)"])
     return manifests
+
+
+def duplicates(manifests: list[Manifest]) -> list[str]:
+    """duplicates names every object defined twice: applying both would let the last silently win."""
+    first: dict[str, str] = {}
+    problems: list[str] = []
+    for manifest in manifests:
+        where = first.setdefault(manifest.ref, manifest.where)
+        if where != manifest.where:
+            problems.append(f"{manifest.where}: metadata.name: {manifest.ref} is already defined in {where}")
+    return problems
