@@ -179,6 +179,10 @@ class Heartbeater:
         elif state.tailnet_was_down:
             state.tailnet_was_down = False  # tailscaled just came back; give the path one interval to settle
             delay = self.interval
+        elif self.backoff.failures == 0:
+            # One lost beat (e.g. the path switching Direct -> DERP under it) is retried on the normal schedule when
+            # that comes sooner than the backoff's first step; only repeated failures back off.
+            delay = min(self.backoff.next_delay(), self.interval)
         else:
             delay = self.backoff.next_delay()
         log.warning("heartbeat failed (%s); next try in %.1fs", exc, delay)

@@ -233,3 +233,11 @@ async def test_while_our_tailscaled_is_down_retry_every_interval_without_backoff
     assert await beater.beat_once() == 5.0  # still failing with a Running tailscaled: now the server is to blame
     recorder.down = False
     assert await beater.beat_once() == 10.0
+
+
+async def test_with_a_short_interval_one_lost_beat_is_retried_on_schedule(recorder: Recorder, clock: FakeClock) -> None:
+    beater = make(recorder, clock, FakeSource())
+    beater.interval = 2.0
+    await beater.beat_once()
+    recorder.down = True
+    assert [await beater.beat_once() for _ in range(4)] == [2.0, 10.0, 20.0, 40.0]
