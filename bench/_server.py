@@ -42,11 +42,13 @@ class BenchServer:
         return float(times.user + times.system)
 
     def stop(self) -> None:
+        """stop ends the server with SIGTERM (it flushes its leases) and waits for it."""
         self.process.terminate()
         try:
-            self.process.wait(10)
+            self.process.wait(30)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait(10)
 
 
 def start_server(

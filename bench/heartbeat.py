@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from bench._server import BenchServer
 LUA = Path(__file__).with_name("heartbeat.lua")
 #: The offered load of the latency target: 20,000 nodes beating every 10 s.
 TARGET_RATE = 2000
+#: Seconds to let the controllers settle after the warm-up: a lifecycle resync (5 s) plus its writes.
+SETTLE_S = 8
 
 FULL_BEAT: dict[str, Any] = {
     "network": {
@@ -91,9 +94,17 @@ def run_wrk(
 
 
 def measure(server: BenchServer, nodes: int, *, seconds: int, progress: Any) -> dict[str, float]:
-    """measure registers nodes on server, then runs empty and full beats; returns the figures."""
+    """measure registers nodes on server, brings them Ready, then runs empty and full beats; returns the figures.
+
+    The warm-up beats every node once or more and waits for the lifecycle controller to write them all
+    Ready, so the measured runs see the steady state (beats renewing leases) rather than a fleet coming up.
+    """
     progress(f"registering {nodes} nodes")
     asyncio.run(register_nodes(server.url, nodes))
+    warm_up = max(3, nodes // 2000)
+    progress(f"{nodes} nodes: warm-up, empty heartbeats for {warm_up}s, then {SETTLE_S}s for the controllers")
+    run_wrk(server.url, nodes, full=False, seconds=warm_up)
+    time.sleep(SETTLE_S)
     figures: dict[str, float] = {}
     for kind in ("empty", "full"):
         progress(f"{nodes} nodes: {kind} heartbeats flat out for {seconds}s")
@@ -113,3 +124,8 @@ def measure(server: BenchServer, nodes: int, *, seconds: int, progress: Any) -> 
         }
     figures["rss_mib"] = server.rss_mib()
     return figures
+
+
+def register(url: str, count: int) -> None:
+    """register is register_nodes for synchronous callers."""
+    asyncio.run(register_nodes(url, count))
