@@ -20,7 +20,7 @@ from . import problems
 from .context import ServerContext
 from .identity import Identity
 from .metrics import Metrics
-from .routes import nodes, projects, system, throughput
+from .routes import history, nodes, projects, system, throughput, web
 from .settings import Settings
 
 log = logging.getLogger("cara.server")
@@ -81,7 +81,7 @@ def create_app(
         now=now,
         identity=identity,
         settings=settings,
-        metrics=Metrics(),
+        metrics=Metrics(pair_limit=settings.metrics_pair_limit),
     )
 
     @contextlib.asynccontextmanager
@@ -112,6 +112,8 @@ def create_app(
     app.add_middleware(RequestMetrics, metrics=context.metrics)
     app.include_router(system.router)
     app.include_router(nodes.router)
+    app.include_router(history.router)
     app.include_router(projects.router)
     app.include_router(throughput.router)
+    app.include_router(web.router)
     return app

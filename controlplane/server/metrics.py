@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from .fleet_metrics import DEFAULT_PAIR_LIMIT, FleetCollector
+
 
 class Metrics:
     """Metrics holds the app's collectors; one instance per app, so tests never share counters."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, pair_limit: int = DEFAULT_PAIR_LIMIT) -> None:
         self.registry = CollectorRegistry()
         self.heartbeats = Counter(
             "cara_heartbeats_total",
@@ -32,6 +34,9 @@ class Metrics:
         self.nodes = Gauge(
             "cara_nodes", "Nodes known to the control plane, by state.", ["state"], registry=self.registry
         )
+        # Fleet: per-node and per-path series, observed from the store at each scrape.
+        self.fleet = FleetCollector(pair_limit=pair_limit)
+        self.registry.register(self.fleet)
 
     def render(self) -> bytes:
         """render returns the Prometheus text exposition."""

@@ -32,3 +32,8 @@ class Settings:
     lease_flush_interval: timedelta = timedelta(seconds=5)
     # RunControllers: run the lifecycle controllers and scheduler in this process.
     run_controllers: bool = True
+    # HistoryLimit: throughput samples and path changes kept per Node (each list); older entries are dropped.
+    history_limit: int = 50
+    # MetricsPairLimit: the most node → peer paths exported as per-pair metric series; bounds /metrics cardinality
+    # (the path to the control plane of every Node is always exported).
+    metrics_pair_limit: int = 10_000

@@ -25,6 +25,7 @@ OPERATIONS = [
     "POST /api/v1/nodes/{name}/drain",
     "POST /api/v1/nodes/{name}/release",
     "POST /api/v1/nodes/{name}/uncordon",
+    "GET /api/v1/nodes/{name}/history",
     "GET /api/v1/projects",
     "POST /api/v1/projects",
     "GET /api/v1/projects/{name}",

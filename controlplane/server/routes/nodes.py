@@ -24,6 +24,7 @@ from controlplane.store.base import AlreadyExists, Conflict
 from ..context import ServerContext, get_caller, get_context, parse_json, read_body, read_json
 from ..identity import Caller, Forbidden, Role, require_reader, require_writer
 from ..problems import problem_responses
+from . import history
 from ._common import check_path_name, json_body, parse_selector, wire, without_status
 
 router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
@@ -215,7 +216,9 @@ async def heartbeat(name: str, request: Request, context: Ctx, caller: CallerDep
         return Response(status_code=204)
     context.metrics.heartbeats.labels("full").inc()
     if not beat.model_copy(update={"state": None}).is_empty():  # facts to store, not only a goodbye
-        await context.store.update_node(name, _merge_beat(beat, context))
+        merge = history.Recorder(_merge_beat(beat, context))
+        after = await context.store.update_node(name, merge)
+        await history.record(context, merge.before, after)
     if beat.state is NodeState.NOT_READY:  # the agent is going away: NotReady now, not after the grace
         context.leases.release(name, now)
     else:

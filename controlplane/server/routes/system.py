@@ -25,7 +25,9 @@ async def healthz() -> str:
 @router.get("/metrics", response_class=Response)
 async def metrics(context: Ctx) -> Response:
     counts = dict.fromkeys(NodeState, 0)
-    for node in await context.store.list_nodes():
+    nodes = await context.store.list_nodes()
+    context.metrics.fleet.observe(nodes, context.leases, context.now())
+    for node in nodes:
         if node.status.state is not None:
             counts[node.status.state] += 1
     for state, count in counts.items():

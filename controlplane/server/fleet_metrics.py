@@ -1,0 +1,160 @@
+"""FleetCollector: per-node and per-path Prometheus series, built at scrape time from the stored Nodes and leases.
+
+Series (every label value is a Node name, a peer name, a mode or a direction):
+
+- `cara_node_heartbeat_age_seconds{node}`: seconds since the last heartbeat (the lease, else the stored time).
+- `cara_node_path_mode{node,peer,mode}`: 1 for the path's current mode, 0 for the other; both 0 when unknown.
+- `cara_node_path_latency_seconds{node,peer}`: round trip of the path's last probe.
+- `cara_node_throughput_bits_per_second{node,direction}`: the last throughput measurement (download, upload).
+- `cara_path_changes_total{node,peer}`: path mode changes recorded in the history since this process started.
+- `cara_metrics_dropped_paths`: node → peer paths left out of the per-pair series by the pair limit.
+
+The path to the control plane is the pair (node, "cara-server") and is always exported. Peer paths are
+exported up to `pair_limit` pairs in all (Nodes in name order, each Node's peers in name order), so the
+exposition has at most nodes × (2 + 2 + 3) + pair_limit × 4 series whatever the agents report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from controlplane.api import CONTROL_PLANE_PEER, NetworkMode, Node, parse_throughput
+from controlplane.store.leases import LeaseTable
+
+#: Default of Settings.metrics_pair_limit: node → peer series exported at most.
+DEFAULT_PAIR_LIMIT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Path:
+    node: str
+    peer: str
+    mode: NetworkMode | None
+    latency_ms: float | None
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    """_Snapshot is what the last scrape saw, reduced to the numbers the series need."""
+
+    ages: list[tuple[str, float]] = field(default_factory=list)
+    paths: list[_Path] = field(default_factory=list)
+    throughput: list[tuple[str, str, float]] = field(default_factory=list)
+    dropped: int = 0
+
+
+def _paths_of(node: Node) -> tuple[_Path | None, list[_Path]]:
+    """_paths_of returns the Node's path to the control plane (None when unreported) and its peer paths by name."""
+    network = node.status.network
+    if network is None:
+        return None, []
+    own = None
+    if network.mode is not None or network.latency_ms is not None:
+        own = _Path(node.name, CONTROL_PLANE_PEER, network.mode, network.latency_ms)
+    peers = sorted(network.peers or (), key=lambda peer: peer.name)
+    return own, [_Path(node.name, peer.name, peer.mode, peer.latency_ms) for peer in peers]
+
+
+def _rates(node: Node) -> list[tuple[str, str, float]]:
+    throughput = node.status.network.throughput if node.status.network else None
+    rates = []
+    for direction, text in (
+        ("download", throughput and throughput.download),
+        ("upload", throughput and throughput.upload),
+    ):
+        if text:
+            try:
+                rates.append((node.name, direction, parse_throughput(text)))
+            except ValueError:  # an agent's malformed rate is not a series
+                continue
+    return rates
+
+
+class FleetCollector(Collector):
+    """FleetCollector serves the series of the last `observe`; the /metrics route observes right before rendering."""
+
+    def __init__(self, *, pair_limit: int = DEFAULT_PAIR_LIMIT) -> None:
+        self.pair_limit = pair_limit
+        self._snapshot = _Snapshot()
+        # Path changes counted since start: node → count (path to the control plane), (node, peer) → count.
+        self._own_changes: dict[str, int] = {}
+        self._peer_changes: dict[tuple[str, str], int] = {}
+
+    def observe(self, nodes: Sequence[Node], leases: LeaseTable, now: datetime) -> None:
+        """observe replaces the snapshot with nodes (as stored) and their leases, at now."""
+        snapshot = _Snapshot()
+        pairs = 0
+        for node in nodes:
+            lease = leases.get(node.name)
+            beat = lease.renewed_at if lease is not None else node.status.last_heartbeat
+            if beat is not None:
+                snapshot.ages.append((node.name, max(0.0, (now - beat).total_seconds())))
+            own, peers = _paths_of(node)
+            if own is not None:
+                snapshot.paths.append(own)
+            kept = peers[: max(0, self.pair_limit - pairs)]
+            pairs += len(kept)
+            snapshot.paths += kept
+            snapshot.dropped += len(peers) - len(kept)
+            snapshot.throughput += _rates(node)
+        known = {node.name for node in nodes}
+        self._own_changes = {key: count for key, count in self._own_changes.items() if key in known}
+        self._peer_changes = {key: count for key, count in self._peer_changes.items() if key[0] in known}
+        self._snapshot = snapshot
+
+    def path_changed(self, node: str, peer: str) -> None:
+        """path_changed counts one recorded change of node's path to peer (peer pairs up to the pair limit)."""
+        if peer == CONTROL_PLANE_PEER:
+            self._own_changes[node] = self._own_changes.get(node, 0) + 1
+        elif (node, peer) in self._peer_changes or len(self._peer_changes) < self.pair_limit:
+            self._peer_changes[node, peer] = self._peer_changes.get((node, peer), 0) + 1
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families(_Snapshot(), {})
+
+    def collect(self) -> Iterable[Metric]:
+        changes = {(node, CONTROL_PLANE_PEER): count for node, count in self._own_changes.items()}
+        return self._families(self._snapshot, {**changes, **self._peer_changes})
+
+    @staticmethod
+    def _families(snapshot: _Snapshot, changes: dict[tuple[str, str], int]) -> list[Metric]:
+        age = GaugeMetricFamily(
+            "cara_node_heartbeat_age_seconds", "Seconds since the node's last heartbeat.", labels=["node"]
+        )
+        for node, seconds in snapshot.ages:
+            age.add_metric([node], seconds)
+        mode = GaugeMetricFamily(
+            "cara_node_path_mode",
+            'Path from node to peer ("cara-server": the control plane): 1 for its current mode, else 0.',
+            labels=["node", "peer", "mode"],
+        )
+        latency = GaugeMetricFamily(
+            "cara_node_path_latency_seconds", "Round trip of the last probe of the path.", labels=["node", "peer"]
+        )
+        for path in snapshot.paths:
+            for each in NetworkMode:
+                mode.add_metric([path.node, path.peer, each.value], 1.0 if path.mode is each else 0.0)
+            if path.latency_ms is not None:
+                latency.add_metric([path.node, path.peer], path.latency_ms / 1000)
+        throughput = GaugeMetricFamily(
+            "cara_node_throughput_bits_per_second",
+            "Last throughput measurement between the node and the control plane.",
+            labels=["node", "direction"],
+        )
+        for node, direction, rate in snapshot.throughput:
+            throughput.add_metric([node, direction], rate)
+        counted = CounterMetricFamily(
+            "cara_path_changes", "Path mode changes recorded since the server started.", labels=["node", "peer"]
+        )
+        for (node, peer), count in sorted(changes.items()):
+            counted.add_metric([node, peer], count)
+        dropped = GaugeMetricFamily(
+            "cara_metrics_dropped_paths", "Peer paths left out of the per-pair series by the pair limit."
+        )
+        dropped.add_metric([], snapshot.dropped)
+        return [age, mode, latency, throughput, counted, dropped]
