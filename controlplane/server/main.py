@@ -145,6 +145,13 @@ class ReplicaSettings:
     show_default=True,
     help="Leader lease lifetime, renewed every third of it; a dead leader is replaced within TTL + TTL/3.",
 )
+@click.option(
+    "--history-limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Throughput samples and path changes kept per node (each).",
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 def main(
     dev: bool,
@@ -157,6 +164,7 @@ def main(
     grace: timedelta,
     replica_id: str | None,
     leader_ttl: timedelta,
+    history_limit: int,
     log_level: str,
 ) -> None:
     """Run the Caravanserai control plane on this machine's tailnet addresses."""
@@ -174,7 +182,7 @@ def main(
         raise click.UsageError(str(exc)) from None
     if dev and (len(listen) > 1 or ts_socket or config_path):
         raise click.UsageError("--dev takes one loopback --listen and no --socket or --config")
-    settings = Settings(dev=dev, heartbeat_interval=heartbeat_interval, grace=grace)
+    settings = Settings(dev=dev, heartbeat_interval=heartbeat_interval, grace=grace, history_limit=history_limit)
     if data_dir is not None:
         settings = dataclasses.replace(settings, data_dir=data_dir)
     if store_url is None:
