@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 
 from controlplane.api import InvalidObject, NotStrictJSON, strict_json_loads
 from controlplane.store.base import Store
@@ -16,7 +17,7 @@ from controlplane.store.leases import LeaseTable
 
 from .identity import Caller, Identity
 from .metrics import Metrics
-from .problems import BodyTooLarge
+from .problems import BodyTooLarge, Problem
 from .settings import Settings
 
 
@@ -54,11 +55,14 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise BodyTooLarge(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone mid-body, or cut off by the body timeout (limits.py): nobody hears an answer
+        raise Problem(408, "the client disconnected before sending the whole body") from None
     return b"".join(chunks)
 
 

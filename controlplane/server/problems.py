@@ -71,10 +71,8 @@ def title_of(status: int) -> str:
         return "Error"
 
 
-def problem_response(
-    status: int, detail: str, errors: list[str] | None = None, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    """problem_response builds an application/problem+json response."""
+def problem_body(status: int, detail: str, errors: list[str] | None = None) -> dict[str, Any]:
+    """problem_body returns the problem document of status (design §3.3)."""
     body: dict[str, Any] = {
         "type": f"urn:caravanserai:problem:{title_of(status).lower().replace(' ', '-')}",
         "title": title_of(status),
@@ -83,7 +81,16 @@ def problem_response(
     }
     if errors is not None:
         body["errors"] = errors
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return body
+
+
+def problem_response(
+    status: int, detail: str, errors: list[str] | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """problem_response builds an application/problem+json response."""
+    return JSONResponse(
+        problem_body(status, detail, errors), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
 
 
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
@@ -96,6 +103,8 @@ async def _on_known(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, kind):
             if isinstance(exc, InvalidObject):
                 return problem_response(status, "the request is not valid; see errors", exc.errors)
+            if isinstance(exc, BodyTooLarge):  # the rest of the body is unread: close rather than drain it
+                return problem_response(status, str(exc), headers={"connection": "close"})
             return problem_response(status, str(exc))
     return await _on_unexpected(request, exc)
 
