@@ -33,6 +33,7 @@ from controlplane.api import (
     Heartbeat,
     InvalidObject,
     Node,
+    NodeHistory,
     NodeList,
     Project,
     ProjectList,
@@ -238,6 +239,10 @@ class Client:
         """list_nodes returns the Nodes, asking the server for those matching `key=value[,key=value]`."""
         params = {"labelSelector": label_selector} if label_selector else None
         return _decode(NodeList, await self._send("GET", "/api/v1/nodes", want_status=200, params=params))
+
+    async def history(self, name: str) -> NodeHistory:
+        """history returns the Node's last throughput samples and path changes, oldest first; raises NotFound."""
+        return _decode(NodeHistory, await self._send("GET", f"/api/v1/nodes/{_name(name)}/history", want_status=200))
 
     async def delete_node(self, name: str, *, force: bool = False) -> None:
         """delete_node deletes the Node; raises NotFound, or Conflict while projects are assigned to it."""

@@ -1,11 +1,11 @@
-"""`caractrl describe node|project NAME`: every field of one object, with its conditions as a table."""
+"""`caractrl describe node|project NAME`: every field of one object, its conditions and a Node's recent history."""
 
 from __future__ import annotations
 
 import click
 
-from controlplane.api import Node, Project
-from controlplane.client import Client
+from controlplane.api import Node, NodeHistory, Project
+from controlplane.client import Client, NotFound
 
 from . import printers
 from .context import Env, check_name, resolve_kind, run
@@ -20,7 +20,17 @@ def describe(env: Env, resource: str, name: str) -> None:
     kind = resolve_kind(resource)
     check_name(name)
 
-    async def fetch(client: Client) -> Node | Project:
-        return await (client.get_node(name) if kind == "node" else client.get_project(name))
+    async def fetch(client: Client) -> tuple[Node | Project, NodeHistory | None]:
+        if kind == "project":
+            return await client.get_project(name), None
+        node = await client.get_node(name)
+        try:
+            return node, await client.history(name)
+        except NotFound:  # a server without history (older than issue 7), or the Node was deleted meanwhile
+            return node, None
 
-    click.echo(printers.describe(run(env, fetch), env.now()))
+    obj, history = run(env, fetch)
+    lines = [printers.describe(obj, env.now())]
+    if history is not None:
+        lines += printers.history_lines(history)
+    click.echo("\n".join(lines))

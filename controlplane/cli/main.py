@@ -14,6 +14,7 @@ from .delete import delete
 from .describe import describe
 from .drain import drain
 from .get import get
+from .mesh import mesh
 from .version import version
 
 
@@ -58,7 +59,7 @@ def cli(ctx: click.Context, server: str | None, socket: str | None, verbose: boo
         _enable_verbose(ctx)
 
 
-for command in (apply, get, describe, delete, cordon, uncordon, drain, version):
+for command in (apply, get, describe, delete, cordon, uncordon, drain, mesh, version):
     cli.add_command(command)
 
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import yaml
 
-from controlplane.api import Condition, Node, Project, WireModel, format_time
+from controlplane.api import Condition, Node, NodeHistory, Project, WireModel, format_time
 
 NONE = "<none>"
 COLUMN_GAP = "   "
 
 NODE_COLUMNS = ["NAME", "STATE", "IP", "MODE", "AGE"]
-NODE_WIDE_COLUMNS = [*NODE_COLUMNS, "DNS", "DERP", "THROUGHPUT", "UNSCHEDULABLE"]
+NODE_WIDE_COLUMNS = [*NODE_COLUMNS, "DNS", "DERP", "LATENCY", "THROUGHPUT", "UNSCHEDULABLE"]
 PROJECT_COLUMNS = ["NAME", "PHASE", "NODE", "CONDITIONS", "AGE"]
 PROJECT_WIDE_COLUMNS = [*PROJECT_COLUMNS, "SERVICES", "CPU", "MEMORY"]
 
@@ -49,6 +49,11 @@ def _text(value: object) -> str:
     return str(value)
 
 
+def milliseconds(value: float | None) -> str:
+    """milliseconds renders a latency as `2.5ms`, or <none> when unknown."""
+    return NONE if value is None else f"{value:g}ms"
+
+
 def node_row(node: Node, now: datetime, *, wide: bool = False) -> list[str]:
     """node_row is one line of `get nodes`."""
     network = node.status.network
@@ -65,6 +70,7 @@ def node_row(node: Node, now: datetime, *, wide: bool = False) -> list[str]:
         row += [
             _text(network and network.dns_name),
             _text(network and network.derp_region),
+            milliseconds(network.latency_ms if network else None),
             _text(rate),
             _text(node.spec.unschedulable),
         ]
@@ -97,7 +103,11 @@ def project_row(project: Project, now: datetime, *, wide: bool = False) -> list[
 
 
 def nodes_table(nodes: Sequence[Node], now: datetime, *, wide: bool = False) -> str:
-    """nodes_table is the output of `get nodes` (with `-o wide`: DNS, DERP, THROUGHPUT down/up, UNSCHEDULABLE)."""
+    """nodes_table is the output of `get nodes`.
+
+    With `-o wide` it adds DNS, the path to the control plane (MODE, DERP region, LATENCY), THROUGHPUT down/up and
+    UNSCHEDULABLE.
+    """
     return table(NODE_WIDE_COLUMNS if wide else NODE_COLUMNS, [node_row(n, now, wide=wide) for n in nodes])
 
 
@@ -194,3 +204,36 @@ def describe(obj: Node | Project, now: datetime) -> str:
         lines += [f"{title}:", *_tree(section, 2)] if section else [f"{title + ':':<14}{NONE}"]
     lines += conditions_table(obj.status.conditions)
     return "\n".join(lines)
+
+
+#: How many of the newest history entries `describe node` shows per list.
+HISTORY_SHOWN = 5
+
+
+def history_lines(history: NodeHistory, shown: int = HISTORY_SHOWN) -> list[str]:
+    """history_lines is the history part of `describe node`: the newest throughput samples and path changes."""
+    samples = [
+        [format_time(s.time) if s.time else NONE, _text(s.download), _text(s.upload), _text(s.bytes_used)]
+        for s in history.throughput[-shown:]
+    ]
+    changes = [
+        [
+            format_time(c.time) if c.time else NONE,
+            c.peer,
+            _text(c.from_mode) if c.from_mode else "unknown",
+            _text(c.to_mode) + (f"({c.derp_region})" if c.derp_region else ""),
+            milliseconds(c.latency_ms),
+        ]
+        for c in history.paths[-shown:]
+    ]
+    lines = []
+    for title, headers, rows, total in (
+        ("Throughput history", ["TIME", "DOWNLOAD", "UPLOAD", "BYTES"], samples, len(history.throughput)),
+        ("Path changes", ["TIME", "PEER", "FROM", "TO", "LATENCY"], changes, len(history.paths)),
+    ):
+        if not rows:
+            lines.append(f"{title + ':':<14}{NONE}")
+            continue
+        lines.append(f"{title} (last {len(rows)} of {total}):")
+        lines += ["  " + line for line in table(headers, rows).splitlines()]
+    return lines

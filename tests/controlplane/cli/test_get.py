@@ -63,7 +63,18 @@ async def test_get_nodes_is_an_aligned_table(caractrl: Caractrl, fleet: None) ->
 async def test_get_nodes_wide_adds_dns_derp_throughput_unschedulable(caractrl: Caractrl, fleet: None) -> None:
     result = await caractrl("get", "nodes", "-o", "wide")
     header, first, second = result.stdout.splitlines()
-    assert header.split() == ["NAME", "STATE", "IP", "MODE", "AGE", "DNS", "DERP", "THROUGHPUT", "UNSCHEDULABLE"]
+    assert header.split() == [
+        "NAME",
+        "STATE",
+        "IP",
+        "MODE",
+        "AGE",
+        "DNS",
+        "DERP",
+        "LATENCY",
+        "THROUGHPUT",
+        "UNSCHEDULABLE",
+    ]
     assert first.split() == [
         "edge-1",
         "NotReady",
@@ -72,6 +83,7 @@ async def test_get_nodes_wide_adds_dns_derp_throughput_unschedulable(caractrl: C
         "5m",
         "edge-1.tailnet.test",
         "lab",
+        "<none>",
         "94.1Mbps/41.0Mbps",
         "false",
     ]
@@ -165,7 +177,7 @@ async def test_describe_node_shows_every_field_and_a_conditions_table(caractrl: 
         "Conditions:",
     ]:
         assert expected in lines
-    header, row = lines[lines.index("Conditions:") + 1 :]
+    header, row = lines[lines.index("Conditions:") + 1 : lines.index("Conditions:") + 3]
     assert header.split() == ["TYPE", "STATUS", "REASON", "MESSAGE", "LAST", "HEARTBEAT", "LAST", "TRANSITION"]
     assert row.split() == [
         "GPUHealthy",

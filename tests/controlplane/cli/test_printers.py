@@ -70,13 +70,19 @@ def test_nodes_table_wide() -> None:
     ready = node(
         "edge-1",
         state="Ready",
-        network={"ip": "100.64.0.1", "mode": "DERP", "derpRegion": "hub", "throughput": {"download": "9.5Mbps"}},
+        network={
+            "ip": "100.64.0.1",
+            "mode": "DERP",
+            "derpRegion": "hub",
+            "latencyMs": 38.5,
+            "throughput": {"download": "9.5Mbps"},
+        },
     )
     text = printers.nodes_table([ready, node("edge-20")], NOW, wide=True)
     assert text.splitlines() == [
-        "NAME      STATE    IP           MODE     AGE   DNS      DERP     THROUGHPUT   UNSCHEDULABLE",
-        "edge-1    Ready    100.64.0.1   DERP     3h    <none>   hub      9.5Mbps/?    false",
-        "edge-20   <none>   <none>       <none>   3h    <none>   <none>   <none>       false",
+        "NAME      STATE    IP           MODE     AGE   DNS      DERP     LATENCY   THROUGHPUT   UNSCHEDULABLE",
+        "edge-1    Ready    100.64.0.1   DERP     3h    <none>   hub      38.5ms    9.5Mbps/?    false",
+        "edge-20   <none>   <none>       <none>   3h    <none>   <none>   <none>    <none>       false",
     ]
 
 
