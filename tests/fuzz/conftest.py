@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
+from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from controlplane.server.app import create_app
@@ -16,6 +19,10 @@ from controlplane.server.identity import DevIdentity
 from controlplane.server.settings import Settings
 from controlplane.store import open_store
 from tests.conftest import FakeClock
+
+# Hypothesis keeps caches (constants, Unicode tables) in ./.hypothesis even without an example database: keep them
+# out of the checkout, in the machine's temp directory.
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "caravanserai-hypothesis")
 
 #: Cases per operation (issue 8: at least 1,000), shared by the stateless and stateful fuzzers.
 EXAMPLES = 1000
