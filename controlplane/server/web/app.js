@@ -153,7 +153,7 @@ function renderChart(history) {
     target.replaceChildren(el("p", { class: "empty" }, "no throughput samples yet"));
     return;
   }
-  const width = 760, height = 240, left = 64, right = 16, top = 12, bottom = 36;
+  const width = 780, height = 240, left = 84, right = 16, top = 12, bottom = 36;
   const t0 = samples[0].t, t1 = samples[samples.length - 1].t;
   const peak = Math.max(1, ...samples.flatMap((p) => [p.down || 0, p.up || 0]));
   const xOf = (t) => left + (t1 === t0 ? (width - left - right) / 2 : ((t - t0) / (t1 - t0)) * (width - left - right));
