@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Annotated
 
@@ -9,12 +10,14 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from controlplane.api import CONTROL_PLANE_PEER, NetworkMode, Node, NodeHistory, PathChange, ThroughputSample
-from controlplane.store.base import NodeMutator
+from controlplane.store.base import NodeMutator, StoreError
 
 from ..context import ServerContext, get_caller, get_context
 from ..identity import Caller, require_reader
 from ..problems import problem_responses
 from ._common import wire
+
+log = logging.getLogger("cara.server")
 
 router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
 
@@ -94,9 +97,13 @@ async def record(context: ServerContext, before: Node | None, after: Node) -> No
     samples, changes = new_samples(before, after), path_changes(before, after, context.now())
     if not samples and not changes:
         return
-    await context.store.append_history(
-        after.name, throughput=samples, paths=changes, limit=context.settings.history_limit
-    )
+    try:
+        await context.store.append_history(
+            after.name, throughput=samples, paths=changes, limit=context.settings.history_limit
+        )
+    except StoreError:  # the beat itself is stored; losing a history entry must not fail it (the agent would retry)
+        log.exception("recording the history of node %s failed", after.name)
+        return
     for change in changes:
         context.metrics.fleet.path_changed(after.name, change.peer)
 

@@ -14,7 +14,7 @@ from controlplane.server.app import create_app
 from controlplane.server.identity import Caller, Role, Unauthorized
 from controlplane.server.routes.history import path_changes
 from controlplane.server.settings import Settings
-from controlplane.store.base import Store
+from controlplane.store.base import Store, StoreError
 from tests.conftest import API_URL, FakeClock
 
 NODES = "/api/v1/nodes"
@@ -211,3 +211,17 @@ async def test_path_changes_decisions(
     changes = path_changes(before, after, clock.now())
     assert [(c.peer, c.from_mode, c.to_mode) for c in changes] == expected
     assert all(c.time == clock.now() for c in changes)
+
+
+@pytest.mark.usefixtures("edge1")
+async def test_a_failing_history_write_never_fails_the_heartbeat(
+    api: httpx.AsyncClient, memory_store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(name: str, **entries: Any) -> None:
+        raise StoreError("sqlite: disk I/O error")
+
+    monkeypatch.setattr(memory_store, "append_history", broken)
+    await beat(api, network("DERP", tested="2026-11-24T11:00:00Z"))
+    stored = (await memory_store.get_node("edge1")).status.network
+    assert stored is not None and stored.mode is NetworkMode.DERP
+    assert "recording the history of node edge1 failed" in caplog.text
