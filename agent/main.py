@@ -93,9 +93,11 @@ async def discover_server(local: LocalClient, settings: Settings, stop: asyncio.
     return None
 
 
-async def measure_forever(meter: Meter, status: AgentStatus, settings: Settings, stop: asyncio.Event) -> None:
+async def measure_forever(
+    meter: Meter, status: AgentStatus, settings: Settings, stop: asyncio.Event, backoff: Backoff | None = None
+) -> None:
     """measure_forever measures at once, then every throughput interval (jittered); failures retry with backoff."""
-    backoff = Backoff()
+    backoff = backoff if backoff is not None else Backoff()
     while not stop.is_set():
         try:
             status.measurement = await meter.measure()

@@ -14,10 +14,12 @@ import httpx
 from click.testing import CliRunner
 
 from agent.collectors.resources import Usage
-from agent.main import main, run_agent
-from agent.settings import Settings
-from agent.throughput import Measurement
-from controlplane.api import NetworkMode
+from agent.heartbeat import Backoff
+from agent.main import discover_server, main, measure_forever, run_agent
+from agent.settings import Reservation, Settings
+from agent.status import AgentStatus
+from agent.throughput import Measurement, ThroughputError
+from controlplane.api import NetworkMode, NodeInfo
 from controlplane.store.base import Store
 from controlplane.store.leases import LeaseTable
 from mesh import LocalClient
@@ -151,3 +153,49 @@ def test_sigterm_exits_0_promptly(tmp_path: Path) -> None:
             process.wait()
         if process.stderr is not None:
             process.stderr.close()
+
+
+async def test_discovery_resolves_cara_server_from_the_peer_list_once_tailscaled_runs() -> None:
+    daemon = FakeDaemon({"GET status": [(200, "fresh-status-needslogin.json"), (200, "edge1-status.json")]})
+    local = LocalClient("/x.sock", transport=httpx.MockTransport(daemon))
+    settings = Settings(node_name="edge1", hostname="edge1")
+    url = await discover_server(local, settings, asyncio.Event(), Backoff(base=0.001, cap=0.001))
+    assert url == "http://100.64.0.1:8080"
+    assert len(daemon.requests) == 2  # NeedsLogin first: retried
+
+
+async def test_discovery_gives_up_when_stopped() -> None:
+    local = LocalClient(
+        "/x.sock", transport=httpx.MockTransport(FakeDaemon({"GET status": (200, "fresh-status-needslogin.json")}))
+    )
+    stop = asyncio.Event()
+    stop.set()
+    assert await discover_server(local, Settings(node_name="e", hostname="e"), stop, Backoff()) is None
+
+
+async def test_measuring_keeps_going_after_a_failure_and_keeps_the_result(clock: FakeClock) -> None:
+    stop = asyncio.Event()
+
+    class Flaky:
+        calls = 0
+
+        async def measure(self) -> Measurement:
+            self.calls += 1
+            if self.calls == 1:
+                raise ThroughputError("server unreachable")
+            stop.set()
+            return Measurement(1e6, 2e6, 3, clock.now())
+
+    status = AgentStatus(
+        tailnet=None,  # type: ignore[arg-type]
+        resources=Machine(),
+        info=NodeInfo(),
+        data_dir=Path("/"),
+        reserved=Reservation(),
+        now=clock.now,
+    )
+    meter = Flaky()
+    settings = Settings(node_name="e", hostname="e")
+    await asyncio.wait_for(measure_forever(meter, status, settings, stop, Backoff(base=0.001, cap=0.001)), 5)
+    assert meter.calls == 2
+    assert status.measurement == Measurement(1e6, 2e6, 3, clock.now())
