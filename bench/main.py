@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import sys
@@ -64,7 +65,10 @@ class StoreUrls:
 def bench_heartbeats(urls: StoreUrls, store: str, counts: list[int], seconds: int, progress: Progress) -> list[Row]:
     rows: list[Row] = []
     for nodes in counts:
-        server = start_server(urls.fresh(store), log=urls.log("heartbeat"))
+        url = urls.fresh(store)
+        progress(f"seeding {nodes:,} nodes into the store")
+        asyncio.run(heartbeat.seed_nodes(url, nodes))
+        server = start_server(url, log=urls.log("heartbeat"))
         try:
             figures = heartbeat.measure(server, nodes, seconds=seconds, progress=progress)
         finally:

@@ -158,7 +158,7 @@ class PostgresStore(KindStore):
     async def _get(self, kind: Kind[M], name: str) -> M:
         with _pg_errors(kind.name, name):
             async with self._pool.connection() as conn:
-                cur = await conn.execute(f"SELECT doc FROM {kind.table} WHERE name = %s", (name,))
+                cur = await conn.execute(f"SELECT doc::text FROM {kind.table} WHERE name = %s", (name,))
                 row = await cur.fetchone()
         if row is None:
             raise NotFound(kind.name, name)
@@ -186,7 +186,7 @@ class PostgresStore(KindStore):
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         with _pg_errors():
             async with self._pool.connection() as conn:
-                cur = await conn.execute(f"SELECT doc FROM {kind.table}{where} ORDER BY name", params)
+                cur = await conn.execute(f"SELECT doc::text FROM {kind.table}{where} ORDER BY name", params)
                 rows = await cur.fetchall()
         return [kind.load(row[0]) for row in rows]
 
@@ -196,8 +196,8 @@ class PostgresStore(KindStore):
                 rows = await (await conn.execute(f"SELECT name, revision FROM {kind.table}")).fetchall()
         return {str(name): int(revision) for name, revision in rows}
 
-    async def _get_revisioned(self, kind: Kind[M], names: Sequence[str] | None) -> list[tuple[M, int]]:
-        sql = f"SELECT doc, revision FROM {kind.table}"
+    async def _get_revisioned(self, kind: Kind[M], names: Sequence[str] | None) -> list[tuple[str, int]]:
+        sql = f"SELECT doc::text, revision FROM {kind.table}"
         params: list[Any] = []
         if names is not None:
             sql += " WHERE name = ANY(%s)"
@@ -205,13 +205,13 @@ class PostgresStore(KindStore):
         with _pg_errors():
             async with self._pool.connection() as conn:
                 rows = await (await conn.execute(sql, params)).fetchall()
-        return [(kind.load(doc), int(revision)) for doc, revision in rows]
+        return [(str(doc), int(revision)) for doc, revision in rows]
 
     async def _update(self, kind: Kind[M], name: str, mutate: Callable[[M], M]) -> M:
         assignments = ", ".join(f"{column} = %s" for column in (*kind.columns, "doc"))
         with _pg_errors(kind.name, name):
             async with self._pool.connection() as conn, conn.transaction():
-                cur = await conn.execute(f"SELECT doc FROM {kind.table} WHERE name = %s FOR UPDATE", (name,))
+                cur = await conn.execute(f"SELECT doc::text FROM {kind.table} WHERE name = %s FOR UPDATE", (name,))
                 row = await cur.fetchone()
                 if row is None:
                     raise NotFound(kind.name, name)

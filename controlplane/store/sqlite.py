@@ -346,7 +346,7 @@ class SqliteStore(KindStore):
 
         return await self._worker.call(select, write=False)
 
-    async def _get_revisioned(self, kind: Kind[M], names: Sequence[str] | None) -> list[tuple[M, int]]:
+    async def _get_revisioned(self, kind: Kind[M], names: Sequence[str] | None) -> list[tuple[str, int]]:
         def select(conn: sqlite3.Connection) -> list[tuple[str, int]]:
             with _sqlite_errors():
                 if names is None:
@@ -358,7 +358,7 @@ class SqliteStore(KindStore):
                     rows += conn.execute(sql, chunk).fetchall()
                 return rows
 
-        return [(kind.load(doc), revision) for doc, revision in await self._worker.call(select, write=False)]
+        return await self._worker.call(select, write=False)
 
     async def _update(self, kind: Kind[M], name: str, mutate: Callable[[M], M]) -> M:
         assignments = ", ".join(f"{column} = ?" for column in (*kind.columns, "doc"))
