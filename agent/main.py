@@ -21,9 +21,11 @@ from urllib.parse import urlsplit
 import click
 import httpx
 
+from controlplane.api import Node
 from controlplane.client import Client
 from mesh import LocalClient, MeshError, resolve, socket_path
 
+from .collectors.peers import PeerProbeConfig, PeerProber, disco_probe
 from .collectors.resources import PsutilSource, ResourceSource
 from .collectors.system import collect_info
 from .collectors.tailnet import TailnetCollector
@@ -181,8 +183,27 @@ async def run_agent(
                 agent_port=settings.listen_port,
                 max_peers=settings.max_peers,
             )
+            peers = None
+            if settings.peer_probes_per_round > 0:
+
+                async def list_nodes() -> list[Node]:
+                    return (await client.list_nodes()).items
+
+                peers = PeerProber(
+                    self_name=settings.node_name,
+                    list_nodes=list_nodes,
+                    probe=disco_probe(local),
+                    now=now,
+                    config=PeerProbeConfig(
+                        per_round=settings.peer_probes_per_round,
+                        refresh_period=settings.peer_refresh_period,
+                        round_interval=settings.heartbeat_interval,
+                        max_peers=settings.max_peers,
+                    ),
+                )
             status = AgentStatus(
                 tailnet=tailnet,
+                peers=peers,
                 resources=resources if resources is not None else PsutilSource(),
                 info=collect_info(),
                 data_dir=settings.data_dir,
@@ -257,6 +278,16 @@ _FLAGS = (
         "Kept from allocatable, e.g. cpu=100m,memory=256Mi,disk=1Gi (env SYSTEM_RESERVED).",
     ),
     ("--max-peers", "max_peers", "Most peers listed in status.network.peers (env MAX_PEERS; default 16)."),
+    (
+        "--peer-probes-per-round",
+        "peer_probes_per_round",
+        "Fellow agents probed per heartbeat; 0: off (env PEER_PROBES_PER_ROUND; default 4).",
+    ),
+    (
+        "--peer-refresh-period",
+        "peer_refresh_period",
+        "Each fellow agent probed at least this often (env PEER_REFRESH_PERIOD; default 60s).",
+    ),
 )
 
 

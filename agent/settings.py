@@ -31,6 +31,8 @@ VARIABLES: Final = {
     "data_dir": "DATA_DIR",
     "system_reserved": "SYSTEM_RESERVED",
     "max_peers": "MAX_PEERS",
+    "peer_probes_per_round": "PEER_PROBES_PER_ROUND",
+    "peer_refresh_period": "PEER_REFRESH_PERIOD",
 }
 
 
@@ -72,6 +74,10 @@ class Settings:
     data_dir: Path = Path("/var/lib/caravanserai")
     reserved: Reservation = Reservation()
     max_peers: int = 16
+    # peer_probes_per_round: fellow agents probed per heartbeat (raised to meet the period); 0 turns probing off.
+    peer_probes_per_round: int = 4
+    # peer_refresh_period: every tracked fellow agent is probed at least this often.
+    peer_refresh_period: float = 60.0
 
 
 def _pick(name: str, flags: Mapping[str, str | None], environ: Mapping[str, str]) -> tuple[str | None, str]:
@@ -146,7 +152,13 @@ def load_settings(flags: Mapping[str, str | None], environ: Mapping[str, str], *
     raw, _ = get("socket")
     if raw is not None:
         kw["socket"] = raw
-    for name in ("heartbeat_interval", "status_interval", "throughput_interval", "throughput_duration"):
+    for name in (
+        "heartbeat_interval",
+        "status_interval",
+        "throughput_interval",
+        "throughput_duration",
+        "peer_refresh_period",
+    ):
         raw, label = get(name)
         if raw is not None:
             kw[name] = _duration(raw, label)
@@ -173,6 +185,9 @@ def load_settings(flags: Mapping[str, str | None], environ: Mapping[str, str], *
     raw, label = get("max_peers")
     if raw is not None:
         kw["max_peers"] = _int(raw, label, 0, 256)
+    raw, label = get("peer_probes_per_round")
+    if raw is not None:
+        kw["peer_probes_per_round"] = _int(raw, label, 0, 256)
     settings = Settings(**kw)  # type: ignore[arg-type]
     if settings.throughput_duration > 10:
         raise SettingsError("THROUGHPUT_DURATION: at most 10s per direction (the server's cap)")

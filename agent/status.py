@@ -10,6 +10,7 @@ from pathlib import Path
 
 from controlplane.api import Heartbeat, NodeInfo, NodeNetworkStatus
 
+from .collectors.peers import PeerProber, merge_peers
 from .collectors.resources import ResourceSource, collect_resources
 from .collectors.tailnet import TailnetCollector, TailnetView
 from .heartbeat import Snapshot
@@ -30,6 +31,8 @@ class AgentStatus:
     reserved: Reservation
     now: Callable[[], datetime]
     measurement: Measurement | None = None
+    # peers: probes the paths to fellow agents once per snapshot; None reports the passive view only.
+    peers: PeerProber | None = None
     last_view: TailnetView | None = None
     last_network: NodeNetworkStatus | None = None
 
@@ -45,7 +48,11 @@ class AgentStatus:
                 view.condition.message,
             )
         self.last_view = view
-        if view.network is not None:
+        if view.network is not None and view.status is not None and self.peers is not None:
+            probed = await self.peers.round(view.status)
+            merged = merge_peers(probed, view.network.peers or (), self.peers.config.max_peers)
+            self.last_network = view.network.model_copy(update={"peers": merged or None})
+        elif view.network is not None:
             self.last_network = view.network
         network = self.last_network
         if network is not None and self.measurement is not None:

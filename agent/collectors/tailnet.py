@@ -70,6 +70,8 @@ class TailnetView:
     self_ip: str | None
     # backend_state: tailscaled's BackendState, or "Unreachable".
     backend_state: str
+    # status: the tailscaled status this view was read from (peer probing reads it too); None when none came.
+    status: Status | None = None
 
 
 def _condition(status: ConditionStatus, reason: str, message: str, now: datetime) -> Condition:
@@ -152,7 +154,7 @@ class TailnetCollector:
         )
         network = await self._with_server_path(status, network)
         condition = _condition(ConditionStatus.FALSE, REASON_RUNNING, "tailscaled is Running", now)
-        return TailnetView(network, condition, ipv4, status.backend_state)
+        return TailnetView(network, condition, ipv4, status.backend_state, status)
 
     async def _with_server_path(self, status: Status, network: NodeNetworkStatus) -> NodeNetworkStatus:
         """_with_server_path fills mode, latency and (on DERP) the carrying region of the path to the control plane."""

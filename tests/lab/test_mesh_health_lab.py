@@ -1,0 +1,169 @@
+"""Issue 7 end to end: after `lab block edge1 edge2`, the matrix, the metrics and the fleet page show that pair DERP.
+
+A real cara-server in `control`, an agent in every edge probing its fellow agents; `caractrl mesh -o json` and a
+headless Chromium run from `operator` over the tailnet, `/metrics` is read from there too. The bound is the agent
+issue's: the control plane reflects a path change within 15 s of tailscale's own verdict, here the moment
+edge1's tailscaled stops (or starts again) trusting a direct address for edge2 (`CurAddr` in its status).
+Agents beat every 2 s (HEARTBEAT_INTERVAL), refresh every peer within 10 s (PEER_REFRESH_PERIOD) and skip
+throughput tests (THROUGHPUT_BACKEND=off); every wait is a deadline on a condition.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.lab.agents import Agent, running_agents, wait_until
+from tests.lab.conftest import Lab
+from tests.lab.control_plane import BIN, ControlPlane, running_control_plane
+from tests.web._dom import parse
+
+pytestmark = pytest.mark.lab
+
+EDGES = ["edge1", "edge2", "edge3"]
+PAIR = ("edge1", "edge2")
+AGENT_ENV = {"HEARTBEAT_INTERVAL": "2s", "PEER_REFRESH_PERIOD": "10s", "THROUGHPUT_BACKEND": "off"}
+#: The agent issue's bound: the control plane shows a path change within this of tailscale's own verdict.
+BOUND = 15.0
+#: magicsock stops trusting a direct address 6.5 s after its last pong, so its own verdict comes within this.
+TAILSCALE_VERDICT = 20.0
+
+
+@pytest.fixture(scope="module")
+def plane(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    with running_control_plane(lab, tmp_path_factory.mktemp("health-plane"), grace="10s") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def agents(lab: Lab, plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Agent]]:
+    with running_agents(lab, EDGES, tmp_path_factory.mktemp("health-agents"), env=AGENT_ENV) as running:
+        yield running
+
+
+def mesh_json(lab: Lab, home: Path) -> dict[str, Any]:
+    """mesh_json is `caractrl mesh -o json` run by the operator (server found by MagicDNS)."""
+    done = lab.run("operator", "env", f"HOME={home}", str(BIN / "caractrl"), "mesh", "-o", "json", timeout=30)
+    doc = json.loads(done.stdout)
+    assert isinstance(doc, dict)
+    return doc
+
+
+def matrix_modes(doc: dict[str, Any]) -> dict[tuple[str, str], str | None]:
+    return {(p["from"], p["to"]): p["mode"] for p in doc["paths"]}
+
+
+def metrics_modes(plane: ControlPlane) -> dict[tuple[str, str], str]:
+    """metrics_modes is the mode each (node, peer) series of cara_node_path_mode says is current (value 1)."""
+    code, text = plane.call("operator", "GET", "/metrics", timeout=10)
+    assert code == 200, text
+    pattern = re.compile(r"^cara_node_path_mode\{([^}]*)\} 1(?:\.0)?$", re.M)
+    modes = {}
+    for labels in pattern.findall(text):
+        found = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        modes[(found["node"], found["peer"])] = found["mode"]
+    return modes
+
+
+def page_modes(lab: Lab, plane: ControlPlane, profile: Path) -> dict[tuple[str, str], str]:
+    """page_modes renders /ui in headless Chromium in `operator` and returns each matrix cell's data-mode."""
+    done = lab.run(
+        "operator",
+        "env",
+        f"HOME={profile}",
+        "chromium",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        f"{plane.url}/ui",
+        timeout=90,
+    )
+    cells = parse(done.stdout).by_id("matrix").find_all("g", class_="cell")
+    return {(g.attrs["data-from"], g.attrs["data-to"]): g.attrs["data-mode"] for g in cells}
+
+
+def both_ways(modes: dict[tuple[str, str], Any], want: str) -> bool:
+    a, b = PAIR
+    return modes.get((a, b)) == want and modes.get((b, a)) == want
+
+
+def curaddr(lab: Lab, host: str, peer: str) -> str | None:
+    """curaddr is the direct address host's tailscaled trusts for peer right now ("" when none; None if unseen)."""
+    ip = lab.hosts[peer]["ip"]
+    for entry in (lab.status(host).get("Peer") or {}).values():
+        if ip in (entry.get("TailscaleIPs") or []):
+            return str(entry.get("CurAddr") or "")
+    return None
+
+
+def _within(what: str, since: float, probe: Callable[[], bool]) -> float:
+    """_within waits for probe until BOUND s after `since` and returns the seconds from `since` it took."""
+    wait_until(what, lambda: probe() or None, max(0.0, since + BOUND - time.monotonic()))
+    return time.monotonic() - since
+
+
+def _all_views(lab: Lab, plane: ControlPlane, tmp: Path, since: float, want: str) -> dict[str, float]:
+    return {
+        "matrix": _within(
+            f"caractrl mesh shows {want}", since, lambda: both_ways(matrix_modes(mesh_json(lab, tmp)), want)
+        ),
+        "metrics": _within(f"/metrics shows {want}", since, lambda: both_ways(metrics_modes(plane), want)),
+        "page": _within(f"/ui shows {want}", since, lambda: both_ways(page_modes(lab, plane, tmp / "chromium"), want)),
+    }
+
+
+def _all_direct(lab: Lab, home: Path) -> dict[str, Any] | None:
+    doc = mesh_json(lab, home)
+    return doc if list(matrix_modes(doc).values()).count("Direct") == len(EDGES) * (len(EDGES) - 1) else None
+
+
+def test_blocked_pair_shows_derp_everywhere_then_direct_again(
+    lab: Lab, plane: ControlPlane, agents: dict[str, Agent], tmp_path: Path
+) -> None:
+    a, b = PAIR
+    start = time.monotonic()
+    doc, _ = wait_until("every pair of agents Direct in caractrl mesh", lambda: _all_direct(lab, tmp_path), 60, 1.0)
+    assert doc["nodes"] == EDGES
+    assert {p["to"] for p in doc["paths"] if p["from"] == a} == {"edge2", "edge3"}
+    assert all(p["latencyMs"] is not None and p["lastSeen"] for p in doc["paths"])
+    print(f"\nall 6 paths Direct {time.monotonic() - start:.1f}s after the agents started")
+    assert both_ways(metrics_modes(plane), "Direct")
+
+    lab.block(a, b)
+    try:
+        blocked = time.monotonic()
+        wait_until(
+            f"{a}'s tailscaled stops trusting {b}'s direct address", lambda: curaddr(lab, a, b) == "", TAILSCALE_VERDICT
+        )
+        fallback = time.monotonic()
+        to_derp = _all_views(lab, plane, tmp_path, fallback, "DERP")
+        derp_doc = mesh_json(lab, tmp_path)
+        relayed = [p for p in derp_doc["paths"] if (p["from"], p["to"]) in (PAIR, PAIR[::-1])]
+        assert all(p["derpRegion"] == "headscale" for p in relayed), relayed
+        assert matrix_modes(derp_doc)[("edge1", "edge3")] == "Direct"  # the other pairs are untouched
+    finally:
+        lab.unblock(a, b)
+    wait_until(f"{a}'s tailscaled trusts {b}'s direct address again", lambda: curaddr(lab, a, b), TAILSCALE_VERDICT)
+    direct = time.monotonic()
+    to_direct = _all_views(lab, plane, tmp_path, direct, "Direct")
+    print(
+        f"tailscale's verdict {fallback - blocked:.1f}s after block; DERP shown after it in "
+        + ", ".join(f"{k} {v:.1f}s" for k, v in to_derp.items())
+        + "; Direct after tailscale's in "
+        + ", ".join(f"{k} {v:.1f}s" for k, v in to_direct.items())
+    )
+    assert max(to_derp.values()) <= BOUND and max(to_direct.values()) <= BOUND
