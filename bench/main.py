@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +216,15 @@ def bench_scheduling(urls: StoreUrls, store: str, progress: Progress) -> list[Ro
     ]
 
 
+def _guarded(name: str, store: str, run: Callable[[], list[Row]], progress: Progress) -> list[Row]:
+    """_guarded runs one benchmark; a failure becomes a failed row (and a message), not the end of the run."""
+    try:
+        return run()
+    except Exception as exc:
+        progress(f"{name} on {store} FAILED: {type(exc).__name__}: {exc}")
+        return [Row(f"{name}: FAILED ({type(exc).__name__}, see stderr)", store, float("nan"), "", "", False)]
+
+
 def print_table(rows: list[Row]) -> None:
     headers = ("METRIC", "STORE", "FIGURE", "TARGET", "MET")
     cells = [
@@ -270,14 +280,15 @@ def main(argv: list[str] | None = None) -> int:
         urls = StoreUrls(stack, tmp)
         for store in stores:
             progress(f"== store {store}")
-            if "heartbeat" in only:
-                rows += bench_heartbeats(urls, store, counts, seconds, progress)
-            if "notready" in only:
-                rows += bench_notready(urls, store, progress)
-            if "caractrl" in only:
-                rows += bench_caractrl(urls, store, runs, progress)
-            if "scheduling" in only:
-                rows += bench_scheduling(urls, store, progress)
+            benchmarks: dict[str, Callable[[], list[Row]]] = {
+                "heartbeat": partial(bench_heartbeats, urls, store, counts, seconds, progress),
+                "notready": partial(bench_notready, urls, store, progress),
+                "caractrl": partial(bench_caractrl, urls, store, runs, progress),
+                "scheduling": partial(bench_scheduling, urls, store, progress),
+            }
+            for name, run in benchmarks.items():
+                if name in only:
+                    rows += _guarded(name, store, run, progress)
     if args.json_file:
         args.json_file.write_text(json.dumps(as_json(rows), indent=2) + "\n")
     if args.json:
