@@ -175,6 +175,8 @@ def main(
             f"({heartbeat_interval.total_seconds():g}s)",
             param_hint="--grace",
         )
+    if leader_ttl <= timedelta(0):
+        raise click.BadParameter("must be positive", param_hint="--leader-ttl")
     try:
         config = load_config(config_path)
         addresses = dev_addresses(listen[0] if listen else None) if dev else None
