@@ -16,9 +16,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -113,8 +112,12 @@ class LimitedProtocol(HttpToolsProtocol):
 
 def limited_protocol(
     *, head_timeout: float = HEAD_TIMEOUT, body_timeout: float = BODY_TIMEOUT, max_head_bytes: int = MAX_HEAD_BYTES
-) -> Callable[..., Any]:
-    """limited_protocol returns the protocol factory for uvicorn.Config(http=...) with these limits."""
-    return functools.partial(
+) -> type[asyncio.Protocol]:
+    """limited_protocol returns the protocol factory for uvicorn.Config(http=...) with these limits.
+
+    uvicorn only calls what it is given, so a partial stands in for the class its annotation names.
+    """
+    factory = functools.partial(
         LimitedProtocol, head_timeout=head_timeout, body_timeout=body_timeout, max_head_bytes=max_head_bytes
     )
+    return cast(type[asyncio.Protocol], factory)

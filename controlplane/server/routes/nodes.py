@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -19,7 +20,7 @@ from controlplane.api import (
     decode,
     set_condition,
 )
-from controlplane.store.base import AlreadyExists, Conflict
+from controlplane.store.base import AlreadyExists, Conflict, NodeMutator
 
 from ..context import ServerContext, get_caller, get_context, parse_json, read_body, read_json
 from ..identity import Caller, Forbidden, Role, require_reader, require_writer
@@ -41,7 +42,7 @@ def _remember(context: ServerContext, node: Node) -> None:
     context.bindings[node.name] = binding.node_id if binding else None
 
 
-def _bind_to(caller: Caller, now: Any) -> Any:
+def _bind_to(caller: Caller, now: datetime) -> NodeMutator:
     """_bind_to returns a mutator binding an unbound Node to the caller's tailnet machine."""
 
     def bind(node: Node) -> Node:
@@ -172,7 +173,7 @@ async def delete_node(name: str, context: Ctx, caller: CallerDep) -> Response:
     return Response(status_code=204)
 
 
-def _merge_beat(beat: Heartbeat, context: ServerContext) -> Any:
+def _merge_beat(beat: Heartbeat, context: ServerContext) -> NodeMutator:
     now = context.now()
 
     def merge(node: Node) -> Node:
