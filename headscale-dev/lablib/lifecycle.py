@@ -33,7 +33,7 @@ from .plan import (
     policy,
     tailscaled_env,
 )
-from .state import load_state, save_state, users
+from .state import load_state, plan_of_running, save_state, users
 
 INSTALL = Path(__file__).resolve().parent.parent / "install"
 UP_TIMEOUT = 60.0  # seconds for each wait in `up`; a 2-core machine settles 5 hosts in well under 10 s
@@ -374,3 +374,44 @@ def _pid_in_netns(pid: int, netns: str) -> bool:
         return sy.alive(pid) and os.stat(f"/proc/{pid}/ns/net").st_ino == sy.netns_inode(netns)
     except OSError:
         return False
+
+
+def restart(name: str, daemon: str, down: float, out: TextIO) -> None:
+    """Stop one daemon (a host's tailscaled, or `headscale`), leave it down `down` seconds, start it again with the
+    argv and environment it ran with (its state dir keeps the login), record the new PID and wait until it serves:
+    tailscaled Running, headscale answering on its socket. Fault tests use it for outages and restarts."""
+    if os.geteuid() != 0:
+        raise LabError("must run as root: use sudo headscale-dev/lab restart")
+    if down < 0:
+        raise LabError(f"bad --down {down:g}: must be zero or more seconds")
+    plan = plan_of_running(name)
+    state = load_state(plan)
+    assert state is not None
+    key = "headscale" if daemon in ("headscale", "hub") else plan.host(daemon).name
+    netns = plan.hub_netns if key == "headscale" else plan.host(key).netns
+    pid = state.pids[key]
+    if not _pid_in_netns(pid, netns):
+        raise LabError(f"{key} (PID {pid}) is not running in {netns}; the lab needs `down` and `up`")
+    argv = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]]
+    env = dict(e.decode().split("=", 1) for e in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if b"=" in e)
+    step = Progress(out)
+    sy.stop(pid)
+    step(f"{key} stopped (PID {pid})")
+    time.sleep(down)
+    log = f"{plan.hub_dir}/headscale.log" if key == "headscale" else plan.host(key).log
+    new = sy.start_daemon(netns, argv, log=log, env=env)
+    state = load_state(plan)  # re-read: block/shape may have been recorded meanwhile
+    assert state is not None
+    state.pids[key] = new
+    save_state(plan, state)
+
+    def serving() -> bool:
+        if not sy.alive(new):
+            raise LabError(f"{key} exited after restart:\n{sy.tail(log)}")
+        if key == "headscale":
+            sy.run([argv[0], "-c", f"{plan.hub_dir}/config.yaml", "users", "list", "-o", "json"])
+            return True
+        return bool(sy.localapi(plan.host(key).socket, "status?peers=false")["BackendState"] == "Running")
+
+    sy.wait_for(f"{key} to serve again", serving, timeout=UP_TIMEOUT)
+    step(f"{key} started again (PID {new}) and serving")

@@ -58,12 +58,15 @@ class ControlPlane:
         self.log_file.close()
 
 
-def start_control_plane(lab: Lab, workdir: Path, *extra: str, grace: str = "40s") -> ControlPlane:
-    """start_control_plane runs cara-server in `control` (tailnet mode) and waits until `operator` reaches it."""
+def start_control_plane(
+    lab: Lab, workdir: Path, *extra: str, grace: str = "40s", log_name: str = "cara-server.log"
+) -> ControlPlane:
+    """start_control_plane runs cara-server in `control` (tailnet mode) and waits until `operator` reaches it;
+    started again on the same `workdir` it finds the same SQLite store (give it another `log_name` to keep logs)."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "server.yaml"
     config.write_text(LAB_ROLES)
-    log = workdir / "cara-server.log"
+    log = workdir / log_name
     log_file = log.open("wb")
     control = lab.hosts["control"]
     process = lab.popen(
