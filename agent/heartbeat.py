@@ -30,6 +30,9 @@ log = logging.getLogger("cara.agent")
 BACKOFF_BASE: Final = 5.0
 BACKOFF_CAP: Final = 60.0
 JITTER: Final = 0.2
+#: Retry period while our own tailscaled is down or just back: a LocalAPI call and a refused connect cost nothing,
+#: and waiting a whole interval would add up to one interval to the recovery after tailscaled runs again.
+LOCAL_RETRY: Final = 1.0
 
 
 class Backoff:
@@ -171,14 +174,14 @@ class Heartbeater:
         state.sent_signature = None  # whatever the server has may be stale: the next success sends everything
         state.count("failed")
         if snapshot is not None and not snapshot.tailnet_running:
-            # Our own tailscaled is down: the server is not to blame, so retry every interval (no backoff), and
-            # be back within one interval of tailscaled running again.
+            # Our own tailscaled is down: the server is not to blame, so no backoff; look again every LOCAL_RETRY
+            # (at most an interval) to be back within one interval of tailscaled running again.
             state.tailnet_was_down = True
             self.backoff.reset()
-            delay = self.interval
+            delay = min(self.interval, LOCAL_RETRY)
         elif state.tailnet_was_down:
-            state.tailnet_was_down = False  # tailscaled just came back; give the path one interval to settle
-            delay = self.interval
+            state.tailnet_was_down = False  # tailscaled just came back and the path is settling: once more soon
+            delay = min(self.interval, LOCAL_RETRY)
         elif self.backoff.failures == 0:
             # One lost beat (e.g. the path switching Direct -> DERP under it) is retried on the normal schedule when
             # that comes sooner than the backoff's first step; only repeated failures back off.
