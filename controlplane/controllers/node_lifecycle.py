@@ -85,6 +85,11 @@ class Verdict:
     message: str
 
 
+#: The Ready verdict of a live node, and what its stored condition says once written.
+_LIVE: Final = Verdict(ConditionStatus.TRUE, AGENT_READY, "agent is posting heartbeats")
+_READY_SAID: Final = (_LIVE.status, _LIVE.reason, _LIVE.message)
+
+
 def ready_verdict(
     *,
     lease: Lease | None,
@@ -115,7 +120,7 @@ def ready_verdict(
         )
     if blocking:
         return Verdict(ConditionStatus.FALSE, BLOCKING_CONDITION, ", ".join(f"{t} is True" for t in blocking))
-    return Verdict(ConditionStatus.TRUE, AGENT_READY, "agent is posting heartbeats")
+    return _LIVE
 
 
 def blocking_conditions(conditions: Sequence[Condition] | None) -> list[str]:
@@ -167,16 +172,20 @@ def tailnet_verdict(online: bool | None) -> Verdict:
     return Verdict(ConditionStatus.TRUE, REASON_TAILNET_OFFLINE, "tailnet reports the node offline")
 
 
-def node_verdicts(status: NodeStatus, ready: Verdict) -> dict[str, Verdict]:
-    """node_verdicts returns the verdict of every controller-owned condition type, in OWNED_TYPES order."""
+def fact_verdicts(status: NodeStatus) -> dict[str, Verdict]:
+    """fact_verdicts returns the verdict of every owned condition but Ready: they follow the facts, not time."""
     network = status.network
     tailnet = network.tailnet if network is not None else None
     return {
-        READY: ready,
         **{type_: pressure_verdict(rule, status.available, status.capacity) for type_, rule in PRESSURE_RULES.items()},
         PATH_RELAYED: path_verdict(network.mode if network is not None else None),
         TAILNET_OFFLINE: tailnet_verdict(tailnet.online if tailnet is not None else None),
     }
+
+
+def node_verdicts(status: NodeStatus, ready: Verdict) -> dict[str, Verdict]:
+    """node_verdicts returns the verdict of every controller-owned condition type, in OWNED_TYPES order."""
+    return {READY: ready, **fact_verdicts(status)}
 
 
 def lease_of(leases: LeaseTable, node: Node) -> Lease | None:
@@ -206,31 +215,64 @@ def node_conditions(
     return result
 
 
+def said(conditions: Sequence[Condition] | None, type_: str) -> tuple[ConditionStatus, str | None, str | None] | None:
+    """said is what the condition of type_ says (status, reason, message), or None when it is missing."""
+    found = find_condition(conditions, type_)
+    return None if found is None else (found.status, found.reason, found.message)
+
+
 def is_stale(node: Node, state: NodeState, verdicts: Mapping[str, Verdict]) -> bool:
     """is_stale reports whether the stored node differs from what it should say (state or a condition's
     status, reason or message); lastHeartbeatTime alone never causes a write, which keeps passes cheap."""
     if node.status.state != state:
         return True
-    for type_, verdict in verdicts.items():
-        found = find_condition(node.status.conditions, type_)
-        if found is None or (found.status, found.reason, found.message) != (
-            verdict.status,
-            verdict.reason,
-            verdict.message,
-        ):
-            return True
-    return False
+    conditions = node.status.conditions
+    return any(said(conditions, type_) != (v.status, v.reason, v.message) for type_, v in verdicts.items())
+
+
+@dataclass(slots=True)
+class CachedNode:
+    """CachedNode is what the lifecycle controller keeps of one Node between reads: only what judging needs.
+
+    A full pydantic Node costs about 6 KiB and 50 objects; this is one small object. The verdicts that follow
+    the facts are judged once, when the Node is read, into facts_stale; only Ready moves with time.
+    """
+
+    state: NodeState | None
+    last_heartbeat: datetime | None
+    blocking: tuple[str, ...]
+    # What the stored Ready condition says (status, reason, message), None when it is missing.
+    ready: tuple[ConditionStatus, str | None, str | None] | None
+    # Some owned condition other than Ready differs from its verdict: the Node needs a write whatever the time.
+    facts_stale: bool
+    # When this controller instance first saw the Node: the anchor of the restart rule.
+    observed_at: datetime
+    # Stored Ready, saying so, nothing blocking and no stale fact: a fresh lease alone proves it up to date.
+    steady: bool = False
+
+    @classmethod
+    def of(cls, node: Node, observed_at: datetime) -> CachedNode:
+        """of reduces node, first seen at observed_at, to its cache entry."""
+        status = node.status
+        facts_stale = any(
+            said(status.conditions, type_) != (v.status, v.reason, v.message)
+            for type_, v in fact_verdicts(status).items()
+        )
+        blocking = tuple(blocking_conditions(status.conditions))
+        ready = said(status.conditions, READY)
+        steady = status.state == NodeState.READY and ready == _READY_SAID and not facts_stale and not blocking
+        return cls(status.state, status.last_heartbeat, blocking, ready, facts_stale, observed_at, steady)
 
 
 class NodeLifecycleController:
     """NodeLifecycleController writes each Node's state and owned conditions when they change.
 
-    It works from a cache of the Nodes (Kubernetes' lister pattern): every pass re-judges each cached
-    Node against the leases, which is all that time changes, and every `lifecycle_resync` the cache reads
-    from the store the Nodes created, written or deleted since (`list_nodes_changed`: only changed rows are
-    decoded, so a quiet 20k-Node fleet costs a light projection, not 20k decodes). A write always
-    recomputes from the row read inside the store's transaction, so a stale cache can delay a write but
-    never write stale data.
+    It works from a cache of the Nodes (Kubernetes' lister pattern), one slim `CachedNode` each: every pass
+    re-judges each cached Node against the leases, which is all that time changes, and every
+    `lifecycle_resync` the cache reads from the store the Nodes created, written or deleted since
+    (`list_nodes_changed`: only changed rows are decoded, so a quiet 20k-Node fleet costs a light projection,
+    not 20k decodes). A write always recomputes from the row read inside the store's transaction, so a stale
+    cache can delay a write but never write stale data.
     """
 
     def __init__(
@@ -245,72 +287,87 @@ class NodeLifecycleController:
         self._leases = leases
         self._now = now
         self._config = config
-        # When this instance first saw each node: the anchor of the restart rule.
-        self._observed_at: dict[str, datetime] = {}
-        # The Nodes as last listed or written, and when they were listed (None: never).
-        self._cache: dict[str, Node] = {}
+        # The Nodes as last read or written, and when the store was last listed (None: never).
+        self._cache: dict[str, CachedNode] = {}
         self._listed_at: datetime | None = None
         # The store revision of each cached Node as last read: what list_nodes_changed compares against.
         self._revisions: dict[str, int] = {}
-        # Nodes read from the store whose every verdict has not yet been judged and settled.
-        self._unjudged: set[str] = set()
 
     def ready(self, node: Node, now: datetime) -> Verdict:
         """ready returns the Ready verdict of node at now: the only one that time alone changes."""
+        cached = self._cache.get(node.name)
         return ready_verdict(
             lease=lease_of(self._leases, node),
             blocking=blocking_conditions(node.status.conditions),
-            observed_at=self._observed_at.get(node.name, now),
+            observed_at=cached.observed_at if cached is not None else now,
             now=now,
             grace=self._config.grace,
             was_ready=node.status.state == NodeState.READY,
         )
 
     def desired(self, node: Node, now: datetime) -> tuple[NodeState, dict[str, Verdict]]:
-        """desired returns the state and verdicts node should have at now (observed_at must be recorded)."""
+        """desired returns the state and verdicts node should have at now."""
         ready = self.ready(node, now)
         return compute_node_state(node.status.state, ready.status), node_verdicts(node.status, ready)
+
+    def is_stale(self, name: str, cached: CachedNode, now: datetime) -> bool:
+        """is_stale reports whether the cached Node needs a write at now (what `is_stale` says of a full Node)."""
+        lease = self._leases.get(name)
+        if lease is None and cached.last_heartbeat is not None:
+            lease = Lease(cached.last_heartbeat)
+        ready = ready_verdict(
+            lease=lease,
+            blocking=cached.blocking,
+            observed_at=cached.observed_at,
+            now=now,
+            grace=self._config.grace,
+            was_ready=cached.state == NodeState.READY,
+        )
+        return (
+            cached.facts_stale
+            or cached.state != compute_node_state(cached.state, ready.status)
+            or cached.ready != (ready.status, ready.reason, ready.message)
+        )
 
     async def sync_once(self) -> int:
         """sync_once runs one pass over every Node; returns how many Nodes it wrote."""
         now = self._now()
         if self._listed_at is None or now - self._listed_at >= self._config.lifecycle_resync:
-            self._unjudged |= await self._relist(now)
-        # Nodes read from the store get every verdict judged; for the others the cached facts are those
-        # already judged (or just written), so only the Ready verdict, which moves with time, can differ.
-        unjudged = self._unjudged
+            await self._relist(now)
+        leases, grace = self._leases, self._config.grace
         stale: list[str] = []
-        for index, (name, node) in enumerate(list(self._cache.items())):
+        for index, (name, cached) in enumerate(list(self._cache.items())):
             if index and index % JUDGE_CHUNK == 0:
-                await asyncio.sleep(0)  # ~80 ms for 20k Nodes: let heartbeats in between chunks
-            if is_stale(node, *self.desired(node, now)) if name in unjudged else self._ready_is_stale(node, now):
+                await asyncio.sleep(0)  # let heartbeats in between chunks
+            if cached.steady:  # the common case, kept cheap: stored Ready and the lease still fresh
+                lease = leases.get(name)
+                if lease is not None and lease.is_fresh(now, grace):
+                    continue
+            if self.is_stale(name, cached, now):
                 stale.append(name)
-        results = await write_all(self._write(name, now) for name in stale)
-        self._unjudged = set()  # not reached when a write raised: those Nodes are judged in full again
-        return sum(results)
+        return sum(await write_all(self._write(name, now) for name in stale))
 
-    def _ready_is_stale(self, node: Node, now: datetime) -> bool:
-        ready = self.ready(node, now)
-        return is_stale(node, compute_node_state(node.status.state, ready.status), {READY: ready})
-
-    async def _relist(self, now: datetime) -> set[str]:
-        """_relist brings the cache up to date with the store; returns the names of the Nodes it read."""
+    async def _relist(self, now: datetime) -> None:
+        """_relist brings the cache up to date with the store."""
         changes = await self._store.list_nodes_changed(self._revisions)
         for name in changes.deleted:
             self._cache.pop(name, None)
         for node in changes.changed:
-            self._cache[node.name] = node
+            self._remember(node, now)
+        # A Node that changes.revisions does not name is gone (deleted and not reported as such).
+        for name in [name for name in self._cache if name not in changes.revisions]:
+            del self._cache[name]
         self._revisions = changes.revisions
         self._listed_at = now
-        for name in [name for name in self._observed_at if name not in self._cache]:
-            del self._observed_at[name]
-        for name in self._cache:
-            self._observed_at.setdefault(name, now)
-        return {node.name for node in changes.changed}
+
+    def _remember(self, node: Node, now: datetime) -> None:
+        """_remember caches node, keeping when it was first seen (the restart rule's anchor)."""
+        known = self._cache.get(node.name)
+        self._cache[node.name] = CachedNode.of(node, known.observed_at if known is not None else now)
 
     async def _write(self, name: str, now: datetime) -> bool:
         try:
-            self._cache[name] = await self._store.update_node(name, lambda current: self._apply(current, now))
+            self._remember(await self._store.update_node(name, lambda current: self._apply(current, now)), now)
         except NotFound:
             self._cache.pop(name, None)  # deleted since the list; nothing to do
             return False

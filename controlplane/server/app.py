@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -65,6 +66,14 @@ async def _flush_leases(context: ServerContext, stop: asyncio.Event) -> None:
             log.exception("lease flush failed")
 
 
+def freeze_startup_heap() -> None:
+    """freeze_startup_heap moves every object alive at start (modules, classes, the API's schemas: about 400k
+    objects) out of the garbage collector's reach. A full collection then scans only what the server made
+    since; measured at 1k Nodes, it otherwise took 50-180 ms about once a second, and was the p99 of beats."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(
     *,
     store: Store,
@@ -87,6 +96,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await context.leases.load(context.store)
+        freeze_startup_heap()
         stop = asyncio.Event()
         tasks = [asyncio.create_task(_flush_leases(context, stop), name="lease-flush")]
         if background is not None:
