@@ -7,8 +7,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Final
 
-from controlplane.api import Node, NodeState, Project
-from controlplane.store.base import Store
+from controlplane.api import NodeState, Project
+from controlplane.store.base import NodeView, Store
 
 from ._loop import Gate, run_every
 from ._projects import EVICTED_PHASES, evict, return_to_pending
@@ -17,11 +17,6 @@ from .config import ControllerConfig
 
 # Reason of the Scheduled=False condition on a Project taken off a draining node.
 NODE_DRAINING: Final = "NodeDraining"
-
-
-def draining_nodes(nodes: list[Node]) -> list[str]:
-    """draining_nodes returns the names of nodes the operator drained (state Draining), in order."""
-    return [node.name for node in nodes if node.status.state == NodeState.DRAINING]
 
 
 def evict_from_draining(project: Project, now: datetime) -> Project:
@@ -37,6 +32,8 @@ class DrainingController:
         self._store = store
         self._now = now
         self._config = config
+        # Each Node's state, kept current without decoding the Nodes that did not change.
+        self._states = NodeView(store, lambda node: node.status.state)
 
     async def sync_once(self) -> int:
         """sync_once runs one pass; returns how many Projects it moved back to Pending."""
@@ -44,7 +41,7 @@ class DrainingController:
         bound = await self._store.list_projects(phases=list(EVICTED_PHASES))
         if not bound:
             return 0  # nothing to move: spare the list of every Node
-        draining = set(draining_nodes(await self._store.list_nodes()))
+        draining = {name for name, state in (await self._states.refresh()).items() if state == NodeState.DRAINING}
         moves = [(p.name, p.status.node_ref) for p in bound if p.status.node_ref in draining]
         results = await write_all(
             evict(self._store, name, node, now, evict_from_draining) for name, node in moves if node is not None

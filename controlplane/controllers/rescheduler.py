@@ -9,7 +9,7 @@ from functools import partial
 from typing import Final
 
 from controlplane.api import ConditionStatus, Node, Project, ProjectPhase, find_condition
-from controlplane.store.base import Conflict, NotFound, Store
+from controlplane.store.base import Conflict, NodeView, NotFound, Store
 
 from ._loop import Gate, run_every
 from ._projects import EVICTED_PHASES, evict, require_phase, return_to_pending, with_condition
@@ -81,6 +81,8 @@ class Rescheduler:
         self._store = store
         self._now = now
         self._config = config
+        # When each Node's Ready left True, kept current without decoding the Nodes that did not change.
+        self._not_ready_since = NodeView(store, not_ready_since)
 
     async def sync_once(self) -> tuple[int, int, int]:
         """sync_once runs one pass; returns (moved to Pending, forced Terminated, deleted).
@@ -98,7 +100,8 @@ class Rescheduler:
         bound = await self._store.list_projects(phases=list(EVICTED_PHASES))
         if not bound:
             return 0  # nothing to free: spare the list of every Node
-        gone = {node.name for node in await self._store.list_nodes() if overdue(not_ready_since(node), now, after)}
+        since = await self._not_ready_since.refresh()
+        gone = {name for name, left in since.items() if overdue(left, now, after)}
         edit = partial(evict_from_not_ready, after=after)
         moves = [(p.name, p.status.node_ref) for p in bound if p.status.node_ref in gone]
         results = await write_all(evict(self._store, name, node, now, edit) for name, node in moves if node is not None)
