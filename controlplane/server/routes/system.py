@@ -25,11 +25,9 @@ async def healthz() -> str:
 @router.get("/metrics", response_class=Response)
 async def metrics(context: Ctx) -> Response:
     counts = dict.fromkeys(NodeState, 0)
-    nodes = await context.store.list_nodes()
-    context.metrics.fleet.observe(nodes, context.leases, context.now())
-    for node in nodes:
-        if node.status.state is not None:
-            counts[node.status.state] += 1
+    for node in await context.metrics.fleet.scrape(context.store, context.leases, context.now()):
+        if node.state is not None:
+            counts[node.state] += 1
     for state, count in counts.items():
         context.metrics.nodes.labels(state.value).set(count)
     return Response(context.metrics.render(), media_type=CONTENT_TYPE_LATEST)
