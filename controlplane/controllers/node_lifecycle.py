@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +30,11 @@ from .config import ControllerConfig, format_duration
 
 #: Nodes judged between two yields to the event loop, so a pass over 20k Nodes never holds it for long.
 JUDGE_CHUNK: Final = 1000
+#: A stall of the loop itself (the process frozen, the event loop blocked) longer than this many graces, or one
+#: heartbeat interval if that is longer, is treated as a restart: see `NodeLifecycleController.resume`.
+STALL_GRACES: Final = 0.25
+
+log = logging.getLogger("controlplane.controllers")
 
 # Condition types this controller owns; any other type on a Node is the agent's and is kept as it is.
 READY: Final = NodeConditionType.READY
@@ -270,7 +276,7 @@ class NodeLifecycleController:
     It works from a cache of the Nodes (Kubernetes' lister pattern), one slim `CachedNode` each: every pass
     re-judges each cached Node against the leases, which is all that time changes, and every
     `lifecycle_resync` the cache reads from the store the Nodes created, written or deleted since
-    (`list_nodes_changed`: only changed rows are decoded, so a quiet 20k-Node fleet costs a light projection,
+    (`project_nodes_changed`: only changed rows are decoded, so a quiet 20k-Node fleet costs a light projection,
     not 20k decodes). A write always recomputes from the row read inside the store's transaction, so a stale
     cache can delay a write but never write stale data.
     """
@@ -292,6 +298,8 @@ class NodeLifecycleController:
         self._listed_at: datetime | None = None
         # The store revision of each cached Node as last read: what list_nodes_changed compares against.
         self._revisions: dict[str, int] = {}
+        # When the run loop last passed (None: not yet), to notice that the controller itself was stalled.
+        self._passed_at: datetime | None = None
 
     def ready(self, node: Node, now: datetime) -> Verdict:
         """ready returns the Ready verdict of node at now: the only one that time alone changes."""
@@ -348,15 +356,20 @@ class NodeLifecycleController:
         return sum(await write_all(self._write(name, now) for name in stale))
 
     async def _relist(self, now: datetime) -> None:
-        """_relist brings the cache up to date with the store."""
-        changes = await self._store.list_nodes_changed(self._revisions)
+        """_relist brings the cache up to date with the store, reducing each changed Node as it is decoded."""
+        cache = self._cache
+
+        def entry(node: Node) -> CachedNode:
+            known = cache.get(node.name)
+            return CachedNode.of(node, known.observed_at if known is not None else now)
+
+        changes = await self._store.project_nodes_changed(self._revisions, entry)
         for name in changes.deleted:
-            self._cache.pop(name, None)
-        for node in changes.changed:
-            self._remember(node, now)
-        # A Node that changes.revisions does not name is gone (deleted and not reported as such).
-        for name in [name for name in self._cache if name not in changes.revisions]:
-            del self._cache[name]
+            cache.pop(name, None)
+        cache.update(changes.changed)
+        # A cached Node that the snapshot does not name is gone (e.g. one written, then deleted, between lists).
+        for name in [name for name in cache if name not in changes.revisions]:
+            del cache[name]
         self._revisions = changes.revisions
         self._listed_at = now
 
@@ -383,6 +396,26 @@ class NodeLifecycleController:
         metadata = current.metadata.model_copy(update={"updated_at": now})
         return current.model_copy(update={"status": status, "metadata": metadata})
 
+    def resume(self, now: datetime) -> bool:
+        """resume records a pass of the run loop at now. When the previous one is longer ago than the stall bound
+        (a quarter grace, at least one heartbeat interval), the controller was not running meanwhile (the process
+        was frozen, the event loop blocked) and neither were the heartbeat routes, so the silence of that window is
+        not the Nodes' fault: the restart rule applies as after a restart (every cached Node observed anew at now).
+        Returns whether it did. Tests of `sync_once` step the clock freely; only the loop calls this."""
+        stalled = self._passed_at is not None and now - self._passed_at > max(
+            self._config.heartbeat_interval, self._config.grace * STALL_GRACES
+        )
+        if stalled and self._passed_at is not None:
+            log.warning("node lifecycle stalled for %s: no NotReady for a grace from now", now - self._passed_at)
+            for cached in self._cache.values():
+                cached.observed_at = now
+        self._passed_at = now
+        return stalled
+
+    async def _pass(self) -> int:
+        self.resume(self._now())
+        return await self.sync_once()
+
     async def run(self, stop: asyncio.Event, *, gate: Gate | None = None) -> None:
-        """run calls sync_once every lifecycle_period until stop is set."""
-        await run_every("node-lifecycle", self.sync_once, self._config.lifecycle_period, stop, gate)
+        """run passes every lifecycle_period until stop is set, applying `resume`'s stall rule before each."""
+        await run_every("node-lifecycle", self._pass, self._config.lifecycle_period, stop, gate)

@@ -11,13 +11,18 @@ from typing import Any, Final, Generic, TypeVar
 
 from controlplane.api import Node, NodeHistory, PathChange, Project, ProjectPhase, ThroughputSample
 
-from .base import NodeChanges, NodeMutator, ProjectMutator
+from .base import NodeChanges, NodeMutator, ProjectedChanges, ProjectMutator
 
 M = TypeVar("M", Node, Project)
 
 #: Documents decoded between two yields to the event loop (~20 ms of work) when many are read at once.
 DECODE_CHUNK = 500
 H = TypeVar("H", ThroughputSample, PathChange)
+T = TypeVar("T")
+
+
+def _same(node: Node) -> Node:
+    return node
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +122,15 @@ class KindStore(ABC):
         return await self._list(NODES, labels=labels)
 
     async def list_nodes_changed(self, known: Mapping[str, int]) -> NodeChanges:
-        """list_nodes_changed returns the Nodes whose revision differs from known, and the known names now gone.
+        """list_nodes_changed returns the Nodes whose revision differs from known, and the known names now gone."""
+        changes = await self.project_nodes_changed(known, _same)
+        return NodeChanges(changed=list(changes.changed.values()), deleted=changes.deleted, revisions=changes.revisions)
+
+    async def project_nodes_changed(
+        self, known: Mapping[str, int], project: Callable[[Node], T]
+    ) -> ProjectedChanges[T]:
+        """project_nodes_changed is list_nodes_changed with each changed Node reduced by project as it is decoded,
+        so no more than one chunk of full Nodes is alive at once.
 
         Two reads: every (name, revision), then the documents of the changed ones only. A Node written between
         the two comes back with its newer revision; one created in between waits for the next call.
@@ -127,23 +140,25 @@ class KindStore(ABC):
         # Fetching most of the table by name costs more than reading it all (the first call, a busy fleet).
         everything = len(wanted) * 2 > len(revisions)
         read = await self._get_revisioned(NODES, None if everything else wanted) if wanted else []
-        found: dict[str, tuple[Node, int]] = {}
+        found: dict[str, tuple[T, int]] = {}
+        keep = set(wanted)
         for start in range(0, len(read), DECODE_CHUNK):
             if start:
                 await asyncio.sleep(0)  # decoding 20k Nodes takes ~1 s: let requests in between chunks
             for doc, revision in read[start : start + DECODE_CHUNK]:
                 node = NODES.load(doc)
-                found[node.name] = (node, revision)
+                if node.name in keep:  # a read of everything also returns the unchanged Nodes
+                    found[node.name] = (project(node), revision)
+        del read
         for name in wanted:
             if name not in found:
                 revisions.pop(name, None)  # deleted between the two reads
-        changed = []
+        changed: dict[str, T] = {}
         for name in sorted(wanted):
             if name in found:
-                node, revisions[name] = found[name]
-                changed.append(node)
+                changed[name], revisions[name] = found[name]
         deleted = [name for name in known if name not in revisions]
-        return NodeChanges(changed=changed, deleted=deleted, revisions=revisions)
+        return ProjectedChanges(changed=changed, deleted=deleted, revisions=revisions)
 
     async def update_node(self, name: str, mutate: NodeMutator) -> Node:
         """update_node applies mutate to the stored Node in one transaction; raises NotFound."""

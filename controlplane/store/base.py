@@ -61,6 +61,21 @@ class NodeChanges:
     revisions: dict[str, int] = field(default_factory=dict)
 
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectedChanges(Generic[T]):
+    """ProjectedChanges is NodeChanges with each changed Node reduced to a projection of the caller's."""
+
+    # Changed: name → projection of each Node created or written since the snapshot, in name order.
+    changed: dict[str, T] = field(default_factory=dict)
+    # Deleted: names in the snapshot that are no longer stored.
+    deleted: list[str] = field(default_factory=list)
+    # Revisions: name → revision of every stored Node, the snapshot to pass next time.
+    revisions: dict[str, int] = field(default_factory=dict)
+
+
 class Store(Protocol):
     """Store persists Nodes, Projects and node leases.
 
@@ -86,6 +101,13 @@ class Store(Protocol):
         names in known that are gone; pass {} to get every Node. Every write of a Node gives it a new
         revision, never reused (not even by a Node deleted and created again), so a cache kept this way
         reads and decodes only what changed."""
+        ...
+
+    async def project_nodes_changed(
+        self, known: Mapping[str, int], project: Callable[[Node], T]
+    ) -> ProjectedChanges[T]:
+        """project_nodes_changed is list_nodes_changed with each changed Node reduced by project as soon as it is
+        decoded, so a caller that keeps a few fields never holds every changed Node at once."""
         ...
 
     async def update_node(self, name: str, mutate: NodeMutator) -> Node:
@@ -160,11 +182,8 @@ class Store(Protocol):
         ...
 
 
-T = TypeVar("T")
-
-
 class NodeView(Generic[T]):
-    """NodeView keeps one small projection per stored Node, current through `list_nodes_changed`.
+    """NodeView keeps one small projection per stored Node, current through `project_nodes_changed`.
 
     Each `refresh` reads the light name/revision projection and decodes only the Nodes written since the last
     one, so a periodic reader of a quiet 20k-Node fleet pays no decodes and keeps no pydantic Node.
@@ -178,10 +197,9 @@ class NodeView(Generic[T]):
 
     async def refresh(self) -> Mapping[str, T]:
         """refresh brings the projections up to date with the store and returns them (name → projection)."""
-        changes = await self._store.list_nodes_changed(self._revisions)
+        changes = await self._store.project_nodes_changed(self._revisions, self._project)
         for name in changes.deleted:
             self._items.pop(name, None)
-        for node in changes.changed:
-            self._items[node.name] = self._project(node)
+        self._items.update(changes.changed)
         self._revisions = changes.revisions
         return self._items

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import pytest
 
-from controlplane.api import NodeState
+from controlplane.api import Node, NodeState
 from controlplane.controllers.config import ControllerConfig
 from controlplane.controllers.node_lifecycle import NodeLifecycleController
-from controlplane.store.base import NodeChanges, Store
+from controlplane.store.base import NodeChanges, ProjectedChanges, Store
 from controlplane.store.leases import LeaseTable
 from tests.conftest import FakeClock
 
 from .conftest import conditions_of, make_node, put_status
+
+T = TypeVar("T")
 
 FACTS = {
     "capacity": {"cpu": "4000m", "memory": "8Gi", "disk": "100Gi"},
@@ -114,6 +116,30 @@ async def test_restart_no_not_ready_before_a_full_grace(
     assert await second.sync_once() == 1
     assert await state_of(memory_store, "edge1") == (NodeState.NOT_READY, "False", "HeartbeatTimeout", clock.now())
     assert await state_of(memory_store, "edge2") == (NodeState.READY, "True", "AgentReady", ready_since)
+
+
+async def test_a_stalled_controller_holds_ready_nodes_for_a_grace_like_a_restart(
+    memory_store: Store, lifecycle: NodeLifecycleController, leases: LeaseTable, clock: FakeClock
+) -> None:
+    await memory_store.create_node(make_node("edge1"))
+    leases.renew("edge1", clock.now())
+    assert lifecycle.resume(clock.now()) is False
+    await lifecycle.sync_once()
+    ready_since = clock.now()
+    clock.step(10)  # one bound (a quarter of the 40 s grace): an ordinary late pass
+    assert lifecycle.resume(clock.now()) is False
+    clock.step(30)  # frozen 30 s (SIGSTOP); the lease is now 40 s old and the agent is still backing off
+    assert lifecycle.resume(clock.now()) is True
+    for _ in range(40):  # thawed: the loop passes each second again, and no beat arrives
+        assert await lifecycle.sync_once() == 0
+        clock.step(1)
+        assert lifecycle.resume(clock.now()) is False
+    assert await lifecycle.sync_once() == 0  # exactly a grace since the thaw: still held
+    assert await state_of(memory_store) == (NodeState.READY, "True", "AgentReady", ready_since)
+    clock.step(0.5)  # past a grace since the thaw, still silent: now it is the node's silence
+    assert lifecycle.resume(clock.now()) is False
+    assert await lifecycle.sync_once() == 1
+    assert await state_of(memory_store) == (NodeState.NOT_READY, "False", "HeartbeatTimeout", clock.now())
 
 
 async def test_restart_never_turns_a_stale_node_ready(
@@ -254,7 +280,7 @@ async def test_deleted_nodes_are_forgotten(
 
 
 class ListCounter:
-    """ListCounter is the store, counting the reads of the Nodes (list_nodes_changed calls)."""
+    """ListCounter is the store, counting the reads of the Nodes (list_nodes_changed or project_nodes_changed)."""
 
     def __init__(self, store: Store) -> None:
         self.store, self.lists = store, 0
@@ -262,6 +288,12 @@ class ListCounter:
     async def list_nodes_changed(self, known: Mapping[str, int]) -> NodeChanges:
         self.lists += 1
         return await self.store.list_nodes_changed(known)
+
+    async def project_nodes_changed(
+        self, known: Mapping[str, int], project: Callable[[Node], T]
+    ) -> ProjectedChanges[T]:
+        self.lists += 1
+        return await self.store.project_nodes_changed(known, project)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
