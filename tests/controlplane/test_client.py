@@ -279,3 +279,60 @@ async def test_names_are_quoted_into_the_path() -> None:
 def test_node_state_round_trips_through_nodelist() -> None:
     listing = NodeList.model_validate({"items": [{**node_wire(), "status": {"state": "Draining"}}]})
     assert listing.items[0].status.state is NodeState.DRAINING
+
+
+async def test_wire_returns_the_servers_json_as_sent() -> None:
+    seen: list[httpx.Request] = []
+    listing = {"apiVersion": "caravanserai/v1", "kind": "NodeList", "items": [node_wire() | {"future": [1, 2]}]}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=node_wire("edge-2") if request.url.path.endswith("edge-2") else listing)
+
+    async with make_client(handler) as client:
+        assert await client.wire("nodes", label_selector="site=lab") == listing
+        assert await client.wire("nodes", "edge-2") == node_wire("edge-2")
+    assert [(r.url.path, r.url.query) for r in seen] == [
+        ("/api/v1/nodes", b"labelSelector=site%3Dlab"),
+        ("/api/v1/nodes/edge-2", b""),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("resource", "name", "body", "error"),
+    [
+        ("nodes", None, [], "must be an object"),
+        ("nodes", None, {"kind": "ProjectList", "items": []}, "kind: must be NodeList"),
+        ("projects", None, {"kind": "ProjectList", "items": {}}, "items: must be a list"),
+        ("projects", None, {"items": [{"metadata": {}}]}, "items[0]: must be an object with a metadata.name"),
+        ("projects", "web", {"kind": "Project", "metadata": {"name": 7}}, "metadata.name: is required"),
+    ],
+    ids=["not-an-object", "wrong-kind", "items-not-a-list", "item-without-name", "object-without-name"],
+)
+async def test_wire_checks_the_shape(
+    resource: client_module.Resource, name: str | None, body: object, error: str
+) -> None:
+    async with make_client(lambda request: httpx.Response(200, json=body)) as client:
+        with pytest.raises(InvalidResponse) as caught:
+            await client.wire(resource, name)
+    assert caught.value.errors == [error]
+
+
+async def test_wire_errors_stay_typed() -> None:
+    async with make_client(lambda request: problem(404, "Not Found", 'Node "x" not found')) as client:
+        with pytest.raises(NotFound):
+            await client.wire("nodes", "x")
+    async with make_client(lambda request: httpx.Response(200, text="<html>")) as client:
+        with pytest.raises(InvalidResponse, match="invalid NodeList"):
+            await client.wire("nodes")
+
+
+@pytest.mark.parametrize(("url", "loads_cas"), [("http://cara:8080", False), ("https://cara:8443", True)])
+def test_the_ca_bundle_is_loaded_only_for_https(url: str, loads_cas: bool) -> None:
+    transport = client_module._default_transport(url)
+    assert isinstance(transport, httpx.AsyncHTTPTransport)
+    context = transport._pool._ssl_context
+    assert context is not None
+    assert (context.cert_store_stats()["x509_ca"] > 0) is loads_cas
+    # Either way a TLS peer must prove itself: plain http's context trusts nothing rather than everything.
+    assert context.check_hostname and context.verify_mode.name == "CERT_REQUIRED"
