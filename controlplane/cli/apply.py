@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from controlplane.api import Node, Project
-from controlplane.client import ApiError, Client, ClientError, Conflict
-
 from .context import Env, Failure, fail, problem_lines, run
-from .manifests import Manifest, ManifestError, duplicates, load_manifests
+
+if TYPE_CHECKING:
+    from controlplane.api import Node, Project
+    from controlplane.client import Client
+
+    from .manifests import Manifest
 
 
 def _read(filename: str) -> tuple[str, str]:
     """_read returns (text, name for messages) of FILE, or of standard input for `-`."""
+    from .manifests import ManifestError
+
     if filename == "-":
         return sys.stdin.read(), "<stdin>"
     try:
@@ -41,6 +46,9 @@ async def apply_one(client: Client, obj: Node | Project) -> str:
     The GET before the PUT lets an unchanged Project that is already Running apply cleanly: the server
     refuses any PUT of a Project that is not Pending or Failed.
     """
+    from controlplane.api import Node
+    from controlplane.client import Conflict
+
     try:
         await (client.create_node(obj) if isinstance(obj, Node) else client.create_project(obj))
         return "created"
@@ -69,6 +77,8 @@ def apply(env: Env, filenames: tuple[str, ...]) -> None:
     Every document of every file is validated before anything is sent, so one bad document means
     nothing is written.
     """
+    from .manifests import ManifestError, duplicates, load_manifests  # YAML, pydantic and the models
+
     manifests: list[Manifest] = []
     problems: list[str] = []
     for filename in filenames:
@@ -91,6 +101,8 @@ def apply(env: Env, filenames: tuple[str, ...]) -> None:
 
 
 async def _send_one(client: Client, manifest: Manifest) -> None:
+    from controlplane.client import ApiError, ClientError
+
     prefix = f"{manifest.where}: {manifest.ref}: "
     try:
         result = await apply_one(client, manifest.obj)

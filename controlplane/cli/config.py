@@ -6,10 +6,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from mesh import LocalClient, MeshError, resolve
-
 ENV_VAR = "CARA_SERVER"
 #: The MagicDNS name looked up when no server is configured (design §5.3); CARA_SERVER_NAME overrides it.
 DEFAULT_SERVER_NAME = "cara-server"
@@ -35,6 +31,8 @@ def _read_file(path: Path) -> dict[str, Any]:
         return {}
     except OSError as exc:
         raise ConfigError(f"{path}: {exc.strerror or exc}") from None
+    import yaml  # only when there is a file to read: most runs pass --server or CARA_SERVER
+
     try:
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -59,6 +57,8 @@ Discover = Callable[[str, str | None], Awaitable[str]]
 
 async def discover_server(name: str, socket: str | None) -> str:
     """discover_server resolves the MagicDNS name through the local tailscaled's peer list (never OS DNS)."""
+    from mesh import LocalClient, resolve  # only when no server is configured
+
     async with LocalClient(socket) as local:
         ip = resolve(await local.status(), name)[0]
     host = f"[{ip}]" if ip.version == 6 else str(ip)
@@ -83,6 +83,8 @@ async def resolve_server(
     if data.get("server"):
         return _normalise(data["server"]), str(path)
     name = environ.get(NAME_ENV_VAR) or data.get("serverName") or DEFAULT_SERVER_NAME
+    from mesh import MeshError
+
     try:
         return await discover(name, socket or environ.get("TS_SOCKET")), f"MagicDNS name {name!r} via tailscaled"
     except MeshError as exc:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from controlplane.client import Client
-
 from .context import Env, check_name, run
+
+if TYPE_CHECKING:
+    from controlplane.client import Client
 
 
 @click.command()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import click
+from typing import TYPE_CHECKING
 
-from controlplane.api import Node, NodeHistory, Project
-from controlplane.client import Client, NotFound
+import click
 
 from . import printers
 from .context import Env, check_name, resolve_kind, run
+
+if TYPE_CHECKING:
+    from controlplane.api import Node, NodeHistory, Project
+    from controlplane.client import Client
 
 
 @click.command()
@@ -19,6 +22,8 @@ def describe(env: Env, resource: str, name: str) -> None:
     """Show every field of one Node or Project."""
     kind = resolve_kind(resource)
     check_name(name)
+
+    from controlplane.client import NotFound
 
     async def fetch(client: Client) -> tuple[Node | Project, NodeHistory | None]:
         if kind == "project":

@@ -2,20 +2,43 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
+from typing import Final
 
 import click
 
-from .apply import apply
 from .context import Env
-from .cordon import cordon, uncordon
-from .delete import delete
-from .describe import describe
-from .drain import drain
-from .get import get
-from .mesh import mesh
-from .version import version
+
+#: Each verb and the module that defines it. A module is imported only when its verb runs (or `-h` lists them):
+#: `get` then loads neither pydantic's models nor YAML nor the tailnet client, which is most of caractrl's start.
+VERBS: Final[dict[str, str]] = {
+    "apply": "apply",
+    "cordon": "cordon",
+    "delete": "delete",
+    "describe": "describe",
+    "drain": "drain",
+    "get": "get",
+    "mesh": "mesh",
+    "uncordon": "cordon",
+    "version": "version",
+}
+
+
+class _Verbs(click.Group):
+    """_Verbs is a click group whose commands come from VERBS, each imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(VERBS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = VERBS.get(cmd_name)
+        if module is None:
+            return None
+        command = getattr(importlib.import_module(f"{__package__}.{module}"), cmd_name)
+        assert isinstance(command, click.Command)
+        return command
 
 
 class _EchoHandler(logging.Handler):
@@ -39,7 +62,7 @@ def _enable_verbose(ctx: click.Context) -> None:
     ctx.call_on_close(restore)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Verbs, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--server",
     metavar="URL",
@@ -57,10 +80,6 @@ def cli(ctx: click.Context, server: str | None, socket: str | None, verbose: boo
     ctx.obj = env
     if verbose:
         _enable_verbose(ctx)
-
-
-for command in (apply, get, describe, delete, cordon, uncordon, drain, mesh, version):
-    cli.add_command(command)
 
 
 def main() -> None:

@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 
-from controlplane.api import CONTROL_PLANE_PEER, NetworkMode, Node, NodeList, format_time
-from controlplane.client import Client
-
 from .context import Env, run
 
-#: The first column: each Node's own path to the control plane (the peer name the server's history uses).
-CONTROL_PLANE_COLUMN: Final = CONTROL_PLANE_PEER
+if TYPE_CHECKING:
+    from controlplane.api import NetworkMode, Node, NodeList
+    from controlplane.client import Client
+
 CORNER: Final = "FROM \\ TO"
 SELF: Final = "-"
 UNKNOWN: Final = "unknown"
@@ -33,7 +32,7 @@ def _path_fields(mode: NetworkMode | None, region: str | None, latency: float | 
     """_path_fields returns (style key, cell text) of one path."""
     if mode is None:
         return UNKNOWN, UNKNOWN
-    label = "Direct" if mode is NetworkMode.DIRECT else f"DERP({region or '?'})"
+    label = "Direct" if mode.value == "Direct" else f"DERP({region or '?'})"  # the STYLES key
     if latency is not None:
         label += f" {latency:.1f}ms" if latency < 10 else f" {latency:.0f}ms"
     return mode.value, label
@@ -41,6 +40,8 @@ def _path_fields(mode: NetworkMode | None, region: str | None, latency: float | 
 
 def paths(nodes: Sequence[Node]) -> list[dict[str, Any]]:
     """paths lists every path a Node reports to another Node, ordered by from then to (the `-o json` entries)."""
+    from controlplane.api import format_time  # the models are loaded by now: these are decoded Nodes
+
     names = {node.name for node in nodes}
     found = []
     for node in sorted(nodes, key=lambda n: n.name):
@@ -64,7 +65,10 @@ def matrix(nodes: Sequence[Node]) -> list[list[tuple[str, str]]]:
     """matrix is the table as (style key, text) cells: a header row, then one row per Node in name order."""
     ordered = sorted(nodes, key=lambda n: n.name)
     names = [node.name for node in ordered]
-    rows = [[("", CORNER), ("", CONTROL_PLANE_COLUMN), *(("", name) for name in names)]]
+    # The first column: each Node's own path to the control plane (the peer name the server's history uses).
+    from controlplane.api import CONTROL_PLANE_PEER
+
+    rows = [[("", CORNER), ("", CONTROL_PLANE_PEER), *(("", name) for name in names)]]
     for node in ordered:
         network = node.status.network
         own = _path_fields(network.mode, network.derp_region, network.latency_ms) if network else (UNKNOWN, UNKNOWN)

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as package_version
+from typing import TYPE_CHECKING
 
 import click
 
-from controlplane.client import Client
-
 from .context import Env, run
+
+if TYPE_CHECKING:
+    from controlplane.client import Client
 
 DISTRIBUTION = "caravanserai-mesh"
 
 
 def client_version() -> str:
     """client_version is the installed distribution's version ("unknown" when run from a bare checkout)."""
+    from importlib.metadata import PackageNotFoundError  # about 15 ms
+    from importlib.metadata import version as package_version
+
     try:
         return package_version(DISTRIBUTION)
     except PackageNotFoundError:

@@ -58,6 +58,41 @@ def test_age_of_an_unset_time() -> None:
     assert printers.age(None, NOW) == "<none>"
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-11-24T09:00:00Z", datetime(2026, 11, 24, 9, 0, tzinfo=UTC)),
+        ("2026-11-24T10:00:00+01:00", datetime(2026, 11, 24, 9, 0, tzinfo=UTC)),
+        ("0001-01-01T00:00:00Z", None),
+        ("2026-11-24T09:00:00", None),
+        ("yesterday", None),
+        (None, None),
+        (1700000000, None),
+    ],
+    ids=["utc", "offset", "go-zero-time", "naive", "garbage", "null", "number"],
+)
+def test_wire_time_reads_rfc3339_and_treats_the_rest_as_unset(value: object, expected: datetime | None) -> None:
+    assert printers.wire_time(value) == expected
+
+
+def test_tables_tolerate_missing_and_mistyped_wire_fields() -> None:
+    odd = {"metadata": {"name": "odd", "createdAt": "0001-01-01T00:00:00Z"}, "status": {"network": "not an object"}}
+    bare = {"metadata": {"name": "bare"}, "spec": {"services": [{"name": "web"}]}, "status": {"conditions": "x"}}
+    assert printers.nodes_table([odd], NOW, wide=True).splitlines()[1].split() == [
+        "odd",
+        *["<none>"] * 4,
+        *["<none>"] * 4,
+        "false",
+    ]
+    assert printers.projects_table([bare], NOW, wide=True).splitlines()[1].split() == [
+        "bare",
+        *["<none>"] * 4,
+        "web",
+        "<none>",
+        "<none>",
+    ]
+
+
 def test_table_aligns_columns_without_trailing_blanks() -> None:
     assert printers.table(["A", "LONGER"], [["xyz", "1"], ["q", ""]]).splitlines() == [
         "A     LONGER",
@@ -78,7 +113,7 @@ def test_nodes_table_wide() -> None:
             "throughput": {"download": "9.5Mbps"},
         },
     )
-    text = printers.nodes_table([ready, node("edge-20")], NOW, wide=True)
+    text = printers.nodes_table([ready.to_wire(), node("edge-20").to_wire()], NOW, wide=True)
     assert text.splitlines() == [
         "NAME      STATE    IP           MODE     AGE   DNS      DERP     LATENCY   THROUGHPUT   UNSCHEDULABLE",
         "edge-1    Ready    100.64.0.1   DERP     3h    <none>   hub      38.5ms    9.5Mbps/?    false",
@@ -96,14 +131,14 @@ def test_projects_table_summarises_conditions() -> None:
             "conditions": [{"type": "Scheduled", "status": "True"}, {"type": "Ready", "status": "False"}],
         },
     )
-    assert printers.projects_table([project], NOW).splitlines()[1].split() == [
+    assert printers.projects_table([project.to_wire()], NOW).splitlines()[1].split() == [
         "web",
         "Running",
         "edge-1",
         "Scheduled=True,Ready=False",
         "2d",
     ]
-    assert printers.projects_table([project], NOW, wide=True).splitlines()[1].split()[-3:] == [
+    assert printers.projects_table([project.to_wire()], NOW, wide=True).splitlines()[1].split()[-3:] == [
         "web",
         "<none>",
         "<none>",
@@ -112,9 +147,9 @@ def test_projects_table_summarises_conditions() -> None:
 
 def test_json_and_yaml_are_exactly_the_wire_object() -> None:
     listing = NodeList(items=[node("edge-1", state="Draining")])
-    assert json.loads(printers.to_json(listing)) == listing.to_wire()
-    assert yaml.safe_load(printers.to_yaml(listing)) == listing.to_wire()
-    assert printers.to_yaml(listing).startswith("apiVersion: caravanserai/v1\nkind: NodeList\nitems:\n")
+    assert json.loads(printers.to_json(listing.to_wire())) == listing.to_wire()
+    assert yaml.safe_load(printers.to_yaml(listing.to_wire())) == listing.to_wire()
+    assert printers.to_yaml(listing.to_wire()).startswith("apiVersion: caravanserai/v1\nkind: NodeList\nitems:\n")
 
 
 def test_describe_renders_every_field() -> None:
