@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -172,6 +173,41 @@ def choose_node(request: Requests, rooms: Iterable[Room]) -> Room | None:
     return best
 
 
+class Shelves:
+    """Shelves groups candidate rooms by booking state, so that one pass over 1k Nodes × 1k Projects is not 1M steps.
+
+    Rooms with the same allocatable, bookings and project count differ only by name, and choose_node breaks that
+    tie by name: it therefore needs to see only the first room by name of each group. A fleet of alike Nodes forms a
+    handful of groups, where a plain scan visits every Node for every Project (about 0.2-0.35 s per 1k × 1k pass).
+    """
+
+    def __init__(self, rooms: Iterable[Room]) -> None:
+        self._groups: dict[tuple[int, int, int, int, int], list[tuple[str, Room]]] = {}
+        for room in rooms:
+            self._shelve(room)
+
+    @staticmethod
+    def _state(room: Room) -> tuple[int, int, int, int, int]:
+        return (room.cpu, room.memory, room.used_cpu, room.used_memory, room.projects)
+
+    def _shelve(self, room: Room) -> None:
+        heapq.heappush(self._groups.setdefault(self._state(room), []), (room.name, room))
+
+    def firsts(self) -> list[Room]:
+        """firsts is the first room by name of each group: every room choose_node could pick."""
+        return [group[0][1] for group in self._groups.values()]
+
+    def take(self, room: Room, request: Requests) -> None:
+        """take books request on room, which must be one of firsts(), and moves it to its new group."""
+        state = self._state(room)
+        group = self._groups[state]
+        heapq.heappop(group)
+        if not group:
+            del self._groups[state]
+        room.take(request)
+        self._shelve(room)
+
+
 def unschedulable_message(placement: Placement, request: Requests) -> str:
     """unschedulable_message explains a failed placement the way kubectl does:
     `0/3 nodes are available: 1 NotReady, 1 unschedulable, 1 insufficient cpu`.
@@ -237,17 +273,18 @@ class Scheduler:
             return 0
         nodes = await self._store.list_nodes()
         placement = build_placement(nodes, await self._store.list_projects(phases=list(BOUND_PHASES)))
+        shelves = Shelves(placement.rooms)
         binds: list[tuple[str, str]] = []
         refusals: list[tuple[str, str]] = []
         for project in sorted(pending, key=queue_order):
             request = requests_of(project)
-            room = choose_node(request, placement.rooms)
+            room = choose_node(request, shelves.firsts())
             if room is None:
                 message = unschedulable_message(placement, request)
                 if not says(project, SCHEDULED, ConditionStatus.FALSE, UNSCHEDULABLE, message):
                     refusals.append((project.name, message))
                 continue
-            room.take(request)
+            shelves.take(room, request)
             binds.append((project.name, room.name))
         self._unplaced = frozenset(project.name for project in pending) - {name for name, _ in binds}
         self._tried_at = now

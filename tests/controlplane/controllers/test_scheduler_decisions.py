@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import random
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -193,3 +195,28 @@ def test_queue_order_is_first_come_first_served() -> None:
     newer.metadata.created_at = datetime(2026, 1, 2, tzinfo=UTC)
     unset = project("mm")
     assert [p.name for p in sorted([newer, older, unset], key=sc.queue_order)] == ["mm", "zz", "aa"]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_shelves_choose_exactly_as_a_scan_of_every_room(seed: int) -> None:
+    """Shelves show choose_node one room per group; the placements must be those of a scan of all the rooms."""
+    rng = random.Random(seed)
+    sizes = [(4000, 8 * GI), (2000, 4 * GI), (8000, 2 * GI)]
+
+    scanned = [Room(f"n{i:02}", *sizes[i % len(sizes)], projects=rng.choice([0, 0, 1])) for i in range(30)]
+    shelved = copy.deepcopy(scanned)
+    requests = [Requests(rng.choice([0, 250, 500, 1000]), rng.choice([0, GI // 2, GI])) for _ in range(400)]
+    shelves = sc.Shelves(shelved)
+    by_scan, by_shelves = [], []
+    for request_ in requests:
+        room = sc.choose_node(request_, scanned)
+        if room is not None:
+            room.take(request_)
+        by_scan.append(room.name if room else None)
+        chosen = sc.choose_node(request_, shelves.firsts())
+        if chosen is not None:
+            shelves.take(chosen, request_)
+        by_shelves.append(chosen.name if chosen else None)
+    assert by_shelves == by_scan
+    assert None in by_scan and len(set(by_scan)) > 10  # the fleet filled up, and placements spread
+    assert sorted(scanned, key=lambda r: r.name) == sorted(shelved, key=lambda r: r.name)
