@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -103,6 +102,8 @@ def check_name(name: str) -> str:
 
 def run(env: Env, action: Callable[[Client], Awaitable[T]], *, error_prefix: str = "") -> T:
     """run resolves the server, opens one client, runs action on a fresh event loop and maps every client error."""
+    import asyncio  # with ssl, about 25 ms that `-h` and usage errors do without
+
     from controlplane.client import ApiError, ClientError
 
     # The result leaves through this box, not as the task's result: on Python 3.11, asyncio.run's SIGINT clean-up

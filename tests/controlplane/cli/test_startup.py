@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent(
         cli.main(sys.argv[1:], obj=Env(environ={"CARA_SERVER": "http://cara"}, client_factory=factory))
     except SystemExit:
         pass
-    heavy = ["controlplane.api", "pydantic", "yaml", "mesh", "rich", "httpx", "importlib.metadata", "certifi"]
+    heavy = ["asyncio", "controlplane.api", "pydantic", "yaml", "mesh", "rich", "httpx", "importlib.metadata", "certifi"]
     print(json.dumps(sorted(name for name in heavy if name in sys.modules)))
     """
 )
@@ -46,9 +46,9 @@ def imported(*args: str) -> list[str]:
         (["-h"], []),
         (["get", "-h"], []),
         # The table and -o json are printed from the server's JSON: no models, no YAML, no CA bundle.
-        (["get", "nodes"], ["httpx"]),
-        (["get", "nodes", "-o", "json"], ["httpx"]),
-        (["get", "nodes", "-o", "yaml"], ["httpx", "yaml"]),
+        (["get", "nodes"], ["asyncio", "httpx"]),
+        (["get", "nodes", "-o", "json"], ["asyncio", "httpx"]),
+        (["get", "nodes", "-o", "yaml"], ["asyncio", "httpx", "yaml"]),
     ],
     ids=["help", "verb-help", "get-table", "get-json", "get-yaml"],
 )
