@@ -33,6 +33,9 @@ JITTER: Final = 0.2
 #: Retry period while our own tailscaled is down or just back: a LocalAPI call and a refused connect cost nothing,
 #: and waiting a whole interval would add up to one interval to the recovery after tailscaled runs again.
 LOCAL_RETRY: Final = 1.0
+#: How long a beat waits for the status (LocalAPI, a disco ping to the server, peer probes) at most, and never more
+#: than a quarter interval: on a full or lossy link those take seconds, and the lease must not wait for them.
+SNAPSHOT_BUDGET: Final = 0.5
 
 
 class Backoff:
@@ -117,6 +120,9 @@ class Heartbeater:
         self.interval, self.status_interval = interval, status_interval
         self.backoff = backoff if backoff is not None else Backoff()
         self.state = BeatState()
+        self.snapshot_budget = min(SNAPSHOT_BUDGET, interval / 4)
+        # collecting: a snapshot still being taken when its beat went out; the next beat uses it.
+        self._collecting: asyncio.Future[Snapshot] | None = None
 
     async def register(self) -> None:
         """register creates the Node; 201 or 409 (it exists already) both mean registered."""
@@ -143,10 +149,12 @@ class Heartbeater:
         try:
             if not state.registered:
                 await self.register()
-            snapshot = await self._source.snapshot()
+            snapshot = await self._snapshot()
             now = self._now()
-            full = self._wants_full(snapshot, now)
-            await self._client.heartbeat(self.node_name, snapshot.beat if full else Heartbeat())
+            full = snapshot is not None and self._wants_full(snapshot, now)
+            await self._client.heartbeat(
+                self.node_name, snapshot.beat if snapshot is not None and full else Heartbeat()
+            )
         except NotFound:
             # The Node is gone (deleted, or a new control plane): register again at once, then back off on failure.
             log.warning("node %s is unknown to the control plane; registering again", self.node_name)
@@ -161,11 +169,23 @@ class Heartbeater:
             return self._failed(exc, snapshot)
         state.server_reachable, state.last_success, state.last_error = True, now, ""
         state.tailnet_was_down = False
-        if full:
+        if full and snapshot is not None:
             state.sent_signature, state.last_full = snapshot.signature, now
         state.count("full" if full else "empty")
         self.backoff.reset()
         return self.interval
+
+    async def _snapshot(self) -> Snapshot | None:
+        """_snapshot returns the status for this beat, or None when taking it outlasts the budget: the beat then goes
+        out empty (a lease renewal) on time, and the snapshot, still being taken, goes with the next beat."""
+        if self._collecting is None:
+            self._collecting = asyncio.ensure_future(self._source.snapshot())
+        done, _ = await asyncio.wait({self._collecting}, timeout=self.snapshot_budget)
+        if not done:
+            log.debug("status not ready within %.2fs: empty beat", self.snapshot_budget)
+            return None
+        collected, self._collecting = self._collecting, None
+        return collected.result()
 
     def _failed(self, exc: ClientError, snapshot: Snapshot | None) -> float:
         state = self.state
@@ -192,9 +212,19 @@ class Heartbeater:
         return delay
 
     async def run(self, stop: asyncio.Event) -> None:
-        """run beats until stop is set; the wait between passes ends early when stop is set."""
+        """run beats until stop is set, `interval` from start to start (a slow beat does not push the next one
+        later); the wait between passes ends early when stop is set."""
+        try:
+            await self._run(stop)
+        finally:
+            if self._collecting is not None:
+                self._collecting.cancel()
+
+    async def _run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            started = self._now()
             delay = await self.beat_once()
+            delay -= (self._now() - started).total_seconds()
             if delay > 0:
                 waiter = asyncio.ensure_future(stop.wait())
                 sleeper = asyncio.ensure_future(self._sleep(delay))

@@ -241,3 +241,56 @@ async def test_with_a_short_interval_one_lost_beat_is_retried_on_schedule(record
     await beater.beat_once()
     recorder.down = True
     assert [await beater.beat_once() for _ in range(4)] == [2.0, 10.0, 20.0, 40.0]
+
+
+class SlowSource(FakeSource):
+    """SlowSource takes its snapshot only when `release` is set (a disco ping or peer probe on a full link)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def snapshot(self) -> Snapshot:
+        await self.release.wait()
+        return await super().snapshot()
+
+
+async def test_a_slow_snapshot_never_holds_the_beat_back(
+    recorder: Recorder, clock: FakeClock, memory_store: Store
+) -> None:
+    source = SlowSource()
+    beater = make(recorder, clock, source)
+    beater.snapshot_budget = 0.01  # real seconds: asyncio.wait's own timeout
+    assert await beater.beat_once() == 10.0
+    assert recorder.beats() == [b"{}"]  # on time, empty: the lease is renewed without the facts
+    assert beater.state.sent_signature is None
+    node = await memory_store.get_node("edge1")
+    assert node.status.network is None
+    source.release.set()
+    await asyncio.sleep(0.01)  # the snapshot finishes between beats
+    assert await beater.beat_once() == 10.0
+    assert recorder.beats()[-1] != b"{}" and source.calls == 1  # the next beat carries it; no second snapshot
+    node = await memory_store.get_node("edge1")
+    assert node.status.network is not None and node.status.network.ip == "100.64.0.3"
+
+
+async def test_beats_are_an_interval_apart_start_to_start(recorder: Recorder, clock: FakeClock) -> None:
+    stop = asyncio.Event()
+    slept: list[float] = []
+
+    class TakesThreeSeconds(FakeSource):
+        async def snapshot(self) -> Snapshot:
+            clock.step(3)  # collecting took 3 s of the interval
+            return await super().snapshot()
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.step(seconds)
+        if len(slept) == 2:
+            stop.set()
+        await asyncio.sleep(0)
+
+    beater = make(recorder, clock, TakesThreeSeconds())
+    beater._sleep = fake_sleep
+    await asyncio.wait_for(beater.run(stop), 5)
+    assert slept == [7.0, 7.0]
