@@ -28,8 +28,8 @@ SCRIPT = textwrap.dedent(
         cli.main(sys.argv[1:], obj=Env(environ={"CARA_SERVER": "http://cara"}, client_factory=factory))
     except SystemExit:
         pass
-    heavy = ["asyncio", "controlplane.api", "pydantic", "yaml", "mesh", "rich", "httpx", "importlib.metadata"]
-    heavy.append("certifi")
+    heavy = ["asyncio", "controlplane.api", "pydantic", "yaml", "mesh", "rich", "httpx", "importlib.metadata",
+             "certifi"]
     print(json.dumps(sorted(name for name in heavy if name in sys.modules)))
     """
 )
