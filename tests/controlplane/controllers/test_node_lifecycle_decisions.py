@@ -261,3 +261,31 @@ def test_the_controller_owns_exactly_the_types_the_server_ignores_from_agents() 
     from controlplane.controllers.node_lifecycle import OWNED_TYPES
 
     assert frozenset(OWNED_TYPES) == CONTROL_PLANE_CONDITIONS
+
+
+def _settled(node: Node, now: datetime) -> Node:
+    """_settled is node with every owned condition written as a Ready, live node's should be."""
+    verdicts = nl.node_verdicts(
+        node.status,
+        nl.ready_verdict(
+            lease=Lease(now), blocking=[], observed_at=now, now=now, grace=timedelta(seconds=40), was_ready=True
+        ),
+    )
+    conditions = nl.node_conditions(node.status.conditions, verdicts, now)
+    return node.model_copy(
+        update={"status": node.status.model_copy(update={"state": NodeState.READY, "conditions": conditions})}
+    )
+
+
+def test_a_cached_node_is_steady_only_when_stored_ready_with_every_fact_settled() -> None:
+    now = s(0)
+    node = Node.model_validate({"metadata": {"name": "edge1"}, "spec": {}, "status": {"network": {"mode": "Direct"}}})
+    settled = nl.CachedNode.of(_settled(node, now), now)
+    assert settled.steady and not settled.facts_stale and settled.blocking == ()
+    moved = _settled(node, now).model_copy(deep=True)
+    assert moved.status.network is not None
+    moved.status.network.mode = NetworkMode.DERP  # a fact changed after the conditions were written
+    stale = nl.CachedNode.of(moved, now)
+    assert stale.facts_stale and not stale.steady
+    fresh = nl.CachedNode.of(node, now)  # never judged: no Ready condition stored yet
+    assert fresh.ready is None and not fresh.steady
