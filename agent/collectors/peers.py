@@ -164,7 +164,6 @@ class PeerProber:
         self.self_name, self._list_nodes, self._probe, self._now = self_name, list_nodes, probe, now
         self.config = config
         self.records: dict[str, PeerRecord] = {}
-        self.probes_sent = 0
         self._nodes: Sequence[Node] | None = None
         self._nodes_read: datetime | None = None
         self._warned_budget = 0
@@ -240,7 +239,6 @@ class PeerProber:
         await self._read_nodes(now, status)
         self._track(status)
         chosen = choose(list(self.records.values()), self._budget())
-        self.probes_sent += len(chosen)
         await asyncio.gather(*(self._probe_one(record, now) for record in chosen))
         return self.paths()
 
