@@ -45,7 +45,10 @@ def _ready_with_network(plane: ControlPlane, name: str) -> dict[str, Any] | None
     status = (doc or {}).get("status") or {}
     network = status.get("network") or {}
     if status.get("state") == "Ready" and network.get("mode") and (network.get("throughput") or {}).get("download"):
-        return doc
+        # Ready follows the lease at once; the conditions judged from reported facts follow the lifecycle
+        # controller's next re-read of the Node (every 5 s, docs/lifecycle.md), so wait for those too.
+        if condition(doc, "PathRelayed").get("status") in ("True", "False"):
+            return doc
     return None
 
 
