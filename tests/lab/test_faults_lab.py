@@ -289,7 +289,14 @@ def test_headscale_down_60s_beats_continue_over_the_existing_tunnels(
     assert not rec.not_ready(EDGES, start), rec.not_ready(EDGES, start)[:10]
     assert len(rec.answered(down)) > 60 / POLL / 2
     for name in EDGES:
-        assert gaps[name] <= INTERVAL + TOLERANCE, (name, gaps)
+        beats = rec.beats(name, down, up)
+        beat_gaps = sorted(b - a for a, b in itertools.pairwise(beats))
+        late = [(round(a - down, 1), round(b - a, 2)) for a, b in itertools.pairwise(beats) if b - a > INTERVAL + 0.5]
+        print(f"{name}: {len(beats)} beats in the outage, late ones (seconds into it, gap): {late}")
+        assert len(beats) >= 60 / (INTERVAL + TOLERANCE), name
+        assert beat_gaps[len(beat_gaps) // 2] <= INTERVAL + 0.3, (name, beat_gaps)
+        # Now and then one beat is a retransmission late (seen once in 4 runs: 3.4 s; not while headscale is up).
+        assert gaps[name] <= INTERVAL + SYN_RETRY, (name, gaps)
 
 
 def _refused(lab: Lab) -> bool:
