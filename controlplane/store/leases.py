@@ -13,6 +13,9 @@ from datetime import datetime, timedelta
 
 from .base import Store
 
+#: Leases persisted per store transaction when flushing.
+FLUSH_CHUNK = 1000
+
 
 @dataclass(frozen=True, slots=True)
 class Lease:
@@ -57,14 +60,22 @@ class LeaseTable:
     def __len__(self) -> int:
         return len(self._leases)
 
-    async def flush(self, store: Store) -> int:
-        """flush persists the leases renewed since the last flush; returns how many."""
-        if not self._dirty:
-            return 0
-        batch = {name: self._leases[name].renewed_at for name in self._dirty if name in self._leases}
+    async def flush(self, store: Store, *, chunk: int = FLUSH_CHUNK) -> int:
+        """flush persists the leases renewed since the last flush, `chunk` per transaction; returns how many.
+
+        Small chunks keep each store call short, so a 20k-node flush never holds the event loop (or the GIL)
+        for long; a chunk that fails is marked dirty again for the next flush.
+        """
+        names = [name for name in self._dirty if name in self._leases]
         self._dirty = set()
-        await store.save_leases(batch)
-        return len(batch)
+        for start in range(0, len(names), chunk):
+            part = names[start : start + chunk]
+            try:
+                await store.save_leases({name: self._leases[name].renewed_at for name in part if name in self._leases})
+            except BaseException:
+                self._dirty.update(names[start:])
+                raise
+        return len(names)
 
     async def load(self, store: Store) -> None:
         """load fills the table from the store (at start); leases already held are kept if newer."""
