@@ -12,7 +12,7 @@ import random as random_module
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from controlplane.api import Heartbeat, Node, NodeSpec, NodeState, ObjectMeta
 from controlplane.client import (
@@ -228,7 +228,12 @@ class Heartbeater:
             if delay > 0:
                 waiter = asyncio.ensure_future(stop.wait())
                 sleeper = asyncio.ensure_future(self._sleep(delay))
-                await asyncio.wait((waiter, sleeper), return_when=asyncio.FIRST_COMPLETED)
+                waits: set[asyncio.Future[Any]] = {waiter, sleeper}
+                if self._collecting is not None and self.state.server_reachable:
+                    # The beat went out empty because the status was slow (a path change probes): send it as soon
+                    # as it is taken, not an interval later, so a new mode reaches the server within seconds.
+                    waits.add(self._collecting)
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 for task in (waiter, sleeper):
                     task.cancel()
 

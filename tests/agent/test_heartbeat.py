@@ -294,3 +294,24 @@ async def test_beats_are_an_interval_apart_start_to_start(recorder: Recorder, cl
     beater._sleep = fake_sleep
     await asyncio.wait_for(beater.run(stop), 5)
     assert slept == [7.0, 7.0]
+
+
+async def test_a_late_snapshot_goes_out_as_soon_as_it_is_taken(recorder: Recorder, clock: FakeClock) -> None:
+    stop = asyncio.Event()
+    source = SlowSource()
+    slept: list[float] = []
+
+    async def never_wakes(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 1:
+            source.release.set()  # the slow snapshot finishes a moment after the empty beat
+        else:
+            stop.set()
+        await asyncio.Event().wait()  # the interval's end never comes: only the snapshot (or stop) wakes the loop
+
+    beater = make(recorder, clock, source)
+    beater.snapshot_budget = 0.01
+    beater._sleep = never_wakes
+    await asyncio.wait_for(beater.run(stop), 5)
+    assert recorder.beats()[0] == b"{}" and recorder.beats()[1] != b"{}"  # empty on time, then the full status
+    assert len(recorder.beats()) == 2
