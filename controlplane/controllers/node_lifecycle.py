@@ -33,6 +33,9 @@ JUDGE_CHUNK: Final = 1000
 #: A stall of the loop itself (the process frozen, the event loop blocked) longer than this many graces, or one
 #: heartbeat interval if that is longer, is treated as a restart: see `NodeLifecycleController.resume`.
 STALL_GRACES: Final = 0.25
+#: The longest an agent waits between retries (issue 5: backoff doubling to 60 s, ±20 % jitter). Agents back off
+#: while the control plane stalls, so their first beat after it can come as late as the stall was long.
+AGENT_MAX_BACKOFF: Final = timedelta(seconds=72)
 
 log = logging.getLogger("controlplane.controllers")
 
@@ -400,15 +403,20 @@ class NodeLifecycleController:
         """resume records a pass of the run loop at now. When the previous one is longer ago than the stall bound
         (a quarter grace, at least one heartbeat interval), the controller was not running meanwhile (the process
         was frozen, the event loop blocked) and neither were the heartbeat routes, so the silence of that window is
-        not the Nodes' fault: the restart rule applies as after a restart (every cached Node observed anew at now).
+        not the Nodes' fault: the restart rule applies as after a restart, anchored the stall's length (at most an
+        agent's longest backoff) after now, since the agents backed off while it lasted.
         Returns whether it did. Tests of `sync_once` step the clock freely; only the loop calls this."""
         stalled = self._passed_at is not None and now - self._passed_at > max(
             self._config.heartbeat_interval, self._config.grace * STALL_GRACES
         )
         if stalled and self._passed_at is not None:
-            log.warning("node lifecycle stalled for %s: no NotReady for a grace from now", now - self._passed_at)
+            # The agents backed off meanwhile (their retries double), so their first beat can come up to the stall's
+            # length after it (at most their longest backoff): the grace counts from then.
+            extra = min(now - self._passed_at, AGENT_MAX_BACKOFF)
+            log.warning("node lifecycle stalled for %s: no NotReady before %s from now", now - self._passed_at,
+                        extra + self._config.grace)  # fmt: skip
             for cached in self._cache.values():
-                cached.observed_at = now
+                cached.observed_at = now + extra
         self._passed_at = now
         return stalled
 
