@@ -38,6 +38,41 @@ def _problem_bytes(status: int, detail: str) -> bytes:
     return f"{head}content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode() + body
 
 
+#: How long a closing connection keeps reading (and discarding) what the client still sends.
+LINGER: Final = 2.0
+
+
+class _LingeringTransport:
+    """_LingeringTransport makes close() a lingering close: send FIN after the answer, read on for LINGER seconds.
+
+    Closing a socket that still has unread request bytes makes the kernel send RST, and a client that is still
+    writing its (oversized, refused) body may then lose the 413 it was sent. Half-closing first and discarding
+    input for a moment lets the answer arrive, as nginx's lingering_close does.
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport, self._loop = transport, loop
+        self.lingering = False
+
+    def close(self) -> None:
+        if self.lingering or self._transport.is_closing():
+            return
+        self.lingering = True
+        try:
+            self._transport.resume_reading()
+            self._transport.write_eof()
+        except (OSError, RuntimeError):
+            self._transport.close()
+            return
+        self._loop.call_later(LINGER, self._transport.close)
+
+    def is_closing(self) -> bool:
+        return self.lingering or self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class LimitedProtocol(HttpToolsProtocol):
     """LimitedProtocol is uvicorn's httptools protocol with the head and body limits of this module."""
 
@@ -74,7 +109,7 @@ class LimitedProtocol(HttpToolsProtocol):
         self._reject(408, f"the request body stalled for {self.body_timeout:g} s")
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(_LingeringTransport(transport, self.loop))  # type: ignore[arg-type]
         self._head_timer = self.loop.call_later(self.head_timeout, self._head_expired)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -83,6 +118,8 @@ class LimitedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if getattr(self.transport, "lingering", False):  # closing: what the client still sends is discarded
+            return
         if self._body_timer is not None:  # the body moves: restart its idle timer
             self._body_timer.cancel()
             self._body_timer = self.loop.call_later(self.body_timeout, self._body_expired)
