@@ -6,9 +6,9 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from starlette.requests import ClientDisconnect
 
 from controlplane.api import InvalidObject, NotStrictJSON, strict_json_loads
@@ -88,3 +88,8 @@ async def read_json(request: Request) -> Any:
     if not raw.strip():
         raise InvalidObject(["body: is required (a JSON object)"])
     return parse_json(raw)
+
+
+#: The route parameters every handler takes: the app's collaborators and the identified caller.
+Ctx = Annotated[ServerContext, Depends(get_context)]
+CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from controlplane.api import CONTROL_PLANE_PEER, NetworkMode, Node, NodeHistory, PathChange, ThroughputSample
 from controlplane.store.base import NodeMutator, StoreError
 
-from ..context import ServerContext, get_caller, get_context
-from ..identity import Caller, require_reader
+from ..context import CallerDep, Ctx, ServerContext
+from ..identity import require_reader
 from ..problems import problem_responses
 from ._common import wire
 
 log = logging.getLogger("cara.server")
 
 router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
-
-Ctx = Annotated[ServerContext, Depends(get_context)]
-CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
 class Recorder:

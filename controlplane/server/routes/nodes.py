@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from controlplane.api import (
@@ -22,7 +22,7 @@ from controlplane.api import (
 )
 from controlplane.store.base import AlreadyExists, Conflict, NodeMutator
 
-from ..context import ServerContext, get_caller, get_context, parse_json, read_body, read_json
+from ..context import CallerDep, Ctx, ServerContext, parse_json, read_body, read_json
 from ..identity import Caller, Forbidden, Role, require_reader, require_writer
 from ..problems import problem_responses
 from . import history
@@ -30,8 +30,6 @@ from ._common import check_path_name, json_body, parse_selector, wire, without_s
 
 router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
 
-Ctx = Annotated[ServerContext, Depends(get_context)]
-CallerDep = Annotated[Caller, Depends(get_caller)]
 
 #: Phases in which a Project occupies its Node.
 ASSIGNED_PHASES = (ProjectPhase.SCHEDULED, ProjectPhase.RUNNING, ProjectPhase.TERMINATING)

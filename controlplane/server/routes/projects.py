@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from controlplane.api import (
@@ -20,16 +20,14 @@ from controlplane.api import (
 )
 from controlplane.store.base import Conflict
 
-from ..context import ServerContext, get_caller, get_context, read_json
-from ..identity import Caller, Forbidden, Role, require_reader, require_writer
+from ..context import CallerDep, Ctx, read_json
+from ..identity import Forbidden, Role, require_reader, require_writer
 from ..problems import problem_responses
 from ._common import check_path_name, json_body, parse_selector, wire, without_status
 from .nodes import authorize_node_write
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 
-Ctx = Annotated[ServerContext, Depends(get_context)]
-CallerDep = Annotated[Caller, Depends(get_caller)]
 
 #: A spec may be replaced only before the project runs, or after it failed (design §3.1).
 REPLACEABLE_PHASES = frozenset({ProjectPhase.PENDING, ProjectPhase.FAILED})

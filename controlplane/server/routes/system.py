@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from controlplane.api import NodeState
 
-from ..context import ServerContext, get_context
+from ..context import Ctx
 
 router = APIRouter(tags=["system"])
-
-Ctx = Annotated[ServerContext, Depends(get_context)]
 
 
 @router.get("/api/healthz", response_class=PlainTextResponse)

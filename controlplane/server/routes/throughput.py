@@ -7,16 +7,15 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ..context import get_caller
+from ..context import CallerDep
 from ..identity import Caller, Forbidden, Role
 from ..problems import Problem
 
 router = APIRouter(prefix="/api/v1/throughput", tags=["throughput"])
 
-CallerDep = Annotated[Caller, Depends(get_caller)]
 
 #: Longest download a caller may ask for, in seconds: a measurement is time-boxed, and so is what it costs us.
 MAX_SECONDS: Final = 10.0

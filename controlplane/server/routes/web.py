@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Final
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import Response
 
-from ..context import get_caller
-from ..identity import Caller, require_reader
+from ..context import CallerDep
+from ..identity import require_reader
 from ..problems import Problem
 
 router = APIRouter(tags=["web"])
 
-CallerDep = Annotated[Caller, Depends(get_caller)]
 
 #: Where the page's files live (package data beside the server's modules).
 WEB_DIR: Final = Path(__file__).resolve().parents[1] / "web"
