@@ -23,7 +23,7 @@ import pytest
 from tests.lab.agents import Agent, running_agents, wait_until
 from tests.lab.conftest import Lab
 from tests.lab.control_plane import BIN, ControlPlane, running_control_plane
-from tests.web._dom import parse
+from tests.web._dom import HEADLESS_FLAGS, parse
 
 pytestmark = pytest.mark.lab
 
@@ -86,16 +86,8 @@ def page_modes(lab: Lab, plane: ControlPlane, profile: Path) -> dict[tuple[str, 
         "env",
         f"HOME={profile}",
         "chromium",
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        *HEADLESS_FLAGS,
         f"--user-data-dir={profile}",
-        "--virtual-time-budget=5000",
         "--dump-dom",
         f"{plane.url}/ui",
         timeout=90,

@@ -1,10 +1,23 @@
-"""A small DOM reader for the HTML that Chromium's --dump-dom prints: elements with attributes, text and children."""
+"""A small DOM reader for the HTML that Chromium's --dump-dom prints, and the flags the tests run Chromium with."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+
+#: Headless Chromium as the tests run it: no sandbox (root), and no background traffic off the machine.
+HEADLESS_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=5000",
+)
 
 #: Elements that never have children or an end tag.
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}

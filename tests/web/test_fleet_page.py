@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ._dom import Element, parse
+from ._dom import HEADLESS_FLAGS, Element, parse
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts" / "web"
@@ -152,16 +152,8 @@ def _chromium() -> str:
 def _run_chromium(url: str, profile: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     command = [
         _chromium(),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        *HEADLESS_FLAGS,
         f"--user-data-dir={profile}",
-        "--virtual-time-budget=5000",
         *extra,
         url,
     ]
