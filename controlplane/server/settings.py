@@ -1,15 +1,130 @@
-"""The server's settings, read once at start and passed to create_app."""
+"""The server's settings: the table of cara-server's settings (flag, variable, TOML key, parser, default, help) and
+the Settings the app is built with."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, Final
 
-from controlplane.api import MAX_BODY_BYTES
+from pydantic import ValidationError
+
+from controlplane.api import (
+    MAX_BODY_BYTES,
+    Setting,
+    SettingsTable,
+    as_duration,
+    as_list,
+    as_path,
+    as_text,
+    describe_errors,
+    int_range,
+    one_of,
+)
+
+from .roles import RolesConfig
 
 #: Default TCP port of the API (design §3.1).
 DEFAULT_PORT = 8080
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def parse_roles(raw: object) -> RolesConfig:
+    """parse_roles reads the [roles] table ({admin,viewer,node,scraper} = {users = [...], tags = [...]})."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"{raw!r} is not a table of admin, viewer, node and scraper")
+    try:
+        return RolesConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ValueError("; ".join(describe_errors(exc))) from None
+
+
+def _positive(raw: object) -> timedelta:
+    return timedelta(seconds=as_duration(raw))
+
+
+#: Every setting of cara-server, in the order `--help` and docs/server.md list them; the file is
+#: `--config /etc/caravanserai/server.toml` (keys are the names below).
+TABLE: Final = SettingsTable(
+    Setting(
+        "listen",
+        "CARA_LISTEN",
+        as_list,
+        (),
+        "HOST:PORT to listen on (a flag per address; comma-separated in the variable).",
+        shown="this machine's tailnet IPs, port 8080",
+        multiple=True,
+    ),
+    Setting(
+        "socket", "TS_SOCKET", as_text, None, "tailscaled LocalAPI socket.", shown="/var/run/tailscale/tailscaled.sock"
+    ),
+    Setting("store", "CARA_STORE", as_text, None, "sqlite:///PATH or postgresql://...", shown="SQLite in data_dir"),
+    Setting(
+        "data_dir",
+        "CARA_DATA_DIR",
+        as_path,
+        Path("~/.local/share/caravanserai"),
+        "Where the default SQLite store lives (the unit: /var/lib/caravanserai, its StateDirectory).",
+    ),
+    Setting(
+        "heartbeat_interval",
+        "CARA_HEARTBEAT_INTERVAL",
+        _positive,
+        timedelta(seconds=10),
+        "How often agents beat.",
+        shown="10s",
+    ),
+    Setting(
+        "grace", "CARA_GRACE", _positive, timedelta(seconds=40), "Silence after which a node is NotReady.", shown="40s"
+    ),
+    Setting(
+        "replica_id",
+        "CARA_REPLICA_ID",
+        as_text,
+        None,
+        "This replica's name in the leader lease.",
+        shown="hostname-pid",
+    ),
+    Setting(
+        "leader_ttl",
+        "CARA_LEADER_TTL",
+        _positive,
+        timedelta(seconds=10),
+        "Leader lease lifetime, renewed every third of it; a dead leader is replaced within TTL + TTL/3.",
+        shown="10s",
+    ),
+    Setting(
+        "history_limit",
+        "CARA_HISTORY_LIMIT",
+        int_range(1, 10_000),
+        50,
+        "Throughput samples and path changes kept per node (each).",
+    ),
+    Setting(
+        "metrics_pair_limit",
+        "CARA_METRICS_PAIR_LIMIT",
+        int_range(0, 1_000_000),
+        10_000,
+        "Most node → peer paths exported as /metrics series.",
+    ),
+    Setting(
+        "roles",
+        None,
+        parse_roles,
+        RolesConfig(),
+        "Roles of tailnet users and tags: [roles.admin], [roles.viewer], [roles.node], [roles.scraper].",
+        shown="node: tag:cara-node; nobody else",
+        flag=False,
+    ),
+    Setting("log_level", "CARA_LOG_LEVEL", one_of(*LOG_LEVELS), "info", "debug, info, warning or error."),
+)
+
+
+def _default(name: str) -> Any:
+    return TABLE[name].default
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,11 +134,11 @@ class Settings:
     # Dev: loopback binding, every caller an administrator (design §5.5).
     dev: bool = False
     # DataDir: where the default SQLite store lives.
-    data_dir: Path = field(default_factory=lambda: Path("~/.local/share/caravanserai").expanduser())
+    data_dir: Path = field(default_factory=lambda: Path(_default("data_dir")).expanduser())
     # HeartbeatInterval: how often agents beat; documented to agents, used for lease flushing.
-    heartbeat_interval: timedelta = timedelta(seconds=10)
+    heartbeat_interval: timedelta = _default("heartbeat_interval")
     # Grace: silence after which a node turns NotReady (design §4: 40 s).
-    grace: timedelta = timedelta(seconds=40)
+    grace: timedelta = _default("grace")
     # MaxBodyBytes: requests with a larger body get 413; manifests are small, and a bound keeps a hostile
     # client from filling memory.
     max_body_bytes: int = MAX_BODY_BYTES
@@ -33,7 +148,7 @@ class Settings:
     # RunControllers: run the lifecycle controllers and scheduler in this process.
     run_controllers: bool = True
     # HistoryLimit: throughput samples and path changes kept per Node (each list); older entries are dropped.
-    history_limit: int = 50
+    history_limit: int = _default("history_limit")
     # MetricsPairLimit: the most node → peer paths exported as per-pair metric series; bounds /metrics cardinality
     # (the path to the control plane of every Node is always exported).
-    metrics_pair_limit: int = 10_000
+    metrics_pair_limit: int = _default("metrics_pair_limit")

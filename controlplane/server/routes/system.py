@@ -1,4 +1,4 @@
-"""System routes: health and Prometheus metrics."""
+"""System routes: health (open to any caller) and Prometheus metrics (admin, viewer or scraper)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from controlplane.api import NodeState
 
-from ..context import Ctx
+from ..context import CallerDep, Ctx
+from ..identity import require_metrics_reader
 
 router = APIRouter(tags=["system"])
 
@@ -19,7 +20,8 @@ async def healthz() -> str:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(context: Ctx) -> Response:
+async def metrics(context: Ctx, caller: CallerDep) -> Response:
+    require_metrics_reader(caller)
     counts = dict.fromkeys(NodeState, 0)
     for node in await context.metrics.fleet.scrape(context.store, context.leases, context.now()):
         if node.state is not None:
