@@ -53,9 +53,17 @@ class Agent:
 AGENT_UNIT = "cara-agent.service"
 
 
-def start_agent(lab: Lab, host: str, workdir: Path, *, env: dict[str, str] | None = None) -> Agent:
+def start_agent(
+    lab: Lab,
+    host: str,
+    workdir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    bin_dir: Path = BIN,
+    wrap: tuple[str, ...] = (),
+) -> Agent:
     """start_agent runs cara-agent in `host` with its unit's command line and NODE_NAME=host, finding the server by
-    MagicDNS (no SERVER_URL)."""
+    MagicDNS (no SERVER_URL); bin_dir: where the console scripts are; wrap: a command prefix (e.g. strace)."""
     data = workdir / host
     data.mkdir(parents=True, exist_ok=True)
     log = workdir / f"agent-{host}.log"
@@ -63,7 +71,7 @@ def start_agent(lab: Lab, host: str, workdir: Path, *, env: dict[str, str] | Non
     variables = {"NODE_NAME": host, "DATA_DIR": str(data), **(env or {})}
     etc = workdir / "etc"
     install_settings(etc)
-    argv = localize(load_unit(AGENT_UNIT).exec_start(), bin_dir=BIN, etc=etc)
+    argv = [*wrap, *localize(load_unit(AGENT_UNIT).exec_start(), bin_dir=bin_dir, etc=etc)]
     process = lab.popen(host, *argv, env=variables, stdout=log_file, stderr=subprocess.STDOUT)
     return Agent(host, process, log, log_file)
 

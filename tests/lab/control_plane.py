@@ -59,10 +59,17 @@ class ControlPlane:
 
 
 def start_control_plane(
-    lab: Lab, workdir: Path, *extra: str, grace: str = "40s", log_name: str = "cara-server.log"
+    lab: Lab,
+    workdir: Path,
+    *extra: str,
+    grace: str = "40s",
+    log_name: str = "cara-server.log",
+    bin_dir: Path = BIN,
+    wrap: tuple[str, ...] = (),
 ) -> ControlPlane:
     """start_control_plane runs cara-server in `control` (tailnet mode) and waits until `operator` reaches it;
-    started again on the same `workdir` it finds the same SQLite store (give it another `log_name` to keep logs)."""
+    started again on the same `workdir` it finds the same SQLite store (give it another `log_name` to keep logs).
+    bin_dir: where the console scripts are (default: this venv's); wrap: a command prefix (e.g. strace)."""
     workdir.mkdir(parents=True, exist_ok=True)
     install_settings(workdir / "etc")
     log = workdir / log_name
@@ -70,7 +77,8 @@ def start_control_plane(
     control = lab.hosts["control"]
     process = lab.popen(
         "control",
-        *localize(load_unit(SERVER_UNIT).exec_start(), bin_dir=BIN, etc=workdir / "etc"),
+        *wrap,
+        *localize(load_unit(SERVER_UNIT).exec_start(), bin_dir=bin_dir, etc=workdir / "etc"),
         "--socket",
         control["socket"],
         "--store",
