@@ -61,9 +61,11 @@ def start_agent(
     env: dict[str, str] | None = None,
     bin_dir: Path = BIN,
     wrap: tuple[str, ...] = (),
+    command: list[str] | None = None,
 ) -> Agent:
     """start_agent runs cara-agent in `host` with its unit's command line and NODE_NAME=host, finding the server by
-    MagicDNS (no SERVER_URL); bin_dir: where the console scripts are; wrap: a command prefix (e.g. strace)."""
+    MagicDNS (no SERVER_URL); bin_dir: where the console scripts are; wrap: a command prefix (e.g. strace);
+    command: instead of the unit's command line (a release from before the units)."""
     data = workdir / host
     data.mkdir(parents=True, exist_ok=True)
     log = workdir / f"agent-{host}.log"
@@ -71,7 +73,7 @@ def start_agent(
     variables = {"NODE_NAME": host, "DATA_DIR": str(data), **(env or {})}
     etc = workdir / "etc"
     install_settings(etc)
-    argv = [*wrap, *localize(load_unit(AGENT_UNIT).exec_start(), bin_dir=bin_dir, etc=etc)]
+    argv = [*wrap, *(command or localize(load_unit(AGENT_UNIT).exec_start(), bin_dir=bin_dir, etc=etc))]
     process = lab.popen(host, *argv, env=variables, stdout=log_file, stderr=subprocess.STDOUT)
     return Agent(host, process, log, log_file)
 

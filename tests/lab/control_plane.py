@@ -66,10 +66,12 @@ def start_control_plane(
     log_name: str = "cara-server.log",
     bin_dir: Path = BIN,
     wrap: tuple[str, ...] = (),
+    command: list[str] | None = None,
 ) -> ControlPlane:
     """start_control_plane runs cara-server in `control` (tailnet mode) and waits until `operator` reaches it;
     started again on the same `workdir` it finds the same SQLite store (give it another `log_name` to keep logs).
-    bin_dir: where the console scripts are (default: this venv's); wrap: a command prefix (e.g. strace)."""
+    bin_dir: where the console scripts are (default: this venv's); wrap: a command prefix (e.g. strace); command:
+    instead of the unit's command line (a release from before the units)."""
     workdir.mkdir(parents=True, exist_ok=True)
     install_settings(workdir / "etc")
     log = workdir / log_name
@@ -78,7 +80,7 @@ def start_control_plane(
     process = lab.popen(
         "control",
         *wrap,
-        *localize(load_unit(SERVER_UNIT).exec_start(), bin_dir=bin_dir, etc=workdir / "etc"),
+        *(command or localize(load_unit(SERVER_UNIT).exec_start(), bin_dir=bin_dir, etc=workdir / "etc")),
         "--socket",
         control["socket"],
         "--store",
