@@ -19,6 +19,7 @@ from controlplane.api import SettingError
 from controlplane.controllers.config import ControllerConfig
 from controlplane.controllers.manager import Leadership, run_when_leading
 from controlplane.store import StoreError, default_store_url, open_store
+from controlplane.store.copy import copy_store
 from mesh import LocalClient, MeshError
 
 from .app import create_app
@@ -101,7 +102,15 @@ def _command() -> click.Command:
         help="TOML settings file (the unit's /etc/caravanserai/server.toml); flags and CARA_* variables override it.",
     )
     @click.option("--check-config", is_flag=True, help="Validate the settings and exit (0: valid) without starting.")
-    def command(dev: bool, config_path: Path | None, check_config: bool, **flags: object) -> None:
+    @click.option(
+        "--copy-store-to",
+        "copy_to",
+        metavar="URL",
+        default=None,
+        help="Copy the configured store (stop the server first) into the new, empty store at URL, e.g. "
+        "postgresql://..., and exit.",
+    )
+    def command(dev: bool, config_path: Path | None, check_config: bool, copy_to: str | None, **flags: object) -> None:
         """Run the Caravanserai control plane on this machine's tailnet addresses."""
         try:
             run = _settings(dev, config_path, flags)
@@ -112,6 +121,8 @@ def _command() -> click.Command:
             shown = run.store_url if run.store_url.startswith("sqlite:") else run.store_url.split(":", 1)[0]
             click.echo(f"cara-server: settings valid{f' ({config_path})' if config_path else ''}; store {shown}")
             return
+        if copy_to is not None:
+            sys.exit(asyncio.run(_copy(run.store_url, copy_to)))
         logging.basicConfig(level=run.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         if run.store_url == default_store_url(run.settings.data_dir):
             run.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -188,6 +199,34 @@ def _settings(dev: bool, config_path: Path | None, flags: dict[str, object]) -> 
         replicated=not url.startswith("sqlite:"),
     )
     return RunSettings(settings, replica, url, addresses, v["listen"], v["socket"], v["roles"], v["log_level"])
+
+
+async def _copy(source_url: str, target_url: str) -> int:
+    """_copy copies the store at source_url into the empty store at target_url; 0 on success, 1 with one line."""
+    try:
+        source = await open_store(source_url)
+    except (ValueError, StoreError) as exc:
+        click.echo(f"Error: the configured store: {exc}", err=True)
+        return 1
+    try:
+        target = await open_store(target_url)
+    except (ValueError, StoreError) as exc:
+        await source.close()
+        click.echo(f"Error: --copy-store-to: {exc}", err=True)
+        return 1
+    try:
+        copied = await copy_store(source, target)
+    except StoreError as exc:
+        click.echo(f"Error: --copy-store-to: {exc}", err=True)
+        return 1
+    finally:
+        await source.close()
+        await target.close()
+    click.echo(
+        f"copied {copied.nodes} nodes, {copied.projects} projects, {copied.leases} leases and "
+        f"{copied.history_entries} history entries"
+    )
+    return 0
 
 
 main = _command()
