@@ -234,10 +234,12 @@ def test_exec_runs_inside_the_host_with_ts_socket(lab: Lab) -> None:
 
 @pytest.mark.lab
 def test_popen_runs_a_server_reachable_over_the_tailnet(lab: Lab) -> None:
-    server = lab.popen("control", "iperf3", "-s", "-1", "-B", lab.hosts["control"]["ip"], stdout=subprocess.DEVNULL)
+    # Port 8080: the only port of the control host the policy opens to the edges.
+    ip = lab.hosts["control"]["ip"]
+    server = lab.popen("control", "iperf3", "-s", "-1", "-B", ip, "-p", "8080", stdout=subprocess.DEVNULL)
     try:
-        _until(lambda: lab.run("control", "ss", "-ltn").stdout.count(":5201") > 0, 10, "iperf3 listening")
-        out = lab.run("edge3", "iperf3", "-c", lab.hosts["control"]["ip"], "-t", "1", "-J").stdout
+        _until(lambda: lab.run("control", "ss", "-ltn").stdout.count(":8080") > 0, 10, "iperf3 listening")
+        out = lab.run("edge3", "iperf3", "-c", ip, "-p", "8080", "-t", "1", "-J").stdout
         assert json.loads(out)["end"]["sum_received"]["bytes"] > 0
     finally:
         server.kill()
