@@ -178,7 +178,8 @@ def _settings(dev: bool, config_path: Path | None, flags: dict[str, object]) -> 
             f"{label('grace')}: {v['grace'].total_seconds():g}s must be longer than the heartbeat interval "
             f"({v['heartbeat_interval'].total_seconds():g}s)"
         )
-    if dev and (len(v["listen"]) > 1 or v["socket"] or config_path):
+    # The flag, not TS_SOCKET: a shell (or a lab host) may export that for other tools; --dev just ignores it.
+    if dev and (len(v["listen"]) > 1 or flags.get("socket") or config_path):
         raise SettingError("--dev takes one loopback --listen and no --socket or --config")
     try:
         addresses = dev_addresses(v["listen"][0] if v["listen"] else None) if dev else None

@@ -113,3 +113,9 @@ def test_every_setting_has_a_documented_row() -> None:
     assert all(f"`{s.name}`" in table for s in TABLE)
     docs = (Path(__file__).resolve().parents[3] / "docs" / "server.md").read_text()
     assert table in docs, "docs/server.md's settings table differs from controlplane.server.settings.TABLE"
+
+
+def test_dev_mode_ignores_ts_socket_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TS_SOCKET", "/run/lab/ts.sock")
+    run = _settings(True, None, {})
+    assert run.addresses == [("127.0.0.1", 8080)]
