@@ -21,6 +21,7 @@ from . import problems
 from .context import ServerContext
 from .identity import Identity
 from .metrics import Metrics
+from .nodewrites import NodeWrites
 from .routes import history, nodes, projects, system, throughput, web
 from .settings import Settings
 
@@ -61,6 +62,7 @@ async def _flush_leases(context: ServerContext, stop: asyncio.Event) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=period)
         try:
+            await context.writes.refresh_bindings()
             await context.leases.flush(context.store)
         except Exception:  # a failed flush is retried next period; leases stay in memory
             log.exception("lease flush failed")
@@ -84,13 +86,15 @@ def create_app(
     background: BackgroundRunner | None = None,
 ) -> FastAPI:
     """create_app builds the API over its collaborators; background tasks run only under a lifespan."""
+    leases = leases if leases is not None else LeaseTable()
     context = ServerContext(
         store=store,
-        leases=leases if leases is not None else LeaseTable(),
+        leases=leases,
         now=now,
         identity=identity,
         settings=settings,
         metrics=Metrics(pair_limit=settings.metrics_pair_limit),
+        writes=NodeWrites(store=store, leases=leases, now=now, grace=settings.grace),
     )
 
     @contextlib.asynccontextmanager

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from controlplane.api import MAX_BODY_BYTES
+from controlplane.api import MAX_BODY_BYTES, SERVER_PORT
 
 #: Default TCP port of the API (design §3.1).
-DEFAULT_PORT = 8080
+DEFAULT_PORT = SERVER_PORT
 
 
 @dataclass(frozen=True, slots=True)
