@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -34,6 +34,8 @@ class ServerContext:
     metrics: Metrics
     # Writes: every write to a Node goes through it (binding check, heartbeat merge, drain, uncordon, release).
     writes: NodeWrites
+    # Health: loop name → why it is dead or stalled, from the process root's supervisor; empty when healthy.
+    health: Callable[[], Mapping[str, str]]
 
 
 def get_context(request: Request) -> ServerContext:

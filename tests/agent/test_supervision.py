@@ -61,8 +61,8 @@ class Running:
         async with httpx.AsyncClient() as client:
             return await client.get(f"http://127.0.0.1:{self.port}{path}")
 
-    async def until(self, path: str, check: Callable[[httpx.Response], bool], timeout: float = 10.0) -> httpx.Response:
-        async with asyncio.timeout(timeout):
+    async def until(self, path: str, check: Callable[[httpx.Response], bool], within: float = 10.0) -> httpx.Response:
+        async with asyncio.timeout(within):
             while True:
                 try:
                     answer = await self.get(path)

@@ -21,8 +21,10 @@ from fastapi import FastAPI, Request
 
 from controlplane.server.app import create_app
 from controlplane.server.identity import Caller, Role, Unauthorized
+from controlplane.server.main import supervise_server
 from controlplane.server.settings import Settings
 from controlplane.store import open_store
+from controlplane.supervision import Supervisor
 from tests.conftest import API_URL, FakeClock
 from tests.controlplane.store.conftest import StoreUrlFactory
 from tests.controlplane.store.conftest import store_url as store_url  # the fixture, on both backends
@@ -49,7 +51,7 @@ class HeaderIdentity:
 
 
 class Replica:
-    """Replica is one app (with its lifespan: the lease flusher runs) and a client per caller."""
+    """Replica is one app (its lease flusher running, as in the process root) and a client per caller."""
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
@@ -75,7 +77,12 @@ async def replicas(store_url: StoreUrlFactory) -> AsyncIterator[tuple[Replica, R
             store = await open_store(url)
             stack.push_async_callback(store.close)
             app = create_app(store=store, now=clock.now, identity=HeaderIdentity(), settings=settings)
-            await stack.enter_async_context(app.router.lifespan_context(app))
+            supervisor = Supervisor()
+            supervise_server(app.state.context, supervisor, http=None, controllers=None)  # the lease flusher
+            stop = asyncio.Event()
+            running = asyncio.create_task(supervisor.run(stop))
+            stack.push_async_callback(asyncio.wait_for, running, 5)
+            stack.callback(stop.set)
             replica = Replica(app)
             for client in replica.clients.values():
                 stack.push_async_callback(client.aclose)
