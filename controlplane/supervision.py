@@ -66,6 +66,8 @@ class LoopState:
     stall_after: float | None
     # EndsProcess: the loop ending by itself (not on stop) stops the process.
     ends_process: bool
+    # RestartAfter: the least wait before a restart, whatever the backoff says.
+    restart_after: float
     progress: Progress
     restarts: int = 0
     failures: list[float] = field(default_factory=list)
@@ -95,11 +97,20 @@ class Supervisor:
         # Fatal: the loop that could not be restarted, once one could not.
         self.fatal: str | None = None
 
-    def add(self, name: str, run: LoopFn, *, stall_after: float | None = None, ends_process: bool = False) -> None:
-        """add registers a loop to run under `run`."""
+    def add(
+        self,
+        name: str,
+        run: LoopFn,
+        *,
+        stall_after: float | None = None,
+        ends_process: bool = False,
+        restart_after: float = 0.0,
+    ) -> None:
+        """add registers a loop to run under `run`: stalled past stall_after seconds without a tick (None: never),
+        ending the process when it ends by itself (ends_process), restarted no sooner than restart_after."""
         if name in self.loops:
             raise ValueError(f"loop {name!r} is already supervised")
-        self.loops[name] = LoopState(name, run, stall_after, ends_process, Progress(self._clock))
+        self.loops[name] = LoopState(name, run, stall_after, ends_process, restart_after, Progress(self._clock))
 
     def restarts(self) -> dict[str, int]:
         """restarts returns loop name → how many times it was restarted after raising."""
@@ -151,6 +162,9 @@ class Supervisor:
             if not stop.is_set() and loop.ends_process:
                 log.info("loop %s ended: stopping the process", loop.name)
                 stop.set()
+            elif not stop.is_set():
+                log.error("loop %s ended by itself", loop.name)
+                loop.down = "ended"
             return
 
     def _failed(self, loop: LoopState, exc: Exception) -> float | None:
@@ -168,7 +182,7 @@ class Supervisor:
             loop.down = f"failed {len(loop.failures)} times within {self.window:g}s: {exc!r}"
             self.fatal = loop.name
             return None
-        delay: float = min(self.restart_cap, self.restart_base * 2.0 ** (len(loop.failures) - 1))
+        delay = max(loop.restart_after, min(self.restart_cap, self.restart_base * 2.0 ** (len(loop.failures) - 1)))
         log.error("loop %s raised; restarting it in %gs", loop.name, delay, exc_info=exc)
         loop.restarts += 1
         loop.down = f"restarting in {delay:g}s after {exc!r}"

@@ -124,16 +124,23 @@ def supervise_server(
     controllers: LoopFn | None,
     pass_bound: timedelta = PASS_BOUND,
     renew_every: timedelta = timedelta(seconds=10),
+    leader_ttl: timedelta = timedelta(seconds=10),
 ) -> None:
     """supervise_server adds the server's loops to supervisor: the HTTP server (its end ends the process), the
-    lease flusher, and the controllers (stalled when no renewal found them well within pass_bound + renew_every)."""
+    lease flusher, and the controllers (stalled when no renewal found them well within pass_bound + renew_every;
+    restarted no sooner than the leader lease lapses and another replica could take it: a real step-down)."""
     if http is not None:
         supervisor.add("http", http, ends_process=True)
     supervisor.add(
         "lease-flush", lease_flusher(context), stall_after=flush_stall_bound(context.settings.lease_flush_interval)
     )
     if controllers is not None:
-        supervisor.add("controllers", controllers, stall_after=(pass_bound + renew_every).total_seconds())
+        supervisor.add(
+            "controllers",
+            controllers,
+            stall_after=(pass_bound + renew_every).total_seconds(),
+            restart_after=(leader_ttl + renew_every).total_seconds(),
+        )
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -299,6 +306,7 @@ async def _serve(
             http=http_server(config, sockets),
             controllers=controllers_loop(context, replica),
             renew_every=replica.renew_every,
+            leader_ttl=replica.leader_ttl,
         )
         freeze_startup_heap()
         code = await supervisor.run(stop)

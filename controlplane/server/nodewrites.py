@@ -208,7 +208,7 @@ class NodeWrites:
         require_node_writer(caller)
         now = self._now()
         outcome = BeatOutcome()
-        if beat.model_copy(update={"state": None}).is_empty():  # a renewal (or a goodbye): nothing to store
+        if not beat.has_facts():  # a renewal (or a goodbye): nothing to store
             if not self._cached_allows(caller, name):
                 await self.authorize(caller, name)
         else:

@@ -65,6 +65,7 @@ async def test_a_raising_controller_stops_the_leader_renewing_and_is_restarted_c
         controllers=controllers_loop(context, REPLICA, pass_bound=PASS_BOUND),
         pass_bound=PASS_BOUND,
         renew_every=REPLICA.renew_every,
+        leader_ttl=REPLICA.leader_ttl,
     )
     stop = asyncio.Event()
     running = asyncio.create_task(supervisor.run(stop))
@@ -106,6 +107,7 @@ async def test_a_controller_loop_that_cannot_be_restarted_ends_the_server_non_ze
         controllers=controllers_loop(app.state.context, REPLICA, pass_bound=PASS_BOUND),
         pass_bound=PASS_BOUND,
         renew_every=REPLICA.renew_every,
+        leader_ttl=REPLICA.leader_ttl,
     )
     assert await asyncio.wait_for(supervisor.run(asyncio.Event()), 10) == EXIT_LOOP_FAILED
     assert supervisor.fatal == "controllers"
@@ -123,6 +125,7 @@ async def test_a_healthy_leader_keeps_answering_ok(memory_store: Store, clock: F
         controllers=controllers_loop(app.state.context, REPLICA, pass_bound=PASS_BOUND),
         pass_bound=PASS_BOUND,
         renew_every=REPLICA.renew_every,
+        leader_ttl=REPLICA.leader_ttl,
     )
     stop = asyncio.Event()
     running = asyncio.create_task(supervisor.run(stop))
