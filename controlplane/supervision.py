@@ -68,6 +68,8 @@ class LoopState:
     ends_process: bool
     # RestartAfter: the least wait before a restart, whatever the backoff says.
     restart_after: float
+    # Graceful: on stop the loop is awaited to finish by itself (an HTTP server draining), not cancelled.
+    graceful: bool
     progress: Progress
     restarts: int = 0
     failures: list[float] = field(default_factory=list)
@@ -105,12 +107,17 @@ class Supervisor:
         stall_after: float | None = None,
         ends_process: bool = False,
         restart_after: float = 0.0,
+        graceful: bool = False,
     ) -> None:
         """add registers a loop to run under `run`: stalled past stall_after seconds without a tick (None: never),
-        ending the process when it ends by itself (ends_process), restarted no sooner than restart_after."""
+        ending the process when it ends by itself (ends_process), restarted no sooner than restart_after. On stop
+        every loop is cancelled at once (a beat or a measurement under way is cut short, so a SIGTERM turns into a
+        goodbye at once), except a graceful one, which is left to finish by itself."""
         if name in self.loops:
             raise ValueError(f"loop {name!r} is already supervised")
-        self.loops[name] = LoopState(name, run, stall_after, ends_process, restart_after, Progress(self._clock))
+        self.loops[name] = LoopState(
+            name, run, stall_after, ends_process, restart_after, graceful, Progress(self._clock)
+        )
 
     def restarts(self) -> dict[str, int]:
         """restarts returns loop name → how many times it was restarted after raising."""
@@ -131,14 +138,20 @@ class Supervisor:
     async def run(self, stop: asyncio.Event) -> int:
         """run runs every loop until stop is set (or a loop that ends the process ends); returns the exit code:
         0, or EXIT_LOOP_FAILED when a loop could not be restarted."""
-        tasks = [asyncio.create_task(self._keep(loop, stop), name=name) for name, loop in self.loops.items()]
+        tasks = {name: asyncio.create_task(self._keep(loop, stop), name=name) for name, loop in self.loops.items()}
+        ended = asyncio.ensure_future(asyncio.wait(tasks.values()))
+        stopped = asyncio.ensure_future(stop.wait())
         try:
-            await asyncio.gather(*tasks)
+            await asyncio.wait({ended, stopped}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop.set()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for name, task in tasks.items():
+                if not self.loops[name].graceful:
+                    task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            for waiter in (ended, stopped):
+                waiter.cancel()
+            await asyncio.gather(ended, stopped, return_exceptions=True)
         return EXIT_LOOP_FAILED if self.fatal is not None else 0
 
     async def _keep(self, loop: LoopState, stop: asyncio.Event) -> None:

@@ -157,6 +157,9 @@ async def run_when_leading(
     naming it, so the lease lapses within its TTL and the process root restarts this loop. progress, when given,
     is called after every renewal that found the controllers well (the process root's stall check).
     """
+    longest = max(config.lifecycle_period, config.draining_period, config.scheduler_period, config.rescheduler_period)
+    if pass_bound <= longest:
+        raise ValueError(f"pass_bound ({pass_bound}) must exceed the longest controller period ({longest})")
     term: tuple[asyncio.Event, asyncio.Task[None]] | None = None
     passes: dict[str, float] = {}
 
@@ -220,7 +223,9 @@ async def run_when_leading(
                 progress()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=renew_every.total_seconds())
-    finally:
-        if term is not None and on_change is not None:
+    except ControllersStalled:
+        if on_change is not None:
             on_change(False)
+        raise
+    finally:
         await end_term()

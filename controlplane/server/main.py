@@ -80,17 +80,24 @@ class ReplicaSettings:
         return self.leader_ttl / 3
 
 
-def controllers_loop(context: ServerContext, replica: ReplicaSettings, pass_bound: timedelta = PASS_BOUND) -> LoopFn:
+def controllers_loop(
+    context: ServerContext,
+    replica: ReplicaSettings,
+    *,
+    pass_bound: timedelta = PASS_BOUND,
+    config: ControllerConfig | None = None,
+) -> LoopFn:
     """controllers_loop is the supervised loop running the controllers while this replica leads. A leader whose
     controllers died or finished no pass within pass_bound stops renewing and raises (run_when_leading), so the
     supervisor logs it, counts it and restarts the loop, and the lease lapses to another replica meanwhile."""
-    config = ControllerConfig(
-        heartbeat_interval=context.settings.heartbeat_interval,
-        grace=context.settings.grace,
-        # Twice a second: a silent node is NotReady within grace + 0.5 s (+ the pass), inside the
-        # grace + 1 s target with room; a pass between resyncs costs ~0.08 s at 20k Nodes.
-        lifecycle_period=LIFECYCLE_PERIOD,
-    )
+    if config is None:
+        config = ControllerConfig(
+            heartbeat_interval=context.settings.heartbeat_interval,
+            grace=context.settings.grace,
+            # Twice a second: a silent node is NotReady within grace + 0.5 s (+ the pass), inside the
+            # grace + 1 s target with room; a pass between resyncs costs ~0.08 s at 20k Nodes.
+            lifecycle_period=LIFECYCLE_PERIOD,
+        )
     gauge = Gauge(
         "cara_leader",
         "1 while this replica holds the leader lease and runs the controllers, else 0.",
@@ -130,7 +137,7 @@ def supervise_server(
     lease flusher, and the controllers (stalled when no renewal found them well within pass_bound + renew_every;
     restarted no sooner than the leader lease lapses and another replica could take it: a real step-down)."""
     if http is not None:
-        supervisor.add("http", http, ends_process=True)
+        supervisor.add("http", http, ends_process=True, graceful=True)
     supervisor.add(
         "lease-flush", lease_flusher(context), stall_after=flush_stall_bound(context.settings.lease_flush_interval)
     )

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from controlplane.api import Project
+from controlplane.controllers.config import ControllerConfig
 from controlplane.controllers.manager import ControllersStalled
 from controlplane.server.app import create_app
 from controlplane.server.identity import DevIdentity
@@ -24,6 +25,13 @@ from controlplane.supervision import EXIT_LOOP_FAILED, Supervisor
 from tests.conftest import API_URL, FakeClock
 
 PASS_BOUND = timedelta(milliseconds=400)
+#: Every controller passes every 0.1 s, well inside the pass bound.
+FAST = ControllerConfig(
+    lifecycle_period=timedelta(milliseconds=100),
+    draining_period=timedelta(milliseconds=100),
+    scheduler_period=timedelta(milliseconds=100),
+    rescheduler_period=timedelta(milliseconds=100),
+)
 REPLICA = ReplicaSettings(replica_id="r1", leader_ttl=timedelta(milliseconds=300), replicated=False)
 
 
@@ -62,7 +70,7 @@ async def test_a_raising_controller_stops_the_leader_renewing_and_is_restarted_c
         context,
         supervisor,
         http=None,
-        controllers=controllers_loop(context, REPLICA, pass_bound=PASS_BOUND),
+        controllers=controllers_loop(context, REPLICA, pass_bound=PASS_BOUND, config=FAST),
         pass_bound=PASS_BOUND,
         renew_every=REPLICA.renew_every,
         leader_ttl=REPLICA.leader_ttl,
@@ -104,7 +112,7 @@ async def test_a_controller_loop_that_cannot_be_restarted_ends_the_server_non_ze
         app.state.context,
         supervisor,
         http=None,
-        controllers=controllers_loop(app.state.context, REPLICA, pass_bound=PASS_BOUND),
+        controllers=controllers_loop(app.state.context, REPLICA, pass_bound=PASS_BOUND, config=FAST),
         pass_bound=PASS_BOUND,
         renew_every=REPLICA.renew_every,
         leader_ttl=REPLICA.leader_ttl,
@@ -122,7 +130,7 @@ async def test_a_healthy_leader_keeps_answering_ok(memory_store: Store, clock: F
         app.state.context,
         supervisor,
         http=None,
-        controllers=controllers_loop(app.state.context, REPLICA, pass_bound=PASS_BOUND),
+        controllers=controllers_loop(app.state.context, REPLICA, pass_bound=PASS_BOUND, config=FAST),
         pass_bound=PASS_BOUND,
         renew_every=REPLICA.renew_every,
         leader_ttl=REPLICA.leader_ttl,
