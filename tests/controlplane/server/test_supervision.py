@@ -60,12 +60,17 @@ async def test_a_raising_controller_stops_the_leader_renewing_and_is_restarted_c
 ) -> None:
     caplog.set_level(logging.ERROR, logger="cara.supervision")
     broken = BrokenScheduling(memory_store)
-    app = create_app(store=broken, now=clock.now, identity=DevIdentity(), settings=Settings())  # type: ignore[arg-type]
-    context = app.state.context
-    supervisor = Supervisor(  # as main.py wires it: restarts counted in the app's /metrics
+    supervisor = Supervisor(  # as main.py wires it: restarts counted in the app's /metrics, health from here
         restart_base=1.0, restart_cap=1.0, on_restart=lambda name: context.metrics.loop_restarts.labels(name).inc()
     )
-    context.health = supervisor.problems
+    app = create_app(
+        store=broken,  # type: ignore[arg-type]
+        now=clock.now,
+        identity=DevIdentity(),
+        settings=Settings(),
+        health=supervisor.problems,
+    )
+    context = app.state.context
     supervise_server(
         context,
         supervisor,
