@@ -30,8 +30,6 @@ class Settings:
     # LeaseFlushInterval: how often renewed leases are persisted in one batch. Shorter than the grace, so a
     # restart loses at most this much lease history (and the restart rule covers that gap).
     lease_flush_interval: timedelta = timedelta(seconds=5)
-    # RunControllers: run the lifecycle controllers and scheduler in this process.
-    run_controllers: bool = True
     # HistoryLimit: throughput samples and path changes kept per Node (each list); older entries are dropped.
     history_limit: int = 50
     # MetricsPairLimit: the most node → peer paths exported as per-pair metric series; bounds /metrics cardinality
