@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from controlplane.api import (
+    AGENT_PORT,
+    SERVER_NAME,
+    SERVER_PORT,
     Setting,
     SettingError,
     SettingsTable,
@@ -25,9 +28,9 @@ from controlplane.api import (
 )
 
 #: The control plane's MagicDNS name when neither --server nor SERVER_URL is given (design §5.3).
-DEFAULT_SERVER_NAME: Final = "cara-server"
-DEFAULT_SERVER_PORT: Final = 8080
-DEFAULT_AGENT_PORT: Final = 9090
+DEFAULT_SERVER_NAME: Final = SERVER_NAME
+DEFAULT_SERVER_PORT: Final = SERVER_PORT
+DEFAULT_AGENT_PORT: Final = AGENT_PORT
 BACKENDS: Final = ("server", "speedtest", "off")
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 #: The tailnet identity of the metrics scraper (deploy/headscale/policy.hujson); it may read /metrics by default.
@@ -69,7 +72,9 @@ def parse_reservation(raw: object) -> Reservation:
 #: Every setting of cara-agent, in the order `--help` and docs/agent.md list them.
 TABLE: Final = SettingsTable(
     Setting("node_name", "NODE_NAME", as_text, None, "Node name.", shown="the OS hostname, lowercased"),
-    Setting("server", "SERVER_URL", as_url, None, "Control plane URL.", shown="MagicDNS cara-server, port 8080"),
+    Setting(
+        "server", "SERVER_URL", as_url, None, "Control plane URL.", shown=f"MagicDNS {SERVER_NAME}, port {SERVER_PORT}"
+    ),
     Setting("socket", "TS_SOCKET", as_text, None, "tailscaled LocalAPI socket.", shown="tailscaled's default"),
     Setting("heartbeat_interval", "HEARTBEAT_INTERVAL", as_duration, 10.0, "Beat period, e.g. 10s or 1m.", shown="10s"),
     Setting("status_interval", "STATUS_INTERVAL", as_duration, 60.0, "Full status at least this often.", shown="60s"),

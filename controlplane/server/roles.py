@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from controlplane.api import NODE_TAG
+
 from .identity import Role
 
 #: The tag agents' machines carry by default (design §5.3).
-DEFAULT_NODE_TAG = "tag:cara-node"
+DEFAULT_NODE_TAG = NODE_TAG
 
 
 class RoleRule(BaseModel):

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from controlplane.api import (
     MAX_BODY_BYTES,
+    SERVER_PORT,
     Setting,
     SettingsTable,
     as_duration,
@@ -26,7 +27,7 @@ from controlplane.api import (
 from .roles import RolesConfig
 
 #: Default TCP port of the API (design §3.1).
-DEFAULT_PORT = 8080
+DEFAULT_PORT = SERVER_PORT
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -55,7 +56,7 @@ TABLE: Final = SettingsTable(
         as_list,
         (),
         "HOST:PORT to listen on (a flag per address; comma-separated in the variable).",
-        shown="this machine's tailnet IPs, port 8080",
+        shown=f"this machine's tailnet IPs, port {SERVER_PORT}",
         multiple=True,
     ),
     Setting(
@@ -145,8 +146,6 @@ class Settings:
     # LeaseFlushInterval: how often renewed leases are persisted in one batch. Shorter than the grace, so a
     # restart loses at most this much lease history (and the restart rule covers that gap).
     lease_flush_interval: timedelta = timedelta(seconds=5)
-    # RunControllers: run the lifecycle controllers and scheduler in this process.
-    run_controllers: bool = True
     # HistoryLimit: throughput samples and path changes kept per Node (each list); older entries are dropped.
     history_limit: int = _default("history_limit")
     # MetricsPairLimit: the most node → peer paths exported as per-pair metric series; bounds /metrics cardinality
