@@ -11,6 +11,20 @@ from ._conditions import (
 from ._errors import InvalidObject, decode, describe_errors
 from ._history import CONTROL_PLANE_PEER, NodeHistory, PathChange, ThroughputSample
 from ._json import MAX_INTEGER_DIGITS, NotStrictJSON, strict_json_loads
+from ._liveness import (
+    AGENT_READY,
+    AGENT_SHUTDOWN,
+    CONTROL_LINK_DOWN,
+    CONTROL_PLANE_ISOLATED,
+    HEARTBEAT_TIMEOUT,
+    NODE_STATUS_NEVER_UPDATED,
+    SILENT_REASONS,
+    WITNESS_HEADER,
+    Freshness,
+    fact_freshness,
+    format_age,
+    silent_reason,
+)
 from ._meta import (
     API_VERSION,
     MAX_BODY_BYTES,
@@ -37,6 +51,7 @@ from ._node import (
     PeerPath,
     ResourceList,
     TailnetInfo,
+    WitnessReport,
 )
 from ._project import (
     EnvVar,
@@ -69,16 +84,25 @@ from ._quantity import (
 )
 
 __all__ = [
+    "AGENT_READY",
+    "AGENT_SHUTDOWN",
     "API_VERSION",
+    "CONTROL_LINK_DOWN",
     "CONTROL_PLANE_CONDITIONS",
+    "CONTROL_PLANE_ISOLATED",
     "CONTROL_PLANE_PEER",
+    "HEARTBEAT_TIMEOUT",
     "MAX_BODY_BYTES",
     "MAX_INTEGER_DIGITS",
     "NAME_RULE",
+    "NODE_STATUS_NEVER_UPDATED",
+    "SILENT_REASONS",
+    "WITNESS_HEADER",
     "ZERO_TIME",
     "Condition",
     "ConditionStatus",
     "EnvVar",
+    "Freshness",
     "Heartbeat",
     "IngressAccess",
     "IngressDef",
@@ -117,10 +141,13 @@ __all__ = [
     "VolumeMount",
     "VolumeType",
     "WireModel",
+    "WitnessReport",
     "cpu_millis",
     "decode",
     "describe_errors",
+    "fact_freshness",
     "find_condition",
+    "format_age",
     "format_cpu",
     "format_gibibytes",
     "format_mebibytes",
@@ -131,6 +158,7 @@ __all__ = [
     "parse_throughput",
     "quantity_bytes",
     "set_condition",
+    "silent_reason",
     "strict_json_loads",
     "validate_name",
 ]

@@ -11,11 +11,12 @@ from datetime import datetime, timedelta
 
 from controlplane.store.base import Store, StoreError
 from controlplane.store.leases import LeaseTable
+from controlplane.store.witnesses import WitnessBoard
 
 from ._loop import Gate
 from .config import ControllerConfig
 from .draining import DrainingController
-from .node_lifecycle import NodeLifecycleController
+from .node_lifecycle import Isolation, NodeLifecycleController
 from .rescheduler import Rescheduler
 from .scheduler import Scheduler
 
@@ -35,14 +36,31 @@ class Controllers:
 
 
 def build_controllers(
-    *, store: Store, leases: LeaseTable, now: Callable[[], datetime], config: ControllerConfig
+    *,
+    store: Store,
+    leases: LeaseTable,
+    now: Callable[[], datetime],
+    config: ControllerConfig,
+    witnesses: WitnessBoard | None = None,
+    on_isolation: Callable[[bool], None] | None = None,
 ) -> Controllers:
-    """build_controllers makes every controller over the same store, clock and config."""
+    """build_controllers makes every controller over the same store, clock and config; the lifecycle controller's
+    isolation judgement is shared with the rescheduler and the draining controller, which hold their moves on it."""
+    isolation = Isolation()
+    lifecycle = NodeLifecycleController(
+        store=store,
+        leases=leases,
+        now=now,
+        config=config,
+        witnesses=witnesses,
+        isolation=isolation,
+        on_isolation=on_isolation,
+    )
     return Controllers(
-        lifecycle=NodeLifecycleController(store=store, leases=leases, now=now, config=config),
-        draining=DrainingController(store=store, now=now, config=config),
+        lifecycle=lifecycle,
+        draining=DrainingController(store=store, now=now, config=config, isolation=isolation),
         scheduler=Scheduler(store=store, now=now, config=config),
-        rescheduler=Rescheduler(store=store, now=now, config=config),
+        rescheduler=Rescheduler(store=store, now=now, config=config, isolation=isolation),
     )
 
 
@@ -54,13 +72,17 @@ async def run_controllers(
     config: ControllerConfig,
     stop: asyncio.Event,
     is_leader: Gate | None = None,
+    witnesses: WitnessBoard | None = None,
+    on_isolation: Callable[[bool], None] | None = None,
 ) -> None:
     """run_controllers runs every controller's loop until stop is set.
 
     is_leader, when given, is awaited before each pass of each controller; a pass is skipped while it
     answers False, so several replicas can share a store with one of them acting.
     """
-    controllers = build_controllers(store=store, leases=leases, now=now, config=config)
+    controllers = build_controllers(
+        store=store, leases=leases, now=now, config=config, witnesses=witnesses, on_isolation=on_isolation
+    )
     async with asyncio.TaskGroup() as group:
         group.create_task(controllers.lifecycle.run(stop, gate=is_leader))
         group.create_task(controllers.draining.run(stop, gate=is_leader))
@@ -110,6 +132,8 @@ async def run_when_leading(
     renew_every: timedelta,
     merge_leases: bool,
     on_change: Callable[[bool], None] | None = None,
+    witnesses: WitnessBoard | None = None,
+    on_isolation: Callable[[bool], None] | None = None,
 ) -> None:
     """run_when_leading renews the leader lease every renew_every and runs the controllers while it is held.
 
@@ -141,7 +165,14 @@ async def run_when_leading(
                 term_stop = asyncio.Event()
                 task = asyncio.create_task(
                     run_controllers(
-                        store=store, leases=leases, now=now, config=config, stop=term_stop, is_leader=leadership.gate
+                        store=store,
+                        leases=leases,
+                        now=now,
+                        config=config,
+                        stop=term_stop,
+                        is_leader=leadership.gate,
+                        witnesses=witnesses,
+                        on_isolation=on_isolation,
                     ),
                     name="controllers",
                 )
@@ -151,6 +182,10 @@ async def run_when_leading(
             elif not leading and term is not None:
                 log.warning("leader: %s lost the leader lease; controllers stopped", leadership.holder)
                 await end_term()
+                if witnesses is not None:
+                    witnesses.want(())  # a replica that does not lead asks nobody for witnesses
+                if on_isolation is not None:
+                    on_isolation(False)
                 if on_change is not None:
                     on_change(False)
             with contextlib.suppress(TimeoutError):

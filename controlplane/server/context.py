@@ -14,6 +14,7 @@ from starlette.requests import ClientDisconnect
 from controlplane.api import InvalidObject, NotStrictJSON, strict_json_loads
 from controlplane.store.base import Store
 from controlplane.store.leases import LeaseTable
+from controlplane.store.witnesses import WitnessBoard
 
 from .identity import Caller, Identity
 from .metrics import Metrics
@@ -34,6 +35,8 @@ class ServerContext:
     # Bindings: node name → bound tailnet node ID (None while unbound) of every node seen to exist, so that an
     # empty heartbeat is authorized without a store read. Deleting a node or releasing its binding updates it.
     bindings: dict[str, str | None] = field(default_factory=dict)
+    # Witnesses: which fellow agent last reached each Node, and the silent Nodes the leader wants looked at.
+    witnesses: WitnessBoard = field(default_factory=WitnessBoard)
 
 
 def get_context(request: Request) -> ServerContext:

@@ -34,6 +34,12 @@ class Metrics:
         self.nodes = Gauge(
             "cara_nodes", "Nodes known to the control plane, by state.", ["state"], registry=self.registry
         )
+        self.isolated = Gauge(
+            "cara_control_plane_isolated",
+            "1 while the leader judges the control plane itself cut off (most Nodes went silent within one grace"
+            " window): rescheduling and drain moves are suspended.",
+            registry=self.registry,
+        )
         # Fleet: per-node and per-path series, observed from the store at each scrape.
         self.fleet = FleetCollector(pair_limit=pair_limit)
         self.registry.register(self.fleet)

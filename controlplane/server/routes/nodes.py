@@ -24,6 +24,7 @@ from controlplane.store.base import AlreadyExists, Conflict, NodeMutator
 
 from ..context import CallerDep, Ctx, ServerContext, parse_json, read_body, read_json
 from ..identity import Caller, Forbidden, Role, require_reader, require_writer
+from ..liveness import served, witness_exchange
 from ..problems import problem_responses
 from . import history
 from ._common import check_path_name, json_body, parse_selector, wire, without_status
@@ -78,12 +79,8 @@ async def authorize_node_write(context: ServerContext, caller: Caller, name: str
 
 
 def _with_lease(node: Node, context: ServerContext) -> Node:
-    """_with_lease shows the in-memory lease as status.lastHeartbeat (the stored one lags by a flush)."""
-    lease = context.leases.get(node.name)
-    if lease is None or (node.status.last_heartbeat and node.status.last_heartbeat >= lease.renewed_at):
-        return node
-    status = node.status.model_copy(update={"last_heartbeat": lease.renewed_at})
-    return node.model_copy(update={"status": status})
+    """_with_lease is the Node as served: lastHeartbeat from the in-memory lease, factsStale (`liveness.served`)."""
+    return served(node, context)
 
 
 @router.get("", responses={200: {"model": NodeList}, **problem_responses(400)})
@@ -167,6 +164,7 @@ async def delete_node(name: str, context: Ctx, caller: CallerDep) -> Response:
         )
     await context.store.delete_node(name)
     context.leases.forget(name)
+    context.witnesses.forget(name)
     context.bindings.pop(name, None)
     return Response(status_code=204)
 
@@ -209,10 +207,11 @@ async def heartbeat(name: str, request: Request, context: Ctx, caller: CallerDep
     beat = Heartbeat() if not raw.strip() else decode(Heartbeat, parse_json(raw))
     await authorize_node_write(context, caller, name)  # 404 tells the agent to register again
     now = context.now()
+    headers = witness_exchange(context, name, beat, now)
     if beat.is_empty():
         context.metrics.heartbeats.labels("empty").inc()
         context.leases.renew(name, now)
-        return Response(status_code=204)
+        return Response(status_code=204, headers=headers)
     context.metrics.heartbeats.labels("full").inc()
     if not beat.model_copy(update={"state": None}).is_empty():  # facts to store, not only a goodbye
         merge = history.Recorder(_merge_beat(beat, context))
@@ -222,7 +221,7 @@ async def heartbeat(name: str, request: Request, context: Ctx, caller: CallerDep
         context.leases.release(name, now)
     else:
         context.leases.renew(name, now)
-    return Response(status_code=204)
+    return Response(status_code=204, headers=headers)
 
 
 @router.post("/{name}/drain", responses={200: {"model": Node}, **problem_responses(404)})
