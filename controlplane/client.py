@@ -59,6 +59,7 @@ __all__ = [
     "ServerUnreachable",
     "Unauthorized",
     "ValidationProblem",
+    "witness_names",
 ]
 
 #: Seconds to wait for connect, read and write; the server answers in milliseconds, so 10 s means "it is not there".
@@ -130,6 +131,20 @@ _BY_STATUS: Final[dict[int, type[ApiError]]] = {
     404: NotFound,
     409: Conflict,
 }
+
+
+#: At most this many names of a `Cara-Witness` heartbeat response header are used.
+WITNESS_NAMES_MAX: Final = 16
+
+
+def witness_names(header: str) -> list[str]:
+    """witness_names reads a Cara-Witness header: distinct non-empty names, at most WITNESS_NAMES_MAX, in order."""
+    names: list[str] = []
+    for part in header.split(","):
+        name = part.strip()
+        if name and name not in names and len(name) <= 253:
+            names.append(name)
+    return names[:WITNESS_NAMES_MAX]
 
 
 def _raise_for_problem(response: httpx.Response) -> None:
@@ -292,10 +307,14 @@ class Client:
         params = {"force": "true"} if force else None
         await self._send("DELETE", f"/api/v1/nodes/{_name(name)}", want_status=204, params=params)
 
-    async def heartbeat(self, name: str, body: _api.Heartbeat) -> None:
-        """heartbeat renews the Node's lease and replaces the status fields body carries; raises NotFound."""
+    async def heartbeat(self, name: str, body: _api.Heartbeat) -> list[str]:
+        """heartbeat renews the Node's lease and replaces the status fields body carries; raises NotFound.
+
+        Returns the silent Nodes the control plane asks this agent to look at (the `Cara-Witness` response header,
+        comma-separated names), [] when it asks for none."""
         path = f"/api/v1/nodes/{_name(name)}/heartbeat"
-        await self._send("POST", path, want_status=204, json=body.to_wire())
+        response = await self._send("POST", path, want_status=204, json=body.to_wire())
+        return witness_names(response.headers.get(_api.WITNESS_HEADER, ""))
 
     async def cordon(self, name: str) -> _api.Node:
         """cordon marks the Node unschedulable (GET, then PUT with spec.unschedulable true) and returns it."""
