@@ -22,6 +22,7 @@ from ._liveness import (
     WITNESS_HEADER,
     Freshness,
     fact_freshness,
+    facts_stale,
     format_age,
     silent_reason,
 )
@@ -146,6 +147,7 @@ __all__ = [
     "decode",
     "describe_errors",
     "fact_freshness",
+    "facts_stale",
     "find_condition",
     "format_age",
     "format_cpu",

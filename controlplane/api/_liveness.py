@@ -58,14 +58,23 @@ def silent_reason(status: NodeStatus) -> str | None:
     return ready.reason
 
 
-def fact_freshness(status: NodeStatus, now: datetime) -> Freshness:
-    """fact_freshness is THE freshness rule: a Node's facts are stale at now when it never beat, or when the
-    control plane judged it silent (Ready not True for one of SILENT_REASONS, which the lifecycle controller writes
-    once the lease is older than the grace, within one of its passes)."""
+def facts_stale(confirmed_at: datetime | None, silent: str | None, now: datetime, grace: timedelta | None) -> bool:
+    """facts_stale is THE freshness rule: a Node's facts are stale at now when it never beat (confirmed_at None),
+    when the control plane judged it silent (`silent`: the Ready reason from `silent_reason`, which the lifecycle
+    controller writes once the lease is older than the grace), or, where the grace is known (the server), when the
+    last confirmation is older than the grace already, before the controller's next pass says so."""
+    if confirmed_at is None or silent is not None:
+        return True
+    return grace is not None and now - confirmed_at > grace
+
+
+def fact_freshness(status: NodeStatus, now: datetime, grace: timedelta | None = None) -> Freshness:
+    """fact_freshness applies `facts_stale` to a Node's status (status.lastHeartbeat: its last confirmation)."""
     confirmed = status.last_heartbeat
     age = max(now - confirmed, timedelta(0)) if confirmed is not None else None
     reason = silent_reason(status)
-    return Freshness(stale=confirmed is None or reason is not None, confirmed_at=confirmed, age=age, reason=reason)
+    stale = facts_stale(confirmed, reason, now, grace)
+    return Freshness(stale=stale, confirmed_at=confirmed, age=age, reason=reason)
 
 
 def format_age(age: timedelta | None) -> str:

@@ -90,7 +90,7 @@ def create_app(
         now=now,
         identity=identity,
         settings=settings,
-        metrics=Metrics(pair_limit=settings.metrics_pair_limit),
+        metrics=Metrics(pair_limit=settings.metrics_pair_limit, grace=settings.grace),
     )
 
     @contextlib.asynccontextmanager

@@ -25,12 +25,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from controlplane.api import CONTROL_PLANE_PEER, NetworkMode, Node, NodeState, fact_freshness, parse_throughput
+from controlplane.api import (
+    CONTROL_PLANE_PEER,
+    NetworkMode,
+    Node,
+    NodeState,
+    facts_stale,
+    parse_throughput,
+    silent_reason,
+)
 from controlplane.store.base import NodeView, Store
 from controlplane.store.leases import LeaseTable
 
@@ -95,8 +103,8 @@ class NodeSeries:
     own: _Path | None
     peers: tuple[_Path, ...]
     rates: tuple[tuple[str, str, float], ...]
-    # Stale: the freshness rule's verdict on the stored Node (it follows the Ready condition, not the clock).
-    stale: bool = False
+    # Silent: the Ready reason when the control plane judged the Node silent (`silent_reason`), else None.
+    silent: str | None = None
     # Tested: when the last throughput measurement finished; None when never.
     tested: datetime | None = None
 
@@ -113,8 +121,7 @@ class NodeSeries:
             own,
             tuple(peers),
             tuple(_rates(node)),
-            # The verdict does not use the clock when the Node has beaten; `now` matters only for the age.
-            stale=fact_freshness(status, status.last_heartbeat or datetime.min).stale,
+            silent=silent_reason(status),
             tested=throughput.last_test_time if throughput is not None else None,
         )
 
@@ -122,8 +129,10 @@ class NodeSeries:
 class FleetCollector(Collector):
     """FleetCollector serves the series of the last `observe`; the /metrics route observes right before rendering."""
 
-    def __init__(self, *, pair_limit: int = DEFAULT_PAIR_LIMIT) -> None:
+    def __init__(self, *, pair_limit: int = DEFAULT_PAIR_LIMIT, grace: timedelta | None = None) -> None:
         self.pair_limit = pair_limit
+        # Grace: the server's, for the freshness rule (`facts_stale`); None trusts the Ready condition alone.
+        self.grace = grace
         self._snapshot = _Snapshot()
         # Path changes counted since start: node → count (path to the control plane), (node, peer) → count.
         self._own_changes: dict[str, int] = {}
@@ -150,10 +159,11 @@ class FleetCollector(Collector):
             beat = lease.renewed_at if lease is not None else node.last_heartbeat
             if beat is not None:
                 snapshot.ages.append((node.name, max(0.0, (now - beat).total_seconds())))
-            snapshot.stale.append((node.name, node.stale))
+            stale = facts_stale(beat, node.silent, now, self.grace)
+            snapshot.stale.append((node.name, stale))
             if node.tested is not None:
                 snapshot.tested.append((node.name, max(0.0, (now - node.tested).total_seconds())))
-            if node.stale:
+            if stale:
                 continue  # last known values, not current: only the stale marker and the ages speak for it
             if node.own is not None:
                 snapshot.paths.append(node.own)

@@ -5,23 +5,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from controlplane.api import WITNESS_HEADER, Heartbeat, Node, fact_freshness, silent_reason
+from controlplane.api import WITNESS_HEADER, Heartbeat, Node, facts_stale, silent_reason
 
 from .context import ServerContext
 
 
 def served(node: Node, context: ServerContext) -> Node:
     """served is node as the API shows it: status.lastHeartbeat from the in-memory lease (the stored one lags by a
-    flush), and status.factsStale from the freshness rule (`controlplane.api.fact_freshness`)."""
+    flush), and status.factsStale from the freshness rule (`controlplane.api.facts_stale`, with this server's grace)."""
     status = node.status
+    confirmed = status.last_heartbeat
     update: dict[str, object] = {}
     lease = context.leases.get(node.name)
-    if lease is not None and (status.last_heartbeat is None or status.last_heartbeat < lease.renewed_at):
-        update["last_heartbeat"] = lease.renewed_at
-    # Stale follows the Ready condition's verdict; a lease newer than the stored beat only confirms a stored fact set.
-    update["facts_stale"] = fact_freshness(status, context.now()).stale and not (
-        status.last_heartbeat is None and lease is not None and silent_reason(status) is None
-    )
+    if lease is not None and (confirmed is None or confirmed < lease.renewed_at):
+        confirmed = update["last_heartbeat"] = lease.renewed_at
+    update["facts_stale"] = facts_stale(confirmed, silent_reason(status), context.now(), context.settings.grace)
     return node.model_copy(update={"status": status.model_copy(update=update)})
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from .fleet_metrics import DEFAULT_PAIR_LIMIT, FleetCollector
@@ -10,7 +12,7 @@ from .fleet_metrics import DEFAULT_PAIR_LIMIT, FleetCollector
 class Metrics:
     """Metrics holds the app's collectors; one instance per app, so tests never share counters."""
 
-    def __init__(self, *, pair_limit: int = DEFAULT_PAIR_LIMIT) -> None:
+    def __init__(self, *, pair_limit: int = DEFAULT_PAIR_LIMIT, grace: timedelta | None = None) -> None:
         self.registry = CollectorRegistry()
         self.heartbeats = Counter(
             "cara_heartbeats_total",
@@ -41,7 +43,7 @@ class Metrics:
             registry=self.registry,
         )
         # Fleet: per-node and per-path series, observed from the store at each scrape.
-        self.fleet = FleetCollector(pair_limit=pair_limit)
+        self.fleet = FleetCollector(pair_limit=pair_limit, grace=grace)
         self.registry.register(self.fleet)
 
     def render(self) -> bytes:
