@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from datetime import timedelta
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from agent.heartbeat import Backoff, Heartbeater, Snapshot
 from controlplane.api import (
@@ -315,3 +316,40 @@ async def test_a_late_snapshot_goes_out_as_soon_as_it_is_taken(recorder: Recorde
     await asyncio.wait_for(beater.run(stop), 5)
     assert recorder.beats()[0] == b"{}" and recorder.beats()[1] != b"{}"  # empty on time, then the full status
     assert len(recorder.beats()) == 2
+
+
+async def test_a_witness_request_is_checked_at_once_and_reported_by_an_immediate_beat(
+    recorder: Recorder, clock: FakeClock, app: FastAPI
+) -> None:
+    asked: list[list[str]] = []
+
+    async def witness(names: Sequence[str]) -> int:
+        asked.append(list(names))
+        return 1
+
+    beater = Heartbeater(
+        client=Client(API_URL, transport=recorder),
+        node_name="edge1",
+        hostname="edge1",
+        source=FakeSource(),
+        now=clock.now,
+        interval=10.0,
+        witness=witness,
+    )
+    assert await beater.beat_once() == 10.0, "nothing asked: the normal interval"
+    app.state.context.witnesses.want(["edge3", "edge1"])  # the leader wants a witness of silent edge3
+    assert await beater.beat_once() == 0.0, "asked: checked now, and the next beat goes out at once"
+    assert asked == [["edge3"]], "never itself"
+    assert beater.state.counts["witnessed"] == 1
+    clock.step(1)
+    assert await beater.beat_once() == 10.0, "asked again within half an interval: not redone"
+    assert asked == [["edge3"]]
+
+
+async def test_a_witness_request_is_ignored_without_a_witness(
+    recorder: Recorder, clock: FakeClock, app: FastAPI
+) -> None:
+    beater = make(recorder, clock, FakeSource())
+    await beater.beat_once()
+    app.state.context.witnesses.want(["edge3"])
+    assert await beater.beat_once() == 10.0
