@@ -237,6 +237,12 @@ class Heartbeater:
         elif state.tailnet_was_down:
             state.tailnet_was_down = False  # tailscaled just came back and the path is settling: once more soon
             delay = min(self.interval, LOCAL_RETRY)
+        elif isinstance(exc, ServerUnreachable) and not exc.connected:
+            # No connection was made (refused, or the link to the server is cut): the request never reached the
+            # server, so trying again each interval costs it nothing, and the beat goes out within one interval of
+            # the path working again. Backoff is for a server that answers badly or too slowly.
+            self.backoff.reset()
+            delay = self.interval
         elif self.backoff.failures == 0:
             # One lost beat (e.g. the path switching Direct -> DERP under it) is retried on the normal schedule when
             # that comes sooner than the backoff's first step; only repeated failures back off.

@@ -79,8 +79,11 @@ class ClientError(Exception):
 class ServerUnreachable(ClientError):
     """ServerUnreachable is raised when the server cannot be connected to, or does not answer in time."""
 
-    def __init__(self, url: str, reason: str) -> None:
+    def __init__(self, url: str, reason: str, *, connected: bool = True) -> None:
         self.url, self.reason = url, reason
+        # connected: False when no connection was made (refused, unroutable, connect timeout): the request never
+        # reached the server, so retrying costs it nothing.
+        self.connected = connected
         super().__init__(f"cannot reach the control plane at {url}: {reason}")
 
 
@@ -172,9 +175,11 @@ def _map_transport_errors(url: str) -> Iterator[None]:
     try:
         yield
     except httpx.TimeoutException as exc:
-        raise ServerUnreachable(url, f"timed out ({type(exc).__name__})") from exc
+        connected = not isinstance(exc, httpx.ConnectTimeout)
+        raise ServerUnreachable(url, f"timed out ({type(exc).__name__})", connected=connected) from exc
     except httpx.TransportError as exc:
-        raise ServerUnreachable(url, str(exc) or type(exc).__name__) from exc
+        connected = not isinstance(exc, httpx.ConnectError)
+        raise ServerUnreachable(url, str(exc) or type(exc).__name__, connected=connected) from exc
 
 
 def _decode(model: type[_M], response: httpx.Response) -> _M:

@@ -439,8 +439,10 @@ class NodeLifecycleController:
             await self._relist(now)
         leases, grace, suspect_after = self._leases, self._config.grace, self._config.witness_after
         candidates: list[tuple[str, CachedNode]] = []
-        # Nodes silent past the grace (last beat, name), Nodes silent for a missed beat, and Nodes that ever beat.
+        # Nodes silent for a missed beat (last beat, name): all of them, and those counted for isolation; whether one
+        # is past the grace; and how many Nodes ever beat.
         silences: list[tuple[datetime, str]] = []
+        past_grace = False
         suspects: list[tuple[datetime, str]] = []
         beating = 0
         for index, (name, cached) in enumerate(list(self._cache.items())):
@@ -457,18 +459,23 @@ class NodeLifecycleController:
             if silent_for > suspect_after and not lease.released:
                 suspects.append((lease.renewed_at, name))
                 # A Node still under the restart rule's hold is not counted silent: a restart is not an isolation.
-                if silent_for > grace and now - cached.observed_at > grace:
+                if now - cached.observed_at > grace:
                     silences.append((lease.renewed_at, name))
+                    past_grace = past_grace or silent_for > grace
             if cached.steady and lease.is_fresh(now, grace):  # the common case: stored Ready, the lease fresh
                 continue
             candidates.append((name, cached))
-        self._judge_isolation(silences, beating, now)
+        self._judge_isolation(silences if past_grace else [], beating, now)
         self._want_witnesses(suspects, now)
         stale = [name for name, cached in candidates if self.is_stale(name, cached, now)]
         return sum(await write_all(self._write(name, now) for name in stale))
 
     def _judge_isolation(self, silences: list[tuple[datetime, str]], total: int, now: datetime) -> None:
-        """_judge_isolation decides this pass's ControlPlaneIsolated Nodes; a change is logged once and reported."""
+        """_judge_isolation decides this pass's ControlPlaneIsolated Nodes; a change is logged once and reported.
+
+        silences are the Nodes that missed a beat, given only once one of them is past the grace: a fleet cut off at
+        once misses its beats within one interval, so when the first Node's lease expires the others have missed a
+        beat too, and the first is judged ControlPlaneIsolated at once, not HeartbeatTimeout for a beat or two."""
         config = self._config
         isolated = isolation_window(
             silences,

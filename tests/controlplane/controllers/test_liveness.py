@@ -307,3 +307,21 @@ async def test_isolation_suspends_rescheduling_and_drain_moves(
     assert await rescheduler.sync_once() == (0, 0, 0), "a still-silent Node gets a full wait after the isolation"
     clock.step(181)
     assert await rescheduler.sync_once() == (1, 0, 0)
+
+
+async def test_the_first_node_to_expire_in_a_fleet_wide_silence_is_isolated_at_once(
+    memory_store: Store, leases: LeaseTable, clock: FakeClock, lifecycle: NodeLifecycleController
+) -> None:
+    await fleet(memory_store, leases, clock, "edge1", "edge2", "edge3")
+    await lifecycle.sync_once()
+    clock.step(100)
+    leases.renew("edge1", clock.now())
+    clock.step(5)
+    leases.renew("edge2", clock.now())
+    clock.step(5)
+    leases.renew("edge3", clock.now())  # the cut: no beat from anyone after this
+    clock.step(30.5)  # edge1 silent 40.5 s (past the grace), edge2 35.5 s and edge3 30.5 s (missed their beats)
+    await lifecycle.sync_once()
+    assert (await ready_of(memory_store, "edge1"))[:2] == (NodeState.NOT_READY, "ControlPlaneIsolated")
+    assert (await ready_of(memory_store, "edge2"))[:2] == (NodeState.READY, "AgentReady"), "within its grace"
+    assert lifecycle.isolation.isolated
