@@ -5,8 +5,8 @@ One cara-server in `control` (beats 2 s, grace 6 s, reschedule wait 15 s) and an
 tests in file order; each test leaves the fleet Ready. Projects are only bound (Scheduled): no container runtime.
 `lab cut A B` is a firewall in A's netns on tailscale0 that drops every packet to or from B's tailnet address, direct
 or relayed through DERP alike. tailscaled's own disco/TSMP pings do not cross tailscale0, so "the tailnet path works
-again" is measured from the first TCP round trip through it (curl to the agent port; the lab has no `ping`). Every figure is printed for the closing note.
-"""
+again" is measured from the first TCP round trip through it (curl to the agent port; the lab has no `ping`).
+Every figure is printed for the closing note."""
 
 from __future__ import annotations
 
