@@ -6,7 +6,7 @@ the series need), not every Node: at 20k Nodes a full list took about a second o
 Series (every label value is a Node name, a peer name, a mode or a direction):
 
 - `cara_node_heartbeat_age_seconds{node}`: seconds since the last heartbeat (the lease, else the stored time).
-- `cara_node_facts_stale{node}`: 1 while the Node's reported facts are stale (`controlplane.api.fact_freshness`: it
+- `cara_node_facts_stale{node}`: 1 while the Node's reported facts are stale (`controlplane.api.facts_stale`: it
   has not reconfirmed them within the grace), else 0. The path and throughput series of a stale Node are left out:
   its last known modes are not current, and a 0/1 mode series would say they are.
 - `cara_node_path_mode{node,peer,mode}`: 1 for the path's current mode, 0 for the other; both 0 when unknown.
