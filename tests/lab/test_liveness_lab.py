@@ -134,8 +134,19 @@ def pings(lab: Lab, source: str, target: str) -> bool:
     return done.returncode in (0, 7)  # 7: refused (an agent down), 28: timed out (no path)
 
 
+def page(lab: Lab, plane: ControlPlane, profile: Path) -> Any:
+    """page renders /ui in headless Chromium in `operator` and returns the parsed DOM."""
+    argv = ["env", f"HOME={profile}", "chromium", *HEADLESS_FLAGS, f"--user-data-dir={profile}", "--dump-dom"]
+    return parse(lab.run("operator", *argv, f"{plane.url}/ui", timeout=90).stdout)
+
+
+def page_projects(lab: Lab, plane: ControlPlane, profile: Path) -> dict[str, str]:
+    rows = page(lab, plane, profile).by_id("projects").find_all("tbody")[0].find_all("tr")
+    return {r.attrs["data-project"]: r.find_all("td")[1].text() for r in rows if "data-project" in r.attrs}
+
+
 def test_an_edge_cut_from_the_control_host_is_control_link_down_and_keeps_its_project(
-    lab: Lab, plane: ControlPlane, agents: dict[str, Agent], projects: dict[str, str]
+    lab: Lab, plane: ControlPlane, agents: dict[str, Agent], projects: dict[str, str], tmp_path: Path
 ) -> None:
     on_edge1 = sorted(p for p, n in projects.items() if n == "edge1")
     lab.cut("control", "edge1")
@@ -156,6 +167,13 @@ def test_an_edge_cut_from_the_control_host_is_control_link_down_and_keeps_its_pr
         assert "edge2" in verdict["message"] and "Direct" in verdict["message"], verdict["message"]
         assert seen == {"ControlLinkDown"}, f"never HeartbeatTimeout on the way: {seen}"
         assert state(plane, "edge1") == "NotReady"
+        # A Project on a Node that is not Ready is not shown as plainly Scheduled (checked while waiting anyway).
+        listed = caractrl(lab, tmp_path, "get", "projects")
+        print(listed)
+        phases = {line.split()[0]: line.split()[1] for line in listed.splitlines()[1:]}
+        assert all(phases[p] == "Scheduled(NodeNotReady)" for p in on_edge1), phases
+        shown = page_projects(lab, plane, tmp_path / "chromium")
+        assert all(shown[p] == "Scheduled (node NotReady)" for p in on_edge1), shown
         # Past the rescheduler's wait (and one of its passes): the witnessed Node keeps its Projects.
         held_until = cut + took + RESCHEDULE_AFTER + RESCHEDULER_PERIOD + 2
         while time.monotonic() < held_until:
@@ -205,26 +223,14 @@ def test_a_dead_agent_on_a_live_tailscaled_is_heartbeat_timeout_and_its_facts_sh
     assert re.search(r'^cara_node_facts_stale\{node="edge3"\} 1(\.0)?$', metrics, re.M), "stale marker"
     assert not re.search(r'^cara_node_path_mode\{[^}]*node="edge3"', metrics, re.M), "no 0/1 mode series"
     assert re.search(r'^cara_node_path_mode\{[^}]*node="edge1"[^}]*\} 1', metrics, re.M), "the live ones are"
-    profile = tmp_path / "chromium"
-    dom = lab.run(
-        "operator",
-        "env",
-        f"HOME={profile}",
-        "chromium",
-        *HEADLESS_FLAGS,
-        f"--user-data-dir={profile}",
-        "--dump-dom",
-        f"{plane.url}/ui",
-        timeout=90,
-    ).stdout
-    page = parse(dom)
-    rows = {r.attrs["data-node"]: r for r in page.by_id("fleet").find_all("tbody")[0].find_all("tr")}
+    dom = page(lab, plane, tmp_path / "chromium")
+    rows = {r.attrs["data-node"]: r for r in dom.by_id("fleet").find_all("tbody")[0].find_all("tr")}
     assert rows["edge3"].attrs["data-stale"] == "true" and rows["edge1"].attrs["data-stale"] == "false"
     edge3_cells = [td.text() for td in rows["edge3"].find_all("td")]
     assert edge3_cells[1] == "NotReady(HeartbeatTimeout)" and "stale" in edge3_cells[4], edge3_cells
     greyed = {
         g.attrs["data-to"]: g.attrs["data-stale"]
-        for g in page.by_id("matrix").find_all("g", class_="cell")
+        for g in dom.by_id("matrix").find_all("g", class_="cell")
         if g.attrs["data-from"] == "edge3"
     }
     assert set(greyed.values()) == {"true"}, greyed
