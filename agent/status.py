@@ -54,7 +54,7 @@ class AgentStatus:
         if view.network is not None and view.status is not None and self.peers is not None:
             probed = await self.peers.round(view.status)
             merged = merge_peers(probed, view.network.peers or (), self.peers.config.max_peers)
-            self.last_network = view.network.model_copy(update={"peers": merged or None, "observed_at": now})
+            self.last_network = view.network.model_copy(update={"peers": merged, "observed_at": now})
         elif view.network is not None:
             self.last_network = view.network.model_copy(update={"observed_at": now})
         network = self.last_network

@@ -11,6 +11,7 @@ from typing import Final
 from controlplane.api import (
     CONTROL_LINK_DOWN,
     CONTROL_PLANE_ISOLATED,
+    EVICTABLE_PHASES,
     ConditionStatus,
     Node,
     Project,
@@ -20,7 +21,7 @@ from controlplane.api import (
 from controlplane.store.base import Conflict, NodeView, NotFound, Store
 
 from ._loop import Gate, run_every
-from ._projects import EVICTED_PHASES, evict, require_phase, return_to_pending, with_condition
+from ._projects import evict, require_phase, return_to_pending, with_condition
 from ._writes import write_all
 from .config import ControllerConfig, format_duration
 from .node_lifecycle import READY, Isolation
@@ -142,7 +143,7 @@ class Rescheduler:
         config, isolation = self._config, self._isolation
         if isolation.isolated:
             return 0  # the control plane is the one cut off: nothing moves until beats return
-        bound = await self._store.list_projects(phases=list(EVICTED_PHASES))
+        bound = await self._store.list_projects(phases=list(EVICTABLE_PHASES))
         if not bound:
             return 0  # nothing to free: spare the list of every Node
         states = await self._not_ready.refresh()
@@ -198,6 +199,8 @@ class Rescheduler:
         done = await self._store.list_projects(phases=[ProjectPhase.TERMINATED])
         return sum(await write_all(delete(project.name) for project in done))
 
-    async def run(self, stop: asyncio.Event, *, gate: Gate | None = None) -> None:
+    async def run(
+        self, stop: asyncio.Event, *, gate: Gate | None = None, on_pass: Callable[[], None] | None = None
+    ) -> None:
         """run calls sync_once every rescheduler_period until stop is set."""
-        await run_every("rescheduler", self.sync_once, self._config.rescheduler_period, stop, gate)
+        await run_every("rescheduler", self.sync_once, self._config.rescheduler_period, stop, gate, on_pass)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -14,10 +14,10 @@ from starlette.requests import ClientDisconnect
 from controlplane.api import InvalidObject, NotStrictJSON, strict_json_loads
 from controlplane.store.base import Store
 from controlplane.store.leases import LeaseTable
-from controlplane.store.witnesses import WitnessBoard
 
 from .identity import Caller, Identity
 from .metrics import Metrics
+from .nodewrites import NodeWrites
 from .problems import BodyTooLarge, Problem
 from .settings import Settings
 
@@ -32,11 +32,10 @@ class ServerContext:
     identity: Identity
     settings: Settings
     metrics: Metrics
-    # Bindings: node name → bound tailnet node ID (None while unbound) of every node seen to exist, so that an
-    # empty heartbeat is authorized without a store read. Deleting a node or releasing its binding updates it.
-    bindings: dict[str, str | None] = field(default_factory=dict)
-    # Witnesses: which fellow agent last reached each Node, and the silent Nodes the leader wants looked at.
-    witnesses: WitnessBoard = field(default_factory=WitnessBoard)
+    # Writes: every write to a Node goes through it (binding check, heartbeat merge, drain, uncordon, release).
+    writes: NodeWrites
+    # Health: loop name → why it is dead or stalled, from the process root's supervisor; empty when healthy.
+    health: Callable[[], Mapping[str, str]]
 
 
 def get_context(request: Request) -> ServerContext:

@@ -42,6 +42,12 @@ class Metrics:
             " window): rescheduling and drain moves are suspended.",
             registry=self.registry,
         )
+        self.loop_restarts = Counter(
+            "cara_loop_restarts_total",
+            "Restarts of a supervised loop (http, lease-flush, controllers) after it raised.",
+            ["loop"],
+            registry=self.registry,
+        )
         # Fleet: per-node and per-path series, observed from the store at each scrape.
         self.fleet = FleetCollector(pair_limit=pair_limit, grace=grace)
         self.registry.register(self.fleet)

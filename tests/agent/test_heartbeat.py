@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from agent.heartbeat import Backoff, Heartbeater, Snapshot
 from controlplane.api import (
+    AGENT_MAX_BACKOFF,
     Condition,
     ConditionStatus,
     Heartbeat,
@@ -207,6 +208,12 @@ def test_backoff_jitter_is_twenty_percent(r: float, low: float) -> None:
     assert backoff.next_delay() == pytest.approx(5.0 * (0.8 + 0.4 * r))
 
 
+def test_the_longest_backoff_is_the_one_the_lifecycle_stall_rule_assumes() -> None:
+    backoff = Backoff(random=lambda: 1.0)  # the top of the jitter
+    longest = max(backoff.next_delay() for _ in range(20))
+    assert longest == pytest.approx(AGENT_MAX_BACKOFF.total_seconds())
+
+
 async def test_going_away_releases_the_lease_so_the_node_turns_not_ready(
     recorder: Recorder, clock: FakeClock, leases: LeaseTable
 ) -> None:
@@ -363,7 +370,7 @@ async def test_a_witness_request_is_checked_at_once_and_reported_by_an_immediate
         witness=witness,
     )
     assert await beater.beat_once() == 10.0, "nothing asked: the normal interval"
-    app.state.context.witnesses.want(["edge3", "edge1"])  # the leader wants a witness of silent edge3
+    app.state.context.writes.witnesses.want(["edge3", "edge1"])  # the leader wants a witness of silent edge3
     assert await beater.beat_once() == 0.0, "asked: checked now, and the next beat goes out at once"
     assert asked == [["edge3"]], "never itself"
     assert beater.state.counts["witnessed"] == 1
@@ -377,5 +384,5 @@ async def test_a_witness_request_is_ignored_without_a_witness(
 ) -> None:
     beater = make(recorder, clock, FakeSource())
     await beater.beat_once()
-    app.state.context.witnesses.want(["edge3"])
+    app.state.context.writes.witnesses.want(["edge3"])
     assert await beater.beat_once() == 10.0
