@@ -67,9 +67,12 @@ class ControllerConfig:
 
     @property
     def witness_after(self) -> timedelta:
-        """witness_after: a Node silent this long (one missed beat) is asked about, so that a witness is in before
-        the grace ends."""
-        return min(self.heartbeat_interval * 1.5, self.grace)
+        """witness_after: a Node silent this long is asked about. The ask goes out with the next beat of another
+        agent (within one interval) and the witness comes back with that agent's next, immediate, beat, so asking
+        two intervals before the grace ends gets the witness in before it; never before a quarter interval late
+        (a beat merely late is no reason to ask), never after the grace (10 s beats, 40 s grace: 20 s; lab 2 s /
+        6 s: 2.5 s)."""
+        return min(max(self.heartbeat_interval * 1.25, self.grace - 2 * self.heartbeat_interval), self.grace)
 
 
 def format_duration(value: timedelta) -> str:

@@ -438,7 +438,7 @@ class NodeLifecycleController:
             await self._relist(now)
         leases, grace, suspect_after = self._leases, self._config.grace, self._config.witness_after
         candidates: list[tuple[str, CachedNode]] = []
-        # Nodes silent for a missed beat (last beat, name): all of them, and those counted for isolation; whether one
+        # Nodes silent past witness_after (last beat, name): all of them, and those counted for isolation; whether one
         # is past the grace; and how many Nodes ever beat.
         silences: list[tuple[datetime, str]] = []
         past_grace = False
@@ -472,9 +472,9 @@ class NodeLifecycleController:
     def _judge_isolation(self, silences: list[tuple[datetime, str]], total: int, now: datetime) -> None:
         """_judge_isolation decides this pass's ControlPlaneIsolated Nodes; a change is logged once and reported.
 
-        silences are the Nodes that missed a beat, given only once one of them is past the grace: a fleet cut off at
-        once misses its beats within one interval, so when the first Node's lease expires the others have missed a
-        beat too, and the first is judged ControlPlaneIsolated at once, not HeartbeatTimeout for a beat or two."""
+        silences are the Nodes silent past witness_after, given only once one of them is past the grace: a fleet cut
+        off at once stops beating within one interval, so when the first Node's lease expires the others are silent
+        past witness_after too, and the first is judged ControlPlaneIsolated at once, not HeartbeatTimeout first."""
         config = self._config
         isolated = isolation_window(
             silences,
@@ -504,7 +504,7 @@ class NodeLifecycleController:
             self._on_isolation(state.isolated)
 
     def _want_witnesses(self, suspects: list[tuple[datetime, str]], now: datetime) -> None:
-        """_want_witnesses asks for a witness of each Node silent for a missed beat that has none newer than one
+        """_want_witnesses asks for a witness of each Node silent past witness_after that has none newer than one
         heartbeat interval (the most recently silent first; at most WANTED_LIMIT), up to the ControlLinkDown limit."""
         config = self._config
         horizon = config.control_link_limit + config.grace

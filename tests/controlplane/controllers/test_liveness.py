@@ -60,6 +60,16 @@ def test_isolation_window_picks_the_crowded_window_not_an_old_death() -> None:
 
 
 @pytest.mark.parametrize(
+    ("interval", "grace", "after"),
+    [(10, 40, 20), (2, 6, 2.5), (10, 20, 12.5), (10, 10, 10)],
+    ids=["defaults", "lab", "short-grace", "grace-is-one-interval"],
+)
+def test_witness_after(interval: float, grace: float, after: float) -> None:
+    config = ControllerConfig(heartbeat_interval=timedelta(seconds=interval), grace=timedelta(seconds=grace))
+    assert config.witness_after == timedelta(seconds=after)
+
+
+@pytest.mark.parametrize(
     ("witnessed", "now", "counts"),
     [
         pytest.param(10, 20, True, id="after-the-last-beat-within-grace"),
@@ -125,7 +135,7 @@ async def test_a_fellow_agent_reaching_it_makes_it_control_link_down_naming_the_
 ) -> None:
     await fleet(memory_store, leases, clock, "edge1", "edge2", "edge3", "edge4")
     await lifecycle.sync_once()
-    clock.step(16)  # edge1 missed a beat: the leader wants a witness of it
+    clock.step(21)  # edge1 silent past witness_after (grace - 2 intervals = 20 s): the leader wants a witness
     for name in ("edge2", "edge3", "edge4"):
         leases.renew(name, clock.now())
     await lifecycle.sync_once()
@@ -133,7 +143,7 @@ async def test_a_fellow_agent_reaching_it_makes_it_control_link_down_naming_the_
     witness(board, "edge2", "edge1", clock.now())
     await lifecycle.sync_once()
     assert board.wanted == (), "a fresh witness is in: nobody needs asking"
-    clock.step(25)  # edge1 silent 41 s, the witness 25 s old
+    clock.step(20)  # edge1 silent 41 s, the witness 20 s old
     for name in ("edge2", "edge3", "edge4"):
         leases.renew(name, clock.now())
     await lifecycle.sync_once()
@@ -141,9 +151,9 @@ async def test_a_fellow_agent_reaching_it_makes_it_control_link_down_naming_the_
     assert (state, reason) == (NodeState.NOT_READY, "ControlLinkDown")
     assert message == (
         "no heartbeat within the grace period of 40s, but the agent of edge2 reached its agent over a Direct path"
-        " (1.2 ms) at 2026-11-24T12:00:16Z"
+        " (1.2 ms) at 2026-11-24T12:00:21Z"
     )
-    clock.step(16)  # the witness is 41 s old and none came since: nobody vouches any more
+    clock.step(21)  # the witness is 41 s old and none came since: nobody vouches any more
     for name in ("edge2", "edge3", "edge4"):
         leases.renew(name, clock.now())
     await lifecycle.sync_once()
