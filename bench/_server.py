@@ -72,8 +72,11 @@ def launch(
     args: list[str], url: str, *, probe: str, log: Path | None, cpu: int | None = SERVER_CPU, what: str = "server"
 ) -> BenchServer:
     """launch starts `args` pinned to `cpu` and waits until GET url+probe answers without a server error."""
-    out = open(log, "wb") if log else subprocess.DEVNULL
-    process = subprocess.Popen(pinned(args, cpu), stdout=out, stderr=subprocess.STDOUT)
+    if log is None:
+        process = subprocess.Popen(pinned(args, cpu), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    else:
+        with open(log, "wb") as out:  # the child keeps its own descriptor
+            process = subprocess.Popen(pinned(args, cpu), stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -17,12 +17,12 @@ from math import nan
 from pathlib import Path
 from typing import Any
 
-from bench import _proc, cli, floor, heartbeat, notready, scheduling
+from bench import _proc, cli, fleet, floor, heartbeat, notready, scheduling
 from bench._pg import Cluster, fresh_schema, private_cluster
 from bench._server import LOAD_CPU, start_server
 
 STORES = ("sqlite", "postgresql")
-BENCHMARKS = ("heartbeat", "notready", "caractrl", "scheduling")
+BENCHMARKS = ("heartbeat", "notready", "caractrl", "scheduling", "fleet")
 Progress = Callable[[str], None]
 
 
@@ -304,6 +304,62 @@ def bench_scheduling(urls: StoreUrls, store: str, progress: Progress) -> list[Ro
     ]
 
 
+def bench_fleet(urls: StoreUrls, store: str, nodes: int, seconds: float, progress: Progress) -> list[Row]:
+    """bench_fleet runs the fleet simulator (bench/fleet.py) with the agent's cadence against one server."""
+    url = urls.fresh(store)
+    config = fleet.FleetConfig(nodes, seconds, store)
+    db = urls.cluster if store == "postgresql" else None
+    f = fleet.run_fleet(config, urls.log("fleet").parent, url, db, progress=progress)
+    progress(fleet.summary(f))
+    at = f"@{nodes:,} agents, {seconds:g}s"
+    growth = f["rss_growth_second_half_percent"]
+    kept_up = not f["fell_behind"]
+    return [
+        Row(f"fleet {at}: offered", store, f["offered_rps"], "req/s", "", None, "fleet_offered_rps"),
+        Row(
+            f"fleet {at}: achieved",
+            store,
+            f["achieved_rps"],
+            "req/s",
+            f">= {fleet.ACHIEVED_MIN:.0%} of offered, lag p99 <= {fleet.MAX_LAG_P99_S:g}s",
+            kept_up,
+            "fleet_achieved_rps",
+        ),
+        Row(f"fleet {at}: errors", store, f["errors"], "", "0", f["errors"] == 0, "fleet_errors"),
+        Row(f"fleet {at}: beat p50", store, f["beat_p50_ms"], "ms", "", None, "fleet_beat_p50_ms"),
+        Row(f"fleet {at}: beat p99", store, f["beat_p99_ms"], "ms", "", None, "fleet_beat_p99_ms"),
+        Row(f"fleet {at}: discovery (Node list) p99", store, f["discovery_p99_ms"], "ms", "", None),
+        Row(
+            f"fleet {at}: bytes per agent per 5 min (sent + received)",
+            store,
+            (f["bytes_per_agent_per_period"]["sent"] + f["bytes_per_agent_per_period"]["received"]) / 1024,
+            "KiB",
+            "",
+            None,
+            "fleet_kib_per_agent_per_5min",
+        ),
+        Row(
+            f"fleet {at}: server + database CPU",
+            store,
+            f["server_cpu_share"] * 100,
+            "% core",
+            "",
+            None,
+            "fleet_server_cpu_percent",
+        ),
+        Row(f"fleet {at}: server RSS at the end", store, f["rss_mib"][-1][1], "MiB", "", None, "fleet_rss_mib"),
+        Row(
+            f"fleet {at}: server RSS growth over the second half",
+            store,
+            growth,
+            "%",
+            "< 5",
+            growth < 5,
+            "fleet_rss_growth_percent",
+        ),
+    ]
+
+
 def _guarded(name: str, store: str, run: Callable[[], list[Row]], progress: Progress) -> list[Row]:
     """_guarded runs one benchmark; a failure becomes a failed row (and a message), not the end of the run."""
     try:
@@ -354,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", default="1000", help="node counts for heartbeat ingest (default 1000)")
     parser.add_argument("--stores", default=None, help="comma-separated of sqlite,postgresql (default both)")
     parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated benchmarks to run (default all)")
+    parser.add_argument("--fleet-nodes", type=int, default=5000, help="simulated agents of the fleet run (5000)")
+    parser.add_argument("--fleet-seconds", type=float, default=600, help="duration of the fleet run (600)")
     args = parser.parse_args(argv)
     progress = _progress_printer(time.monotonic())
     counts = [1000] if args.quick else [int(n) for n in args.nodes.split(",")]
@@ -368,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     progress(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
     runs = 5 if args.quick else 15
+    fleet_nodes, fleet_seconds = (100, 20.0) if args.quick else (args.fleet_nodes, args.fleet_seconds)
     rows: list[Row] = []
     with _workspace() as (stack, tmp):
         urls = StoreUrls(stack, tmp)
@@ -386,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
                 "notready": partial(bench_notready, urls, store, progress),
                 "caractrl": partial(bench_caractrl, urls, store, runs, progress),
                 "scheduling": partial(bench_scheduling, urls, store, progress),
+                "fleet": partial(bench_fleet, urls, store, fleet_nodes, fleet_seconds, progress),
             }
             for name, run in benchmarks.items():
                 if name in only:
