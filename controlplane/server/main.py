@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
-import uvicorn
 from prometheus_client import Gauge
 
 from controlplane.api import parse_duration
