@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from controlplane.api import Heartbeat, NodeInfo, NodeNetworkStatus
+from controlplane.api import Heartbeat, NodeInfo, NodeNetworkStatus, NodeState
 
 from .collectors.peers import PeerProber, merge_peers
 from .collectors.resources import ResourceSource, collect_resources
@@ -63,7 +63,11 @@ class AgentStatus:
         if network is not None and self.witness is not None:
             network = network.model_copy(update={"witnessed": self.witness.reports()})
         resources = collect_resources(self.resources, self.data_dir, self.reserved)
+        # state Ready as the Go agent sends it: the Go server takes a Node's state from its beats and keeps one
+        # that never says Ready NotReady; our server computes the state itself and ignores this (a goodbye's
+        # NotReady aside).
         beat = Heartbeat(
+            state=NodeState.READY,
             network=network,
             capacity=resources.capacity,
             allocatable=resources.allocatable,

@@ -199,7 +199,7 @@ async def run_when_leading(
             raise ControllersStalled(f"the controllers ended: {failure!r}") from failure
         late = {name: clock() - at for name, at in passes.items() if clock() - at > pass_bound.total_seconds()}
         if late:
-            said = ", ".join(f"{name} for {age:.0f}s" for name, age in sorted(late.items()))
+            said = ", ".join(f"{name} for {age:.1f}s" for name, age in sorted(late.items()))
             raise ControllersStalled(f"no controller pass finished: {said} (bound {pass_bound.total_seconds():g}s)")
 
     def stepped_down() -> None:

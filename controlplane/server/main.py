@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
-import uvicorn
 from prometheus_client import Gauge
 
 from controlplane.api import parse_duration
@@ -29,9 +28,9 @@ from .app import create_app, freeze_startup_heap
 from .binding import BindError, dev_addresses, open_sockets, read_tailnet_addresses
 from .context import ServerContext
 from .identity import DevIdentity, Identity, TailnetIdentity
-from .limits import limited_protocol
 from .loops import flush_stall_bound, http_server, lease_flusher
 from .roles import RolesConfig, load_config
+from .serving import uvicorn_config
 from .settings import Settings
 
 log = logging.getLogger("cara.server")
@@ -336,17 +335,7 @@ async def _serve(
         context: ServerContext = app.state.context
         where = ", ".join(f"http://{h if ':' not in h else f'[{h}]'}:{p}" for h, p in addresses)
         log.info("serving the caravanserai/v1 API on %s (pid %d, replica %s)", where, os.getpid(), replica.replica_id)
-        # ws="none": no WebSocket routes, so uvicorn need not load a WebSocket implementation (memory).
-        config = uvicorn.Config(
-            app,
-            log_level=log_level,
-            access_log=False,
-            timeout_keep_alive=30,
-            h11_max_incomplete_event_size=64 * 1024,
-            ws="none",
-            http=limited_protocol(),  # head deadline and size, body idle timeout: see limits.py
-            lifespan="off",
-        )
+        config = uvicorn_config(app, log_level)
         supervise_server(
             context,
             supervisor,

@@ -64,6 +64,21 @@ async def test_full_beat_replaces_given_fields_only(api: httpx.AsyncClient, cloc
     assert types["NetworkUnavailable"]["lastTransitionTime"] == "2026-11-24T12:00:00Z"
 
 
+@pytest.mark.usefixtures("registered")
+async def test_an_agents_ready_is_not_trusted(api: httpx.AsyncClient, leases: LeaseTable) -> None:
+    """Our agent sends state Ready in full beats for the Go server; ours computes the state itself."""
+    assert (await api.post(f"{NODES}/edge1/heartbeat", json={**FULL, "state": "Ready"})).status_code == 204
+    assert (await api.get(f"{NODES}/edge1")).json()["status"]["state"] == "NotReady"  # the controller's call
+    assert (await api.post(f"{NODES}/edge1/drain")).status_code == 200
+    assert (await api.post(f"{NODES}/edge1/heartbeat", json={**FULL, "state": "Ready"})).status_code == 204
+    assert (await api.get(f"{NODES}/edge1")).json()["status"]["state"] == "Draining"
+    lease = leases.get("edge1")
+    assert lease is not None and not lease.released
+    assert (await api.post(f"{NODES}/edge1/heartbeat", json={"state": "NotReady"})).status_code == 204
+    lease = leases.get("edge1")
+    assert lease is not None and lease.released  # the goodbye still works
+
+
 async def test_beat_for_unknown_node_is_404(api: httpx.AsyncClient) -> None:
     answer = await api.post(f"{NODES}/ghost/heartbeat")
     assert answer.status_code == 404 and answer.json()["title"] == "Not Found"
