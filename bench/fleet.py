@@ -50,8 +50,8 @@ THROUGHPUT_INTERVAL = float(_DEFAULTS["throughput_interval"])  # type: ignore[ar
 PEERS = 4
 #: Mean seconds between two path changes of one agent's probed peers.
 PATH_CHANGE_EVERY = 600.0
-#: The simulator fell behind when a request started this late after its due time (p99), or when fewer than
-#: ACHIEVED_MIN of the requests due were answered by the end.
+#: The simulator fell behind when it sent a request this late after its due time (p99); the server kept up
+#: when at least ACHIEVED_MIN of the requests due were answered by the end. A run must do both.
 MAX_LAG_P99_S = 1.0
 ACHIEVED_MIN = 0.99
 #: Per-request timeout, as the agent's client (at least 2 s, at most the heartbeat interval).
@@ -273,14 +273,14 @@ class Simulator:
             if full:
                 agent.changed, agent.last_full = False, now  # as the agent: a failure resends it (below)
         self.stats.due += 1
-        task = asyncio.create_task(self._send(agent, label, request, due))
+        self.stats.lag.append(now - due)  # the simulator's own lateness, before any wait on the server
+        task = asyncio.create_task(self._send(agent, label, request))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _send(self, agent: SimAgent, label: str, request: bytes, due: float) -> None:
+    async def _send(self, agent: SimAgent, label: str, request: bytes) -> None:
         async with self.in_flight:
             begun = time.monotonic()
-            self.stats.lag.append(begun - due)
             try:
                 status, received = await asyncio.wait_for(_exchange(self.port, request), TIMEOUT_S)
             except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
@@ -340,7 +340,7 @@ def report(
     errors = sum(stats.errors.values())
     achieved = stats.answered / stats.due if stats.due else 0.0
     lag_p99 = _quantile(stats.lag, 0.99)
-    fell_behind = lag_p99 > MAX_LAG_P99_S or achieved < ACHIEVED_MIN
+    fell_behind = lag_p99 > MAX_LAG_P99_S
     ms = 1000.0
     figures: dict[str, Any] = {
         "nodes": c.nodes,
@@ -369,7 +369,7 @@ def report(
         "lag_p99_s": lag_p99,
         "fell_behind": fell_behind,
     }
-    figures["ok"] = not fell_behind and errors == 0 and rss_growth < 5
+    figures["ok"] = not fell_behind and achieved >= ACHIEVED_MIN and errors == 0 and rss_growth < 5
     return figures
 
 
@@ -434,7 +434,7 @@ def summary(f: dict[str, Any]) -> str:
         [
             f"fleet {f['nodes']:,} nodes, {f['seconds']:g}s, {f['store']}: {'PASS' if f['ok'] else 'FAIL'}",
             f"  offered {f['offered_rps']:,.1f} req/s, achieved {f['achieved_rps']:,.1f} ({f['achieved_share']:.1%}),"
-            f" simulator lag p99 {f['lag_p99_s']:.3f}s{' (FELL BEHIND)' if f['fell_behind'] else ''}",
+            f" simulator lag p99 {f['lag_p99_s']:.3f}s{' (the simulator FELL BEHIND)' if f['fell_behind'] else ''}",
             f"  requests {f['requests']}, errors {f['errors']} {f['error_kinds'] or ''}",
             f"  beat p50 {f['beat_p50_ms']:.1f} ms, p99 {f['beat_p99_ms']:.1f} ms"
             f" (full p99 {f['full_beat_p99_ms']:.1f});"
