@@ -370,7 +370,11 @@ def _guarded(name: str, store: str, run: Callable[[], list[Row]], progress: Prog
 
 
 def _figure(row: Row) -> str:
-    digits = 3 if row.unit == "ms" and abs(row.value) < 1 else 2 if row.unit == "x" else 1
+    digits = 1
+    if row.unit == "ms":
+        digits = 3 if abs(row.value) < 1 else 2 if abs(row.value) < 10 else 1
+    elif row.unit == "x":
+        digits = 2
     return f"{row.value:,.{digits}f} {row.unit}".strip()
 
 

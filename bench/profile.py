@@ -26,20 +26,50 @@ from bench._server import LOAD_CPU, CpuSource, start_server
 NODES = 1000
 
 
-def top(collapsed: Path, count: int) -> tuple[int, list[tuple[str, int]], list[tuple[str, int]]]:
-    """top reads py-spy's collapsed stacks; returns the samples and the top functions by own and inclusive time."""
+#: Leaf functions where a thread waits rather than works (the event loop's select, the store thread's queue).
+IDLE = ("select ", "Condition.wait ", "Queue.get ", "Event.wait ")
+#: Frames under which nearly everything runs (the interpreter, click, asyncio.run): left out of the inclusive list.
+EVERYWHERE = 0.9
+#: Functions of ours whose inclusive share is always printed: the beat route, the store write, the controller.
+FOCUS = (
+    "heartbeat (nodes.py",
+    "KindStore.update_node",
+    "merge (nodes.py",
+    "record (history.py",
+    "NodeLifecycleController._write",
+    "NodeLifecycleController",
+    "model_validate_json",
+    "model_dump",
+    "JSONEncoder",
+    "flush",
+)
+
+
+def top(collapsed: Path, count: int) -> tuple[int, list[tuple[str, int]], list[tuple[str, int]], list[tuple[str, int]]]:
+    """top reads py-spy's collapsed stacks; returns the busy samples (a waiting thread's are left out) and the
+    top functions by own and by inclusive time."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
     for line in collapsed.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
         samples = int(n)
-        frames = [frame.split(" (", 1)[0] + " " + frame.rsplit("/", 1)[-1].rstrip(")") for frame in stack.split(";")]
+        frames = [_name(frame) for frame in stack.split(";")[1:]]  # the first one names the thread
+        if not frames or any(frames[-1].startswith(idle) or f".{idle}" in frames[-1] for idle in IDLE):
+            continue
         total += samples
         own[frames[-1]] += samples
-        for frame in set(frames[1:]):  # the first frame is the thread
+        for frame in set(frames):
             inclusive[frame] += samples
-    return total, own.most_common(count), inclusive.most_common(count)
+    common = [(frame, n) for frame, n in inclusive.most_common() if n < EVERYWHERE * total]
+    focus = [(key, max((n for frame, n in inclusive.items() if key in frame), default=0)) for key in FOCUS]
+    return total, own.most_common(count), common[:count], focus
+
+
+def _name(frame: str) -> str:
+    """_name turns py-spy's `function (path/file.py:line)` into `function (file.py:line)`."""
+    function, _, where = frame.partition(" (")
+    return f"{function} ({where.rsplit('/', 1)[-1]}" if where else function
 
 
 @contextlib.contextmanager
@@ -81,8 +111,11 @@ def main(argv: list[str] | None = None) -> int:
             load.join()
         finally:
             server.stop()
-        total, own, inclusive = top(out, args.top)
-    print(f"{total} samples of cara-server ({args.store}, {args.kind} beats flat out, {args.seconds}s)")
+        total, own, inclusive, focus = top(out, args.top)
+    print(f"{total} busy samples of cara-server ({args.store}, {args.kind} beats flat out, {args.seconds}s)")
+    print("\nours, inclusive (the largest frame matching each):")
+    for key, samples in focus:
+        print(f"{samples / max(total, 1):6.1%}  {key}")
     for title, rows in (("own time", own), ("inclusive time", inclusive)):
         print(f"\ntop by {title}:")
         for frame, samples in rows:
