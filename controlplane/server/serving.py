@@ -12,7 +12,8 @@ def uvicorn_config(app: ASGIApp, log_level: str) -> uvicorn.Config:
     """uvicorn_config is the server's uvicorn configuration for `app`.
 
     ws="none": no WebSocket routes, so uvicorn need not load a WebSocket implementation (memory); http is the
-    protocol with the head deadline and size and the body idle timeout of limits.py.
+    protocol with the head deadline and size and the body idle timeout of limits.py; lifespan="off": the process
+    root's supervisor runs the background loops, not the HTTP lifespan.
     """
     return uvicorn.Config(
         app,
@@ -22,4 +23,5 @@ def uvicorn_config(app: ASGIApp, log_level: str) -> uvicorn.Config:
         h11_max_incomplete_event_size=64 * 1024,
         ws="none",
         http=limited_protocol(),
+        lifespan="off",
     )
