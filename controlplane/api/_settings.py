@@ -211,6 +211,19 @@ def int_range(low: int, high: int) -> Callable[[object], int]:
     return parse
 
 
+def fraction(raw: object) -> float:
+    """fraction accepts a number strictly between 0 and 1."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise ValueError(f"{raw!r} is not a number")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a number") from None
+    if not 0 < value < 1:
+        raise ValueError(f"{value:g} is not between 0 and 1 (both excluded)")
+    return value
+
+
 def one_of(*choices: str) -> Callable[[object], str]:
     """one_of makes a parser accepting exactly one of `choices`."""
 

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
-import uvicorn
 from prometheus_client import Gauge
 
 from controlplane.api import SettingError
@@ -30,9 +29,9 @@ from .app import create_app, freeze_startup_heap
 from .binding import BindError, dev_addresses, open_sockets, read_tailnet_addresses
 from .context import ServerContext
 from .identity import DevIdentity, Identity, TailnetIdentity
-from .limits import limited_protocol
 from .loops import flush_stall_bound, http_server, lease_flusher
 from .roles import RolesConfig
+from .serving import uvicorn_config
 from .settings import TABLE, Settings
 
 log = logging.getLogger("cara.server")
@@ -86,6 +85,9 @@ def controllers_loop(
             # Twice a second: a silent node is NotReady within grace + 0.5 s (+ the pass), inside the
             # grace + 1 s target with room; a pass between resyncs costs ~0.08 s at 20k Nodes.
             lifecycle_period=LIFECYCLE_PERIOD,
+            reschedule_after=context.settings.reschedule_after,
+            control_link_limit=context.settings.control_link_limit,
+            isolation_fraction=context.settings.isolation_fraction,
         )
     gauge = Gauge(
         "cara_leader",
@@ -107,6 +109,8 @@ def controllers_loop(
             on_change=gauge.set,
             progress=progress.tick,
             pass_bound=pass_bound,
+            witnesses=context.writes.witnesses,
+            on_isolation=context.metrics.isolated.set,
         )
 
     return run
@@ -328,17 +332,7 @@ async def _serve(
         context: ServerContext = app.state.context
         where = ", ".join(f"http://{h if ':' not in h else f'[{h}]'}:{p}" for h, p in addresses)
         log.info("serving the caravanserai/v1 API on %s (pid %d, replica %s)", where, os.getpid(), replica.replica_id)
-        # ws="none": no WebSocket routes, so uvicorn need not load a WebSocket implementation (memory).
-        config = uvicorn.Config(
-            app,
-            log_level=log_level,
-            access_log=False,
-            timeout_keep_alive=30,
-            h11_max_incomplete_event_size=64 * 1024,
-            ws="none",
-            http=limited_protocol(),  # head deadline and size, body idle timeout: see limits.py
-            lifespan="off",
-        )
+        config = uvicorn_config(app, log_level)
         supervise_server(
             context,
             supervisor,

@@ -20,6 +20,7 @@ from controlplane.api import (
     as_path,
     as_text,
     describe_errors,
+    fraction,
     int_range,
     one_of,
 )
@@ -82,6 +83,29 @@ TABLE: Final = SettingsTable(
         "grace", "CARA_GRACE", _positive, timedelta(seconds=40), "Silence after which a node is NotReady.", shown="40s"
     ),
     Setting(
+        "reschedule_after",
+        "CARA_RESCHEDULE_AFTER",
+        _positive,
+        timedelta(minutes=3),
+        "A NotReady node's projects go back to Pending after this long (docs/lifecycle.md).",
+        shown="3m",
+    ),
+    Setting(
+        "control_link_limit",
+        "CARA_CONTROL_LINK_LIMIT",
+        _positive,
+        timedelta(hours=1),
+        "A ControlLinkDown node (silent to us, reached by a fellow agent) keeps its projects this long at most.",
+        shown="1h",
+    ),
+    Setting(
+        "isolation_fraction",
+        "CARA_ISOLATION_FRACTION",
+        fraction,
+        0.5,
+        "More than this fraction of the nodes (at least 3) silent at once: the control plane is the one cut off.",
+    ),
+    Setting(
         "replica_id",
         "CARA_REPLICA_ID",
         as_text,
@@ -140,6 +164,12 @@ class Settings:
     heartbeat_interval: timedelta = _default("heartbeat_interval")
     # Grace: silence after which a node turns NotReady (design §4: 40 s).
     grace: timedelta = _default("grace")
+    # RescheduleAfter: the Projects of a Node NotReady (HeartbeatTimeout) this long go back to Pending.
+    reschedule_after: timedelta = _default("reschedule_after")
+    # ControlLinkLimit: ... and those of a ControlLinkDown Node (witnessed by a fellow agent) after this long.
+    control_link_limit: timedelta = _default("control_link_limit")
+    # IsolationFraction: more than this fraction of the Nodes (at least 3) silent at once is our own isolation.
+    isolation_fraction: float = _default("isolation_fraction")
     # MaxBodyBytes: requests with a larger body get 413; manifests are small, and a bound keeps a hostile
     # client from filling memory.
     max_body_bytes: int = MAX_BODY_BYTES
