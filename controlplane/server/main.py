@@ -244,6 +244,9 @@ def _settings(dev: bool, config_path: Path | None, flags: dict[str, object]) -> 
         grace=v["grace"],
         history_limit=v["history_limit"],
         metrics_pair_limit=v["metrics_pair_limit"],
+        reschedule_after=v["reschedule_after"],
+        control_link_limit=v["control_link_limit"],
+        isolation_fraction=v["isolation_fraction"],
     )
     url = v["store"] or default_store_url(settings.data_dir)
     replica = ReplicaSettings(

@@ -58,7 +58,7 @@ def test_a_flag_beats_the_environment_which_beats_the_file(tmp_path: Path, monke
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("grase = '30s'\n", "server.toml: grase: unknown key (known: data_dir, grace,"),
+        ("grase = '30s'\n", "server.toml: grase: unknown key (known: control_link_limit, data_dir, grace,"),
         ("grace = 'soon'\n", "server.toml: grace: 'soon' is not a duration"),
         ("grace = '5s'\n", "server.toml: grace: 5s must be longer than the heartbeat interval (10s)"),
         ("history_limit = 0\n", "server.toml: history_limit: 0 is out of range [1, 10000]"),
@@ -119,3 +119,15 @@ def test_dev_mode_ignores_ts_socket_in_the_environment(monkeypatch: pytest.Monke
     monkeypatch.setenv("TS_SOCKET", "/run/lab/ts.sock")
     run = _settings(True, None, {})
     assert run.addresses == [("127.0.0.1", 8080)]
+
+
+def test_the_liveness_settings_come_from_the_file_too(tmp_path: Path) -> None:
+    path = write(tmp_path, "reschedule_after = '5m'\ncontrol_link_limit = '2h'\nisolation_fraction = 0.4\n")
+    run = _settings(False, path, {})
+    assert (run.settings.reschedule_after, run.settings.control_link_limit) == (
+        timedelta(minutes=5),
+        timedelta(hours=2),
+    )
+    assert run.settings.isolation_fraction == 0.4
+    result = CliRunner().invoke(main, ["--config", str(write(tmp_path, "isolation_fraction = 1\n")), "--check-config"])
+    assert result.exit_code == 2 and "isolation_fraction: 1 is not between 0 and 1 (both excluded)" in result.output
