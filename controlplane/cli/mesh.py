@@ -56,6 +56,9 @@ def paths(nodes: Sequence[Node]) -> list[dict[str, Any]]:
                         "derpRegion": peer.derp_region,
                         "latencyMs": peer.latency_ms,
                         "lastSeen": format_time(peer.last_seen) if peer.last_seen else None,
+                        "relayReason": peer.relay_reason,
+                        "relayMessage": peer.relay_message,
+                        "since": format_time(peer.since) if peer.since else None,
                     }
                 )
     return found
@@ -130,3 +133,15 @@ def mesh(env: Env, output: str | None, color: str) -> None:
         click.echo("No resources found", err=True)
         return
     click.echo(render(matrix(nodes), color=_use_color(color, env.environ)), color=True)
+    reasons = relayed_lines(nodes)
+    if reasons:
+        click.echo("\n" + "\n".join(reasons))
+
+
+def relayed_lines(nodes: Sequence[Node]) -> list[str]:
+    """relayed_lines lists each reported path that is not Direct: from → to, its reason code and sentence."""
+    lines = []
+    for entry in paths(nodes):
+        if entry["mode"] != "Direct" and entry["relayReason"]:
+            lines.append(f"{entry['from']} → {entry['to']}: {entry['relayReason']}: {entry['relayMessage'] or ''}")
+    return ["Not Direct:", *("  " + line.rstrip() for line in lines)] if lines else []

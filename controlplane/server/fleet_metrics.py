@@ -10,11 +10,13 @@ Series (every label value is a Node name, a peer name, a mode or a direction):
 - `cara_node_path_latency_seconds{node,peer}`: round trip of the path's last probe.
 - `cara_node_throughput_bits_per_second{node,direction}`: the last throughput measurement (download, upload).
 - `cara_path_changes_total{node,peer}`: path mode changes recorded in the history since this process started.
+- `cara_node_path_not_direct{node,peer,reason}`: 1 for each reported path that is not Direct (DERP, peer relay, unknown)
+  labelled with why (mesh.RelayReason, a closed set; a value an agent made up reads `Unknown`).
 - `cara_metrics_dropped_paths`: node → peer paths left out of the per-pair series by the pair limit.
 
 The path to the control plane is the pair (node, "cara-server") and is always exported. Peer paths are
 exported up to `pair_limit` pairs in all (Nodes in name order, each Node's peers in name order), so the
-exposition has at most nodes × (2 + 2 + 3) + pair_limit × 4 series whatever the agents report.
+exposition has at most nodes × (2 + 2 + 3) + pair_limit × 5 series whatever the agents report.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from prometheus_client.registry import Collector
 from controlplane.api import CONTROL_PLANE_PEER, NetworkMode, Node, NodeState, parse_throughput
 from controlplane.store.base import NodeView, Store
 from controlplane.store.leases import LeaseTable
+from mesh import RelayReason
 
 #: Default of Settings.metrics_pair_limit: node → peer series exported at most.
 DEFAULT_PAIR_LIMIT = 10_000
@@ -40,6 +43,8 @@ class _Path:
     peer: str
     mode: NetworkMode | None
     latency_ms: float | None
+    # reason: why the path is not Direct (a RelayReason value); None when Direct or not reported.
+    reason: str | None = None
 
 
 @dataclass(slots=True)
@@ -61,7 +66,20 @@ def _paths_of(node: Node) -> tuple[_Path | None, list[_Path]]:
     if network.mode is not None or network.latency_ms is not None:
         own = _Path(node.name, CONTROL_PLANE_PEER, network.mode, network.latency_ms)
     peers = sorted(network.peers or (), key=lambda peer: peer.name)
-    return own, [_Path(node.name, peer.name, peer.mode, peer.latency_ms) for peer in peers]
+    return own, [
+        _Path(node.name, peer.name, peer.mode, peer.latency_ms, relay_reason(peer.mode, peer.relay_reason))
+        for peer in peers
+    ]
+
+
+def relay_reason(mode: NetworkMode | None, reported: str | None) -> str | None:
+    """relay_reason is the label value of a path's reason: None when Direct or unreported, a RelayReason value
+    otherwise (an unknown code reads Unknown, so the label keeps its closed set whatever an agent sends)."""
+    if mode is NetworkMode.DIRECT or (reported is None and mode is None):
+        return None
+    if reported in {reason.value for reason in RelayReason}:
+        return str(reported)
+    return RelayReason.UNKNOWN.value
 
 
 def _rates(node: Node) -> list[tuple[str, str, float]]:
@@ -180,6 +198,14 @@ class FleetCollector(Collector):
         )
         for node, direction, rate in snapshot.throughput:
             throughput.add_metric([node, direction], rate)
+        relayed = GaugeMetricFamily(
+            "cara_node_path_not_direct",
+            "1 for a path that is not Direct, labelled with why (a closed set of reasons).",
+            labels=["node", "peer", "reason"],
+        )
+        for path in snapshot.paths:
+            if path.reason is not None:
+                relayed.add_metric([path.node, path.peer, path.reason], 1.0)
         counted = CounterMetricFamily(
             "cara_path_changes", "Path mode changes recorded since the server started.", labels=["node", "peer"]
         )
@@ -189,4 +215,4 @@ class FleetCollector(Collector):
             "cara_metrics_dropped_paths", "Peer paths left out of the per-pair series by the pair limit."
         )
         dropped.add_metric([], snapshot.dropped)
-        return [age, mode, latency, throughput, counted, dropped]
+        return [age, mode, latency, throughput, relayed, counted, dropped]

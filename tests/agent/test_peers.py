@@ -359,6 +359,10 @@ async def test_a_probed_change_reaches_the_signature_so_the_next_beat_is_full(cl
         "derpRegion": "headscale",
         "latencyMs": 40.0,
         "lastSeen": "2026-11-24T12:00:20Z",
+        # fleet()'s Self advertises no endpoint of its own, which is the first thing that rules out a direct path.
+        "relayReason": "NoEndpoints",
+        "relayMessage": "this node advertises no direct endpoint (its own Addrs are empty).",
+        "since": "2026-11-24T12:00:20Z",
     }
 
 

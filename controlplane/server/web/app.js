@@ -128,8 +128,10 @@ function renderMatrix(nodes) {
       const mode = path === null ? "self" : path.mode || "unknown";
       const label = path === null ? "—" : modeText(path.mode, path.derpRegion);
       const cell = svg("g", { class: "cell", "data-from": from, "data-to": to, "data-mode": mode });
+      if (path && path.relayReason) cell.setAttribute("data-reason", path.relayReason);
+      const why = path && path.relayReason ? ` — ${path.relayReason}: ${path.relayMessage || ""}` : "";
       cell.append(
-        svg("title", {}, path === null ? from : `${from} → ${to}: ${label} ${latencyText(path.latencyMs)}`.trim()),
+        svg("title", {}, path === null ? from : `${from} → ${to}: ${label} ${latencyText(path.latencyMs)}${why}`.trim()),
         svg("rect", { x: x + 1, y: y + 1, width: cellW - 2, height: cellH - 2, rx: 3, fill: COLORS[mode] }),
         svg("text", { x: x + cellW / 2, y: y + (path && path.latencyMs != null ? 16 : 23) }, label),
       );
@@ -142,6 +144,22 @@ function renderMatrix(nodes) {
   const parts = [image];
   if (nodes.length > shown.length) parts.push(el("p", { class: "empty" }, `showing the first ${shown.length} of ${nodes.length} nodes`));
   target.replaceChildren(...parts);
+}
+
+// renderRelayed lists every reported path that is not Direct, with why and since when.
+function renderRelayed(nodes, now) {
+  const rows = [];
+  for (const node of nodes) {
+    for (const p of ((node.status || {}).network || {}).peers || []) {
+      if (p.mode === "Direct" || !p.relayReason) continue;
+      rows.push(el("tr", { "data-from": node.metadata.name, "data-to": p.name, "data-reason": p.relayReason },
+        el("td", {}, node.metadata.name), el("td", {}, p.name), el("td", {}, modeText(p.mode, p.derpRegion)),
+        el("td", {}, p.relayReason), el("td", {}, p.relayMessage || ""),
+        el("td", { title: p.since || "" }, p.since ? ago(p.since, now) : "—")));
+    }
+  }
+  document.querySelector("#relayed tbody").replaceChildren(
+    ...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 6, class: "empty" }, "every reported path is Direct"))]));
 }
 
 function renderChart(history) {
@@ -202,6 +220,7 @@ async function refresh() {
     const now = Date.now();
     renderFleet(nodes, now);
     renderMatrix(nodes);
+    renderRelayed(nodes, now);
     document.getElementById("chart-node").textContent = selected || "no node selected";
     const history = selected ? await getJSON(`/api/v1/nodes/${encodeURIComponent(selected)}/history`) : {};
     renderChart(history);

@@ -16,9 +16,22 @@ from .conftest import API_URL, Caractrl
 LAST_SEEN = "2026-11-24T11:59:58Z"
 
 
-def peer(name: str, mode: str | None, latency: float | None = None, region: str | None = None) -> dict[str, Any]:
+UDP_BLOCKED = "disco pings to the peer's endpoints (10.99.3.2:41641) went unanswered while this node is direct"
+
+
+def peer(
+    name: str, mode: str | None, latency: float | None = None, region: str | None = None, reason: str | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {"name": name, "ip": f"100.64.0.{name[-1]}", "lastSeen": LAST_SEEN}
-    for key, value in (("mode", mode), ("latencyMs", latency), ("derpRegion", region)):
+    why = (reason, UDP_BLOCKED, LAST_SEEN) if reason else (None, None, None)
+    for key, value in (
+        ("mode", mode),
+        ("latencyMs", latency),
+        ("derpRegion", region),
+        ("relayReason", why[0]),
+        ("relayMessage", why[1]),
+        ("since", why[2]),
+    ):
         if value is not None:
             body[key] = value
     return body
@@ -33,7 +46,11 @@ async def fleet(api: httpx.AsyncClient, clock: FakeClock) -> None:
         "edge1": {
             "mode": "Direct",
             "latencyMs": 2.25,
-            "peers": [peer("edge3", "DERP", 41.0, "lab"), peer("edge2", "Direct", 1.5), peer("laptop9", "Direct")],
+            "peers": [
+                peer("edge3", "DERP", 41.0, "lab", "UDPBlocked"),
+                peer("edge2", "Direct", 1.5),
+                peer("laptop9", "Direct"),
+            ],
         },
         "edge2": {"mode": "DERP", "derpRegion": "lab", "latencyMs": 38.0, "peers": [peer("edge1", "Direct", 1.4)]},
     }
@@ -54,13 +71,13 @@ MATRIX = [
 async def test_the_matrix_is_plain_and_aligned_when_piped(caractrl: Caractrl) -> None:
     result = await caractrl("mesh")
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.splitlines() == MATRIX
+    assert result.stdout.splitlines() == [*MATRIX, "", "Not Direct:", f"  edge1 → edge3: UDPBlocked: {UDP_BLOCKED}"]
     assert "\x1b[" not in result.stdout
 
 
 @pytest.mark.usefixtures("fleet")
 async def test_cells_are_exactly_the_reported_paths(caractrl: Caractrl) -> None:
-    lines = (await caractrl("mesh")).stdout.splitlines()
+    lines = (await caractrl("mesh")).stdout.splitlines()[: len(MATRIX)]
     cells = [[cell.strip() for cell in line.split("   ") if cell.strip()] for line in lines]
     assert cells == [
         ["FROM \\ TO", "cara-server", "edge1", "edge2", "edge3"],
@@ -103,6 +120,9 @@ async def test_json_lists_the_nodes_and_every_reported_path_between_nodes(caract
                 "derpRegion": None,
                 "latencyMs": 1.5,
                 "lastSeen": LAST_SEEN,
+                "relayReason": None,
+                "relayMessage": None,
+                "since": None,
             },
             {
                 "from": "edge1",
@@ -111,6 +131,9 @@ async def test_json_lists_the_nodes_and_every_reported_path_between_nodes(caract
                 "derpRegion": "lab",
                 "latencyMs": 41.0,
                 "lastSeen": LAST_SEEN,
+                "relayReason": "UDPBlocked",
+                "relayMessage": UDP_BLOCKED,
+                "since": LAST_SEEN,
             },
             {
                 "from": "edge2",
@@ -119,6 +142,9 @@ async def test_json_lists_the_nodes_and_every_reported_path_between_nodes(caract
                 "derpRegion": None,
                 "latencyMs": 1.4,
                 "lastSeen": LAST_SEEN,
+                "relayReason": None,
+                "relayMessage": None,
+                "since": None,
             },
         ],
     }

@@ -151,3 +151,25 @@ async def test_an_empty_fleet_exports_only_the_totals(api: httpx.AsyncClient) ->
     assert of(samples, "cara_node_path_mode") == {}
     assert of(samples, "cara_metrics_dropped_paths") == {(): 0}
     assert of(samples, "cara_nodes")[L(state="Ready")] == 0
+
+
+async def test_paths_not_direct_carry_their_reason_from_a_closed_set(api: httpx.AsyncClient) -> None:
+    for name in ("edge1", "edge2"):
+        assert (await api.post(NODES, json={"metadata": {"name": name}})).status_code == 201
+    peers = [
+        {**peer("edge2", "DERP", 40.0, "lab"), "relayReason": "UDPBlocked"},
+        {**peer("edge3", "DERP", 40.0, "lab"), "relayReason": "MadeUpByAnAgent"},
+        {"name": "edge4", "relayReason": "NotProbed"},
+        peer("edge5", "Direct", 1.0),  # past the pair limit (3), as the rest
+    ]
+    await beat(api, "edge1", {"mode": "Direct", "peers": peers})
+    assert of(await scrape(api), "cara_node_path_not_direct") == {
+        L(node="edge1", peer="edge2", reason="UDPBlocked"): 1,
+        L(node="edge1", peer="edge3", reason="Unknown"): 1,  # not one of mesh.RelayReason: the label stays closed
+        L(node="edge1", peer="edge4", reason="NotProbed"): 1,
+    }
+    await beat(api, "edge1", {"mode": "Direct", "peers": [peer("edge2", "DERP", 41.0, "lab")]})
+    await beat(api, "edge2", {"mode": "Direct", "peers": [peer("edge1", "Direct", 1.0)]})
+    assert of(await scrape(api), "cara_node_path_not_direct") == {
+        L(node="edge1", peer="edge2", reason="Unknown"): 1,  # an agent from before reasons
+    }
