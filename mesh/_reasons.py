@@ -73,8 +73,7 @@ def _health(status: Status) -> str:
 
 def _direct_elsewhere(status: Status, peer: PeerStatus | None) -> bool:
     """_direct_elsewhere reports a trusted direct address (CurAddr) to some other peer right now."""
-    key = peer.public_key if peer is not None else None
-    return any(other.cur_addr for other in status.peer.values() if other.public_key != key)
+    return any(other.cur_addr for other in status.peer.values() if other is not peer)
 
 
 def explain_path(
