@@ -6,6 +6,9 @@ the series need), not every Node: at 20k Nodes a full list took about a second o
 Series (every label value is a Node name, a peer name, a mode or a direction):
 
 - `cara_node_heartbeat_age_seconds{node}`: seconds since the last heartbeat (the lease, else the stored time).
+- `cara_node_ready{node,reason}`: 1 while the Node's Ready condition is True, else 0, labelled with that
+  condition's reason (the lifecycle controller's closed set: AgentReady, HeartbeatTimeout, …; `NotReported` when
+  the Node has no Ready condition yet).
 - `cara_node_path_mode{node,peer,mode}`: 1 for the path's current mode, 0 for the other; both 0 when unknown.
 - `cara_node_path_latency_seconds{node,peer}`: round trip of the path's last probe.
 - `cara_node_throughput_bits_per_second{node,direction}`: the last throughput measurement (download, upload).
@@ -16,7 +19,7 @@ Series (every label value is a Node name, a peer name, a mode or a direction):
 
 The path to the control plane is the pair (node, "cara-server") and is always exported. Peer paths are
 exported up to `pair_limit` pairs in all (Nodes in name order, each Node's peers in name order), so the
-exposition has at most nodes × (2 + 2 + 3) + pair_limit × 5 series whatever the agents report.
+exposition has at most nodes × (3 + 2 + 3) + pair_limit × 5 series whatever the agents report.
 """
 
 from __future__ import annotations
@@ -28,13 +31,23 @@ from datetime import datetime
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from controlplane.api import CONTROL_PLANE_PEER, NetworkMode, Node, NodeState, parse_throughput
+from controlplane.api import (
+    CONTROL_PLANE_PEER,
+    ConditionStatus,
+    NetworkMode,
+    Node,
+    NodeConditionType,
+    NodeState,
+    parse_throughput,
+)
 from controlplane.store.base import NodeView, Store
 from controlplane.store.leases import LeaseTable
 from mesh import RelayReason
 
 #: Default of Settings.metrics_pair_limit: node → peer series exported at most.
 DEFAULT_PAIR_LIMIT = 10_000
+#: The reason label of cara_node_ready for a Node without a Ready condition (registered, never judged).
+READY_UNREPORTED = "NotReported"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +65,7 @@ class _Snapshot:
     """_Snapshot is what the last scrape saw, reduced to the numbers the series need."""
 
     ages: list[tuple[str, float]] = field(default_factory=list)
+    ready: list[tuple[str, str, bool]] = field(default_factory=list)
     paths: list[_Path] = field(default_factory=list)
     throughput: list[tuple[str, str, float]] = field(default_factory=list)
     dropped: int = 0
@@ -107,12 +121,25 @@ class NodeSeries:
     own: _Path | None
     peers: tuple[_Path, ...]
     rates: tuple[tuple[str, str, float], ...]
+    # ready: the Ready condition is True; ready_reason: its reason (READY_UNREPORTED without one).
+    ready: bool = False
+    ready_reason: str = ""
 
     @classmethod
     def of(cls, node: Node) -> NodeSeries:
         """of reduces node to its series' inputs."""
         own, peers = _paths_of(node)
-        return cls(node.name, node.status.state, node.status.last_heartbeat, own, tuple(peers), tuple(_rates(node)))
+        ready = next((c for c in node.status.conditions or () if c.type == NodeConditionType.READY), None)
+        return cls(
+            node.name,
+            node.status.state,
+            node.status.last_heartbeat,
+            own,
+            tuple(peers),
+            tuple(_rates(node)),
+            ready=ready is not None and ready.status is ConditionStatus.TRUE,
+            ready_reason=(ready.reason if ready is not None else None) or READY_UNREPORTED,
+        )
 
 
 class FleetCollector(Collector):
@@ -146,6 +173,7 @@ class FleetCollector(Collector):
             beat = lease.renewed_at if lease is not None else node.last_heartbeat
             if beat is not None:
                 snapshot.ages.append((node.name, max(0.0, (now - beat).total_seconds())))
+            snapshot.ready.append((node.name, node.ready_reason, node.ready))
             if node.own is not None:
                 snapshot.paths.append(node.own)
             kept = node.peers[: max(0, self.pair_limit - pairs)]
@@ -178,6 +206,13 @@ class FleetCollector(Collector):
         )
         for node, seconds in snapshot.ages:
             age.add_metric([node], seconds)
+        ready = GaugeMetricFamily(
+            "cara_node_ready",
+            "1 while the node's Ready condition is True, else 0; reason is that condition's reason.",
+            labels=["node", "reason"],
+        )
+        for node, reason, is_ready in snapshot.ready:
+            ready.add_metric([node, reason], 1.0 if is_ready else 0.0)
         mode = GaugeMetricFamily(
             "cara_node_path_mode",
             'Path from node to peer ("cara-server": the control plane): 1 for its current mode, else 0.',
@@ -215,4 +250,4 @@ class FleetCollector(Collector):
             "cara_metrics_dropped_paths", "Peer paths left out of the per-pair series by the pair limit."
         )
         dropped.add_metric([], snapshot.dropped)
-        return [age, mode, latency, throughput, relayed, counted, dropped]
+        return [age, ready, mode, latency, throughput, relayed, counted, dropped]

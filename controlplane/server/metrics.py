@@ -34,6 +34,9 @@ class Metrics:
         self.nodes = Gauge(
             "cara_nodes", "Nodes known to the control plane, by state.", ["state"], registry=self.registry
         )
+        self.projects = Gauge(
+            "cara_projects", "Projects known to the control plane, by phase.", ["phase"], registry=self.registry
+        )
         # Fleet: per-node and per-path series, observed from the store at each scrape.
         self.fleet = FleetCollector(pair_limit=pair_limit)
         self.registry.register(self.fleet)
