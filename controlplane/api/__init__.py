@@ -9,6 +9,17 @@ from ._conditions import (
     set_condition,
 )
 from ._errors import InvalidObject, decode, describe_errors
+from ._event import (
+    AvailabilityWindow,
+    Event,
+    EventList,
+    EventSource,
+    EventType,
+    NodeAvailability,
+    ObjectReference,
+    PathAvailability,
+    Transition,
+)
 from ._history import CONTROL_PLANE_PEER, NodeHistory, PathChange, ThroughputSample
 from ._json import MAX_INTEGER_DIGITS, NotStrictJSON, strict_json_loads
 from ._meta import (
@@ -76,9 +87,14 @@ __all__ = [
     "MAX_INTEGER_DIGITS",
     "NAME_RULE",
     "ZERO_TIME",
+    "AvailabilityWindow",
     "Condition",
     "ConditionStatus",
     "EnvVar",
+    "Event",
+    "EventList",
+    "EventSource",
+    "EventType",
     "Heartbeat",
     "IngressAccess",
     "IngressDef",
@@ -87,6 +103,7 @@ __all__ = [
     "InvalidObject",
     "NetworkMode",
     "Node",
+    "NodeAvailability",
     "NodeBinding",
     "NodeConditionType",
     "NodeHistory",
@@ -99,6 +116,8 @@ __all__ = [
     "NodeThroughput",
     "NotStrictJSON",
     "ObjectMeta",
+    "ObjectReference",
+    "PathAvailability",
     "PathChange",
     "PeerPath",
     "Project",
@@ -113,6 +132,7 @@ __all__ = [
     "TailnetInfo",
     "ThroughputSample",
     "Timestamp",
+    "Transition",
     "VolumeDef",
     "VolumeMount",
     "VolumeType",

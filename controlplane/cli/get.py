@@ -1,4 +1,4 @@
-"""`caractrl get nodes|projects [NAME]`: tables for people, `-o json|yaml` for tools, `-l key=value` to filter."""
+"""`caractrl get nodes|projects|events [NAME]`: tables for people, `-o json|yaml` for tools, `-l k=v` to filter."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import click
 
 from . import printers
 from .context import Env, check_name, fail, resolve_kind, run
+from .events import EVENT_WORDS, get_events
 
 if TYPE_CHECKING:
     from controlplane.client import Client
@@ -30,9 +31,28 @@ def label_selector(terms: tuple[str, ...]) -> str | None:
 @click.argument("name", required=False)
 @click.option("-o", "--output", type=click.Choice(OUTPUTS), help="wide: more columns; json|yaml: the wire object.")
 @click.option("-l", "--selector", multiple=True, help="Only objects with these labels: key=value[,key=value].")
+@click.option("--for", "for_", metavar="KIND/NAME", help="events: only those about node/NAME or project/NAME.")
+@click.option("-w", "--watch", is_flag=True, help="events: after listing, print new ones as they come (Ctrl-C ends).")
+@click.option("--request-timeout", "timeout", type=float, metavar="SECONDS", help="With -w: stop after this long.")
 @click.pass_obj
-def get(env: Env, resource: str, name: str | None, output: str | None, selector: tuple[str, ...]) -> None:
-    """List Nodes or Projects, or show one by NAME."""
+def get(
+    env: Env,
+    resource: str,
+    name: str | None,
+    output: str | None,
+    selector: tuple[str, ...],
+    for_: str | None,
+    watch: bool,
+    timeout: float | None,
+) -> None:
+    """List Nodes, Projects or Events, or show one Node or Project by NAME."""
+    if resource.lower() in EVENT_WORDS:
+        if name is not None or selector:
+            raise fail("events take no NAME and no -l; use --for node/NAME")
+        get_events(env, for_=for_, watch=watch, output=output, timeout=timeout)
+        return
+    if for_ is not None or watch:
+        raise fail("--for and -w apply to events only")
     kind = resolve_kind(resource)
     selector_text = label_selector(selector)
     if name is not None:

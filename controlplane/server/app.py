@@ -19,9 +19,10 @@ from controlplane.store.leases import LeaseTable
 
 from . import problems
 from .context import ServerContext
+from .events import ACTOR, EventRecorder
 from .identity import Identity
 from .metrics import Metrics
-from .routes import history, nodes, projects, system, throughput, web
+from .routes import events, history, nodes, projects, system, throughput, web
 from .settings import Settings
 
 log = logging.getLogger("cara.server")
@@ -55,6 +56,20 @@ class RequestMetrics:
             self.metrics.request_seconds.labels(scope["method"]).observe(time.perf_counter() - started)
 
 
+class ActorScope:
+    """ActorScope gives each request its own ACTOR (the identity its writes' Events name), unset outside it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = ACTOR.set(None)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            ACTOR.reset(token)
+
+
 async def _flush_leases(context: ServerContext, stop: asyncio.Event) -> None:
     period = context.settings.lease_flush_interval.total_seconds()
     while not stop.is_set():
@@ -84,6 +99,8 @@ def create_app(
     background: BackgroundRunner | None = None,
 ) -> FastAPI:
     """create_app builds the API over its collaborators; background tasks run only under a lifespan."""
+    recorder = EventRecorder(store=store, now=now, limit=settings.event_limit, retention=settings.transition_retention)
+    store.add_observer(recorder.observe)
     context = ServerContext(
         store=store,
         leases=leases if leases is not None else LeaseTable(),
@@ -91,6 +108,7 @@ def create_app(
         identity=identity,
         settings=settings,
         metrics=Metrics(pair_limit=settings.metrics_pair_limit),
+        events=recorder,
     )
 
     @contextlib.asynccontextmanager
@@ -119,10 +137,12 @@ def create_app(
     app.state.context = context
     problems.install(app)
 
+    app.add_middleware(ActorScope)
     app.add_middleware(RequestMetrics, metrics=context.metrics)
     app.include_router(system.router)
     app.include_router(nodes.router)
     app.include_router(history.router)
+    app.include_router(events.router)
     app.include_router(projects.router)
     app.include_router(throughput.router)
     app.include_router(web.router)

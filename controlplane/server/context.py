@@ -15,6 +15,7 @@ from controlplane.api import InvalidObject, NotStrictJSON, strict_json_loads
 from controlplane.store.base import Store
 from controlplane.store.leases import LeaseTable
 
+from .events import ACTOR, EventRecorder
 from .identity import Caller, Identity
 from .metrics import Metrics
 from .problems import BodyTooLarge, Problem
@@ -31,6 +32,8 @@ class ServerContext:
     identity: Identity
     settings: Settings
     metrics: Metrics
+    # Events: records Events and Transitions of every stored change (an observer of store).
+    events: EventRecorder
     # Bindings: node name → bound tailnet node ID (None while unbound) of every node seen to exist, so that an
     # empty heartbeat is authorized without a store read. Deleting a node or releasing its binding updates it.
     bindings: dict[str, str | None] = field(default_factory=dict)
@@ -45,7 +48,9 @@ def get_context(request: Request) -> ServerContext:
 async def get_caller(request: Request) -> Caller:
     """get_caller identifies the caller of this request (a FastAPI dependency); raises Unauthorized."""
     context = get_context(request)
-    return await context.identity.identify(request)
+    caller = await context.identity.identify(request)
+    ACTOR.set(caller.name)  # the identity that acted, for the Events this request's writes record
+    return caller
 
 
 async def read_body(request: Request, limit: int) -> bytes:

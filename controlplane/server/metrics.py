@@ -37,6 +37,18 @@ class Metrics:
         self.projects = Gauge(
             "cara_projects", "Projects known to the control plane, by phase.", ["phase"], registry=self.registry
         )
+        self.ready_ratio = Gauge(
+            "cara_node_ready_ratio",
+            "Share (0-1) of the window the node's Ready condition was True, over the time its state was known.",
+            ["node", "window"],
+            registry=self.registry,
+        )
+        self.direct_ratio = Gauge(
+            "cara_node_path_direct_ratio",
+            "Share (0-1) of the window the path from node to peer was Direct, over the time its mode was known.",
+            ["node", "peer", "window"],
+            registry=self.registry,
+        )
         # Fleet: per-node and per-path series, observed from the store at each scrape.
         self.fleet = FleetCollector(pair_limit=pair_limit)
         self.registry.register(self.fleet)

@@ -175,14 +175,31 @@ async def test_describe_node_ends_with_its_recent_history(
     assert lines[start + 6].split()[:2] == ["2026-11-24T12:07:00Z", "96.0Mbps"]
     paths = lines.index("Path changes (last 5 of 9):")
     assert lines[paths + 1].split() == ["TIME", "PEER", "FROM", "TO", "LATENCY"]
-    assert lines[-1].split() == ["2026-11-24T12:07:00Z", "cara-server", "DERP", "Direct", "<none>"]
-    assert lines[-2].split() == ["2026-11-24T12:06:00Z", "cara-server", "Direct", "DERP(lab)", "<none>"]
+    block = lines[paths + 1 : lines.index("Availability:")]
+    assert block[-1].split() == ["2026-11-24T12:07:00Z", "cara-server", "DERP", "Direct", "<none>"]
+    assert block[-2].split() == ["2026-11-24T12:06:00Z", "cara-server", "Direct", "DERP(lab)", "<none>"]
+    # Then its availability (only a path to the control plane was reported; no Ready judgement in this test)
+    # and its last Events, the path changes among them.
+    availability = lines.index("Availability:")
+    assert [line.split()[:3] for line in lines[availability + 1 : availability + 4]] == [
+        ["LAST", "24H", "LAST"],
+        ["Ready", "<none>", "<none>"],
+        ["Direct", "to", "cara-server"],
+    ]
+    events = lines[lines.index("Events:") + 1 :]
+    assert events[0].split() == ["TYPE", "REASON", "AGE", "MESSAGE"]
+    assert len(events) == 1 + 10  # the newest ten
+    assert events[-1].split()[:3] == ["Normal", "PathChanged", "0s"]
+    assert "edge2 → cara-server: DERP → Direct" in events[-1]
 
 
 @pytest.mark.usefixtures("fleet")
 async def test_describe_node_without_history_says_none(caractrl: Caractrl) -> None:
     lines = (await caractrl("describe", "node", "edge3")).stdout.splitlines()
-    assert lines[-2:] == ["Throughput history:<none>", "Path changes: <none>"]
+    start = lines.index("Throughput history:<none>")
+    assert lines[start : start + 3] == ["Throughput history:<none>", "Path changes: <none>", "Availability:"]
+    assert lines[-3] == "Events:"
+    assert lines[-1].split()[:2] == ["Normal", "Registered"]
 
 
 async def test_client_history_raises_not_found_for_an_unknown_node(api_transport: httpx.ASGITransport) -> None:
