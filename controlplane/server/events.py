@@ -135,7 +135,9 @@ def node_draft(before: Node | None, after: Node, now: datetime, actor: str | Non
     new_ready = _find(after.status.conditions, NodeConditionType.READY)
     if new_ready is not None and _said(new_ready) != _said(old_ready):
         good = new_ready.status is ConditionStatus.TRUE
-        if good:
+        if old_ready is None and not good:
+            pass  # a new Node's first verdict (never heard from yet) is not a transition; the Registered event says it
+        elif good:
             draft.event(EventType.NORMAL, NODE_READY, f"Node {after.name} is Ready: {new_ready.message or ''}".strip())
         else:
             draft.event(
@@ -149,9 +151,10 @@ def node_draft(before: Node | None, after: Node, now: datetime, actor: str | Non
         if condition.type == NodeConditionType.READY:
             continue
         old = _find(old_status.conditions if old_status else None, condition.type)
-        if (old.status if old else ConditionStatus.FALSE) == condition.status:
-            continue  # a condition first reported False is no news
+        was_bad = old is not None and old.status is ConditionStatus.TRUE
         bad = condition.status is ConditionStatus.TRUE
+        if bad == was_bad:
+            continue  # only becoming True (pressure, relayed, offline) or ceasing to be is news; Unknown ↔ False is not
         draft.event(
             EventType.WARNING if bad else EventType.NORMAL,
             condition.reason or condition.type,
@@ -168,7 +171,8 @@ def node_draft(before: Node | None, after: Node, now: datetime, actor: str | Non
     if before is not None and before.status.network != after.status.network:
         for change in path_changes(before, after, now):
             good = change.to_mode is NetworkMode.DIRECT
-            draft.event(EventType.NORMAL if good else EventType.WARNING, PATH_CHANGED, _path_text(change, after))
+            if change.from_mode is not None or not good:  # a path first found Direct is no news
+                draft.event(EventType.NORMAL if good else EventType.WARNING, PATH_CHANGED, _path_text(change, after))
             draft.transition(path_subject(after.name, change.peer), good)
     return draft
 

@@ -188,7 +188,7 @@ async def test_describe_node_ends_with_its_recent_history(
     ]
     events = lines[lines.index("Events:") + 1 :]
     assert events[0].split() == ["TYPE", "REASON", "AGE", "MESSAGE"]
-    assert len(events) == 1 + 10  # the newest ten
+    assert len(events) == 1 + 9  # registered, then its 8 path changes (the first Direct one is no news)
     assert events[-1].split()[:3] == ["Normal", "PathChanged", "0s"]
     assert "edge2 → cara-server: DERP → Direct" in events[-1]
 

@@ -44,7 +44,8 @@ def judged(status: ConditionStatus, reason: str, message: str, clock: FakeClock)
 async def test_node_life_is_recorded_with_who_acted(
     api: httpx.AsyncClient, memory_store: Store, clock: FakeClock
 ) -> None:
-    assert (await api.post(NODES, json={"metadata": {"name": "edge1"}})).status_code == 201
+    for name in ("edge0", "edge1"):
+        assert (await api.post(NODES, json={"metadata": {"name": name}})).status_code == 201
     # The lifecycle controller's judgements carry no actor: no request made them.
     await memory_store.update_node(
         "edge1", judged(ConditionStatus.TRUE, "AgentReady", "agent is posting heartbeats", clock)
@@ -55,6 +56,11 @@ async def test_node_life_is_recorded_with_who_acted(
     await memory_store.update_node("edge1", judged(ConditionStatus.FALSE, "ControlLinkDown", "edge2 reached it", clock))
     assert (await api.post(f"{NODES}/edge1/drain")).status_code == 200
     assert (await api.post(f"{NODES}/edge1/uncordon")).status_code == 200
+    # A new Node's first verdict is no transition: not an event.
+    await memory_store.update_node(
+        "edge0", judged(ConditionStatus.FALSE, "NodeStatusNeverUpdated", "never beat", clock)
+    )
+    assert [e[2] for e in await events(api, name="edge0")] == ["Registered"]
     assert await events(api, kind="Node", name="edge1") == [
         ("Node/edge1", "Normal", "Registered", "Node edge1 registered", "dev"),
         ("Node/edge1", "Normal", "NodeReady", "Node edge1 is Ready: agent is posting heartbeats", None),
@@ -66,7 +72,7 @@ async def test_node_life_is_recorded_with_who_acted(
     ]
     # Ready → NotReady is one transition, the reason change within NotReady none.
     got = await memory_store.list_transitions("node/", clock.now() - timedelta(hours=1))
-    assert [(t.subject, t.good) for t in got] == [("node/edge1", True), ("node/edge1", False)]
+    assert [(t.subject, t.good) for t in got] == [("node/edge0", False), ("node/edge1", True), ("node/edge1", False)]
 
 
 async def test_path_changes_say_why_and_are_transitions(
@@ -91,9 +97,7 @@ async def test_path_changes_say_why_and_are_transitions(
         assert answer.status_code == 204
         clock.step(10)
     paths = [e for e in await events(api, name="edge1") if e[2] == "PathChanged"]
-    assert paths == [
-        ("Node/edge1", "Normal", "PathChanged", "edge1 → cara-server: unknown → Direct", "dev"),
-        ("Node/edge1", "Normal", "PathChanged", "edge1 → edge2: unknown → Direct", "dev"),
+    assert paths == [  # paths first found Direct are no news, but they are transitions (below)
         (
             "Node/edge1",
             "Warning",
@@ -164,3 +168,26 @@ async def test_events_are_bounded_by_the_limit(memory_store: Store, api: httpx.A
     for i in range(5):
         assert (await api.post(NODES, json={"metadata": {"name": f"edge{i}"}})).status_code == 201
     assert [e[0] for e in await events(api)] == ["Node/edge2", "Node/edge3", "Node/edge4"]
+
+
+async def test_other_conditions_are_news_only_when_they_turn_true_or_stop_being(
+    api: httpx.AsyncClient, memory_store: Store, clock: FakeClock
+) -> None:
+    assert (await api.post(NODES, json={"metadata": {"name": "edge1"}})).status_code == 201
+    for status, reason in (
+        (ConditionStatus.UNKNOWN, "FactsUnknown"),
+        (ConditionStatus.FALSE, "SufficientMemory"),
+        (ConditionStatus.TRUE, "MemoryPressure"),
+        (ConditionStatus.TRUE, "MemoryPressure"),
+        (ConditionStatus.FALSE, "SufficientMemory"),
+    ):
+
+        def pressure(node: Node, status: ConditionStatus = status, reason: str = reason) -> Node:
+            conditions = set_condition(node.status.conditions, "MemoryPressure", status, reason, "5% free", clock.now())
+            return node.model_copy(update={"status": node.status.model_copy(update={"conditions": conditions})})
+
+        await memory_store.update_node("edge1", pressure)
+    assert [e[1:4] for e in await events(api, name="edge1")][1:] == [
+        ("Warning", "MemoryPressure", "MemoryPressure is True: 5% free"),
+        ("Normal", "SufficientMemory", "MemoryPressure is False: 5% free"),
+    ]
