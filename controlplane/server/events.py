@@ -58,6 +58,14 @@ PATH_CHANGED: Final = "PathChanged"
 SCHEDULED: Final = "Scheduled"
 FAILED_SCHEDULING: Final = "FailedScheduling"
 RESCHEDULED: Final = "Rescheduled"
+#: The isolation guard (kind ControlPlane): most Nodes went silent at once, so the fault is taken to be ours.
+ISOLATED: Final = "ControlPlaneIsolated"
+ISOLATED_MESSAGE: Final = (
+    "most Nodes went silent at once: the control plane takes itself to be cut off and holds rescheduling and drain"
+    " moves until heartbeats return"
+)
+RECONNECTED: Final = "ControlPlaneReconnected"
+RECONNECTED_MESSAGE: Final = "heartbeats are back: rescheduling and drain moves resume"
 #: The Project condition the scheduler sets (False with the reason while a Project fits nowhere).
 SCHEDULED_CONDITION: Final = "Scheduled"
 #: Project phases whose entry is a Warning.
@@ -224,6 +232,8 @@ class EventRecorder:
     ) -> None:
         self._store, self._now, self.limit, self.retention = store, now, limit, retention
         self._pruned: datetime | None = None
+        # The isolation guard as last recorded; None before the first judgement (which, if clear, is no news).
+        self._isolated: bool | None = None
 
     async def observe(self, before: Node | Project | None, after: Node | Project) -> None:
         """observe records what one stored write changed (Store.add_observer)."""
@@ -255,3 +265,16 @@ class EventRecorder:
         draft = _Draft("ControlPlane", CONTROL_PLANE_PEER, self._now(), ACTOR.get())
         draft.event(type_, reason, message)
         return draft.events[0]
+
+    async def isolation(self, isolated: bool) -> None:
+        """isolation records the isolation guard turning on or off (the lifecycle controller's judgement that most
+        Nodes went silent at once); repeating the current state records nothing."""
+        if isolated == self._isolated or (self._isolated is None and not isolated):
+            self._isolated = isolated
+            return
+        self._isolated = isolated
+        if isolated:
+            event = self.control_plane_event(EventType.WARNING, ISOLATED, ISOLATED_MESSAGE)
+        else:
+            event = self.control_plane_event(EventType.NORMAL, RECONNECTED, RECONNECTED_MESSAGE)
+        await self.record([event])

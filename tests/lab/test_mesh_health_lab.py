@@ -198,6 +198,18 @@ def test_blocked_pair_shows_derp_everywhere_then_direct_again(
             PAIR[::-1]: "UDPBlocked",
         }
         assert page_reasons(lab, plane, tmp_path / "chromium").get(PAIR) == "UDPBlocked"
+        # …and the change is an Event about edge1, with the reason in its sentence.
+        done = lab.run(
+            "operator", "env", f"HOME={tmp_path}", str(BIN / "caractrl"), "get", "events", "--for", f"node/{a}",
+            "-o", "json", timeout=30,
+        )  # fmt: skip
+        changed = [
+            e for e in json.loads(done.stdout)["items"] if e["reason"] == "PathChanged" and e["type"] == "Warning"
+        ]
+        # (from Direct, or from unknown when the first probe after the block got no pong at all)
+        assert any(
+            f"{a} → {b}: " in e["message"] and "→ DERP(headscale) (UDPBlocked:" in e["message"] for e in changed
+        ), [e["message"] for e in changed]
     finally:
         lab.unblock(a, b)
     wait_until(f"{a}'s tailscaled trusts {b}'s direct address again", lambda: curaddr(lab, a, b), TAILSCALE_VERDICT)

@@ -191,3 +191,26 @@ async def test_other_conditions_are_news_only_when_they_turn_true_or_stop_being(
         ("Warning", "MemoryPressure", "MemoryPressure is True: 5% free"),
         ("Normal", "SufficientMemory", "MemoryPressure is False: 5% free"),
     ]
+
+
+async def test_the_isolation_guard_is_recorded_when_it_turns(api: httpx.AsyncClient) -> None:
+    recorder = api._transport.app.state.context.events  # type: ignore[attr-defined]
+    for isolated in (False, True, True, False, False):
+        await recorder.isolation(isolated)
+    assert await events(api, kind="ControlPlane") == [
+        (
+            "ControlPlane/cara-server",
+            "Warning",
+            "ControlPlaneIsolated",
+            "most Nodes went silent at once: the control plane takes itself to be cut off and holds rescheduling and"
+            " drain moves until heartbeats return",
+            None,
+        ),
+        (
+            "ControlPlane/cara-server",
+            "Normal",
+            "ControlPlaneReconnected",
+            "heartbeats are back: rescheduling and drain moves resume",
+            None,
+        ),
+    ]
