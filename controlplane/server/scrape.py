@@ -19,12 +19,9 @@ async def refresh(context: ServerContext) -> None:
             counts[node.state] += 1
     for state, count in counts.items():
         metrics.nodes.labels(state.value).set(count)
-    phases = dict.fromkeys(ProjectPhase, 0)
-    for project in await context.store.list_projects():
-        if project.status.phase is not None:
-            phases[project.status.phase] += 1
-    for phase, count in phases.items():
-        metrics.projects.labels(phase.value).set(count)
+    counted = await context.store.count_projects()
+    for phase in ProjectPhase:
+        metrics.projects.labels(phase.value).set(counted.get(phase.value, 0))
     await _availability(context, {node.name for node in scraped})
 
 

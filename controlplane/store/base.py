@@ -173,6 +173,11 @@ class Store(Protocol):
         """get_history returns the Node's kept throughput samples and path changes, oldest first; raises NotFound."""
         ...
 
+    async def count_projects(self) -> dict[str, int]:
+        """count_projects returns phase → number of Projects in it (phases without Projects left out); no document
+        is decoded."""
+        ...
+
     def add_observer(self, observer: WriteObserver) -> None:
         """add_observer has observer told of every Node and Project create and update this store instance makes."""
         ...

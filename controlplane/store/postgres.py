@@ -314,6 +314,13 @@ class PostgresStore(KindStore):
                 rows = await cur.fetchall()
         return history_of(name, rows)
 
+    async def count_projects(self) -> dict[str, int]:
+        """count_projects returns phase → number of Projects, from the indexed phase column."""
+        with _pg_errors():
+            async with self._pool.connection() as conn:
+                rows = await (await conn.execute("SELECT phase, COUNT(*) FROM projects GROUP BY phase")).fetchall()
+        return {str(phase): int(count) for phase, count in rows}
+
     # Events and transitions.
 
     async def append_events(self, events: Sequence[Event], *, limit: int) -> None:

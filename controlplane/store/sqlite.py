@@ -485,6 +485,15 @@ class SqliteStore(KindStore):
             raise NotFound("Node", name)
         return history_of(name, rows)
 
+    async def count_projects(self) -> dict[str, int]:
+        """count_projects returns phase → number of Projects, from the indexed phase column."""
+
+        def select(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+            with _sqlite_errors():
+                return conn.execute("SELECT phase, COUNT(*) FROM projects GROUP BY phase").fetchall()
+
+        return dict(await self._worker.call(select, write=False))
+
     # Events and transitions.
 
     async def append_events(self, events: Sequence[Event], *, limit: int) -> None:

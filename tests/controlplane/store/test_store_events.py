@@ -99,3 +99,12 @@ async def test_observers_see_creates_and_updates_with_the_state_before(store: An
 
     await store.update_node("edge1", cordon)
     assert seen == [(None, "edge2", None, False), ("edge1", "edge1", False, True)]
+
+
+async def test_projects_are_counted_by_phase_without_decoding(store: AnyStore) -> None:
+    from ._factories import project
+
+    assert await store.count_projects() == {}
+    for name in ("a", "b", "c"):
+        await store.create_project(project(name))
+    assert await store.count_projects() == {"Pending": 3}
