@@ -122,8 +122,8 @@ def page_modes(lab: Lab, plane: ControlPlane, profile: Path) -> dict[tuple[str, 
         f"{plane.url}/ui",
         timeout=90,
     )
-    cells = parse(done.stdout).by_id("matrix").find_all("g", class_="cell")
-    return {(g.attrs["data-from"], g.attrs["data-to"]): g.attrs["data-mode"] for g in cells}
+    cells = parse(done.stdout).by_id("matrix").find_all("rect", class_="cell")
+    return {(r.attrs["data-from"], r.attrs["data-to"]): r.attrs["data-mode"] for r in cells}
 
 
 def both_ways(modes: dict[tuple[str, str], Any], want: str) -> bool:
