@@ -59,32 +59,55 @@ async def fleet(api: httpx.AsyncClient, clock: FakeClock) -> None:
         assert answer.status_code == 204
 
 
-MATRIX = [
-    "FROM \\ TO   cara-server      edge1          edge2          edge3",
-    "edge1       Direct 2.2ms     -              Direct 1.5ms   DERP(lab) 41ms",
-    "edge2       DERP(lab) 38ms   Direct 1.4ms   -              unknown",
-    "edge3       unknown          unknown        unknown        -",
-]
-
-
 @pytest.mark.usefixtures("fleet")
-async def test_the_matrix_is_plain_and_aligned_when_piped(caractrl: Caractrl) -> None:
+async def test_the_default_is_a_summary_and_the_paths_not_direct(caractrl: Caractrl, clock: FakeClock) -> None:
+    clock.step(120)
     result = await caractrl("mesh")
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.splitlines() == [*MATRIX, "", "Not Direct:", f"  edge1 → edge3: UDPBlocked: {UDP_BLOCKED}"]
+    assert result.stdout.splitlines() == [
+        "3 nodes (3 NotReady) · 3 paths reported: 2 Direct, 1 relayed, 0 unknown · 3 pairs not probed",
+        "FROM    TO            PATH        REASON       SINCE    WHY",
+        "edge1   edge3         DERP(lab)   UDPBlocked   2m       "
+        "disco pings to the peer's endpoints (10.99.3.2:41641) went…",
+        "edge2   cara-server   DERP(lab)   <none>       <none>   <none>",
+    ]
     assert "\x1b[" not in result.stdout
+    wide = (await caractrl("mesh", "-o", "wide")).stdout.splitlines()
+    assert wide[2].endswith(UDP_BLOCKED)
 
 
 @pytest.mark.usefixtures("fleet")
-async def test_cells_are_exactly_the_reported_paths(caractrl: Caractrl) -> None:
-    lines = (await caractrl("mesh")).stdout.splitlines()[: len(MATRIX)]
-    cells = [[cell.strip() for cell in line.split("   ") if cell.strip()] for line in lines]
-    assert cells == [
-        ["FROM \\ TO", "cara-server", "edge1", "edge2", "edge3"],
-        ["edge1", "Direct 2.2ms", "-", "Direct 1.5ms", "DERP(lab) 41ms"],
-        ["edge2", "DERP(lab) 38ms", "Direct 1.4ms", "-", "unknown"],
-        ["edge3", "unknown", "unknown", "unknown", "-"],
+async def test_the_matrix_has_one_character_cells_and_a_legend(caractrl: Caractrl) -> None:
+    result = await caractrl("mesh", "--matrix")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Legend: · Direct  D DERP  R peer relay  ? unknown")
+    assert "(blank) not probed" in lines[0] and "\\ self" in lines[0]
+    assert lines[2:] == [
+        "        C 123",
+        "1 edge1 · \\·D",
+        "2 edge2 D ·\\",  # edge2 reports no path to edge3: not probed (blank), not unknown
+        "3 edge3 ?   \\",  # edge3 never reported: its path to the control plane is unknown, its pairs not probed
     ]
+
+
+async def test_unknown_is_apart_from_not_probed_and_selectors_narrow_the_fleet(
+    caractrl: Caractrl, api: httpx.AsyncClient
+) -> None:
+    for name, labels in (("a1", {"site": "a"}), ("a2", {"site": "a"}), ("b1", {"site": "b"})):
+        body = {"metadata": {"name": name, "labels": labels}}
+        assert (await api.post("/api/v1/nodes", json=body)).status_code == 201
+    network = {"mode": "Direct", "peers": [{"name": "a2", "relayReason": "NoAnswer"}, peer("b1", "Direct", 1.0)]}
+    assert (await api.post("/api/v1/nodes/a1/heartbeat", json={"network": network})).status_code == 204
+    everything = (await caractrl("mesh", "--matrix")).stdout.splitlines()[-3:]
+    assert everything == ["1 a1 · \\?·", "2 a2 ?  \\", "3 b1 ?   \\"]
+    site_a = await caractrl("mesh", "-l", "site=a")
+    assert site_a.stdout.splitlines() == [
+        "2 nodes (2 NotReady) · 1 paths reported: 0 Direct, 0 relayed, 1 unknown · 1 pairs not probed",
+        "FROM   TO   PATH      REASON     SINCE    WHY",
+        "a1     a2   unknown   NoAnswer   <none>   <none>",
+    ]
+    assert (await caractrl("mesh", "-l", "site")).exit_code == 1
 
 
 @pytest.mark.usefixtures("fleet")
@@ -102,8 +125,9 @@ async def test_colour_only_when_asked_or_on_a_terminal(
 ) -> None:
     result = await caractrl("mesh", *args, environ={"CARA_SERVER": API_URL, **environ})
     assert result.exit_code == 0
-    assert ("\x1b[32mDirect 1.5ms" in result.stdout) is colored
-    assert ("\x1b[33mDERP(lab) 41ms" in result.stdout) is colored
+    assert ("\x1b[33mDERP(lab)\x1b[0m" in result.stdout) is colored
+    grid = await caractrl("mesh", "--matrix", *args, environ={"CARA_SERVER": API_URL, **environ})
+    assert ("\x1b[32m·\x1b[0m" in grid.stdout) is colored
 
 
 @pytest.mark.usefixtures("fleet")
@@ -147,6 +171,8 @@ async def test_json_lists_the_nodes_and_every_reported_path_between_nodes(caract
                 "since": None,
             },
         ],
+        # A key added by issue 14; the others keep their shape.
+        "summary": {"nodes": 3, "direct": 2, "relayed": 1, "unknown": 0, "notProbed": 3, "notReady": 3},
     }
 
 
@@ -154,7 +180,11 @@ async def test_an_empty_fleet(caractrl: Caractrl) -> None:
     table = await caractrl("mesh")
     assert (table.exit_code, table.stdout, table.stderr) == (0, "", "No resources found\n")
     as_json = await caractrl("mesh", "-o", "json")
-    assert json.loads(as_json.stdout) == {"nodes": [], "paths": []}
+    assert json.loads(as_json.stdout) == {
+        "nodes": [],
+        "paths": [],
+        "summary": {"nodes": 0, "direct": 0, "relayed": 0, "unknown": 0, "notProbed": 0, "notReady": 0},
+    }
 
 
 @pytest.mark.usefixtures("fleet")
