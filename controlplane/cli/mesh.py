@@ -27,6 +27,7 @@ CELLS: Final = {
     "relay": ("R", "peer relay"),
     "unknown": ("?", "unknown (probed, no answer, or idle)"),
     "notprobed": (" ", "not probed (no agent reported the pair)"),
+    "stale": ("s", "stale (the Node's last known path, not current)"),
     "self": ("\\", "self"),
 }
 #: ANSI styles of the cells and the list's PATH column.
@@ -35,6 +36,7 @@ STYLES: Final[Mapping[str, Mapping[str, Any]]] = {
     "DERP": {"fg": "yellow"},
     "relay": {"fg": "magenta"},
     "unknown": {"dim": True},
+    "stale": {"dim": True},
     "self": {"dim": True},
 }
 #: The column of each Node's own path to the control plane (the peer name the server's history uses).
@@ -54,6 +56,8 @@ class Row:
     reason: str
     since: datetime | None
     message: str
+    # stale: the reporting Node has not reconfirmed its facts within the grace: a last known path, not current.
+    stale: bool = False
 
 
 def kind_of(mode: str | None, reason: str | None) -> str:
@@ -71,18 +75,28 @@ def _path_text(mode: str | None, region: str | None) -> str:
     return f"DERP({region})" if mode == "DERP" and region else (mode or "unknown")
 
 
+def is_stale(node: Node, now: datetime) -> bool:
+    """is_stale is the server's verdict on the Node's facts (`status.factsStale`), else the freshness rule's."""
+    from controlplane.api import fact_freshness
+
+    served = node.status.facts_stale
+    return served if served is not None else fact_freshness(node.status, now).stale
+
+
 def _peers(node: Node) -> dict[str, PeerPath]:
     network = node.status.network
     return {peer.name: peer for peer in (network.peers or [])} if network else {}
 
 
-def paths(nodes: Sequence[Node]) -> list[dict[str, Any]]:
-    """paths lists every path a Node reports to another Node, ordered by from then to (the `-o json` entries)."""
+def paths(nodes: Sequence[Node], now: datetime) -> list[dict[str, Any]]:
+    """paths lists every path a Node reports to another Node, ordered by from then to (the `-o json` entries);
+    `stale` is true when the reporting Node has not reconfirmed it within the grace."""
     from controlplane.api import format_time  # the models are loaded by now: these are decoded Nodes
 
     names = {node.name for node in nodes}
     found = []
     for node in sorted(nodes, key=lambda n: n.name):
+        stale = is_stale(node, now)
         for peer in sorted(_peers(node).values(), key=lambda p: p.name):
             if peer.name in names and peer.name != node.name:
                 found.append(
@@ -93,6 +107,7 @@ def paths(nodes: Sequence[Node]) -> list[dict[str, Any]]:
                         "derpRegion": peer.derp_region,
                         "latencyMs": peer.latency_ms,
                         "lastSeen": format_time(peer.last_seen) if peer.last_seen else None,
+                        "stale": stale,
                         "relayReason": peer.relay_reason,
                         "relayMessage": peer.relay_message,
                         "since": format_time(peer.since) if peer.since else None,
@@ -101,60 +116,67 @@ def paths(nodes: Sequence[Node]) -> list[dict[str, Any]]:
     return found
 
 
-def not_direct(nodes: Sequence[Node]) -> list[Row]:
+def not_direct(nodes: Sequence[Node], now: datetime) -> list[Row]:
     """not_direct lists each path (to another Node, or to the control plane) that is not Direct: relayed first,
-    then unknown, each by from then to."""
+    then unknown, then the stale ones (last known, with `?`), each by from then to."""
     names = {node.name for node in nodes}
     rows = []
     for node in nodes:
         network = node.status.network
+        stale = is_stale(node, now)
+        mark = "?" if stale else ""
         if network is not None and network.mode is not None and network.mode.value != "Direct":
-            region = network.derp_region
-            rows.append(Row(node.name, CONTROL_PLANE, "DERP", _path_text("DERP", region), "", None, ""))
+            text = _path_text("DERP", network.derp_region) + mark
+            rows.append(Row(node.name, CONTROL_PLANE, "stale" if stale else "DERP", text, "", None, "", stale))
         for peer in _peers(node).values():
             if peer.name not in names or peer.name == node.name:
                 continue
             mode = peer.mode.value if peer.mode else None
             kind = kind_of(mode, peer.relay_reason)
             if kind != "Direct":
-                text = _path_text(mode, peer.derp_region)
                 rows.append(
                     Row(
                         node.name,
                         peer.name,
-                        kind,
-                        text,
+                        "stale" if stale else kind,
+                        _path_text(mode, peer.derp_region) + (mark if mode else ""),
                         peer.relay_reason or "",
                         peer.since or peer.last_seen,
                         peer.relay_message or "",
+                        stale,
                     )
                 )
-    return sorted(rows, key=lambda r: (r.kind == "unknown", r.source, r.target))
+    return sorted(rows, key=lambda r: (r.stale, r.kind == "unknown", r.source, r.target))
 
 
-def summary(nodes: Sequence[Node]) -> dict[str, int]:
-    """summary counts the fleet's paths between Nodes: reported Direct, relayed, unknown, and the pairs not probed."""
+def summary(nodes: Sequence[Node], now: datetime) -> dict[str, int]:
+    """summary counts the fleet's paths between Nodes: reported Direct, relayed, unknown, stale (reported by a Node
+    whose facts are stale: not current, so in none of the others), and the pairs not probed."""
     names = {node.name for node in nodes}
-    counts = {"nodes": len(nodes), "direct": 0, "relayed": 0, "unknown": 0, "notProbed": 0, "notReady": 0}
+    counts = {"nodes": len(nodes), "direct": 0, "relayed": 0, "unknown": 0, "stale": 0, "notProbed": 0, "notReady": 0}
     reported = 0
     for node in nodes:
         if node.status.state is not None and node.status.state.value == "NotReady":
             counts["notReady"] += 1
+        stale = is_stale(node, now)
         for peer in _peers(node).values():
             if peer.name in names and peer.name != node.name:
                 reported += 1
                 kind = kind_of(peer.mode.value if peer.mode else None, peer.relay_reason)
-                counts["direct" if kind == "Direct" else "unknown" if kind == "unknown" else "relayed"] += 1
+                if stale:
+                    counts["stale"] += 1
+                else:
+                    counts["direct" if kind == "Direct" else "unknown" if kind == "unknown" else "relayed"] += 1
     counts["notProbed"] = len(nodes) * (len(nodes) - 1) - reported
     return counts
 
 
 def summary_line(counts: Mapping[str, int]) -> str:
     """summary_line is the one-line summary of the default output."""
-    reported = counts["direct"] + counts["relayed"] + counts["unknown"]
+    reported = counts["direct"] + counts["relayed"] + counts["unknown"] + counts["stale"]
     return (
         f"{counts['nodes']} nodes ({counts['notReady']} NotReady) · {reported} paths reported:"
-        f" {counts['direct']} Direct, {counts['relayed']} relayed, {counts['unknown']} unknown"
+        f" {counts['direct']} Direct, {counts['relayed']} relayed, {counts['unknown']} unknown, {counts['stale']} stale"
         f" · {counts['notProbed']} pairs not probed"
     )
 
@@ -179,7 +201,7 @@ def list_lines(rows: Sequence[Row], now: datetime, *, wide: bool, color: bool) -
     return styled
 
 
-def matrix_lines(nodes: Sequence[Node], *, color: bool) -> list[str]:
+def matrix_lines(nodes: Sequence[Node], now: datetime, *, color: bool) -> list[str]:
     """matrix_lines is the `--matrix` grid: a legend, column numbers stacked vertically, then one row per Node
     (its number, its name, its path to the control plane, then one character per Node), in name order."""
     ordered = sorted(nodes, key=lambda n: n.name)
@@ -206,6 +228,9 @@ def matrix_lines(nodes: Sequence[Node], *, color: bool) -> list[str]:
         own = kind_of(network.mode.value if network and network.mode else None, None) if network else "unknown"
         own = own if network is not None and network.mode is not None else "unknown"
         reported = _peers(node)
+        stale = is_stale(node, now)
+        if stale and own != "unknown":
+            own = "stale"
         row = []
         for other in ordered:
             if other.name == node.name:
@@ -214,7 +239,8 @@ def matrix_lines(nodes: Sequence[Node], *, color: bool) -> list[str]:
                 row.append(cell("notprobed"))
             else:
                 peer = reported[other.name]
-                row.append(cell(kind_of(peer.mode.value if peer.mode else None, peer.relay_reason)))
+                kind = kind_of(peer.mode.value if peer.mode else None, peer.relay_reason)
+                row.append(cell("stale" if stale and kind != "unknown" else kind))
         lines.append(f"{str(i).rjust(width)} {node.name:<{name_width}} {cell(own)} {''.join(row)}".rstrip())
     return lines
 
@@ -252,17 +278,17 @@ def mesh(env: Env, output: str | None, selector: tuple[str, ...], as_matrix: boo
     nodes = run(env, fetch).items
     if output == "json":
         names = sorted(node.name for node in nodes)
-        click.echo(json.dumps({"nodes": names, "paths": paths(nodes), "summary": summary(nodes)}, indent=2))
+        now = env.now()
+        click.echo(json.dumps({"nodes": names, "paths": paths(nodes, now), "summary": summary(nodes, now)}, indent=2))
         return
     if not nodes:
         click.echo("No resources found", err=True)
         return
     colored = _use_color(color, env.environ)
     if as_matrix:
-        click.echo("\n".join(matrix_lines(nodes, color=colored)), color=True)
+        click.echo("\n".join(matrix_lines(nodes, env.now(), color=colored)), color=True)
         return
-    lines = [
-        summary_line(summary(nodes)),
-        *list_lines(not_direct(nodes), env.now(), wide=output == "wide", color=colored),
-    ]
+    now = env.now()
+    rows = not_direct(nodes, now)
+    lines = [summary_line(summary(nodes, now)), *list_lines(rows, now, wide=output == "wide", color=colored)]
     click.echo("\n".join(lines), color=True)

@@ -94,9 +94,11 @@ def create_app(
         now=now,
         identity=identity,
         settings=settings,
-        metrics=Metrics(pair_limit=settings.metrics_pair_limit),
+        metrics=Metrics(pair_limit=settings.metrics_pair_limit, grace=settings.grace),
         events=recorder,
-        writes=NodeWrites(store=store, leases=leases, now=now, grace=settings.grace),
+        writes=NodeWrites(
+            store=store, leases=leases, now=now, grace=settings.grace, heartbeat_interval=settings.heartbeat_interval
+        ),
         health=health if health is not None else dict,
     )
 

@@ -9,6 +9,7 @@ request's caller is identified); a controller's own decision has none.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Sequence
@@ -234,6 +235,8 @@ class EventRecorder:
         self._pruned: datetime | None = None
         # The isolation guard as last recorded; None before the first judgement (which, if clear, is no news).
         self._isolated: bool | None = None
+        # Event writes under way that no caller awaits (isolation's), kept so they are not collected mid-write.
+        self._writing: set[asyncio.Task[None]] = set()
 
     async def observe(self, before: Node | Project | None, after: Node | Project) -> None:
         """observe records what one stored write changed (Store.add_observer)."""
@@ -266,9 +269,10 @@ class EventRecorder:
         draft.event(type_, reason, message)
         return draft.events[0]
 
-    async def isolation(self, isolated: bool) -> None:
-        """isolation records the isolation guard turning on or off (the lifecycle controller's judgement that most
-        Nodes went silent at once); repeating the current state records nothing."""
+    def isolation(self, isolated: bool) -> None:
+        """isolation is told the isolation guard's state after each lifecycle pass (the controller's judgement that
+        most Nodes went silent at once) and records an Event when it turns; repeating the current state, or a first
+        judgement that all is well, records nothing. Called from the controllers' loop: the write runs as a task."""
         if isolated == self._isolated or (self._isolated is None and not isolated):
             self._isolated = isolated
             return
@@ -277,4 +281,6 @@ class EventRecorder:
             event = self.control_plane_event(EventType.WARNING, ISOLATED, ISOLATED_MESSAGE)
         else:
             event = self.control_plane_event(EventType.NORMAL, RECONNECTED, RECONNECTED_MESSAGE)
-        await self.record([event])
+        task = asyncio.get_running_loop().create_task(self.record([event]))
+        self._writing.add(task)
+        task.add_done_callback(self._writing.discard)

@@ -225,6 +225,9 @@ def test_problems_come_first_with_their_reasons(page: Loaded, fed: Fed) -> None:
     cells = {r.attrs["data-node"]: [td.text() for td in r.find_all("td")] for r in rows}
     assert cells["edge031"][0] == "edge031cordoned" and cells["edge032"][:2] == ["edge032draining", "Draining"]
     assert cells[fed.fleet.silent[0]][1] == "NotReady(NodeStatusNeverUpdated)"
+    # A Node that never beat has no current facts: stale (the server's factsStale), greyed.
+    stale = {r.attrs["data-node"] for r in rows if r.attrs["data-stale"] == "true"}
+    assert stale == set(fed.fleet.silent)
     assert cells["edge005"][6].endswith(" s ago") and cells[fed.fleet.silent[0]][6] == "never"
     assert "µ" not in page.page.by_id("fleet").text() and ".000" not in page.page.by_id("fleet").text()
 

@@ -61,13 +61,13 @@ async def fleet(api: httpx.AsyncClient, clock: FakeClock) -> None:
 
 @pytest.mark.usefixtures("fleet")
 async def test_the_default_is_a_summary_and_the_paths_not_direct(caractrl: Caractrl, clock: FakeClock) -> None:
-    clock.step(120)
+    clock.step(20)
     result = await caractrl("mesh")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "3 nodes (3 NotReady) · 3 paths reported: 2 Direct, 1 relayed, 0 unknown · 3 pairs not probed",
+        "3 nodes (3 NotReady) · 3 paths reported: 2 Direct, 1 relayed, 0 unknown, 0 stale · 3 pairs not probed",
         "FROM    TO            PATH        REASON       SINCE    WHY",
-        "edge1   edge3         DERP(lab)   UDPBlocked   2m       "
+        "edge1   edge3         DERP(lab)   UDPBlocked   22s      "
         "disco pings to the peer's endpoints (10.99.3.2:41641) went…",
         "edge2   cara-server   DERP(lab)   <none>       <none>   <none>",
     ]
@@ -103,7 +103,7 @@ async def test_unknown_is_apart_from_not_probed_and_selectors_narrow_the_fleet(
     assert everything == ["1 a1 · \\?·", "2 a2 ?  \\", "3 b1 ?   \\"]
     site_a = await caractrl("mesh", "-l", "site=a")
     assert site_a.stdout.splitlines() == [
-        "2 nodes (2 NotReady) · 1 paths reported: 0 Direct, 0 relayed, 1 unknown · 1 pairs not probed",
+        "2 nodes (2 NotReady) · 1 paths reported: 0 Direct, 0 relayed, 1 unknown, 0 stale · 1 pairs not probed",
         "FROM   TO   PATH      REASON     SINCE    WHY",
         "a1     a2   unknown   NoAnswer   <none>   <none>",
     ]
@@ -144,6 +144,7 @@ async def test_json_lists_the_nodes_and_every_reported_path_between_nodes(caract
                 "derpRegion": None,
                 "latencyMs": 1.5,
                 "lastSeen": LAST_SEEN,
+                "stale": False,
                 "relayReason": None,
                 "relayMessage": None,
                 "since": None,
@@ -155,6 +156,7 @@ async def test_json_lists_the_nodes_and_every_reported_path_between_nodes(caract
                 "derpRegion": "lab",
                 "latencyMs": 41.0,
                 "lastSeen": LAST_SEEN,
+                "stale": False,
                 "relayReason": "UDPBlocked",
                 "relayMessage": UDP_BLOCKED,
                 "since": LAST_SEEN,
@@ -166,14 +168,38 @@ async def test_json_lists_the_nodes_and_every_reported_path_between_nodes(caract
                 "derpRegion": None,
                 "latencyMs": 1.4,
                 "lastSeen": LAST_SEEN,
+                "stale": False,
                 "relayReason": None,
                 "relayMessage": None,
                 "since": None,
             },
         ],
         # A key added by issue 14; the others keep their shape.
-        "summary": {"nodes": 3, "direct": 2, "relayed": 1, "unknown": 0, "notProbed": 3, "notReady": 3},
+        "summary": {"nodes": 3, "direct": 2, "relayed": 1, "unknown": 0, "stale": 0, "notProbed": 3, "notReady": 3},
     }
+
+
+@pytest.mark.usefixtures("fleet")
+async def test_a_silent_nodes_paths_are_shown_stale_never_as_current(
+    caractrl: Caractrl, api: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    clock.step(30)
+    assert (await api.post("/api/v1/nodes/edge2/heartbeat")).status_code == 204  # edge2 reconfirms; edge1 does not
+    clock.step(15)  # edge1 last beat 45 s ago: past the 40 s grace
+    lines = (await caractrl("mesh")).stdout.splitlines()
+    assert lines[0].endswith("1 Direct, 0 relayed, 0 unknown, 2 stale · 3 pairs not probed")
+    assert [line.split()[:3] for line in lines[2:]] == [
+        ["edge2", "cara-server", "DERP(lab)"],
+        ["edge1", "edge3", "DERP(lab)?"],  # last known, not current
+    ]
+    grid = (await caractrl("mesh", "--matrix")).stdout.splitlines()[-3:]
+    assert grid[0] == "1 edge1 s \\ss"  # its own path and both reported paths stale, never "·" or "D"
+    listed = json.loads((await caractrl("mesh", "-o", "json")).stdout)["paths"]
+    assert [(p["from"], p["to"], p["stale"]) for p in listed] == [
+        ("edge1", "edge2", True),
+        ("edge1", "edge3", True),
+        ("edge2", "edge1", False),
+    ]
 
 
 async def test_an_empty_fleet(caractrl: Caractrl) -> None:
@@ -183,7 +209,7 @@ async def test_an_empty_fleet(caractrl: Caractrl) -> None:
     assert json.loads(as_json.stdout) == {
         "nodes": [],
         "paths": [],
-        "summary": {"nodes": 0, "direct": 0, "relayed": 0, "unknown": 0, "notProbed": 0, "notReady": 0},
+        "summary": {"nodes": 0, "direct": 0, "relayed": 0, "unknown": 0, "stale": 0, "notProbed": 0, "notReady": 0},
     }
 
 

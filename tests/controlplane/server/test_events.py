@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -196,7 +197,8 @@ async def test_other_conditions_are_news_only_when_they_turn_true_or_stop_being(
 async def test_the_isolation_guard_is_recorded_when_it_turns(api: httpx.AsyncClient) -> None:
     recorder = api._transport.app.state.context.events  # type: ignore[attr-defined]
     for isolated in (False, True, True, False, False):
-        await recorder.isolation(isolated)
+        recorder.isolation(isolated)
+        await asyncio.sleep(0.05)  # the write runs as a task
     assert await events(api, kind="ControlPlane") == [
         (
             "ControlPlane/cara-server",
