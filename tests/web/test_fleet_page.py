@@ -178,6 +178,7 @@ class Loaded:
 @pytest.fixture(scope="module")
 def page(fed: Fed, tmp_path_factory: pytest.TempPathFactory) -> Loaded:
     profile = tmp_path_factory.mktemp("chromium")
+    _run_chromium(f"{fed.server.url}/ui/style.css", profile, "--dump-dom", WINDOW)  # a first run sets the profile up
     _, baseline = _run_chromium(f"{fed.server.url}/ui/style.css", profile, "--dump-dom", WINDOW)
     done, seconds = _run_chromium(f"{fed.server.url}/ui#node={fed.fleet.measured}", profile, "--dump-dom", WINDOW)
     return Loaded(parse(done.stdout), seconds, baseline)
@@ -211,7 +212,7 @@ def test_problems_come_first_with_their_reasons(page: Loaded, fed: Fed) -> None:
     kinds = [li.attrs.get("data-kind") for li in items]
     assert kinds == ["NotReady"] * 3 + ["MemoryPressure"] * 2 + ["Relayed"] * 4
     assert {li.attrs["data-node"] for li in items[:3]} == set(fed.fleet.silent)
-    assert "is NotReady (NodeStatusNeverUpdated) — last heartbeat never" in items[0].text()
+    assert items[0].text().endswith("is NotReady (NodeStatusNeverUpdated) — last heartbeat never, facts stale")
     relayed = {
         (li.attrs["data-node"], li.attrs["data-to"]): li.text() for li in items if li.attrs["data-kind"] == "Relayed"
     }
@@ -391,10 +392,9 @@ def test_at_5000_nodes_the_summary_and_problems_stay_and_the_matrix_is_filtered(
     assert page.by_id("fleet-note").text() == f"100 of {BIG}, problems first"
     root = _root(page)
     assert int(root["data-page-width"]) <= int(root["data-view-width"])
-    shot = _screenshot(f"{big.url}/ui", tmp_path / "shot", "fleet-5000.png")
     nodes = len(httpx.get(f"{big.url}/api/v1/nodes", timeout=60).content)
     with capsys.disabled():
         print(
             f"\nfleet page at {BIG} nodes: /api/v1/nodes {nodes / 1e6:.1f} MB; Chromium {seconds:.1f} s;"
-            f" in-page clock {root['data-rendered-ms']} ms\nscreenshot: {shot}"
+            f" in-page clock {root['data-rendered-ms']} ms"
         )

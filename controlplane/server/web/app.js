@@ -186,7 +186,7 @@ function renderProblems(m) {
     if (found.length > PROBLEMS_PER_KIND) items.push(el("li", { class: kind, "data-kind": "more" }, `… and ${found.length - PROBLEMS_PER_KIND} more ${more}`));
   };
   add("bad", m.ranked.filter((f) => f.notReady).map((f) => problem("bad", { "data-kind": "NotReady", "data-node": f.name },
-    `${f.name} is NotReady${f.reason ? ` (${f.reason})` : ""} — last heartbeat ${ago(f.beat, m.now)}`)), "NotReady nodes");
+    `${f.name} is NotReady${f.reason ? ` (${f.reason})` : ""} — last heartbeat ${ago(f.beat, m.now)}${f.stale ? ", facts stale" : ""}`)), "NotReady nodes");
   add("warn", m.ranked.flatMap((f) => f.pressures.map((type) => {
     const c = condition(f.status, type);
     return problem("warn", { "data-kind": type, "data-node": f.name }, `${f.name}: ${type}${c.message ? ` — ${c.message}` : ""}`);
@@ -195,7 +195,8 @@ function renderProblems(m) {
     { "data-kind": "Relayed", "data-node": x.from, "data-to": x.to },
     `${x.from} → ${x.to} relayed (${x.path.relayReason || "no reason given"})${x.path.since ? ` since ${ago(x.path.since, m.now)}` : ""}`)),
   "relayed paths (all in the list beside the matrix)");
-  add("info", m.ranked.filter((f) => f.stale).map((f) => problem("info", { "data-kind": "Stale", "data-node": f.name },
+  // A silent Node's facts are stale and it is NotReady, listed above; this lists the others (judged not yet).
+  add("info", m.ranked.filter((f) => f.stale && !f.notReady).map((f) => problem("info", { "data-kind": "Stale", "data-node": f.name },
     `${f.name}: facts stale, last confirmed ${ago(f.beat, m.now)}`)), "nodes with stale facts");
   document.getElementById("problems").replaceChildren(...(items.length ? items : [el("li", { class: "none" }, "No problems: every node Ready, every reported path Direct.")]));
 }
