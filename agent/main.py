@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import click
 import httpx
+import psutil
 
 from controlplane.api import Node
 from controlplane.client import Client
@@ -32,7 +33,9 @@ from .collectors.tailnet import TailnetCollector
 from .heartbeat import Backoff, Heartbeater
 from .http import AgentHTTPServer
 from .metrics import metrics_handler
-from .settings import Settings, SettingsError, load_settings
+from .projects.reconciler import ReconcileConfig, Reconciler
+from .runtime import RuntimeClient
+from .settings import Settings, SettingsError, find_runtime_socket, load_settings
 from .status import AgentStatus
 from .throughput import Meter, ServerMeter, SpeedtestMeter, ThroughputError
 
@@ -231,12 +234,24 @@ async def run_agent(
                 )
             elif meter is None and settings.throughput_backend == "speedtest":
                 meter = SpeedtestMeter(now=now)
+            runtime_socket = find_runtime_socket(settings.runtime_socket, os.path.exists)
+            runtime = RuntimeClient(runtime_socket) if runtime_socket else None
+            log.info("container runtime: %s", runtime_socket or "none (Projects bound here will fail)")
+            reconciler = Reconciler(
+                api=client,
+                runtime=runtime,
+                node_name=settings.node_name,
+                now=now,
+                booted_at=datetime.fromtimestamp(psutil.boot_time(), UTC),
+                config=ReconcileConfig(poll_interval=settings.project_poll_interval),
+            )
             http = AgentHTTPServer(
                 {"/healthz": _health(beater, status), "/metrics": metrics_handler(beater.state, status)}
             )
             tasks = [
                 asyncio.create_task(beater.run(stop), name="heartbeat"),
                 asyncio.create_task(serve_http(http, status, settings, stop)),
+                asyncio.create_task(reconciler.run(stop), name="projects"),
             ]
             if meter is not None:
                 tasks.append(asyncio.create_task(measure_forever(meter, status, settings, stop), name="throughput"))
@@ -250,6 +265,8 @@ async def run_agent(
                 said = False
             log.info("stopping; the control plane %s told", "was" if said else "could not be")
             await http.close()
+            if runtime is not None:
+                await runtime.aclose()
     finally:
         await local.aclose()
     return 0
@@ -278,6 +295,15 @@ _FLAGS = (
         "Kept from allocatable, e.g. cpu=100m,memory=256Mi,disk=1Gi (env SYSTEM_RESERVED).",
     ),
     ("--max-peers", "max_peers", "Most peers listed in status.network.peers (env MAX_PEERS; default 16)."),
+    (
+        "--runtime-socket",
+        "runtime_socket",
+        "Docker Engine API socket of dockerd or podman; off: none (env CONTAINER_RUNTIME_SOCKET; default: found).",
+    ),
+    ("--project-poll-interval", "project_poll_interval", "Reconcile period (env PROJECT_POLL_INTERVAL; default 1s)."),
+    ("--ingress-port", "ingress_port", "Projects' ingress proxy port; 0: off (env INGRESS_PORT; default 8081)."),
+    ("--agent-admins", "agent_admins", "Tailnet users/tags that may port-forward and read logs (env AGENT_ADMINS)."),
+    ("--agent-viewers", "agent_viewers", "Tailnet users/tags that may read logs (env AGENT_VIEWERS)."),
     (
         "--peer-probes-per-round",
         "peer_probes_per_round",

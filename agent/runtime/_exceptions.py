@@ -34,12 +34,12 @@ class RuntimeUnreachable(RuntimeFailure):
 
 
 class RuntimeAPIError(RuntimeFailure):
-    """RuntimeAPIError is raised when the runtime answers with an unexpected status; message is its own words."""
+    """RuntimeAPIError is raised when the runtime answers with an unexpected status; its text is the runtime's."""
 
     def __init__(self, status: int, message: str) -> None:
         self.status = status
         self.message = message
-        super().__init__(f"runtime answered {status}: {message}")
+        super().__init__(message)
 
 
 class NoSuchObject(RuntimeAPIError):

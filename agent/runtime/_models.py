@@ -6,6 +6,8 @@ and the various dockerd releases differ in what they add.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -38,6 +40,8 @@ class ContainerState(_Wire):
     oom_killed: bool = Field(default=False, alias="OOMKilled")
     # Error: the runtime's words when starting it failed; "" otherwise.
     error: str = Field(default="", alias="Error")
+    # FinishedAt: when the process last ended; year 1 ("0001-01-01T00:00:00Z") or None means never.
+    finished_at: datetime | None = Field(default=None, alias="FinishedAt")
 
 
 class EndpointSettings(_Wire):

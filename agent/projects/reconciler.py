@@ -1,0 +1,333 @@
+"""Reconciler: makes the runtime match the Projects the control plane binds to this Node, and reports their phase.
+
+One pass (`sync_once`) lists this Node's Scheduled, Running and Terminating Projects and, per Project:
+
+- Scheduled: creates what is missing (network `cara-<p>`, volumes `cara-<p>-<v>`, images, containers `<p>-<svc>`),
+  then reports Running/ContainersRunning; on any error removes what this pass made and reports
+  Failed/ReconcileError with the runtime's words (a failed pull names the image).
+- Running: checks every container, crashes first (non-zero exit → ContainerCrashed, exit 0 → ContainerExited,
+  inspect failure → InspectError). A *missing* container is recreated, and one that ended before this host booted is
+  started again (the Go agent reports ContainerMissing or a crash: after an edge reboot or a runtime reset that fails
+  a whole fleet for nothing); ContainerMissing only when that fails.
+- Terminating: stops and removes every container labelled `cara.project=<p>`, the network and the volumes, then
+  reports Terminated/ResourcesRemoved, or Failed/RemoveError.
+- A Scheduled or Running Project whose `spec.expireAt` has passed is reported Terminating (reason Expired); the
+  next pass removes it like any other.
+
+With no runtime configured, or one unreachable for longer than `runtime_grace`, every bound Project is reported
+Failed with a message saying so; heartbeats are another loop and go on regardless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final, Protocol
+
+from controlplane.api import Project, ProjectList, ProjectPhase, ProjectStatusPatch
+
+from ..runtime import NoSuchObject, RuntimeClient, RuntimeFailure, RuntimeUnreachable
+from .names import container_name, network_name, project_labels, volume_name
+from .specs import LogLimits, container_spec
+
+log = logging.getLogger("cara.agent.projects")
+
+# Reasons and messages of the PATCHes, as the Go agent sends them.
+CONTAINERS_RUNNING: Final = "ContainersRunning"
+ALL_RUNNING: Final = "All containers running"
+RECONCILE_ERROR: Final = "ReconcileError"
+CONTAINER_CRASHED: Final = "ContainerCrashed"
+CONTAINER_EXITED: Final = "ContainerExited"
+CONTAINER_MISSING: Final = "ContainerMissing"
+INSPECT_ERROR: Final = "InspectError"
+REMOVE_ERROR: Final = "RemoveError"
+RESOURCES_REMOVED: Final = "ResourcesRemoved"
+ALL_REMOVED: Final = "All Docker resources have been removed"
+# Ours: a Project past its spec.expireAt.
+EXPIRED: Final = "Expired"
+
+#: The phases this Node acts on (the Go agent's poll).
+WATCHED: Final = (ProjectPhase.SCHEDULED, ProjectPhase.RUNNING, ProjectPhase.TERMINATING)
+
+
+class ProjectsAPI(Protocol):
+    """ProjectsAPI is what the reconciler needs of controlplane.client.Client."""
+
+    async def list_projects(
+        self, *, phases: Collection[ProjectPhase] = (), node_ref: str | None = None, label_selector: str | None = None
+    ) -> ProjectList: ...
+
+    async def patch_project_status(self, name: str, patch: ProjectStatusPatch) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileConfig:
+    """ReconcileConfig: timing and limits of the loop."""
+
+    # poll_interval: seconds between passes. 1 s keeps apply → Running within the 5 s target (the Go agent polls
+    # every 10 s); the list is filtered by nodeRef on the server, so a pass costs one small indexed query.
+    poll_interval: float = 1.0
+    # runtime_grace: how long the runtime may be unreachable before bound Projects are failed (a restart of
+    # dockerd or podman's service takes a second or two and must not fail anything).
+    runtime_grace: float = 30.0
+    # stop_grace: seconds between SIGTERM and SIGKILL when removing (the Go agent's 10 s).
+    stop_grace: int = 10
+    logs: LogLimits = field(default_factory=LogLimits)
+
+
+class _Rollback(Exception):
+    """_Rollback carries the error that aborted a create, after what the pass made was removed."""
+
+
+class Reconciler:
+    """Reconciler runs the Projects bound to node_name on runtime (None: no runtime configured)."""
+
+    def __init__(
+        self,
+        *,
+        api: ProjectsAPI,
+        runtime: RuntimeClient | None,
+        node_name: str,
+        now: Callable[[], datetime],
+        booted_at: datetime | None = None,
+        config: ReconcileConfig | None = None,
+    ) -> None:
+        self._api = api
+        self._runtime = runtime
+        self._node = node_name
+        self._now = now
+        # booted_at: when this host booted; a container that ended before it was ended by the reboot, not by itself.
+        self._booted_at = booted_at
+        self._config = config or ReconcileConfig()
+        self._unreachable_since: datetime | None = None
+        #: The Running Projects of the last pass, by name (the ingress and the agent API read it).
+        self.running: dict[str, Project] = {}
+
+    @property
+    def runtime(self) -> RuntimeClient | None:
+        """runtime is the container runtime client (None when none is configured)."""
+        return self._runtime
+
+    async def sync_once(self) -> None:
+        """sync_once runs one pass over this Node's Projects (see the module docstring)."""
+        projects = (await self._api.list_projects(phases=WATCHED, node_ref=self._node)).items
+        self.running = {p.name: p for p in projects if p.status.phase == ProjectPhase.RUNNING}
+        if not projects:
+            return
+        down = await self._runtime_down()
+        await asyncio.gather(*(self._one(project, down) for project in projects))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """run calls sync_once every poll_interval until stop is set; a failed pass is logged and retried."""
+        while not stop.is_set():
+            try:
+                await self.sync_once()
+            except Exception as exc:  # the next pass retries; the loop must not die of one bad answer
+                log.warning("project reconcile pass failed: %s", exc)
+            try:
+                await asyncio.wait_for(stop.wait(), self._config.poll_interval)
+            except TimeoutError:
+                pass
+
+    async def _runtime_down(self) -> RuntimeUnreachable | None:
+        """_runtime_down returns why the runtime cannot be used once it has been down past the grace, else None."""
+        if self._runtime is None:
+            return RuntimeUnreachable("", "no socket configured")
+        try:
+            await self._runtime.version()
+        except RuntimeUnreachable as exc:
+            now = self._now()
+            self._unreachable_since = self._unreachable_since or now
+            if (now - self._unreachable_since).total_seconds() >= self._config.runtime_grace:
+                return exc
+            raise  # within the grace: skip this pass, change nothing
+        except RuntimeFailure:
+            pass
+        self._unreachable_since = None
+        return None
+
+    async def _one(self, project: Project, down: RuntimeUnreachable | None) -> None:
+        phase = project.status.phase
+        try:
+            if phase != ProjectPhase.TERMINATING and _expired(project, self._now()):
+                await self._patch(project, ProjectPhase.TERMINATING, EXPIRED, "spec.expireAt has passed")
+            elif down is not None:
+                await self._fail_down(project, down)
+            elif phase == ProjectPhase.SCHEDULED:
+                await self._start(project)
+            elif phase == ProjectPhase.RUNNING:
+                await self._check(project)
+            elif phase == ProjectPhase.TERMINATING:
+                await self._remove(project)
+        except RuntimeUnreachable as exc:
+            log.warning("project %s: %s; retrying", project.name, exc)
+
+    async def _fail_down(self, project: Project, down: RuntimeUnreachable) -> None:
+        if project.status.phase == ProjectPhase.TERMINATING:
+            if self._runtime is None:  # nothing can have been made here
+                await self._patch(project, ProjectPhase.TERMINATED, RESOURCES_REMOVED, "No container runtime on node")
+            else:
+                await self._patch(project, ProjectPhase.FAILED, REMOVE_ERROR, str(down))
+            return
+        reason = RECONCILE_ERROR if project.status.phase == ProjectPhase.SCHEDULED else INSPECT_ERROR
+        await self._patch(project, ProjectPhase.FAILED, reason, str(down))
+
+    # --- Scheduled ----------------------------------------------------------------------------------
+
+    async def _start(self, project: Project) -> None:
+        try:
+            await self.ensure(project)
+        except _Rollback as exc:
+            await self._patch(project, ProjectPhase.FAILED, RECONCILE_ERROR, str(exc))
+            return
+        await self._patch(project, ProjectPhase.RUNNING, CONTAINERS_RUNNING, ALL_RUNNING)
+
+    async def ensure(self, project: Project) -> None:
+        """ensure creates and starts whatever of project is missing; raises _Rollback (after undoing what it made)
+        when something fails, and RuntimeUnreachable (undoing nothing: the runtime is gone) when the socket is."""
+        rt = self._require()
+        made_containers: list[str] = []
+        made_volumes: list[str] = []
+        made_network: str | None = None
+        labels = project_labels(project.name)
+        try:
+            network = network_name(project.name)
+            try:
+                await rt.inspect_network(network)
+            except NoSuchObject:
+                await rt.create_network(network, labels)
+                made_network = network
+            existing = set(await rt.list_volumes(labels))
+            for volume in project.spec.volumes or ():
+                name = volume_name(project.name, volume.name)
+                if name not in existing:
+                    await rt.create_volume(name, labels)
+                    made_volumes.append(name)
+            for service in project.spec.services:
+                name = container_name(project.name, service.name)
+                try:
+                    current = await rt.inspect_container(name)
+                except NoSuchObject:
+                    if not await rt.has_image(service.image):
+                        await rt.pull_image(service.image)
+                    await rt.create_container(name, container_spec(project, service, self._config.logs))
+                    made_containers.append(name)
+                    await rt.start_container(name)
+                    continue
+                if not current.state.running:
+                    await rt.start_container(name)
+        except RuntimeUnreachable:
+            raise
+        except RuntimeFailure as exc:
+            await self._undo(made_containers, made_volumes, made_network)
+            raise _Rollback(str(exc)) from exc
+
+    async def _undo(self, containers: list[str], volumes: list[str], network: str | None) -> None:
+        rt = self._require()
+        for name in containers:
+            await _quietly(rt.remove_container(name))
+        for name in volumes:
+            await _quietly(rt.remove_volume(name))
+        if network is not None:
+            await _quietly(rt.remove_network(network))
+
+    # --- Running ------------------------------------------------------------------------------------
+
+    async def _check(self, project: Project) -> None:
+        rt = self._require()
+        missing: list[str] = []
+        exited: list[tuple[str, str, int, bool]] = []
+        for service in project.spec.services:
+            name = container_name(project.name, service.name)
+            try:
+                state = (await rt.inspect_container(name)).state
+            except NoSuchObject:
+                missing.append(service.name)
+                continue
+            except RuntimeUnreachable:
+                raise
+            except RuntimeFailure as exc:
+                await self._patch(project, ProjectPhase.FAILED, INSPECT_ERROR, f"inspect {name}: {exc}")
+                return
+            if not state.running and self._ended_by_reboot(state.finished_at):
+                missing.append(service.name)  # ensure() starts it again
+            elif not state.running:
+                exited.append((service.name, name, state.exit_code, state.oom_killed))
+        crashed = [item for item in exited if item[2] != 0]
+        if crashed:
+            svc, name, code, oom = crashed[0]
+            why = " (out of memory)" if oom else ""
+            message = f"service {svc} (container {name}) exited with code {code}{why}"
+            await self._patch(project, ProjectPhase.FAILED, CONTAINER_CRASHED, message)
+        elif exited:
+            svc, name, _, _ = exited[0]
+            message = f"service {svc} (container {name}) exited with code 0"
+            await self._patch(project, ProjectPhase.FAILED, CONTAINER_EXITED, message)
+        elif missing:
+            log.info("project %s: recreating missing containers of %s", project.name, ", ".join(missing))
+            try:
+                await self.ensure(project)
+            except _Rollback as exc:
+                message = f"service {missing[0]} (container {container_name(project.name, missing[0])}) is missing "
+                await self._patch(
+                    project, ProjectPhase.FAILED, CONTAINER_MISSING, f"{message}and cannot be recreated: {exc}"
+                )
+
+    def _ended_by_reboot(self, finished_at: datetime | None) -> bool:
+        return self._booted_at is not None and finished_at is not None and finished_at < self._booted_at
+
+    # --- Terminating --------------------------------------------------------------------------------
+
+    async def _remove(self, project: Project) -> None:
+        rt = self._require()
+        labels = project_labels(project.name)
+        try:
+            containers = await rt.list_containers(labels)
+            for container in containers:
+                if container.state == "running":
+                    await rt.stop_container(container.id, grace=self._config.stop_grace)
+                await rt.remove_container(container.id)
+            await rt.remove_network(network_name(project.name))
+            names = set(await rt.list_volumes(labels))
+            names.update(volume_name(project.name, volume.name) for volume in project.spec.volumes or ())
+            for name in sorted(names):
+                await rt.remove_volume(name)
+        except RuntimeUnreachable:
+            raise
+        except RuntimeFailure as exc:
+            await self._patch(project, ProjectPhase.FAILED, REMOVE_ERROR, str(exc))
+            return
+        await self._patch(project, ProjectPhase.TERMINATED, RESOURCES_REMOVED, ALL_REMOVED)
+
+    # --- helpers ------------------------------------------------------------------------------------
+
+    def _require(self) -> RuntimeClient:
+        if self._runtime is None:
+            raise RuntimeUnreachable("", "no socket configured")
+        return self._runtime
+
+    async def _patch(self, project: Project, phase: ProjectPhase, reason: str, message: str) -> None:
+        log.info("project %s: %s (%s: %s)", project.name, phase, reason, message)
+        await self._api.patch_project_status(
+            project.name, ProjectStatusPatch(phase=phase, reason=reason, message=message)
+        )
+        if phase != ProjectPhase.RUNNING:
+            self.running.pop(project.name, None)
+        else:
+            self.running[project.name] = project
+
+
+def _expired(project: Project, now: datetime) -> bool:
+    expire_at = project.spec.expire_at
+    return expire_at is not None and expire_at.year > 1 and expire_at <= now
+
+
+async def _quietly(call: Awaitable[None]) -> None:
+    """_quietly awaits a best-effort cleanup step; its failure is logged, never raised (rollback goes on)."""
+    try:
+        await call
+    except RuntimeFailure as exc:
+        log.warning("rollback step failed: %s", exc)
