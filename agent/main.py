@@ -26,6 +26,8 @@ from controlplane.api import Node
 from controlplane.client import Client
 from mesh import LocalClient, MeshError, resolve, socket_path
 
+from .api.auth import Authorizer
+from .api.routes import AgentAPI
 from .collectors.peers import PeerProbeConfig, PeerProber, disco_probe
 from .collectors.resources import PsutilSource, ResourceSource
 from .collectors.system import collect_info
@@ -245,8 +247,13 @@ async def run_agent(
                 booted_at=datetime.fromtimestamp(psutil.boot_time(), UTC),
                 config=ReconcileConfig(poll_interval=settings.project_poll_interval),
             )
+            api = AgentAPI(
+                runtime=lambda: runtime,
+                authorizer=Authorizer(whois=local.whois, admins=settings.agent_admins, viewers=settings.agent_viewers),
+            )
             http = AgentHTTPServer(
-                {"/healthz": _health(beater, status), "/metrics": metrics_handler(beater.state, status)}
+                {"/healthz": _health(beater, status), "/metrics": metrics_handler(beater.state, status)},
+                streams=api.streams(),
             )
             tasks = [
                 asyncio.create_task(beater.run(stop), name="heartbeat"),

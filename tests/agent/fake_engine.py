@@ -24,6 +24,10 @@ class FakeEngine:
     volumes: dict[str, dict[str, Any]] = field(default_factory=dict)
     fail_start: set[str] = field(default_factory=set)
     down: bool = False
+    # address: the IP every started container gets on its network (a test points it at a loopback server).
+    address: str = "10.89.0.2"
+    # logs: container name → (stream, line) frames its log holds (1 stdout, 2 stderr).
+    logs: dict[str, list[tuple[int, bytes]]] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
 
     def transport(self) -> httpx.MockTransport:
@@ -130,8 +134,12 @@ class FakeEngine:
                 return httpx.Response(500, json={"message": "runc create failed: starting container process"})
             container["State"].update(Status="running", Running=True)
             for network in container["NetworkSettings"]["Networks"].values():
-                network["IPAddress"] = "10.89.0.2"
+                network["IPAddress"] = self.address
             return httpx.Response(204)
+        if action == "logs":
+            frames = self.logs.get(name, [])
+            body = b"".join(bytes([stream, 0, 0, 0]) + len(line).to_bytes(4, "big") + line for stream, line in frames)
+            return httpx.Response(200, headers={"content-type": "application/octet-stream"}, content=body)
         if action == "stop":
             container["State"].update(Status="exited", Running=False, ExitCode=137)
             return httpx.Response(204)
