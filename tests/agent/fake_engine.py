@@ -42,7 +42,8 @@ class FakeEngine:
             raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
         path = unquote(request.url.path).removeprefix("/v1.41")
         method = request.method
-        self.calls.append(f"{method} {path}")
+        query = request.url.query.decode()
+        self.calls.append(f"{method} {path}" + (f"?{query}" if query else ""))
         params = request.url.params
         body = json.loads(request.content) if request.content else {}
         if path == "/version":
