@@ -15,7 +15,7 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, Protocol
 from urllib.parse import urlsplit
 
 import click
@@ -34,6 +34,7 @@ from .collectors.system import collect_info
 from .collectors.tailnet import TailnetCollector
 from .heartbeat import Backoff, Heartbeater
 from .http import AgentHTTPServer
+from .ingress import IngressProxy
 from .metrics import metrics_handler
 from .projects.reconciler import ReconcileConfig, Reconciler
 from .runtime import RuntimeClient
@@ -125,16 +126,26 @@ async def measure_forever(
             return
 
 
-async def serve_http(server: AgentHTTPServer, status: AgentStatus, settings: Settings, stop: asyncio.Event) -> None:
-    """serve_http starts the agent's HTTP server once its address is known (the tailnet IP), retrying until bound."""
+class Listener(Protocol):
+    """Listener is a server that can be started on an address (the agent's HTTP server, the ingress proxy)."""
+
+    async def start(self, host: str, port: int) -> None: ...
+
+
+async def serve_http(
+    server: Listener, status: AgentStatus, settings: Settings, stop: asyncio.Event, port: int | None = None
+) -> None:
+    """serve_http starts a server once its address is known (the tailnet IP), retrying until bound; port defaults
+    to the agent port."""
+    port = settings.listen_port if port is None else port
     while not stop.is_set():
         host = settings.listen_address or (status.last_view.self_ip if status.last_view else None)
         if host:
             try:
-                await server.start(host, settings.listen_port)
+                await server.start(host, port)
                 return
             except OSError as exc:
-                log.warning("cannot listen on %s:%d: %s", host, settings.listen_port, exc)
+                log.warning("cannot listen on %s:%d: %s", host, port, exc)
         if await _wait(stop, 1.0):
             return
 
@@ -260,6 +271,13 @@ async def run_agent(
                 asyncio.create_task(serve_http(http, status, settings, stop)),
                 asyncio.create_task(reconciler.run(stop), name="projects"),
             ]
+            ingress = IngressProxy(projects=lambda: reconciler.running.values(), runtime=lambda: runtime)
+            if settings.ingress_port:
+                tasks.append(
+                    asyncio.create_task(
+                        serve_http(ingress, status, settings, stop, settings.ingress_port), name="ingress"
+                    )
+                )
             if meter is not None:
                 tasks.append(asyncio.create_task(measure_forever(meter, status, settings, stop), name="throughput"))
             await stop.wait()
@@ -272,6 +290,7 @@ async def run_agent(
                 said = False
             log.info("stopping; the control plane %s told", "was" if said else "could not be")
             await http.close()
+            await ingress.close()
             if runtime is not None:
                 await runtime.aclose()
     finally:
