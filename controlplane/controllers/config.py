@@ -32,6 +32,9 @@ class ControllerConfig:
     reschedule_after: timedelta = timedelta(minutes=3)
     # A project Terminating for longer than this is forced to Terminated.
     terminating_timeout: timedelta = timedelta(minutes=10)
+    # spec.placement.minThroughput reads a Node's last download measurement only while it is younger than this
+    # (agents measure every 30 min by default, so two missed measurements make it stale).
+    throughput_max_age: timedelta = timedelta(hours=1)
 
     def __post_init__(self) -> None:
         for field in (
@@ -45,6 +48,7 @@ class ControllerConfig:
             "rescheduler_period",
             "reschedule_after",
             "terminating_timeout",
+            "throughput_max_age",
         ):
             if getattr(self, field) <= timedelta(0):
                 raise ValueError(f"{field} must be positive")
