@@ -14,6 +14,10 @@ One pass (`sync_once`) lists this Node's Scheduled, Running and Terminating Proj
 - A Scheduled or Running Project whose `spec.expireAt` has passed is reported Terminating (reason Expired); the
   next pass removes it like any other.
 
+After the pass, containers labelled with a Project no longer bound to this Node (deleted while the agent was away,
+or moved elsewhere by a drain or a reschedule) are removed with their network and volumes; a Failed Project's
+containers stay until it is deleted, for `logs`.
+
 With no runtime configured, or one unreachable for longer than `runtime_grace`, every bound Project is reported
 Failed with a message saying so; heartbeats are another loop and go on regardless.
 """
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Protocol
@@ -30,7 +34,7 @@ from typing import Final, Protocol
 from controlplane.api import Project, ProjectList, ProjectPhase, ProjectStatusPatch
 
 from ..runtime import NoSuchObject, RuntimeClient, RuntimeFailure, RuntimeUnreachable
-from .names import container_name, network_name, project_labels, volume_name
+from .names import PROJECT_LABEL, container_name, network_name, project_labels, volume_name
 from .specs import LogLimits, container_spec
 
 log = logging.getLogger("cara.agent.projects")
@@ -51,6 +55,8 @@ EXPIRED: Final = "Expired"
 
 #: The phases this Node acts on (the Go agent's poll).
 WATCHED: Final = (ProjectPhase.SCHEDULED, ProjectPhase.RUNNING, ProjectPhase.TERMINATING)
+#: The phases whose containers stay on this Node: WATCHED, and Failed (kept for `logs` until deleted).
+KEPT: Final = (*WATCHED, ProjectPhase.FAILED)
 
 
 class ProjectsAPI(Protocol):
@@ -113,12 +119,13 @@ class Reconciler:
 
     async def sync_once(self) -> None:
         """sync_once runs one pass over this Node's Projects (see the module docstring)."""
-        projects = (await self._api.list_projects(phases=WATCHED, node_ref=self._node)).items
+        bound = (await self._api.list_projects(phases=KEPT, node_ref=self._node)).items
+        projects = [p for p in bound if p.status.phase in WATCHED]
         self.running = {p.name: p for p in projects if p.status.phase == ProjectPhase.RUNNING}
-        if not projects:
-            return
         down = await self._runtime_down()
         await asyncio.gather(*(self._one(project, down) for project in projects))
+        if down is None and self._runtime is not None:
+            await self._sweep({p.name for p in bound})
 
     async def run(self, stop: asyncio.Event) -> None:
         """run calls sync_once every poll_interval until stop is set; a failed pass is logged and retried."""
@@ -281,26 +288,48 @@ class Reconciler:
 
     # --- Terminating --------------------------------------------------------------------------------
 
-    async def _remove(self, project: Project) -> None:
+    async def _remove_resources(self, project: str, volumes: Iterable[str]) -> None:
+        """_remove_resources stops and removes everything of project: containers, network, volumes."""
         rt = self._require()
-        labels = project_labels(project.name)
+        labels = project_labels(project)
+        for container in await rt.list_containers(labels):
+            if container.state == "running":
+                await rt.stop_container(container.id, grace=self._config.stop_grace)
+            await rt.remove_container(container.id)
+        await rt.remove_network(network_name(project))
+        names = set(await rt.list_volumes(labels))
+        names.update(volume_name(project, volume) for volume in volumes)
+        for name in sorted(names):
+            await rt.remove_volume(name)
+
+    async def _remove(self, project: Project) -> None:
         try:
-            containers = await rt.list_containers(labels)
-            for container in containers:
-                if container.state == "running":
-                    await rt.stop_container(container.id, grace=self._config.stop_grace)
-                await rt.remove_container(container.id)
-            await rt.remove_network(network_name(project.name))
-            names = set(await rt.list_volumes(labels))
-            names.update(volume_name(project.name, volume.name) for volume in project.spec.volumes or ())
-            for name in sorted(names):
-                await rt.remove_volume(name)
+            await self._remove_resources(project.name, [volume.name for volume in project.spec.volumes or ()])
         except RuntimeUnreachable:
             raise
         except RuntimeFailure as exc:
             await self._patch(project, ProjectPhase.FAILED, REMOVE_ERROR, str(exc))
             return
         await self._patch(project, ProjectPhase.TERMINATED, RESOURCES_REMOVED, ALL_REMOVED)
+
+    # --- orphans ------------------------------------------------------------------------------------
+
+    async def _sweep(self, bound: set[str]) -> None:
+        """_sweep removes the containers, networks and volumes of Projects no longer bound to this Node: deleted
+        while the agent was away, or moved elsewhere (drained, rescheduled while this Node was cut off)."""
+        rt = self._require()
+        try:
+            containers = await rt.list_containers({PROJECT_LABEL: ""})
+        except RuntimeFailure as exc:
+            log.warning("cannot list containers for the orphan sweep: %s", exc)
+            return
+        orphans = {(c.labels or {}).get(PROJECT_LABEL, "") for c in containers} - bound - {""}
+        for name in sorted(orphans):
+            log.info("project %s is no longer bound to this node; removing its containers", name)
+            try:
+                await self._remove_resources(name, ())
+            except RuntimeFailure as exc:
+                log.warning("project %s: orphan removal failed: %s", name, exc)
 
     # --- helpers ------------------------------------------------------------------------------------
 

@@ -39,7 +39,8 @@ STOP_TIMEOUT: Final = 10
 
 
 def _filters(labels: Mapping[str, str]) -> str:
-    return json.dumps({"label": [f"{key}={value}" for key, value in labels.items()]})
+    """_filters is the `filters` query selecting labels; an empty value selects on the label's presence."""
+    return json.dumps({"label": [f"{key}={value}" if value else key for key, value in labels.items()]})
 
 
 class RuntimeClient:
@@ -91,7 +92,7 @@ class RuntimeClient:
     # --- containers -------------------------------------------------------------------------------
 
     async def list_containers(self, labels: Mapping[str, str]) -> list[ContainerSummary]:
-        """list_containers returns every container, running or not, carrying all of labels."""
+        """list_containers returns every container, running or not, carrying all of labels ("" value: any)."""
         params = {"all": "1", "filters": _filters(labels)}
         answer = (await self._send("GET", "/containers/json", want=(200,), params=params)).json()
         return [ContainerSummary.model_validate(item) for item in answer or ()]

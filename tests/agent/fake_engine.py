@@ -156,4 +156,5 @@ class FakeEngine:
 
 
 def _labelled(labels: dict[str, str] | None, wanted: list[str]) -> bool:
-    return set(wanted) <= {f"{key}={value}" for key, value in (labels or {}).items()}
+    have = {f"{key}={value}" for key, value in (labels or {}).items()} | set(labels or {})
+    return set(wanted) <= have

@@ -237,3 +237,22 @@ async def test_no_runtime_configured_fails_bound_projects_at_once() -> None:
             "is unreachable: no socket configured",
         }
     ]
+
+
+async def test_containers_of_a_project_no_longer_bound_here_are_swept() -> None:
+    api, engine, reconciler, _ = setup(project())
+    await reconciler.sync_once()
+    failed = project(ProjectPhase.FAILED).model_copy(
+        update={"metadata": project().metadata.model_copy(update={"name": "kept"})}
+    )
+    engine.containers["kept-web"] = {
+        **engine.containers["demo-web"],
+        "Id": "id-kept",
+        "Config": {"Labels": {"cara.project": "kept", "cara.service": "web"}},
+    }
+    engine.containers["stray"] = {**engine.containers["demo-web"], "Id": "id-stray", "Config": {"Labels": {}}}
+    api.projects["kept"] = failed
+    del api.projects["demo"]  # moved to another node by a drain: no longer listed for edge1
+    await reconciler.sync_once()
+    assert set(engine.containers) == {"kept-web", "stray"}  # Failed stays for logs; unlabelled is not ours
+    assert "cara-demo" not in engine.networks and "cara-demo-data" not in engine.volumes
