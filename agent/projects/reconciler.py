@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Final, Protocol
+from datetime import datetime, timedelta
+from typing import Any, Final, Protocol
 
 from controlplane.api import Project, ProjectList, ProjectPhase, ProjectStatusPatch
 
@@ -55,6 +55,19 @@ EXPIRED: Final = "Expired"
 
 #: The phases this Node acts on (the Go agent's poll).
 WATCHED: Final = (ProjectPhase.SCHEDULED, ProjectPhase.RUNNING, ProjectPhase.TERMINATING)
+#: How long a listed phase older than our own report is taken for a stale list (see Reconciler._stale).
+STALE_AFTER: Final = timedelta(seconds=10)
+#: The order of phases in a Project's life, for telling a stale list from news (a delete after Failed is news).
+_RANK: Final = {
+    ProjectPhase.PENDING: 0,
+    ProjectPhase.SCHEDULED: 0,
+    ProjectPhase.RUNNING: 1,
+    ProjectPhase.FAILED: 2,
+    ProjectPhase.TERMINATING: 2,
+    ProjectPhase.TERMINATED: 3,
+}
+#: The key of the orphan sweep's task among the Projects' ones (not a valid Project name).
+SWEEP: Final = "<sweep>"
 #: The phases whose containers stay on this Node: WATCHED, and Failed (kept for `logs` until deleted).
 KEPT: Final = (*WATCHED, ProjectPhase.FAILED)
 
@@ -109,6 +122,10 @@ class Reconciler:
         self._booted_at = booted_at
         self._config = config or ReconcileConfig()
         self._unreachable_since: datetime | None = None
+        # The phase last reported per Project, and when (see _stale).
+        self._reported: dict[str, tuple[ProjectPhase, datetime]] = {}
+        # The work in flight, by Project name (SWEEP for the orphan sweep).
+        self._busy: dict[str, asyncio.Task[None]] = {}
         #: The Running Projects of the last pass, by name (the ingress and the agent API read it).
         self.running: dict[str, Project] = {}
 
@@ -117,27 +134,57 @@ class Reconciler:
         """runtime is the container runtime client (None when none is configured)."""
         return self._runtime
 
-    async def sync_once(self) -> None:
-        """sync_once runs one pass over this Node's Projects (see the module docstring)."""
+    async def sync_once(self, *, wait: bool = True) -> None:
+        """sync_once runs one pass over this Node's Projects (see the module docstring).
+
+        Each Project's work is a task of its own, and a Project whose previous work still runs (a stop waiting out
+        its grace, a pull) is skipped, so one slow Project never delays another's start. With wait (tests), the
+        pass returns when its work is done; the loop does not wait.
+        """
         bound = (await self._api.list_projects(phases=KEPT, node_ref=self._node)).items
         projects = [p for p in bound if p.status.phase in WATCHED]
         self.running = {p.name: p for p in projects if p.status.phase == ProjectPhase.RUNNING}
         down = await self._runtime_down()
-        await asyncio.gather(*(self._one(project, down) for project in projects))
-        if down is None and self._runtime is not None:
-            await self._sweep({p.name for p in bound})
+        fresh = [p for p in projects if not self._is_busy(p.name) and not self._stale(p)]
+        started = [self._spawn(p.name, self._one(p, down)) for p in fresh]
+        if down is None and self._runtime is not None and not self._is_busy(SWEEP):
+            started.append(self._spawn(SWEEP, self._sweep({p.name for p in bound})))
+        if wait:
+            await asyncio.gather(*started)
+
+    def _stale(self, project: Project) -> bool:
+        """_stale is whether the listed phase predates our own last report (a list answered before our PATCH
+        landed): acting on it would redo the work and report again. After STALE_AFTER the list is trusted."""
+        reported = self._reported.get(project.name)
+        if reported is None or _RANK[project.status.phase] >= _RANK[reported[0]]:
+            return False
+        return self._now() - reported[1] < STALE_AFTER
+
+    def _is_busy(self, key: str) -> bool:
+        task = self._busy.get(key)
+        return task is not None and not task.done()
+
+    def _spawn(self, key: str, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(work, name=f"project {key}")
+        self._busy[key] = task
+        task.add_done_callback(_log_failure)
+        return task
 
     async def run(self, stop: asyncio.Event) -> None:
-        """run calls sync_once every poll_interval until stop is set; a failed pass is logged and retried."""
-        while not stop.is_set():
-            try:
-                await self.sync_once()
-            except Exception as exc:  # the next pass retries; the loop must not die of one bad answer
-                log.warning("project reconcile pass failed: %s", exc)
-            try:
-                await asyncio.wait_for(stop.wait(), self._config.poll_interval)
-            except TimeoutError:
-                pass
+        """run starts a pass every poll_interval until stop is set; a failed pass is logged and retried."""
+        try:
+            while not stop.is_set():
+                try:
+                    await self.sync_once(wait=False)
+                except Exception as exc:  # the next pass retries; the loop must not die of one bad answer
+                    log.warning("project reconcile pass failed: %s", exc)
+                try:
+                    await asyncio.wait_for(stop.wait(), self._config.poll_interval)
+                except TimeoutError:
+                    pass
+        finally:
+            for task in self._busy.values():
+                task.cancel()
 
     async def _runtime_down(self) -> RuntimeUnreachable | None:
         """_runtime_down returns why the runtime cannot be used once it has been down past the grace, else None."""
@@ -185,6 +232,7 @@ class Reconciler:
     # --- Scheduled ----------------------------------------------------------------------------------
 
     async def _start(self, project: Project) -> None:
+        log.info("project %s: bound to this node; creating what is missing", project.name)
         try:
             await self.ensure(project)
         except _Rollback as exc:
@@ -343,10 +391,16 @@ class Reconciler:
         await self._api.patch_project_status(
             project.name, ProjectStatusPatch(phase=phase, reason=reason, message=message)
         )
+        self._reported[project.name] = (phase, self._now())
         if phase != ProjectPhase.RUNNING:
             self.running.pop(project.name, None)
         else:
             self.running[project.name] = project
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("%s failed: %s", task.get_name(), task.exception())
 
 
 def _expired(project: Project, now: datetime) -> bool:

@@ -39,7 +39,8 @@ def limits(project: Project) -> tuple[int, int]:
 
 def container_spec(project: Project, service: ServiceDef, logs: LogLimits) -> ContainerCreate:
     """container_spec is the create body of service's container: image, env, labels, the Project's network with
-    the service name as alias, its volumes mounted, its share of spec.resources, bounded logs."""
+    the service name as alias, its volumes mounted, its share of spec.resources, bounded logs, and an init process
+    as PID 1 (Docker's --init: a service without a SIGTERM handler still stops at once, zombies are reaped)."""
     nano, memory = limits(project)
     network = network_name(project.name)
     env = [f"{var.name}={var.value or ''}" for var in service.env or ()]
@@ -56,6 +57,7 @@ def container_spec(project: Project, service: ServiceDef, logs: LogLimits) -> Co
             mounts=mounts,
             nano_cpus=nano,
             memory=memory,
+            init=True,
             log_config=LogConfig(type="json-file", config={"max-size": logs.max_size, "max-file": logs.max_file}),
         ),
         networking_config=NetworkingConfig(endpoints_config={network: EndpointConfig(aliases=[service.name])}),

@@ -138,6 +138,8 @@ class HostConfig(_Wire):
     nano_cpus: int = Field(default=0, alias="NanoCpus")
     # Memory: memory limit in bytes; 0 means none.
     memory: int = Field(default=0, alias="Memory")
+    # Init: run an init (docker-init / catatonit) as PID 1 that forwards signals to the command.
+    init: bool | None = Field(default=None, alias="Init")
     log_config: LogConfig | None = Field(default=None, alias="LogConfig")
 
 

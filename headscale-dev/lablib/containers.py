@@ -30,6 +30,8 @@ REGISTRY_PORT = 5000
 REGISTRY_NAME = "lab-registry:5000"
 #: The images the lab builds: name → (command, files). Each is busybox-static plus a few files.
 WEB_IMAGE = f"{REGISTRY_NAME}/web:1"
+#: The same server with another page (so another layer), in the registry only: what a Project pulls on start.
+PULL_IMAGE = f"{REGISTRY_NAME}/web:2"
 BUSYBOX = "/bin/busybox"
 APPLETS = ("sh", "httpd", "echo", "cat", "sleep", "ls", "nc", "wget", "date", "env", "true", "false")
 WEB_CMD = ["httpd", "-f", "-v", "-p", "80", "-h", "/www"]
@@ -111,7 +113,7 @@ def _configure(plan: Plan, host: str, registry: str) -> None:
     )
 
 
-def _build_rootfs(target: Path) -> None:
+def _build_rootfs(target: Path, index: str) -> None:
     """_build_rootfs writes the web image's root filesystem tarball: busybox-static and its applets, /www."""
     if not Path(BUSYBOX).is_file():
         raise LabError(f"{BUSYBOX} missing: apt-get install busybox-static")
@@ -123,7 +125,7 @@ def _build_rootfs(target: Path) -> None:
         shutil.copy2(BUSYBOX, root / "bin" / "busybox")
         for applet in APPLETS:
             (root / "bin" / applet).symlink_to("busybox")
-        (root / "www" / "index.html").write_text(WEB_INDEX)
+        (root / "www" / "index.html").write_text(index)
         with tarfile.open(target, "w") as tar:
             tar.add(root, arcname=".")
 
@@ -163,14 +165,15 @@ def _push_images(plan: Plan, state: RuntimeState) -> None:
     """_push_images builds the web image in the control host's own podman storage and pushes it to the registry."""
     host = REGISTRY_HOST
     _configure(plan, host, state.registry)
-    rootfs = Path(plan.dir) / "registry" / "web-rootfs.tar"
-    _build_rootfs(rootfs)
     env = _env(plan, host)
     change = "CMD " + json.dumps(WEB_CMD)
-    sy.run(podman(plan, host, "import", "--change", change, str(rootfs), WEB_IMAGE), env=env, timeout=120)
-    # Pushed to the registry's address: the prefix mapping of registries.conf applies to pulls only.
-    target = f"docker://{state.registry}/{WEB_IMAGE.removeprefix(REGISTRY_NAME + '/')}"
-    sy.run(podman(plan, host, "push", "--tls-verify=false", WEB_IMAGE, target), env=env, timeout=120)
+    for image, index in ((WEB_IMAGE, WEB_INDEX), (PULL_IMAGE, WEB_INDEX.replace("hello", "hello again"))):
+        rootfs = Path(plan.dir) / "registry" / "rootfs.tar"
+        _build_rootfs(rootfs, index)
+        sy.run(podman(plan, host, "import", "--change", change, str(rootfs), image), env=env, timeout=120)
+        # Pushed to the registry's address: the prefix mapping of registries.conf applies to pulls only.
+        target = f"docker://{state.registry}/{image.removeprefix(REGISTRY_NAME + '/')}"
+        sy.run(podman(plan, host, "push", "--tls-verify=false", image, target), env=env, timeout=120)
 
 
 def _start_runtime(plan: Plan, state: RuntimeState, host: str) -> None:
@@ -260,4 +263,5 @@ def describe(name: str) -> dict[str, Any]:
     state = load(plan)
     if state is None:
         raise LabError(f"lab '{name}' has no runtime; run `lab runtime up`")
-    return {**asdict(state), "image": WEB_IMAGE, "env": {h: _env(plan, h) for h in state.sockets}}
+    env = {h: _env(plan, h) for h in state.sockets}
+    return {**asdict(state), "image": WEB_IMAGE, "pullImage": PULL_IMAGE, "env": env}

@@ -256,3 +256,15 @@ async def test_containers_of_a_project_no_longer_bound_here_are_swept() -> None:
     await reconciler.sync_once()
     assert set(engine.containers) == {"kept-web", "stray"}  # Failed stays for logs; unlabelled is not ours
     assert "cara-demo" not in engine.networks and "cara-demo-data" not in engine.volumes
+
+
+async def test_a_list_older_than_our_report_is_not_acted_on() -> None:
+    api, _engine, reconciler, clock = setup(project())
+    stale = api.projects["demo"]
+    await reconciler.sync_once()
+    api.projects["demo"] = stale  # a list answered before our PATCH landed: still Scheduled
+    await reconciler.sync_once()
+    assert api.patches == [running()]
+    clock[0] = NOW + timedelta(seconds=11)  # no longer a race: the list is believed again
+    await reconciler.sync_once()
+    assert api.patches == [running(), running()]
