@@ -191,7 +191,7 @@ class Reconciler:
         if self._runtime is None:
             return RuntimeUnreachable("", "no socket configured")
         try:
-            await self._runtime.version()
+            await self._runtime.ping()
         except RuntimeUnreachable as exc:
             now = self._now()
             self._unreachable_since = self._unreachable_since or now

@@ -85,6 +85,11 @@ class RuntimeClient:
 
     # --- system -----------------------------------------------------------------------------------
 
+    async def ping(self) -> None:
+        """ping checks that the engine answers (GET /_ping, "OK"): the cheap liveness probe. /version is not one:
+        podman gathers its whole host info for it (about 1 s on a loaded edge)."""
+        await self._send("GET", "/_ping", want=(200,))
+
     async def version(self) -> Version:
         """version returns who answers on the socket (GET /version)."""
         return Version.model_validate((await self._send("GET", "/version", want=(200,))).json())

@@ -46,6 +46,8 @@ class FakeEngine:
         self.calls.append(f"{method} {path}" + (f"?{query}" if query else ""))
         params = request.url.params
         body = json.loads(request.content) if request.content else {}
+        if path == "/_ping":
+            return httpx.Response(200, text="OK")
         if path == "/version":
             return httpx.Response(200, json={"Version": "20.10.24+dfsg1", "ApiVersion": "1.41"})
         if path.startswith("/images/") and path.endswith("/json"):

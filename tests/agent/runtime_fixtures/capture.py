@@ -100,6 +100,7 @@ async def capture(socket: str, out: Path) -> None:
             except RuntimeFailure as exc:
                 return exc
 
+        await step("ping", rt.ping())
         await step("version", rt.version())
         await step("has-image-present", rt.has_image(IMAGE))
         await step("has-image-missing", rt.has_image("localhost/nothing:1"))
