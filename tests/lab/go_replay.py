@@ -32,6 +32,22 @@ def ask(address: str, raw: bytes) -> tuple[socket.socket, str]:
     return conn, (head + b"\r\n\r\n" + body).decode("utf-8", "replace")
 
 
+def frames(stream: bytes) -> tuple[list[str], bytes]:
+    """frames splits server frames (unmasked): their first bytes in hex, and the data messages' payload joined."""
+    opcodes, payload = [], b""
+    while len(stream) >= 2:
+        size, at = stream[1] & 0x7F, 2
+        if size == 126:
+            size, at = int.from_bytes(stream[2:4], "big"), 4
+        elif size == 127:
+            size, at = int.from_bytes(stream[2:10], "big"), 10
+        opcodes.append(hex(stream[0]))
+        if stream[0] & 0x0F in (0x0, 0x1, 0x2):
+            payload += stream[at : at + size]
+        stream = stream[at + size :]
+    return opcodes, payload
+
+
 def fill(template: bytes, **values: str) -> bytes:
     for key, value in values.items():
         template = template.replace(b"{" + key.encode() + b"}", value.encode())
@@ -45,14 +61,12 @@ def main(address: str, project: str, service: str, port: str, closed: str) -> No
     conn, out["forward"] = ask(address, fill(FORWARD, p=project, s=service, port=port))
     payload, mask = b"GET / HTTP/1.0\r\n\r\n", b"abcd"
     conn.sendall(bytes([0x82, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-    frame = b""
-    while b"\r\n\r\n" not in frame or not frame.endswith(b"\n"):
-        chunk = conn.recv(65536)
-        if not chunk:
-            break
-        frame += chunk
-    out["frameOpcode"] = hex(frame[0]) if frame else ""
-    out["frame"] = frame[2:].decode("utf-8", "replace")
+    stream = b""
+    while chunk := conn.recv(65536):  # the agent closes once the container's side has closed
+        stream += chunk
+    opcodes, payload = frames(stream)
+    out["opcodes"] = " ".join(opcodes)
+    out["payload"] = payload.decode("utf-8", "replace")
     _, out["forwardClosed"] = ask(address, fill(FORWARD, p=project, s=service, port=closed))
     print(json.dumps(out))
 
