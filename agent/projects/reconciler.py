@@ -32,6 +32,8 @@ from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
 from controlplane.api import Project, ProjectList, ProjectPhase, ProjectStatusPatch
+from controlplane.client import ClientError
+from controlplane.supervision import Progress
 
 from ..runtime import NoSuchObject, RuntimeClient, RuntimeFailure, RuntimeUnreachable
 from .names import PROJECT_LABEL, container_name, network_name, project_labels, volume_name
@@ -170,14 +172,17 @@ class Reconciler:
         task.add_done_callback(_log_failure)
         return task
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """run starts a pass every poll_interval until stop is set; a failed pass is logged and retried."""
+    async def run(self, stop: asyncio.Event, progress: Progress | None = None) -> None:
+        """run starts a pass every poll_interval until stop is set, ticking progress (the agent's supervisor
+        watches it); a pass that fails on the control plane or the runtime is logged and retried."""
         try:
             while not stop.is_set():
                 try:
                     await self.sync_once(wait=False)
-                except Exception as exc:  # the next pass retries; the loop must not die of one bad answer
+                except (ClientError, RuntimeFailure) as exc:  # the next pass retries
                     log.warning("project reconcile pass failed: %s", exc)
+                if progress is not None:
+                    progress.tick(within=self._config.poll_interval)
                 try:
                     await asyncio.wait_for(stop.wait(), self._config.poll_interval)
                 except TimeoutError:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from controlplane.api import (
+    ASSIGNED_PHASES,
     ConditionStatus,
     Node,
     NodeState,
@@ -33,8 +34,6 @@ from .placement import NetworkFacts, facts_of, label_order, misses
 REASON_SCHEDULED: Final = "Scheduled"
 UNSCHEDULABLE: Final = "Unschedulable"
 
-#: Phases whose Projects hold their Node's resources (a Terminating one has not let go yet).
-BOUND_PHASES: Final = (ProjectPhase.SCHEDULED, ProjectPhase.RUNNING, ProjectPhase.TERMINATING)
 
 # Why a node is not available, as counted in the Unschedulable message, in the order printed there.
 NOT_READY: Final = "NotReady"
@@ -299,7 +298,7 @@ class Scheduler:
         max_age = self._config.throughput_max_age
         placement = build_placement(
             nodes,
-            await self._store.list_projects(phases=list(BOUND_PHASES)),
+            await self._store.list_projects(phases=list(ASSIGNED_PHASES)),
             facts=lambda node: facts_of(node, now, max_age),
         )
         shelves = Shelves(placement.rooms)
@@ -365,9 +364,11 @@ class Scheduler:
         except (Conflict, NotFound):
             return
 
-    async def run(self, stop: asyncio.Event, *, gate: Gate | None = None) -> None:
+    async def run(
+        self, stop: asyncio.Event, *, gate: Gate | None = None, on_pass: Callable[[], None] | None = None
+    ) -> None:
         """run calls sync_once every scheduler_period until stop is set."""
-        await run_every("scheduler", self.sync_once, self._config.scheduler_period, stop, gate)
+        await run_every("scheduler", self.sync_once, self._config.scheduler_period, stop, gate, on_pass)
 
 
 def _parse(parse: Callable[[str], int], text: str | None) -> int:
