@@ -11,15 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Final
-
-from websockets.frames import Frame, Opcode
-from websockets.http11 import Request
-from websockets.server import ServerProtocol
+from typing import TYPE_CHECKING, Final
 
 from ..projects.names import network_name
 from ..runtime import NoSuchObject, RuntimeClient, RuntimeFailure
 from .problems import send_problem
+
+if TYPE_CHECKING:  # websockets is imported on the first forward, not at start: an idle agent keeps ~1 MiB
+    from websockets.server import ServerProtocol
 
 log = logging.getLogger("cara.agent.api")
 
@@ -71,6 +70,9 @@ async def serve_forward(
         await send_problem(writer, 502, f"cannot reach {container} port {port}: {exc or 'timed out'}")
         return
     back_reader, back_writer = backend
+    from websockets.http11 import Request
+    from websockets.server import ServerProtocol
+
     try:
         protocol = ServerProtocol(max_size=2**20)
         protocol.receive_data(raw_head)
@@ -105,6 +107,7 @@ async def _pump(
     back_writer: asyncio.StreamWriter,
 ) -> None:
     """_pump copies backend bytes into binary messages and message payloads into the backend until either ends."""
+    from websockets.frames import Frame, Opcode
 
     async def to_client() -> None:
         while data := await back_reader.read(READ_SIZE):
