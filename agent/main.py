@@ -34,13 +34,14 @@ from .collectors.peers import PeerProbeConfig, PeerProber, disco_probe
 from .collectors.resources import PsutilSource, ResourceSource
 from .collectors.system import collect_info
 from .collectors.tailnet import TailnetCollector
+from .collectors.witness import WitnessChecker, http_fetch
 from .heartbeat import Backoff, Heartbeater
 from .http import AgentHTTPServer
 from .ingress import IngressProxy
 from .metrics import metrics_handler
 from .projects.reconciler import ReconcileConfig, Reconciler
 from .runtime import RuntimeClient
-from .settings import Settings, SettingsError, find_runtime_socket, load_settings
+from .settings import DEFAULT_AGENT_PORT, Settings, SettingsError, find_runtime_socket, load_settings
 from .status import AgentStatus
 from .throughput import Meter, ServerMeter, SpeedtestMeter, ThroughputError
 
@@ -53,6 +54,8 @@ CLIENT_TIMEOUT: Final = 5.0
 #: A projects pass is stalled past its interval plus this: the list (5 s client timeout) and the runtime ping
 #: (30 s) are its only waits.
 PROJECTS_STALL: Final = 40.0
+#: Bound on one witness check of a fellow agent (at most half a beat interval): the witness is wanted now.
+WITNESS_TIMEOUT: Final = 2.0
 #: Throughput tests are spread over ±10 % of the interval so that a fleet does not measure at once.
 THROUGHPUT_JITTER: Final = 0.1
 #: A measurement may take both directions' duration plus this (connect, a slow server) before its loop is stalled.
@@ -232,7 +235,9 @@ async def run_agent(
             limits=httpx.Limits(max_keepalive_connections=0), verify=_verify(url)
         )
         timeout = min(CLIENT_TIMEOUT, max(2.0, settings.heartbeat_interval))
-        async with Client(url, transport=beat_transport, timeout=timeout) as client:
+        # Witness checks of fellow agents' /healthz over the tailnet: no proxy from the environment, no pooling.
+        witness_http = httpx.AsyncClient(trust_env=False, limits=httpx.Limits(max_keepalive_connections=0))
+        async with witness_http, Client(url, transport=beat_transport, timeout=timeout) as client:
             tailnet = TailnetCollector(
                 local=local,
                 server_host=urlsplit(url).hostname,
@@ -257,7 +262,18 @@ async def run_agent(
                         max_peers=settings.max_peers,
                     ),
                 )
+            witness = None
+            if peers is not None:
+                prober = peers
+                witness = WitnessChecker(
+                    resolve=lambda name: prober.address(name, DEFAULT_AGENT_PORT),
+                    fetch=http_fetch(witness_http),
+                    probe=disco_probe(local),
+                    now=now,
+                    timeout=min(WITNESS_TIMEOUT, max(0.5, settings.heartbeat_interval / 2)),
+                )
             status = AgentStatus(
+                witness=witness,
                 tailnet=tailnet,
                 peers=peers,
                 resources=resources if resources is not None else PsutilSource(),
@@ -275,6 +291,7 @@ async def run_agent(
                 sleep=sleep,
                 interval=settings.heartbeat_interval,
                 status_interval=settings.status_interval,
+                witness=witness.check if witness is not None else None,
             )
             if meter is None and settings.throughput_backend == "server":
                 meter = ServerMeter(
