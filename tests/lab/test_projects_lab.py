@@ -147,6 +147,9 @@ def test_apply_to_running_within_5s_p99_with_the_image_present(
         f"median {percentile(binds, 0.5):.2f}s, max {max(binds):.2f}s"
     )
     assert percentile(times, 0.99) <= 5.0, times
+    for host in EDGES:  # a rerun on the same lab must pull again: drop the image wherever an earlier run left it
+        with httpx.Client(transport=httpx.HTTPTransport(uds=runtime["sockets"][host]), base_url="http://d/v1.41") as c:
+            c.delete(f"/images/{runtime['pullImage']}", params={"force": "1"})
     apply(plane, manifest("pulled", runtime["pullImage"]))
     doc, _ = wait_phase(plane, "pulled", "Running", timeout=60)
     pulled = (_time(phase_condition(doc)["lastTransitionTime"]) - _time(doc["metadata"]["createdAt"])).total_seconds()
