@@ -41,6 +41,8 @@ STYLES: Final[Mapping[str, Mapping[str, Any]]] = {
 }
 #: The column of each Node's own path to the control plane (the peer name the server's history uses).
 CONTROL_PLANE: Final = "cara-server"
+#: The REASON of a stale Node's path that had none of its own.
+STALE: Final = "Stale"
 #: The sentence of a reason is cut to this many characters in the list (`-o wide` prints it whole).
 WHY_WIDTH: Final = 60
 
@@ -117,34 +119,41 @@ def paths(nodes: Sequence[Node], now: datetime) -> list[dict[str, Any]]:
 
 
 def not_direct(nodes: Sequence[Node], now: datetime) -> list[Row]:
-    """not_direct lists each path (to another Node, or to the control plane) that is not Direct: relayed first,
-    then unknown, then the stale ones (last known, with `?`), each by from then to."""
+    """not_direct lists each path (to another Node, or to the control plane) that is not Direct, or not known to be
+    now: relayed first, then unknown, then every path of a Node whose facts are stale (its last known mode with `?`,
+    SINCE its last confirmation), each by from then to."""
+    from controlplane.api import fact_freshness
+
     names = {node.name for node in nodes}
     rows = []
     for node in nodes:
         network = node.status.network
-        stale = is_stale(node, now)
-        mark = "?" if stale else ""
+        if is_stale(node, now):
+            confirmed = fact_freshness(node.status, now).confirmed_at
+            why = "the Node's facts are stale: last known, not current"
+            if network is not None and network.mode is not None:
+                text = _path_text(network.mode.value, network.derp_region) + "?"
+                rows.append(Row(node.name, CONTROL_PLANE, "stale", text, STALE, confirmed, why, True))
+            for peer in _peers(node).values():
+                if peer.name in names and peer.name != node.name:
+                    mode = peer.mode.value if peer.mode else None
+                    text = _path_text(mode, peer.derp_region) + ("?" if mode else "")
+                    rows.append(
+                        Row(node.name, peer.name, "stale", text, peer.relay_reason or STALE, confirmed, why, True)
+                    )
+            continue
         if network is not None and network.mode is not None and network.mode.value != "Direct":
-            text = _path_text("DERP", network.derp_region) + mark
-            rows.append(Row(node.name, CONTROL_PLANE, "stale" if stale else "DERP", text, "", None, "", stale))
+            rows.append(Row(node.name, CONTROL_PLANE, "DERP", _path_text("DERP", network.derp_region), "", None, ""))
         for peer in _peers(node).values():
             if peer.name not in names or peer.name == node.name:
                 continue
             mode = peer.mode.value if peer.mode else None
             kind = kind_of(mode, peer.relay_reason)
             if kind != "Direct":
+                since = peer.since or peer.last_seen
+                text = _path_text(mode, peer.derp_region)
                 rows.append(
-                    Row(
-                        node.name,
-                        peer.name,
-                        "stale" if stale else kind,
-                        _path_text(mode, peer.derp_region) + (mark if mode else ""),
-                        peer.relay_reason or "",
-                        peer.since or peer.last_seen,
-                        peer.relay_message or "",
-                        stale,
-                    )
+                    Row(node.name, peer.name, kind, text, peer.relay_reason or "", since, peer.relay_message or "")
                 )
     return sorted(rows, key=lambda r: (r.stale, r.kind == "unknown", r.source, r.target))
 

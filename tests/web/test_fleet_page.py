@@ -147,7 +147,10 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fed]:
                 nodes = {n["metadata"]["name"]: n["status"] for n in api.get("/api/v1/nodes").json()["items"]}
                 ready = [n for n in fleet.alive if n not in fleet.draining]
                 pressed = all(
-                    any(c["type"] == "MemoryPressure" and c["status"] == "True" for c in nodes[n]["conditions"])
+                    any(
+                        c["type"] == "MemoryPressure" and c["status"] == "True"
+                        for c in nodes[n].get("conditions") or []
+                    )
                     for n in fleet.pressure
                 )
                 return pressed and all(nodes[n].get("state") == "Ready" for n in ready)

@@ -292,7 +292,9 @@ function renderFleet(m) {
     const throughput = f.network.throughput || {};
     const rates = throughput.download || throughput.upload
       ? `${throughput.download || "?"} / ${throughput.upload || "?"}${f.stale ? "?" : ""}${throughput.lastTestTime ? ` · ${ago(throughput.lastTestTime, m.now)}` : ""}` : "—";
-    const own = f.own.mode ? `${modeText(f.own.mode, f.own.derpRegion)}${f.stale ? "?" : ""} ${f.stale ? "" : latencyText(f.own.latencyMs)}`.trim() : "unknown";
+    // A stale node's path is its last known one, with "?" and how long ago it was confirmed, never a latency.
+    const own = !f.own.mode ? "unknown" : f.stale ? `${modeText(f.own.mode, f.own.derpRegion)}? · stale ${ago(f.beat, m.now)}`
+      : `${modeText(f.own.mode, f.own.derpRegion)} ${latencyText(f.own.latencyMs)}`.trim();
     const name = el("td", {}, f.name);
     if (f.cordoned) name.append(el("span", { class: "tag cordoned" }, f.draining ? "draining" : "cordoned"));
     const row = el("tr", { "data-node": f.name, "data-stale": String(f.stale), "data-state": f.state },

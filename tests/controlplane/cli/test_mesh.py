@@ -188,10 +188,14 @@ async def test_a_silent_nodes_paths_are_shown_stale_never_as_current(
     clock.step(15)  # edge1 last beat 45 s ago: past the 40 s grace
     lines = (await caractrl("mesh")).stdout.splitlines()
     assert lines[0].endswith("1 Direct, 0 relayed, 0 unknown, 2 stale · 3 pairs not probed")
-    assert [line.split()[:3] for line in lines[2:]] == [
-        ["edge2", "cara-server", "DERP(lab)"],
-        ["edge1", "edge3", "DERP(lab)?"],  # last known, not current
+    # Every path of edge1 is listed, last known (with ?), not current: since its last confirmation, 45 s ago.
+    assert [line.split()[:5] for line in lines[2:]] == [
+        ["edge2", "cara-server", "DERP(lab)", "<none>", "<none>"],
+        ["edge1", "cara-server", "Direct?", "Stale", "45s"],
+        ["edge1", "edge2", "Direct?", "Stale", "45s"],
+        ["edge1", "edge3", "DERP(lab)?", "UDPBlocked", "45s"],
     ]
+    assert lines[3].endswith("the Node's facts are stale: last known, not current")
     grid = (await caractrl("mesh", "--matrix")).stdout.splitlines()[-3:]
     assert grid[0] == "1 edge1 s \\ss"  # its own path and both reported paths stale, never "·" or "D"
     listed = json.loads((await caractrl("mesh", "-o", "json")).stdout)["paths"]
