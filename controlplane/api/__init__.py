@@ -8,7 +8,7 @@ from ._conditions import (
     find_condition,
     set_condition,
 )
-from ._errors import InvalidObject, decode, describe_errors
+from ._errors import InvalidObject, decode, describe_errors, shown
 from ._history import CONTROL_PLANE_PEER, NodeHistory, PathChange, ThroughputSample
 from ._json import MAX_INTEGER_DIGITS, NotStrictJSON, strict_json_loads
 from ._meta import (
@@ -67,6 +67,8 @@ from ._quantity import (
     parse_throughput,
     quantity_bytes,
 )
+from ._selectors import InvalidSelector, Requirement, Selector, parse_selector
+from ._validation import decode_valid, heartbeat_errors, node_errors, project_errors
 
 __all__ = [
     "API_VERSION",
@@ -85,6 +87,7 @@ __all__ = [
     "IngressScope",
     "IngressTarget",
     "InvalidObject",
+    "InvalidSelector",
     "NetworkMode",
     "Node",
     "NodeBinding",
@@ -107,8 +110,10 @@ __all__ = [
     "ProjectSpec",
     "ProjectStatus",
     "ProjectStatusPatch",
+    "Requirement",
     "ResourceList",
     "ResourceRequests",
+    "Selector",
     "ServiceDef",
     "TailnetInfo",
     "ThroughputSample",
@@ -119,6 +124,7 @@ __all__ = [
     "WireModel",
     "cpu_millis",
     "decode",
+    "decode_valid",
     "describe_errors",
     "find_condition",
     "format_cpu",
@@ -126,11 +132,16 @@ __all__ = [
     "format_mebibytes",
     "format_throughput",
     "format_time",
+    "heartbeat_errors",
+    "node_errors",
     "parse_duration",
     "parse_quantity",
+    "parse_selector",
     "parse_throughput",
+    "project_errors",
     "quantity_bytes",
     "set_condition",
+    "shown",
     "strict_json_loads",
     "validate_name",
 ]
