@@ -68,7 +68,14 @@ from ._quantity import (
     quantity_bytes,
 )
 from ._selectors import InvalidSelector, Requirement, Selector, parse_selector
-from ._validation import decode_valid, heartbeat_errors, node_errors, project_errors
+from ._validation import (
+    decode_valid,
+    heartbeat_errors,
+    label_value_problem,
+    node_errors,
+    project_errors,
+    qualified_name_problem,
+)
 
 __all__ = [
     "API_VERSION",
@@ -133,12 +140,14 @@ __all__ = [
     "format_throughput",
     "format_time",
     "heartbeat_errors",
+    "label_value_problem",
     "node_errors",
     "parse_duration",
     "parse_quantity",
     "parse_selector",
     "parse_throughput",
     "project_errors",
+    "qualified_name_problem",
     "quantity_bytes",
     "set_condition",
     "shown",

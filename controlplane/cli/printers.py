@@ -78,12 +78,24 @@ def milliseconds(value: float | None) -> str:
     return NONE if value is None else f"{value:g}ms"
 
 
+def node_state(node: Wire) -> str:
+    """node_state is the STATE cell as kubectl's STATUS: readiness, then `,Draining` or `,SchedulingDisabled`
+    (`Ready,SchedulingDisabled` for a cordoned Node, `NotReady,Draining` for a draining one whose agent is gone)."""
+    state = _field(node, "status", "state")
+    if state == "Draining":
+        conditions = _field(node, "status", "conditions")
+        ready = any(_field(c, "type") == "Ready" and _field(c, "status") == "True" for c in conditions or [])
+        return f"{'Ready' if ready else 'NotReady'},Draining"
+    text = _text(state)
+    return f"{text},SchedulingDisabled" if _field(node, "spec", "unschedulable") is True else text
+
+
 def node_row(node: Wire, now: datetime, *, wide: bool = False) -> list[str]:
     """node_row is one line of `get nodes`."""
     network = _field(node, "status", "network") or {}
     row = [
         str(_field(node, "metadata", "name")),
-        _text(_field(node, "status", "state")),
+        node_state(node),
         _text(_field(network, "ip")),
         _text(_field(network, "mode")),
         age(wire_time(_field(node, "metadata", "createdAt")), now),

@@ -56,6 +56,14 @@ DryRun = Annotated[
 ]
 
 
+#: `?watch=true`: stream events instead of answering a list (controlplane.server.watch).
+WatchFlag = Annotated[bool, Query(description="Stream newline-delimited JSON events instead of a list.")]
+#: `?timeoutSeconds=N`: how long a watch stays open.
+TimeoutSeconds = Annotated[
+    int | None, Query(alias="timeoutSeconds", ge=1, description="Seconds a watch stays open (at most 1800).")
+]
+
+
 def is_dry_run(value: str | None) -> bool:
     """is_dry_run reports whether a request asked for dryRun=All."""
     return value == "All"

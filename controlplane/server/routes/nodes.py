@@ -26,8 +26,20 @@ from controlplane.store.base import AlreadyExists, Conflict, NodeMutator
 from ..context import CallerDep, Ctx, ServerContext, parse_json, read_body, read_json
 from ..identity import Caller, Forbidden, Role, require_reader, require_writer
 from ..problems import problem_responses
+from ..watch import NodeSource, watch_response
 from . import history
-from ._common import DryRun, check_path_name, exists, is_dry_run, json_body, parse_selector, wire, without_status
+from ._common import (
+    DryRun,
+    TimeoutSeconds,
+    WatchFlag,
+    check_path_name,
+    exists,
+    is_dry_run,
+    json_body,
+    parse_selector,
+    wire,
+    without_status,
+)
 
 router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
 
@@ -89,10 +101,19 @@ def _with_lease(node: Node, context: ServerContext) -> Node:
 
 @router.get("", responses={200: {"model": NodeList}, **problem_responses(400)})
 async def list_nodes(
-    context: Ctx, caller: CallerDep, label_selector: Annotated[str | None, Query(alias="labelSelector")] = None
-) -> JSONResponse:
+    request: Request,
+    context: Ctx,
+    caller: CallerDep,
+    label_selector: Annotated[str | None, Query(alias="labelSelector")] = None,
+    watch: WatchFlag = False,
+    timeout_seconds: TimeoutSeconds = None,
+) -> Response:
+    """list answers a NodeList; with watch=true, a stream of events instead (controlplane.server.watch)."""
     require_reader(caller)
     selector = parse_selector(label_selector)
+    if watch:
+        source = NodeSource(context.store, lambda node: _with_lease(node, context).to_wire())
+        return watch_response(source, selector, timeout_seconds, request)
     nodes = [
         node
         for node in await context.store.list_nodes(labels=selector.equalities() or None)

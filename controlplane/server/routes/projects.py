@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -24,7 +24,19 @@ from controlplane.store.base import AlreadyExists, Conflict
 from ..context import CallerDep, Ctx, read_json
 from ..identity import Forbidden, Role, require_reader, require_writer
 from ..problems import problem_responses
-from ._common import DryRun, check_path_name, exists, is_dry_run, json_body, parse_selector, wire, without_status
+from ..watch import ListSource, watch_response
+from ._common import (
+    DryRun,
+    TimeoutSeconds,
+    WatchFlag,
+    check_path_name,
+    exists,
+    is_dry_run,
+    json_body,
+    parse_selector,
+    wire,
+    without_status,
+)
 from .nodes import authorize_node_write
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
@@ -38,12 +50,16 @@ IDLE_PHASES = frozenset({ProjectPhase.PENDING, ProjectPhase.FAILED, ProjectPhase
 
 @router.get("", responses={200: {"model": ProjectList}, **problem_responses(400)})
 async def list_projects(
+    request: Request,
     context: Ctx,
     caller: CallerDep,
     phase: Annotated[list[str] | None, Query()] = None,
     node_ref: Annotated[str | None, Query(alias="nodeRef")] = None,
     label_selector: Annotated[str | None, Query(alias="labelSelector")] = None,
-) -> JSONResponse:
+    watch: WatchFlag = False,
+    timeout_seconds: TimeoutSeconds = None,
+) -> Response:
+    """list answers a ProjectList; with watch=true, a stream of events instead (controlplane.server.watch)."""
     require_reader(caller)
     phases = []
     for value in phase or ():
@@ -53,10 +69,20 @@ async def list_projects(
             allowed = ", ".join(p.value for p in ProjectPhase)
             raise InvalidObject([f"phase: {value!r} is not one of {allowed}"]) from None
     selector = parse_selector(label_selector)
-    projects = await context.store.list_projects(
-        phases=phases or None, node_ref=node_ref or None, labels=selector.equalities() or None
-    )
-    return wire(ProjectList(items=[p for p in projects if selector.matches(p.metadata.labels)]))
+
+    async def matching() -> list[Project]:
+        projects = await context.store.list_projects(
+            phases=phases or None, node_ref=node_ref or None, labels=selector.equalities() or None
+        )
+        return [p for p in projects if selector.matches(p.metadata.labels)]
+
+    if watch:
+
+        async def list_all() -> list[dict[str, Any]]:
+            return [project.to_wire() for project in await matching()]
+
+        return watch_response(ListSource(list_all), selector, timeout_seconds, request)
+    return wire(ProjectList(items=await matching()))
 
 
 @router.post(

@@ -1,4 +1,4 @@
-"""System routes: health and Prometheus metrics."""
+"""System routes: health, version and Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from controlplane.api import NodeState
+from controlplane.api import API_VERSION, NodeState
 
 from ..context import Ctx
 
@@ -16,6 +16,23 @@ router = APIRouter(tags=["system"])
 @router.get("/api/healthz", response_class=PlainTextResponse)
 async def healthz() -> str:
     return "OK"
+
+
+#: The distribution whose version the server reports.
+DISTRIBUTION = "caravanserai-mesh"
+
+
+@router.get("/api/version")
+async def version() -> dict[str, str]:
+    """version is the server's own version and API version (Kubernetes' /version, for `caractrl version`)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        found = package_version(DISTRIBUTION)
+    except PackageNotFoundError:
+        found = "unknown"
+    return {"version": found, "apiVersion": API_VERSION}
 
 
 @router.get("/metrics", response_class=Response)
