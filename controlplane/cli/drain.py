@@ -37,9 +37,9 @@ def drain(env: Env, node: str, timeout: str, no_wait: bool) -> None:
         import time
 
         await client.drain(node)
-        click.echo(f"node/{node} cordoned and draining")
-        if no_wait:
+        if no_wait:  # today's behaviour: the Node is Draining; its Projects move in the background
             return []
+        click.echo(f"node/{node} cordoned and draining")
         deadline = time.monotonic() + limit
         shown: set[str] = set()
         phases = [ProjectPhase(p) for p in PLACED]

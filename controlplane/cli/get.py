@@ -99,19 +99,25 @@ def get(env: Env, /, resource: str, names: tuple[str, ...], **options: Any) -> N
     results = run(env, fetch)
     if options["sort_by"]:
         results = [(kind, output.sort_by(items, options["sort_by"])) for kind, items in results]
-    _print(env, results, single=len(targets) == 1 and targets[0][1] is not None, options=options)
+    _print(env, results, single=len(targets) == 1 and named, listing=not named, options=options)
     if options["watch"]:
         _watch(env, results[0][0], selector_text, results[0][1], options)
 
 
 def _print(
-    env: Env, results: list[tuple[Kind, list[dict[str, Any]]]], *, single: bool, options: dict[str, Any]
+    env: Env,
+    results: list[tuple[Kind, list[dict[str, Any]]]],
+    *,
+    single: bool,
+    listing: bool,
+    options: dict[str, Any],
 ) -> None:
+    """_print shows one object as itself, a listing as the server's NodeList/ProjectList, several names as a List."""
     out = options["output"] or ""
     every = [item for _, items in results for item in items]
     if out in ("json", "yaml") or out.startswith("jsonpath="):
         whole: dict[str, Any] = every[0] if single else _as_list(every)
-        if len(results) == 1 and not single:
+        if listing:
             kind = results[0][0]
             whole = {
                 "apiVersion": "caravanserai/v1",
@@ -129,7 +135,7 @@ def _print(
         click.echo("No resources found", err=True)
         return
     blocks = [render(kind, items, env, options, headers=not options["no_headers"]) for kind, items in results if items]
-    click.echo("\n\n".join(blocks))
+    click.echo(("\n" if out == "name" else "\n\n").join(blocks))
 
 
 def _watch(env: Env, kind: Kind, selector: str | None, listed: list[dict[str, Any]], options: dict[str, Any]) -> None:
