@@ -1,4 +1,4 @@
-"""docs/caractrl.md shows what caractrl prints now: scripts/caractrl-docs reruns its examples and must change nothing."""
+"""docs/caractrl.md shows what caractrl prints now: scripts/caractrl-docs reruns its examples, changing nothing."""
 
 from __future__ import annotations
 
