@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .context import Env, Kind, complete_kind, complete_name, fail, resolve_targets, run
+from .context import Env, Kind, complete_kind, complete_name, fail, resolve_kind, resolve_targets, run
 
 if TYPE_CHECKING:
     from controlplane.client import Client
@@ -33,7 +33,7 @@ def delete(
             raise fail("give either -f FILE or TYPE NAME, not both")
         from .apply import load_all
 
-        targets = [(m.obj.kind.lower(), m.obj.name) for m in load_all(filenames, recursive)]  # type: ignore[misc]
+        targets = [(resolve_kind(m.obj.kind), m.obj.name) for m in load_all(filenames, recursive)]
     elif resource is None:
         raise fail("give TYPE NAME..., TYPE/NAME... or -f FILE")
     else:

@@ -6,7 +6,7 @@ spec, so a placed Project takes it (only spec changes are refused).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import click
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from controlplane.client import Client
 
 Field = Literal["labels", "annotations"]
+M = TypeVar("M", "Node", "Project")
 
 
 def parse_changes(words: tuple[str, ...], field: Field) -> tuple[dict[str, str], list[str]]:
@@ -50,8 +51,7 @@ def _edit(field: Field, name: str, resource: str, words: tuple[str, ...], overwr
     assert target is not None
     sets, removes = parse_changes(changes, field)
 
-    async def act(client: Client) -> str:
-        obj: Node | Project = await (client.get_node(target) if kind == "node" else client.get_project(target))
+    def edited(obj: M) -> M:
         current = dict(getattr(obj.metadata, field) or {})
         for key, value in sets.items():
             if key in current and current[key] != value and not overwrite:
@@ -60,11 +60,13 @@ def _edit(field: Field, name: str, resource: str, words: tuple[str, ...], overwr
         for key in removes:
             current.pop(key, None)
         metadata = obj.metadata.model_copy(update={field: current or None})
-        updated = obj.model_copy(update={"metadata": metadata})
+        return obj.model_copy(update={"metadata": metadata})
+
+    async def act(client: Client) -> str:
         if kind == "node":
-            await client.replace_node(updated)  # type: ignore[arg-type]
+            await client.replace_node(edited(await client.get_node(target)))
         else:
-            await client.replace_project(updated)  # type: ignore[arg-type]
+            await client.replace_project(edited(await client.get_project(target)))
         return f"{kind}/{target} {'labeled' if field == 'labels' else 'annotated'}"
 
     click.echo(run(env, act))

@@ -26,7 +26,7 @@ from controlplane.store.base import AlreadyExists, Conflict, NodeMutator
 from ..context import CallerDep, Ctx, ServerContext, parse_json, read_body, read_json
 from ..identity import Caller, Forbidden, Role, require_reader, require_writer
 from ..problems import problem_responses
-from ..watch import NodeSource, watch_response
+from ..watch import NodeSource, watch_response, watch_responses
 from . import history
 from ._common import (
     DryRun,
@@ -99,7 +99,7 @@ def _with_lease(node: Node, context: ServerContext) -> Node:
     return node.model_copy(update={"status": status})
 
 
-@router.get("", responses={200: {"model": NodeList}, **problem_responses(400)})
+@router.get("", responses={**watch_responses(NodeList), **problem_responses(400)})
 async def list_nodes(
     request: Request,
     context: Ctx,

@@ -24,7 +24,7 @@ from controlplane.store.base import AlreadyExists, Conflict
 from ..context import CallerDep, Ctx, read_json
 from ..identity import Forbidden, Role, require_reader, require_writer
 from ..problems import problem_responses
-from ..watch import ListSource, watch_response
+from ..watch import ListSource, watch_response, watch_responses
 from ._common import (
     DryRun,
     TimeoutSeconds,
@@ -48,7 +48,7 @@ REPLACEABLE_PHASES = frozenset({ProjectPhase.PENDING, ProjectPhase.FAILED})
 IDLE_PHASES = frozenset({ProjectPhase.PENDING, ProjectPhase.FAILED, ProjectPhase.TERMINATED})
 
 
-@router.get("", responses={200: {"model": ProjectList}, **problem_responses(400)})
+@router.get("", responses={**watch_responses(ProjectList), **problem_responses(400)})
 async def list_projects(
     request: Request,
     context: Ctx,
