@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ class ServerContext:
     # Bindings: node name → bound tailnet node ID (None while unbound) of every node seen to exist, so that an
     # empty heartbeat is authorized without a store read. Deleting a node or releasing its binding updates it.
     bindings: dict[str, str | None] = field(default_factory=dict)
+    # Stopping: set as soon as the server begins to stop, so that open watches end instead of holding the stop.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def get_context(request: Request) -> ServerContext:

@@ -10,6 +10,7 @@ import socket
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import FrameType
 
 import click
 import uvicorn
@@ -56,6 +57,8 @@ def _duration(param: str) -> click.ParamType[timedelta]:
 
 #: The lifecycle pass period of a real server (ControllerConfig's default is the 1 s upper bound).
 LIFECYCLE_PERIOD = timedelta(milliseconds=500)
+#: Seconds a stop waits for open requests (a watch, a throughput stream) before cancelling them.
+SHUTDOWN_GRACE_S = 15
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -249,13 +252,29 @@ async def _serve(
             h11_max_incomplete_event_size=64 * 1024,
             ws="none",
             http=limited_protocol(),  # head deadline and size, body idle timeout: see limits.py
+            # A stop waits this long for open requests, then cancels them: watches (`?watch=true`) stay open for
+            # up to 30 min and would hold the stop that long (a throughput stream lasts at most 10 s).
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         )
-        await uvicorn.Server(config).serve(sockets=sockets)
+        await _Server(config, app.state.context.stopping).serve(sockets=sockets)
     finally:
         await store.close()
         if local is not None:
             await local.aclose()
     return 0
+
+
+class _Server(uvicorn.Server):
+    """_Server tells open watches to end as soon as a stop begins, before uvicorn waits for connections to close."""
+
+    def __init__(self, config: uvicorn.Config, stopping: asyncio.Event) -> None:
+        super().__init__(config)
+        self._stopping = stopping
+        self._loop = asyncio.get_running_loop()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._loop.call_soon_threadsafe(self._stopping.set)  # called from a signal handler
+        super().handle_exit(sig, frame)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ document by document.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -89,9 +90,15 @@ def _event(kind: str, obj: Mapping[str, Any]) -> bytes:
 
 
 async def events(
-    source: Source, selector: Selector, timeout_s: float, request: Request, poll_s: float = POLL_S
+    source: Source,
+    selector: Selector,
+    timeout_s: float,
+    request: Request,
+    stopping: asyncio.Event,
+    poll_s: float = POLL_S,
 ) -> AsyncIterator[bytes]:
-    """events yields the encoded events of one watch (see the module's docstring)."""
+    """events yields the encoded events of one watch (see the module's docstring); it ends when timeout_s pass, the
+    client goes away or the server begins to stop (stopping is set)."""
     shown: dict[str, Wire] = {}
     deadline = time.monotonic() + timeout_s
     first = True
@@ -111,12 +118,15 @@ async def events(
         if first:
             yield _event("BOOKMARK", {})
             first = False
-        if time.monotonic() >= deadline or await request.is_disconnected():
+        if time.monotonic() >= deadline or stopping.is_set() or await request.is_disconnected():
             return
-        await asyncio.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), min(poll_s, max(0.0, deadline - time.monotonic())))
 
 
-def watch_response(source: Source, selector: Selector, timeout_s: int | None, request: Request) -> StreamingResponse:
+def watch_response(
+    source: Source, selector: Selector, timeout_s: int | None, request: Request, stopping: asyncio.Event
+) -> StreamingResponse:
     """watch_response streams a watch of source as newline-delimited JSON."""
     limit = min(timeout_s or MAX_TIMEOUT_S, MAX_TIMEOUT_S)  # MAX_TIMEOUT_S read now: the fuzzers lower it
-    return StreamingResponse(events(source, selector, limit, request), media_type=NDJSON)
+    return StreamingResponse(events(source, selector, limit, request, stopping), media_type=NDJSON)

@@ -113,7 +113,7 @@ async def list_nodes(
     selector = parse_selector(label_selector)
     if watch:
         source = NodeSource(context.store, lambda node: _with_lease(node, context).to_wire())
-        return watch_response(source, selector, timeout_seconds, request)
+        return watch_response(source, selector, timeout_seconds, request, context.stopping)
     nodes = [
         node
         for node in await context.store.list_nodes(labels=selector.equalities() or None)

@@ -81,7 +81,7 @@ async def list_projects(
         async def list_all() -> list[dict[str, Any]]:
             return [project.to_wire() for project in await matching()]
 
-        return watch_response(ListSource(list_all), selector, timeout_seconds, request)
+        return watch_response(ListSource(list_all), selector, timeout_seconds, request, context.stopping)
     return wire(ProjectList(items=await matching()))
 
 

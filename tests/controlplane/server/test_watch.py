@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import httpx
+from fastapi import FastAPI
 
 NODES, PROJECTS = "/api/v1/nodes", "/api/v1/projects"
 
@@ -51,3 +53,19 @@ async def test_a_project_watch_sees_modifications_and_deletions(api: httpx.Async
 async def test_a_bad_selector_is_refused_before_the_stream_opens(api: httpx.AsyncClient) -> None:
     answer = await api.get(NODES, params={"watch": "true", "labelSelector": "app!x"})
     assert answer.status_code == 400 and 'invalid selector "app!x"' in answer.json()["detail"]
+
+
+async def test_a_watch_ends_as_soon_as_the_server_begins_to_stop(api: httpx.AsyncClient, app: FastAPI) -> None:
+    """Otherwise a stop would wait for every open watch (up to 30 minutes)."""
+    await api.post(NODES, json={"metadata": {"name": "a"}})
+
+    async def stop() -> None:
+        await asyncio.sleep(0.3)
+        app.state.context.stopping.set()
+
+    stopping = asyncio.create_task(stop())
+    started = time.monotonic()
+    answer = await api.get(NODES, params={"watch": "true", "timeoutSeconds": "30"})
+    await stopping
+    assert time.monotonic() - started < 5
+    assert _events(answer.text) == [("ADDED", "a"), ("BOOKMARK", None)]
