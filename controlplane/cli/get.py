@@ -4,11 +4,13 @@ for tools, `-l` selectors, `--sort-by`, `--no-headers`, `--show-labels`, and `-w
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
-from . import output, printers
+from . import output as outputs
+from . import printers
 from .context import Env, Kind, complete_kind, complete_name, fail, resolve_targets, run
 
 if TYPE_CHECKING:
@@ -17,6 +19,15 @@ if TYPE_CHECKING:
 OUTPUT_HELP = "wide | json | yaml | name | jsonpath=TEMPLATE | custom-columns=HEADER:PATH[,...]"
 PLAIN_OUTPUTS = ("wide", "json", "yaml", "name")
 RESOURCE: dict[Kind, Literal["nodes", "projects"]] = {"node": "nodes", "project": "projects"}
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """Shown is how `get` prints: the -o form ("" for the table), --show-labels and --no-headers."""
+
+    output: str = ""
+    show_labels: bool = False
+    no_headers: bool = False
 
 
 def label_selector(terms: tuple[str, ...]) -> str | None:
@@ -40,13 +51,13 @@ def check_output(ctx: click.Context, param: click.Parameter, value: str | None) 
     raise click.BadParameter(f'unknown output format "{value}" (expected {OUTPUT_HELP})')
 
 
-def render(kind: Kind, items: list[dict[str, Any]], env: Env, options: dict[str, Any], *, headers: bool) -> str:
+def render(kind: Kind, items: list[dict[str, Any]], env: Env, shown: Shown, *, headers: bool) -> str:
     """render is the text of items for the -o, --show-labels and --no-headers options."""
-    out = options["output"] or ""
+    out = shown.output
     if out == "name":
         return "\n".join(f"{kind}/{item['metadata']['name']}" for item in items)
     if out.startswith("custom-columns="):
-        return output.custom_columns(out.removeprefix("custom-columns="), items, headers=headers)
+        return outputs.custom_columns(out.removeprefix("custom-columns="), items, headers=headers)
     wide, now = out == "wide", env.now()
     if kind == "node":
         columns = printers.NODE_WIDE_COLUMNS if wide else printers.NODE_COLUMNS
@@ -54,9 +65,9 @@ def render(kind: Kind, items: list[dict[str, Any]], env: Env, options: dict[str,
     else:
         columns = printers.PROJECT_WIDE_COLUMNS if wide else printers.PROJECT_COLUMNS
         rows = [printers.project_row(item, now, wide=wide) for item in items]
-    if options["show_labels"]:
+    if shown.show_labels:
         columns = [*columns, "LABELS"]
-        rows = [[*row, output.labels_text(item)] for row, item in zip(rows, items, strict=True)]
+        rows = [[*row, outputs.labels_text(item)] for row, item in zip(rows, items, strict=True)]
     text = printers.table(columns, rows)
     return text if headers else "\n".join(text.splitlines()[1:])
 
@@ -78,14 +89,26 @@ def _as_list(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     "--request-timeout", type=float, metavar="SECONDS", help="With -w: stop watching after this many seconds."
 )
 @click.pass_obj
-def get(env: Env, /, resource: str, names: tuple[str, ...], **options: Any) -> None:
+def get(
+    env: Env,
+    resource: str,
+    names: tuple[str, ...],
+    output: str | None,
+    selector: tuple[str, ...],
+    watch: bool,
+    sort_by: str | None,
+    no_headers: bool,
+    show_labels: bool,
+    request_timeout: float | None,
+) -> None:
     """List Nodes or Projects, or show some by NAME (several names, or TYPE/NAME forms)."""
+    shown = Shown(output or "", show_labels, no_headers)
     targets = resolve_targets(resource, names)
-    selector_text = label_selector(options["selector"])
+    selector_text = label_selector(selector)
     named = any(name is not None for _, name in targets)
     if named and selector_text:
         raise fail("a NAME and -l cannot be used together")
-    if options["watch"] and (named or len({kind for kind, _ in targets}) > 1):
+    if watch and (named or len({kind for kind, _ in targets}) > 1):
         raise fail("-w watches one TYPE, without names")
 
     async def fetch(client: Client) -> list[tuple[Kind, list[dict[str, Any]]]]:
@@ -97,11 +120,11 @@ def get(env: Env, /, resource: str, names: tuple[str, ...], **options: Any) -> N
         return list(found.items())
 
     results = run(env, fetch)
-    if options["sort_by"]:
-        results = [(kind, output.sort_by(items, options["sort_by"])) for kind, items in results]
-    _print(env, results, single=len(targets) == 1 and named, listing=not named, options=options)
-    if options["watch"]:
-        _watch(env, results[0][0], selector_text, results[0][1], options)
+    if sort_by:
+        results = [(kind, outputs.sort_by(items, sort_by)) for kind, items in results]
+    _print(env, results, single=len(targets) == 1 and named, listing=not named, shown=shown)
+    if watch:
+        _watch(env, results[0][0], selector_text, results[0][1], shown, request_timeout)
 
 
 def _print(
@@ -110,10 +133,10 @@ def _print(
     *,
     single: bool,
     listing: bool,
-    options: dict[str, Any],
+    shown: Shown,
 ) -> None:
     """_print shows one object as itself, a listing as the server's NodeList/ProjectList, several names as a List."""
-    out = options["output"] or ""
+    out = shown.output
     every = [item for _, items in results for item in items]
     if out in ("json", "yaml") or out.startswith("jsonpath="):
         whole: dict[str, Any] = every[0] if single else _as_list(every)
@@ -129,21 +152,23 @@ def _print(
         elif out == "yaml":
             click.echo(printers.to_yaml(whole))
         else:
-            click.echo(output.jsonpath(out.removeprefix("jsonpath="), whole))
+            click.echo(outputs.jsonpath(out.removeprefix("jsonpath="), whole))
         return
     if not every:
         click.echo("No resources found", err=True)
         return
-    blocks = [render(kind, items, env, options, headers=not options["no_headers"]) for kind, items in results if items]
+    blocks = [render(kind, items, env, shown, headers=not shown.no_headers) for kind, items in results if items]
     click.echo(("\n" if out == "name" else "\n\n").join(blocks))
 
 
-def _watch(env: Env, kind: Kind, selector: str | None, listed: list[dict[str, Any]], options: dict[str, Any]) -> None:
+def _watch(
+    env: Env, kind: Kind, selector: str | None, listed: list[dict[str, Any]], shown: Shown, timeout_s: float | None
+) -> None:
     """_watch prints one line per change after the listing, reopening the stream until Ctrl-C or --request-timeout."""
     import time
 
     last = {item["metadata"]["name"]: item for item in listed}
-    deadline = time.monotonic() + options["request_timeout"] if options["request_timeout"] else None
+    deadline = time.monotonic() + timeout_s if timeout_s else None
 
     async def follow(client: Client) -> None:
         while deadline is None or time.monotonic() < deadline:
@@ -159,15 +184,15 @@ def _watch(env: Env, kind: Kind, selector: str | None, listed: list[dict[str, An
                     continue
                 else:
                     last[name] = obj
-                out = options["output"] or ""
+                out = shown.output
                 if out == "json":
                     click.echo(printers.to_json(obj))
                 elif out == "yaml":
                     click.echo("---\n" + printers.to_yaml(obj))
                 elif out.startswith("jsonpath="):
-                    click.echo(output.jsonpath(out.removeprefix("jsonpath="), obj))
+                    click.echo(outputs.jsonpath(out.removeprefix("jsonpath="), obj))
                 else:
-                    click.echo(render(kind, [obj], env, options, headers=False))
+                    click.echo(render(kind, [obj], env, shown, headers=False))
 
     try:
         run(env, follow)
