@@ -11,7 +11,7 @@ import click
 
 from . import output as outputs
 from . import printers
-from .context import Env, Kind, complete_kind, complete_name, fail, resolve_targets, run
+from .context import Env, Failure, Kind, complete_kind, complete_name, fail, problem_lines, resolve_targets, run
 
 if TYPE_CHECKING:
     from controlplane.client import Client
@@ -111,11 +111,21 @@ def get(
     if watch and (named or len({kind for kind, _ in targets}) > 1):
         raise fail("-w watches one TYPE, without names")
 
+    missing: list[str] = []
+
     async def fetch(client: Client) -> list[tuple[Kind, list[dict[str, Any]]]]:
         # The server's own JSON, never decoded into models: exact for -o json|yaml, and fast for tables.
+        from controlplane.client import NotFound
+
         found: dict[Kind, list[dict[str, Any]]] = {}
         for kind, name in targets:
-            body = await client.wire("nodes" if kind == "node" else "projects", name, label_selector=selector_text)
+            try:
+                body = await client.wire(RESOURCE[kind], name, label_selector=selector_text)
+            except NotFound as exc:
+                if len(targets) == 1:
+                    raise
+                missing.extend(problem_lines(exc))  # as kubectl: show the others, name the missing, exit 1
+                continue
             found.setdefault(kind, []).extend([body] if name else body["items"])
         return list(found.items())
 
@@ -123,6 +133,8 @@ def get(
     if sort_by:
         results = [(kind, outputs.sort_by(items, sort_by)) for kind, items in results]
     _print(env, results, single=len(targets) == 1 and named, listing=not named, shown=shown)
+    if missing:
+        raise Failure(missing)
     if watch:
         _watch(env, results[0][0], selector_text, results[0][1], shown, request_timeout)
 

@@ -33,6 +33,9 @@ async def test_output_name_and_several_names_and_type_slash_name(caractrl: Carac
     assert tables[0].startswith("NAME     STATE") and tables[1].startswith("NAME   PHASE")
     as_json = json.loads((await caractrl("get", "nodes", "edge-1", "edge-2", "-o", "json")).stdout)
     assert as_json["kind"] == "List" and [i["metadata"]["name"] for i in as_json["items"]] == ["edge-1", "edge-2"]
+    partly = await caractrl("get", "nodes", "edge-1", "ghost", "-o", "name")
+    assert (partly.exit_code, partly.stdout) == (1, "node/edge-1\n")
+    assert partly.stderr == 'Error: Not Found: Node "ghost" not found\n'
     mixed_forms = await caractrl("get", "nodes", "node/edge-1")
     assert mixed_forms.exit_code == 1 and "TYPE/NAME" in mixed_forms.stderr
 
