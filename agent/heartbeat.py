@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Protocol
 
-from controlplane.api import Heartbeat, Node, NodeSpec, NodeState, ObjectMeta
+from controlplane.api import (
+    AGENT_BACKOFF_BASE,
+    AGENT_BACKOFF_CAP,
+    AGENT_BACKOFF_JITTER,
+    Heartbeat,
+    Node,
+    NodeSpec,
+    NodeState,
+    ObjectMeta,
+)
 from controlplane.client import (
     ApiError,
     Client,
@@ -23,13 +32,15 @@ from controlplane.client import (
     NotFound,
     ServerUnreachable,
 )
+from controlplane.supervision import Progress
 
 log = logging.getLogger("cara.agent")
 
 #: Backoff after a failure: 5 s, doubling to at most 60 s (issue 5), jittered ±20 % so a fleet does not stampede.
-BACKOFF_BASE: Final = 5.0
-BACKOFF_CAP: Final = 60.0
-JITTER: Final = 0.2
+#: The values live in controlplane.api: the control plane's stall rule depends on the longest wait.
+BACKOFF_BASE: Final = AGENT_BACKOFF_BASE
+BACKOFF_CAP: Final = AGENT_BACKOFF_CAP
+JITTER: Final = AGENT_BACKOFF_JITTER
 #: Retry period while our own tailscaled is down or just back: a LocalAPI call and a refused connect cost nothing,
 #: and waiting a whole interval would add up to one interval to the recovery after tailscaled runs again.
 LOCAL_RETRY: Final = 1.0
@@ -211,20 +222,23 @@ class Heartbeater:
         log.warning("heartbeat failed (%s); next try in %.1fs", exc, delay)
         return delay
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, progress: Progress | None = None) -> None:
         """run beats until stop is set, `interval` from start to start (a slow beat does not push the next one
-        later); the wait between passes ends early when stop is set."""
+        later); the wait between passes ends early when stop is set. After every attempt (accepted or not: an
+        unreachable server is no fault of the loop's) it ticks progress with the wait before the next one."""
         try:
-            await self._run(stop)
+            await self._run(stop, progress)
         finally:
             if self._collecting is not None:
                 self._collecting.cancel()
 
-    async def _run(self, stop: asyncio.Event) -> None:
+    async def _run(self, stop: asyncio.Event, progress: Progress | None) -> None:
         while not stop.is_set():
             started = self._now()
             delay = await self.beat_once()
             delay -= (self._now() - started).total_seconds()
+            if progress is not None:
+                progress.tick(within=delay)
             if delay > 0:
                 waiter = asyncio.ensure_future(stop.wait())
                 sleeper = asyncio.ensure_future(self._sleep(delay))

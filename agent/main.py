@@ -15,6 +15,7 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -23,6 +24,7 @@ import httpx
 
 from controlplane.api import Node
 from controlplane.client import Client
+from controlplane.supervision import Progress, Supervisor
 from mesh import LocalClient, MeshError, resolve, socket_path
 
 from .collectors.peers import PeerProbeConfig, PeerProber, disco_probe
@@ -44,6 +46,8 @@ GOODBYE_TIMEOUT: Final = 1.5
 CLIENT_TIMEOUT: Final = 5.0
 #: Throughput tests are spread over ±10 % of the interval so that a fleet does not measure at once.
 THROUGHPUT_JITTER: Final = 0.1
+#: A measurement may take both directions' duration plus this (connect, a slow server) before its loop is stalled.
+THROUGHPUT_SLACK: Final = 60.0
 
 
 def release_memory() -> None:
@@ -96,9 +100,17 @@ async def discover_server(local: LocalClient, settings: Settings, stop: asyncio.
 
 
 async def measure_forever(
-    meter: Meter, status: AgentStatus, settings: Settings, stop: asyncio.Event, backoff: Backoff | None = None
+    meter: Meter,
+    status: AgentStatus,
+    settings: Settings,
+    stop: asyncio.Event,
+    backoff: Backoff | None = None,
+    progress: Progress | None = None,
 ) -> None:
-    """measure_forever measures at once, then every throughput interval (jittered); failures retry with backoff."""
+    """measure_forever measures at once, then every throughput interval (jittered); failures retry with backoff.
+
+    A ThroughputError (the server refused, the path broke) is retried; anything else is a bug and raises to the
+    process root, which logs it, counts it and restarts this loop."""
     backoff = backoff if backoff is not None else Backoff()
     while not stop.is_set():
         try:
@@ -116,6 +128,8 @@ async def measure_forever(
         except ThroughputError as exc:
             delay = backoff.next_delay()
             log.warning("%s; next try in %.1fs", exc, delay)
+        if progress is not None:
+            progress.tick(within=delay)
         if await _wait(stop, delay):
             return
 
@@ -134,11 +148,24 @@ async def serve_http(server: AgentHTTPServer, status: AgentStatus, settings: Set
             return
 
 
-def _health(beater: Heartbeater, status: AgentStatus) -> Callable[[], tuple[int, str, bytes]]:
+async def serve_http_until_stopped(
+    server: AgentHTTPServer, status: AgentStatus, settings: Settings, stop: asyncio.Event, progress: Progress
+) -> None:
+    """serve_http_until_stopped is the supervised HTTP loop: bind (retrying), then serve until stop."""
+    await serve_http(server, status, settings, stop)
+    await stop.wait()
+
+
+def _health(beater: Heartbeater, status: AgentStatus, supervisor: Supervisor) -> Callable[[], tuple[int, str, bytes]]:
+    """_health answers /healthz: 200 while every loop runs and makes progress, else 503 naming the loops and why.
+    An unreachable control plane is not the agent's fault: it shows as serverReachable false, with 200."""
+
     def handler() -> tuple[int, str, bytes]:
         view = status.last_view
+        problems = supervisor.problems()
         doc = {
-            "status": "ok",
+            "status": "unhealthy" if problems else "ok",
+            "loops": problems,
             "node": beater.node_name,
             "registered": beater.state.registered,
             "serverReachable": beater.state.server_reachable,
@@ -146,7 +173,7 @@ def _health(beater: Heartbeater, status: AgentStatus) -> Callable[[], tuple[int,
             "lastHeartbeat": beater.state.last_success.isoformat() if beater.state.last_success else None,
             "lastError": beater.state.last_error or None,
         }
-        return 200, "application/json", json.dumps(doc).encode() + b"\n"
+        return 503 if problems else 200, "application/json", json.dumps(doc).encode() + b"\n"
 
     return handler
 
@@ -161,8 +188,12 @@ async def run_agent(
     meter: Meter | None = None,
     now: Callable[[], datetime] = utc_now,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    supervisor: Supervisor | None = None,
 ) -> int:
-    """run_agent runs until `stop` is set, then sends the going-away beat; returns the exit code (0)."""
+    """run_agent runs the agent's loops under one supervisor until `stop` is set, then sends the going-away beat.
+
+    The loops: heartbeat (register, beat; peer probing runs within each beat's status), throughput, and the HTTP
+    server. Returns the exit code: 0, or non-zero when a loop kept failing and could not be restarted."""
     if local is None:  # a unix socket needs no TLS: skip loading the CA bundle (about 1 MiB resident)
         path = socket_path(settings.socket, os.environ)
         local = LocalClient(path, transport=httpx.AsyncHTTPTransport(uds=path, verify=False))
@@ -231,19 +262,25 @@ async def run_agent(
                 )
             elif meter is None and settings.throughput_backend == "speedtest":
                 meter = SpeedtestMeter(now=now)
+            loops = supervisor if supervisor is not None else Supervisor()
             http = AgentHTTPServer(
-                {"/healthz": _health(beater, status), "/metrics": metrics_handler(beater.state, status)}
+                {
+                    "/healthz": _health(beater, status, loops),
+                    "/metrics": metrics_handler(beater.state, status, restarts=loops.restarts),
+                }
             )
-            tasks = [
-                asyncio.create_task(beater.run(stop), name="heartbeat"),
-                asyncio.create_task(serve_http(http, status, settings, stop)),
-            ]
+            # A beat attempt is due `delay` after the last (its interval, or its backoff while the server is away);
+            # it is late past that by one more interval plus the longest a beat may take.
+            loops.add("heartbeat", beater.run, stall_after=settings.heartbeat_interval + CLIENT_TIMEOUT)
+            loops.add("http", partial(serve_http_until_stopped, http, status, settings))
             if meter is not None:
-                tasks.append(asyncio.create_task(measure_forever(meter, status, settings, stop), name="throughput"))
-            await stop.wait()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+                measure = meter
+
+                async def throughput(stop: asyncio.Event, progress: Progress) -> None:
+                    await measure_forever(measure, status, settings, stop, progress=progress)
+
+                loops.add("throughput", throughput, stall_after=2 * settings.throughput_duration + THROUGHPUT_SLACK)
+            code = await loops.run(stop)
             try:
                 said = await asyncio.wait_for(beater.going_away(), GOODBYE_TIMEOUT)
             except TimeoutError:
@@ -252,7 +289,7 @@ async def run_agent(
             await http.close()
     finally:
         await local.aclose()
-    return 0
+    return code
 
 
 _FLAGS = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import resource
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -121,8 +121,22 @@ def agent_families(out: Exposition, beats: BeatState, status: AgentStatus) -> No
         )
 
 
+def loop_families(out: Exposition, restarts: Mapping[str, int]) -> None:
+    """loop_families adds how often each supervised loop was restarted after raising."""
+    out.family(
+        "cara_agent_loop_restarts",
+        "counter",
+        "Restarts of a supervised loop (heartbeat, throughput, http) after it raised.",
+        [({"loop": name}, count) for name, count in sorted(restarts.items())],
+    )
+
+
 def metrics_handler(
-    beats: BeatState, status: AgentStatus, started: float | None = None
+    beats: BeatState,
+    status: AgentStatus,
+    started: float | None = None,
+    *,
+    restarts: Callable[[], Mapping[str, int]] | None = None,
 ) -> Callable[[], tuple[int, str, bytes]]:
     """metrics_handler returns the /metrics handler of the agent's HTTP server."""
     start = time.time() if started is None else started
@@ -130,6 +144,8 @@ def metrics_handler(
     def handler() -> tuple[int, str, bytes]:
         out = Exposition()
         agent_families(out, beats, status)
+        if restarts is not None:
+            loop_families(out, restarts())
         process_families(out, start)
         return 200, CONTENT_TYPE, out.render()
 

@@ -7,12 +7,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from controlplane.api import cpu_millis, parse_duration, quantity_bytes, validate_name
+from controlplane.api import (
+    AGENT_PORT,
+    SERVER_NAME,
+    SERVER_PORT,
+    cpu_millis,
+    parse_duration,
+    quantity_bytes,
+    validate_name,
+)
 
 #: The control plane's MagicDNS name when neither --server nor SERVER_URL is given (design §5.3).
-DEFAULT_SERVER_NAME: Final = "cara-server"
-DEFAULT_SERVER_PORT: Final = 8080
-DEFAULT_AGENT_PORT: Final = 9090
+DEFAULT_SERVER_NAME: Final = SERVER_NAME
+DEFAULT_SERVER_PORT: Final = SERVER_PORT
+DEFAULT_AGENT_PORT: Final = AGENT_PORT
 BACKENDS: Final = ("server", "speedtest", "off")
 
 #: Each setting: (flag name, environment variable). A flag beats the variable; the variable beats the default.

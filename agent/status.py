@@ -51,7 +51,7 @@ class AgentStatus:
         if view.network is not None and view.status is not None and self.peers is not None:
             probed = await self.peers.round(view.status)
             merged = merge_peers(probed, view.network.peers or (), self.peers.config.max_peers)
-            self.last_network = view.network.model_copy(update={"peers": merged or None})
+            self.last_network = view.network.model_copy(update={"peers": merged})
         elif view.network is not None:
             self.last_network = view.network
         network = self.last_network

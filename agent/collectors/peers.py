@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from controlplane.api import NetworkMode, Node, PeerPath
+from controlplane.api import NODE_TAG, NetworkMode, Node, PeerPath
 from controlplane.client import ClientError
 from mesh import IPAddress, LocalClient, MeshError, Path, PathMode, PeerStatus, Status, classify_peer, probe_path
 
 log = logging.getLogger("cara.agent")
 
 #: The ACL tag every agent's machine carries (the server's node role is granted to the same tag).
-AGENT_TAG: Final = "tag:cara-node"
+AGENT_TAG: Final = NODE_TAG
 #: Pings per probe: one answers for a trusted direct path; a DERP pong is checked by a second (magicsock races
 #: DERP against the direct candidates when it trusts none, so one DERP pong alone proves nothing).
 PROBE_ATTEMPTS: Final = 2

@@ -144,7 +144,7 @@ class TailnetCollector:
             dns_name=me.dns_name or None,
             agent_port=self._port,
             derp_region=me.derp_region or None,
-            peers=peer_paths(status, self._max_peers) or None,
+            peers=peer_paths(status, self._max_peers),  # [] on the wire: "no peers now" (the server merges network)
             tailnet=TailnetFacts(
                 node_id=me.node_id or None,
                 user=me.user or None,

@@ -1,10 +1,22 @@
 """The caravanserai/v1 API types (Node, Project, Condition, quantities) and their validation."""
 
+from controlplane.defaults import (
+    AGENT_BACKOFF_BASE,
+    AGENT_BACKOFF_CAP,
+    AGENT_BACKOFF_JITTER,
+    AGENT_MAX_BACKOFF,
+    AGENT_PORT,
+    NODE_TAG,
+    SERVER_NAME,
+    SERVER_PORT,
+)
+
 from ._conditions import (
     CONTROL_PLANE_CONDITIONS,
     Condition,
     ConditionStatus,
     NodeConditionType,
+    ProjectConditionType,
     find_condition,
     set_condition,
 )
@@ -39,6 +51,10 @@ from ._node import (
     TailnetInfo,
 )
 from ._project import (
+    ASSIGNED_PHASES,
+    EVICTABLE_PHASES,
+    IDLE_PHASES,
+    REPLACEABLE_PHASES,
     EnvVar,
     IngressAccess,
     IngressDef,
@@ -78,12 +94,24 @@ from ._validation import (
 )
 
 __all__ = [
+    "AGENT_BACKOFF_BASE",
+    "AGENT_BACKOFF_CAP",
+    "AGENT_BACKOFF_JITTER",
+    "AGENT_MAX_BACKOFF",
+    "AGENT_PORT",
     "API_VERSION",
+    "ASSIGNED_PHASES",
     "CONTROL_PLANE_CONDITIONS",
     "CONTROL_PLANE_PEER",
+    "EVICTABLE_PHASES",
+    "IDLE_PHASES",
     "MAX_BODY_BYTES",
     "MAX_INTEGER_DIGITS",
     "NAME_RULE",
+    "NODE_TAG",
+    "REPLACEABLE_PHASES",
+    "SERVER_NAME",
+    "SERVER_PORT",
     "ZERO_TIME",
     "Condition",
     "ConditionStatus",
@@ -112,6 +140,7 @@ __all__ = [
     "PathChange",
     "PeerPath",
     "Project",
+    "ProjectConditionType",
     "ProjectList",
     "ProjectPhase",
     "ProjectSpec",

@@ -32,16 +32,24 @@ class NodeConditionType(StrEnum):
     NETWORK_UNAVAILABLE = "NetworkUnavailable"
 
 
-#: The Node condition types the control plane computes; an agent's value for them is ignored.
-CONTROL_PLANE_CONDITIONS: Final = frozenset(
-    {
-        NodeConditionType.READY,
-        NodeConditionType.MEMORY_PRESSURE,
-        NodeConditionType.DISK_PRESSURE,
-        NodeConditionType.PATH_RELAYED,
-        NodeConditionType.TAILNET_OFFLINE,
-    }
+#: The Node condition types the control plane computes, in the order it judges them; an agent's value for them
+#: is ignored.
+CONTROL_PLANE_CONDITIONS: Final = (
+    NodeConditionType.READY,
+    NodeConditionType.MEMORY_PRESSURE,
+    NodeConditionType.DISK_PRESSURE,
+    NodeConditionType.PATH_RELAYED,
+    NodeConditionType.TAILNET_OFFLINE,
 )
+
+
+class ProjectConditionType(StrEnum):
+    """ProjectConditionType names the Project conditions Caravanserai sets."""
+
+    # Scheduled: owned by the scheduler; draining and rescheduling set it False when they unbind.
+    SCHEDULED = "Scheduled"
+    # Phase: the phase a node last reported, with its reason and message.
+    PHASE = "Phase"
 
 
 class Condition(WireModel):

@@ -6,11 +6,13 @@ from typing import Final, Literal
 
 from pydantic import Field, StrictInt, StrictStr
 
+from controlplane.defaults import SERVER_NAME
+
 from ._meta import API_VERSION, Timestamp, WireModel
 from ._node import LatencyMs, NetworkMode
 
 #: The peer name a PathChange uses for the Node's own path to the control plane.
-CONTROL_PLANE_PEER: Final = "cara-server"
+CONTROL_PLANE_PEER: Final = SERVER_NAME
 
 
 class ThroughputSample(WireModel):

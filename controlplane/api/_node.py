@@ -185,7 +185,9 @@ class Heartbeat(WireModel):
     conditions: list[Condition] | None = None
 
     def is_empty(self) -> bool:
-        """is_empty reports whether the beat carries no facts (a lease renewal)."""
-        return not any(
-            (self.state, self.network, self.capacity, self.allocatable, self.available, self.info, self.conditions)
-        )
+        """is_empty reports whether the beat carries nothing at all (a lease renewal)."""
+        return self.state is None and not self.has_facts()
+
+    def has_facts(self) -> bool:
+        """has_facts reports whether the beat carries facts to store (a beat of only `state` carries none)."""
+        return any((self.network, self.capacity, self.allocatable, self.available, self.info, self.conditions))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal, Self
+from typing import Final, Literal, Self
 
 from pydantic import Field, StrictInt, StrictStr, field_validator, model_validator
 
@@ -21,6 +21,16 @@ class ProjectPhase(StrEnum):
     FAILED = "Failed"
     TERMINATING = "Terminating"
     TERMINATED = "Terminated"
+
+
+#: Phases in which a Project occupies its Node and holds its resources (a Terminating one has not let go yet).
+ASSIGNED_PHASES: Final = (ProjectPhase.SCHEDULED, ProjectPhase.RUNNING, ProjectPhase.TERMINATING)
+#: Phases taken off a Node that is draining or gone; Terminating ones are left to finish (or to time out).
+EVICTABLE_PHASES: Final = (ProjectPhase.SCHEDULED, ProjectPhase.RUNNING)
+#: Phases in which a Project's spec may be replaced: before it runs, or after it failed (design §3.1).
+REPLACEABLE_PHASES: Final = frozenset({ProjectPhase.PENDING, ProjectPhase.FAILED})
+#: Phases in which a Project holds nothing on a Node, so DELETE removes it at once.
+IDLE_PHASES: Final = frozenset({ProjectPhase.PENDING, ProjectPhase.FAILED, ProjectPhase.TERMINATED})
 
 
 class VolumeType(StrEnum):

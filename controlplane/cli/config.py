@@ -6,12 +6,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from controlplane.defaults import SERVER_NAME, SERVER_PORT
+
 ENV_VAR = "CARA_SERVER"
 #: The MagicDNS name looked up when no server is configured (design §5.3); CARA_SERVER_NAME overrides it.
-DEFAULT_SERVER_NAME = "cara-server"
+DEFAULT_SERVER_NAME = SERVER_NAME
 NAME_ENV_VAR = "CARA_SERVER_NAME"
-#: The control plane's port on the tailnet (design §3.1).
-SERVER_PORT = 8080
 
 
 class ConfigError(Exception):

@@ -19,11 +19,13 @@ async def run_every(
     period: timedelta,
     stop: asyncio.Event,
     gate: Gate | None = None,
+    on_pass: Callable[[], None] | None = None,
 ) -> None:
     """run_every calls sync_once every period (start to start) until stop is set.
 
     A pass that raises is logged and the loop goes on: one bad row or a store hiccup must not stop
-    node lifecycle for the whole fleet.
+    node lifecycle for the whole fleet. on_pass is called after every pass that finished (not one that raised,
+    nor one the gate skipped): the process root tells a live controller from one that keeps failing by it.
     """
     loop = asyncio.get_running_loop()
     seconds = period.total_seconds()
@@ -32,6 +34,8 @@ async def run_every(
         try:
             if gate is None or await gate():
                 await sync_once()
+                if on_pass is not None:
+                    on_pass()
         except Exception:
             log.exception("%s: pass failed", name)
         remaining = seconds - (loop.time() - started)

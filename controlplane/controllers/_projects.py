@@ -6,14 +6,19 @@ from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Final
 
-from controlplane.api import ConditionStatus, Project, ProjectPhase, find_condition, set_condition
+from controlplane.api import (
+    EVICTABLE_PHASES,
+    ConditionStatus,
+    Project,
+    ProjectConditionType,
+    ProjectPhase,
+    find_condition,
+    set_condition,
+)
 from controlplane.store.base import Conflict, NotFound, Store
 
 # The Project condition the scheduler owns; draining and rescheduling set it False when they unbind.
-SCHEDULED: Final = "Scheduled"
-
-#: Phases taken off a node that is draining or gone. Terminating ones are left to finish (or to time out).
-EVICTED_PHASES: Final = (ProjectPhase.SCHEDULED, ProjectPhase.RUNNING)
+SCHEDULED: Final = ProjectConditionType.SCHEDULED
 
 
 def says(project: Project, type_: str, status: ConditionStatus, reason: str, message: str) -> bool:
@@ -77,7 +82,7 @@ async def evict(
     (moved, finished or deleted since the list: the next pass sees the truth)."""
 
     def mutate(current: Project) -> Project:
-        require_phase(current, EVICTED_PHASES)
+        require_phase(current, EVICTABLE_PHASES)
         if current.status.node_ref != node:
             raise Conflict(f"project {name} is on {current.status.node_ref}, not {node}")
         return edit(current, now)

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Final
 
-from controlplane.api import NodeState, Project
+from controlplane.api import EVICTABLE_PHASES, NodeState, Project
 from controlplane.store.base import NodeView, Store
 
 from ._loop import Gate, run_every
-from ._projects import EVICTED_PHASES, evict, return_to_pending
+from ._projects import evict, return_to_pending
 from ._writes import write_all
 from .config import ControllerConfig
 
@@ -38,7 +38,7 @@ class DrainingController:
     async def sync_once(self) -> int:
         """sync_once runs one pass; returns how many Projects it moved back to Pending."""
         now = self._now()
-        bound = await self._store.list_projects(phases=list(EVICTED_PHASES))
+        bound = await self._store.list_projects(phases=list(EVICTABLE_PHASES))
         if not bound:
             return 0  # nothing to move: spare the list of every Node
         draining = {name for name, state in (await self._states.refresh()).items() if state == NodeState.DRAINING}
@@ -48,6 +48,8 @@ class DrainingController:
         )
         return sum(results)
 
-    async def run(self, stop: asyncio.Event, *, gate: Gate | None = None) -> None:
+    async def run(
+        self, stop: asyncio.Event, *, gate: Gate | None = None, on_pass: Callable[[], None] | None = None
+    ) -> None:
         """run calls sync_once every draining_period until stop is set."""
-        await run_every("draining", self.sync_once, self._config.draining_period, stop, gate)
+        await run_every("draining", self.sync_once, self._config.draining_period, stop, gate, on_pass)

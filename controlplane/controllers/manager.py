@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Final
 
 from controlplane.store.base import Store, StoreError
 from controlplane.store.leases import LeaseTable
@@ -19,7 +21,17 @@ from .node_lifecycle import NodeLifecycleController
 from .rescheduler import Rescheduler
 from .scheduler import Scheduler
 
-__all__ = ["ControllerConfig", "Controllers", "Leadership", "build_controllers", "run_controllers", "run_when_leading"]
+__all__ = [
+    "CONTROLLER_NAMES",
+    "PASS_BOUND",
+    "ControllerConfig",
+    "Controllers",
+    "ControllersStalled",
+    "Leadership",
+    "build_controllers",
+    "run_controllers",
+    "run_when_leading",
+]
 
 log = logging.getLogger("controlplane.controllers")
 
@@ -54,18 +66,36 @@ async def run_controllers(
     config: ControllerConfig,
     stop: asyncio.Event,
     is_leader: Gate | None = None,
+    on_pass: Callable[[str], None] | None = None,
 ) -> None:
     """run_controllers runs every controller's loop until stop is set.
 
     is_leader, when given, is awaited before each pass of each controller; a pass is skipped while it
-    answers False, so several replicas can share a store with one of them acting.
+    answers False, so several replicas can share a store with one of them acting. on_pass, when given, is
+    called with the controller's name (CONTROLLER_NAMES) after each pass it finished.
     """
     controllers = build_controllers(store=store, leases=leases, now=now, config=config)
+
+    def passed(name: str) -> Callable[[], None] | None:
+        return None if on_pass is None else lambda: on_pass(name)
+
     async with asyncio.TaskGroup() as group:
-        group.create_task(controllers.lifecycle.run(stop, gate=is_leader))
-        group.create_task(controllers.draining.run(stop, gate=is_leader))
-        group.create_task(controllers.scheduler.run(stop, gate=is_leader))
-        group.create_task(controllers.rescheduler.run(stop, gate=is_leader))
+        group.create_task(controllers.lifecycle.run(stop, gate=is_leader, on_pass=passed("node-lifecycle")))
+        group.create_task(controllers.draining.run(stop, gate=is_leader, on_pass=passed("draining")))
+        group.create_task(controllers.scheduler.run(stop, gate=is_leader, on_pass=passed("scheduler")))
+        group.create_task(controllers.rescheduler.run(stop, gate=is_leader, on_pass=passed("rescheduler")))
+
+
+#: The controllers of one term, by the names on_pass reports.
+CONTROLLER_NAMES: Final = ("node-lifecycle", "draining", "scheduler", "rescheduler")
+#: A leader whose controller has not finished a pass for this long is not leading well: it stops renewing the
+#: leader lease and run_when_leading raises (the process root restarts it, another replica may take over).
+#: Well above every pass period (5 s at most) and a 20k-Node pass (well under 1 s).
+PASS_BOUND: Final = timedelta(seconds=30)
+
+
+class ControllersStalled(Exception):
+    """ControllersStalled is raised by run_when_leading when the leader's controllers died or stopped passing."""
 
 
 class Leadership:
@@ -110,6 +140,9 @@ async def run_when_leading(
     renew_every: timedelta,
     merge_leases: bool,
     on_change: Callable[[bool], None] | None = None,
+    progress: Callable[[], None] | None = None,
+    pass_bound: timedelta = PASS_BOUND,
+    clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """run_when_leading renews the leader lease every renew_every and runs the controllers while it is held.
 
@@ -118,8 +151,32 @@ async def run_when_leading(
     store), the leader also reads the leases the other replicas flushed, at the start of a term and at each
     renewal, newest winning; a beat another replica received reaches the leader within one flush period
     plus renew_every, well inside the grace.
+
+    Before each renewal a leader checks its controllers: when their task ended, or one of them has not finished
+    a pass within pass_bound (on `clock`, monotonic seconds), it does not renew but raises ControllersStalled
+    naming it, so the lease lapses within its TTL and the process root restarts this loop. progress, when given,
+    is called after every renewal that found the controllers well (the process root's stall check).
     """
+    longest = max(config.lifecycle_period, config.draining_period, config.scheduler_period, config.rescheduler_period)
+    if pass_bound <= longest:
+        raise ValueError(f"pass_bound ({pass_bound}) must exceed the longest controller period ({longest})")
     term: tuple[asyncio.Event, asyncio.Task[None]] | None = None
+    passes: dict[str, float] = {}
+
+    def passed(name: str) -> None:
+        passes[name] = clock()
+
+    def check_term() -> None:
+        if term is None:
+            return
+        task = term[1]
+        if task.done():
+            failure = None if task.cancelled() else task.exception()
+            raise ControllersStalled(f"the controllers ended: {failure!r}") from failure
+        late = {name: clock() - at for name, at in passes.items() if clock() - at > pass_bound.total_seconds()}
+        if late:
+            said = ", ".join(f"{name} for {age:.0f}s" for name, age in sorted(late.items()))
+            raise ControllersStalled(f"no controller pass finished: {said} (bound {pass_bound.total_seconds():g}s)")
 
     async def end_term() -> None:
         nonlocal term
@@ -130,6 +187,7 @@ async def run_when_leading(
 
     try:
         while not stop.is_set():
+            check_term()
             leading = await leadership.renew()
             if leading and merge_leases:
                 try:
@@ -139,9 +197,17 @@ async def run_when_leading(
             if leading and term is None:
                 log.info("leader: %s now runs the controllers", leadership.holder)
                 term_stop = asyncio.Event()
+                started = clock()
+                passes = dict.fromkeys(CONTROLLER_NAMES, started)
                 task = asyncio.create_task(
                     run_controllers(
-                        store=store, leases=leases, now=now, config=config, stop=term_stop, is_leader=leadership.gate
+                        store=store,
+                        leases=leases,
+                        now=now,
+                        config=config,
+                        stop=term_stop,
+                        is_leader=leadership.gate,
+                        on_pass=passed,
                     ),
                     name="controllers",
                 )
@@ -153,7 +219,13 @@ async def run_when_leading(
                 await end_term()
                 if on_change is not None:
                     on_change(False)
+            if progress is not None:
+                progress()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=renew_every.total_seconds())
+    except ControllersStalled:
+        if on_change is not None:
+            on_change(False)
+        raise
     finally:
         await end_term()

@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from controlplane.api import (
+    AGENT_MAX_BACKOFF,
+    CONTROL_PLANE_CONDITIONS,
     Condition,
     ConditionStatus,
     NetworkMode,
@@ -33,9 +35,6 @@ JUDGE_CHUNK: Final = 1000
 #: A stall of the loop itself (the process frozen, the event loop blocked) longer than this many graces, or one
 #: heartbeat interval if that is longer, is treated as a restart: see `NodeLifecycleController.resume`.
 STALL_GRACES: Final = 0.25
-#: The longest an agent waits between retries (issue 5: backoff doubling to 60 s, ±20 % jitter). Agents back off
-#: while the control plane stalls, so their first beat after it can come as late as the stall was long.
-AGENT_MAX_BACKOFF: Final = timedelta(seconds=72)
 
 log = logging.getLogger("controlplane.controllers")
 
@@ -45,7 +44,7 @@ MEMORY_PRESSURE: Final = NodeConditionType.MEMORY_PRESSURE
 DISK_PRESSURE: Final = NodeConditionType.DISK_PRESSURE
 PATH_RELAYED: Final = NodeConditionType.PATH_RELAYED
 TAILNET_OFFLINE: Final = NodeConditionType.TAILNET_OFFLINE
-OWNED_TYPES: Final = (READY, MEMORY_PRESSURE, DISK_PRESSURE, PATH_RELAYED, TAILNET_OFFLINE)
+OWNED_TYPES: Final = CONTROL_PLANE_CONDITIONS
 
 # Reasons.
 AGENT_READY: Final = "AgentReady"
@@ -424,6 +423,8 @@ class NodeLifecycleController:
         self.resume(self._now())
         return await self.sync_once()
 
-    async def run(self, stop: asyncio.Event, *, gate: Gate | None = None) -> None:
+    async def run(
+        self, stop: asyncio.Event, *, gate: Gate | None = None, on_pass: Callable[[], None] | None = None
+    ) -> None:
         """run passes every lifecycle_period until stop is set, applying `resume`'s stall rule before each."""
-        await run_every("node-lifecycle", self._pass, self._config.lifecycle_period, stop, gate)
+        await run_every("node-lifecycle", self._pass, self._config.lifecycle_period, stop, gate, on_pass)

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Final
 
-from controlplane.api import ConditionStatus, Node, Project, ProjectPhase, find_condition
+from controlplane.api import EVICTABLE_PHASES, ConditionStatus, Node, Project, ProjectPhase, find_condition
 from controlplane.store.base import Conflict, NodeView, NotFound, Store
 
 from ._loop import Gate, run_every
-from ._projects import EVICTED_PHASES, evict, require_phase, return_to_pending, with_condition
+from ._projects import evict, require_phase, return_to_pending, with_condition
 from ._writes import write_all
 from .config import ControllerConfig, format_duration
 from .node_lifecycle import READY
@@ -97,7 +97,7 @@ class Rescheduler:
 
     async def _free_not_ready(self, now: datetime) -> int:
         after = self._config.reschedule_after
-        bound = await self._store.list_projects(phases=list(EVICTED_PHASES))
+        bound = await self._store.list_projects(phases=list(EVICTABLE_PHASES))
         if not bound:
             return 0  # nothing to free: spare the list of every Node
         since = await self._not_ready_since.refresh()
@@ -139,6 +139,8 @@ class Rescheduler:
         done = await self._store.list_projects(phases=[ProjectPhase.TERMINATED])
         return sum(await write_all(delete(project.name) for project in done))
 
-    async def run(self, stop: asyncio.Event, *, gate: Gate | None = None) -> None:
+    async def run(
+        self, stop: asyncio.Event, *, gate: Gate | None = None, on_pass: Callable[[], None] | None = None
+    ) -> None:
         """run calls sync_once every rescheduler_period until stop is set."""
-        await run_every("rescheduler", self.sync_once, self._config.rescheduler_period, stop, gate)
+        await run_every("rescheduler", self.sync_once, self._config.rescheduler_period, stop, gate, on_pass)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from controlplane.api import (
+    ASSIGNED_PHASES,
     ConditionStatus,
     Node,
     NodeState,
@@ -31,8 +32,6 @@ from .config import ControllerConfig
 REASON_SCHEDULED: Final = "Scheduled"
 UNSCHEDULABLE: Final = "Unschedulable"
 
-#: Phases whose Projects hold their Node's resources (a Terminating one has not let go yet).
-BOUND_PHASES: Final = (ProjectPhase.SCHEDULED, ProjectPhase.RUNNING, ProjectPhase.TERMINATING)
 
 # Why a node is not available, as counted in the Unschedulable message, in the order printed there.
 NOT_READY: Final = "NotReady"
@@ -272,7 +271,7 @@ class Scheduler:
         if not pending or self._backing_off(pending, now):
             return 0
         nodes = await self._store.list_nodes()
-        placement = build_placement(nodes, await self._store.list_projects(phases=list(BOUND_PHASES)))
+        placement = build_placement(nodes, await self._store.list_projects(phases=list(ASSIGNED_PHASES)))
         shelves = Shelves(placement.rooms)
         binds: list[tuple[str, str]] = []
         refusals: list[tuple[str, str]] = []
@@ -329,9 +328,11 @@ class Scheduler:
         except (Conflict, NotFound):
             return
 
-    async def run(self, stop: asyncio.Event, *, gate: Gate | None = None) -> None:
+    async def run(
+        self, stop: asyncio.Event, *, gate: Gate | None = None, on_pass: Callable[[], None] | None = None
+    ) -> None:
         """run calls sync_once every scheduler_period until stop is set."""
-        await run_every("scheduler", self.sync_once, self._config.scheduler_period, stop, gate)
+        await run_every("scheduler", self.sync_once, self._config.scheduler_period, stop, gate, on_pass)
 
 
 def _parse(parse: Callable[[str], int], text: str | None) -> int:

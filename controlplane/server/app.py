@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,13 +18,11 @@ from . import problems
 from .context import ServerContext
 from .identity import Identity
 from .metrics import Metrics
+from .nodewrites import NodeWrites
 from .routes import history, nodes, projects, system, throughput, web
 from .settings import Settings
 
 log = logging.getLogger("cara.server")
-
-#: Runs the controllers until the event is set (injected so that the server never imports them).
-BackgroundRunner = Callable[[ServerContext, asyncio.Event], Coroutine[Any, Any, None]]
 
 
 class RequestMetrics:
@@ -55,17 +50,6 @@ class RequestMetrics:
             self.metrics.request_seconds.labels(scope["method"]).observe(time.perf_counter() - started)
 
 
-async def _flush_leases(context: ServerContext, stop: asyncio.Event) -> None:
-    period = context.settings.lease_flush_interval.total_seconds()
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=period)
-        try:
-            await context.leases.flush(context.store)
-        except Exception:  # a failed flush is retried next period; leases stay in memory
-            log.exception("lease flush failed")
-
-
 def freeze_startup_heap() -> None:
     """freeze_startup_heap moves every object alive at start (modules, classes, the app and its schemas) out of
     the garbage collector's reach, so a full collection scans only what the server made since: measured at
@@ -81,38 +65,27 @@ def create_app(
     identity: Identity,
     settings: Settings,
     leases: LeaseTable | None = None,
-    background: BackgroundRunner | None = None,
+    health: Callable[[], Mapping[str, str]] | None = None,
 ) -> FastAPI:
-    """create_app builds the API over its collaborators; background tasks run only under a lifespan."""
+    """create_app builds the API over its collaborators. It runs no background work: the process root
+    (main.py) runs the lease flusher and the controllers beside uvicorn, and hands in `health`, which names the
+    loops that are dead or stalled (none: healthy)."""
+    leases = leases if leases is not None else LeaseTable()
     context = ServerContext(
         store=store,
-        leases=leases if leases is not None else LeaseTable(),
+        leases=leases,
         now=now,
         identity=identity,
         settings=settings,
         metrics=Metrics(pair_limit=settings.metrics_pair_limit),
+        writes=NodeWrites(store=store, leases=leases, now=now, grace=settings.grace),
+        health=health if health is not None else dict,
     )
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await context.leases.load(context.store)
-        freeze_startup_heap()
-        stop = asyncio.Event()
-        tasks = [asyncio.create_task(_flush_leases(context, stop), name="lease-flush")]
-        if background is not None:
-            tasks.append(asyncio.create_task(background(context, stop), name="controllers"))
-        try:
-            yield
-        finally:
-            stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await context.leases.flush(context.store)
 
     app = FastAPI(
         title="Caravanserai control plane",
         version="v1",
         description="The caravanserai/v1 API: Nodes, Projects, heartbeats. Errors are RFC 9457 problem documents.",
-        lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
@@ -18,6 +18,7 @@ from controlplane.store.leases import LeaseTable
 
 from .identity import Caller, Identity
 from .metrics import Metrics
+from .nodewrites import NodeWrites
 from .problems import BodyTooLarge, Problem
 from .settings import Settings
 
@@ -32,9 +33,10 @@ class ServerContext:
     identity: Identity
     settings: Settings
     metrics: Metrics
-    # Bindings: node name → bound tailnet node ID (None while unbound) of every node seen to exist, so that an
-    # empty heartbeat is authorized without a store read. Deleting a node or releasing its binding updates it.
-    bindings: dict[str, str | None] = field(default_factory=dict)
+    # Writes: every write to a Node goes through it (binding check, heartbeat merge, drain, uncordon, release).
+    writes: NodeWrites
+    # Health: loop name → why it is dead or stalled, from the process root's supervisor; empty when healthy.
+    health: Callable[[], Mapping[str, str]]
     # Stopping: set as soon as the server begins to stop, so that open watches end instead of holding the stop.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 

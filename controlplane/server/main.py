@@ -1,4 +1,6 @@
-"""`cara-server`: parse the command line, build the store, identity, app and controllers, and serve."""
+"""`cara-server`: the process root. Parse the command line, build the store, identity, app and controllers, and run
+the HTTP server, the lease flusher and the controllers side by side under one supervisor (the only module of the
+server that imports the controllers: an import contract says so)."""
 
 from __future__ import annotations
 
@@ -6,11 +8,11 @@ import asyncio
 import dataclasses
 import logging
 import os
+import signal
 import socket
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import FrameType
 
 import click
 import uvicorn
@@ -18,15 +20,17 @@ from prometheus_client import Gauge
 
 from controlplane.api import parse_duration
 from controlplane.controllers.config import ControllerConfig
-from controlplane.controllers.manager import Leadership, run_when_leading
-from controlplane.store import StoreError, default_store_url, open_store
+from controlplane.controllers.manager import PASS_BOUND, Leadership, run_when_leading
+from controlplane.store import LeaseTable, StoreError, default_store_url, open_store
+from controlplane.supervision import LoopFn, Progress, Supervisor
 from mesh import LocalClient, MeshError
 
-from .app import create_app
+from .app import create_app, freeze_startup_heap
 from .binding import BindError, dev_addresses, open_sockets, read_tailnet_addresses
 from .context import ServerContext
 from .identity import DevIdentity, Identity, TailnetIdentity
 from .limits import limited_protocol
+from .loops import flush_stall_bound, http_server, lease_flusher
 from .roles import RolesConfig, load_config
 from .settings import Settings
 
@@ -63,7 +67,7 @@ SHUTDOWN_GRACE_S = 15
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ReplicaSettings:
-    """ReplicaSettings say who this replica is and how it keeps the controllers' leader lease."""
+    """ReplicaSettings say who this replica is and how it keeps the controllers' leader lease (data only)."""
 
     # ReplicaID: this process's name in the leader lease (default hostname-pid: unique per process).
     replica_id: str
@@ -77,8 +81,18 @@ class ReplicaSettings:
         # Three renewals per TTL: one lost renewal never costs the lease.
         return self.leader_ttl / 3
 
-    async def run_controllers(self, context: ServerContext, stop: asyncio.Event) -> None:
-        """run_controllers is the app's background runner: the controllers, while this replica leads."""
+
+def controllers_loop(
+    context: ServerContext,
+    replica: ReplicaSettings,
+    *,
+    pass_bound: timedelta = PASS_BOUND,
+    config: ControllerConfig | None = None,
+) -> LoopFn:
+    """controllers_loop is the supervised loop running the controllers while this replica leads. A leader whose
+    controllers died or finished no pass within pass_bound stops renewing and raises (run_when_leading), so the
+    supervisor logs it, counts it and restarts the loop, and the lease lapses to another replica meanwhile."""
+    if config is None:
         config = ControllerConfig(
             heartbeat_interval=context.settings.heartbeat_interval,
             grace=context.settings.grace,
@@ -86,12 +100,14 @@ class ReplicaSettings:
             # grace + 1 s target with room; a pass between resyncs costs ~0.08 s at 20k Nodes.
             lifecycle_period=LIFECYCLE_PERIOD,
         )
-        gauge = Gauge(
-            "cara_leader",
-            "1 while this replica holds the leader lease and runs the controllers, else 0.",
-            registry=context.metrics.registry,
-        )
-        leadership = Leadership(store=context.store, holder=self.replica_id, ttl=self.leader_ttl, now=context.now)
+    gauge = Gauge(
+        "cara_leader",
+        "1 while this replica holds the leader lease and runs the controllers, else 0.",
+        registry=context.metrics.registry,
+    )
+
+    async def run(stop: asyncio.Event, progress: Progress) -> None:
+        leadership = Leadership(store=context.store, holder=replica.replica_id, ttl=replica.leader_ttl, now=context.now)
         await run_when_leading(
             store=context.store,
             leases=context.leases,
@@ -99,9 +115,40 @@ class ReplicaSettings:
             config=config,
             stop=stop,
             leadership=leadership,
-            renew_every=self.renew_every,
-            merge_leases=self.replicated,
+            renew_every=replica.renew_every,
+            merge_leases=replica.replicated,
             on_change=gauge.set,
+            progress=progress.tick,
+            pass_bound=pass_bound,
+        )
+
+    return run
+
+
+def supervise_server(
+    context: ServerContext,
+    supervisor: Supervisor,
+    *,
+    http: LoopFn | None,
+    controllers: LoopFn | None,
+    pass_bound: timedelta = PASS_BOUND,
+    renew_every: timedelta = timedelta(seconds=10),
+    leader_ttl: timedelta = timedelta(seconds=10),
+) -> None:
+    """supervise_server adds the server's loops to supervisor: the HTTP server (its end ends the process), the
+    lease flusher, and the controllers (stalled when no renewal found them well within pass_bound + renew_every;
+    restarted no sooner than the leader lease lapses and another replica could take it: a real step-down)."""
+    if http is not None:
+        supervisor.add("http", http, ends_process=True, graceful=True)
+    supervisor.add(
+        "lease-flush", lease_flusher(context), stall_after=flush_stall_bound(context.settings.lease_flush_interval)
+    )
+    if controllers is not None:
+        supervisor.add(
+            "controllers",
+            controllers,
+            stall_after=(pass_bound + renew_every).total_seconds(),
+            restart_after=(leader_ttl + renew_every).total_seconds(),
         )
 
 
@@ -237,10 +284,19 @@ async def _serve(
     except (ValueError, StoreError) as exc:
         click.echo(f"Error: --store: {exc}", err=True)
         return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     try:
+        leases = LeaseTable()
+        await leases.load(store)
+        supervisor = Supervisor(on_restart=lambda name: context.metrics.loop_restarts.labels(name).inc())
         app = create_app(
-            store=store, now=utc_now, identity=identity, settings=settings, background=replica.run_controllers
+            store=store, now=utc_now, identity=identity, settings=settings, leases=leases, health=supervisor.problems
         )
+        context: ServerContext = app.state.context
+        context.stopping = stop  # open watches end as soon as the process begins to stop, not after them
         where = ", ".join(f"http://{h if ':' not in h else f'[{h}]'}:{p}" for h, p in addresses)
         log.info("serving the caravanserai/v1 API on %s (pid %d, replica %s)", where, os.getpid(), replica.replica_id)
         # ws="none": no WebSocket routes, so uvicorn need not load a WebSocket implementation (memory).
@@ -252,29 +308,29 @@ async def _serve(
             h11_max_incomplete_event_size=64 * 1024,
             ws="none",
             http=limited_protocol(),  # head deadline and size, body idle timeout: see limits.py
-            # A stop waits this long for open requests, then cancels them: watches (`?watch=true`) stay open for
-            # up to 30 min and would hold the stop that long (a throughput stream lasts at most 10 s).
+            # A stop waits this long for open requests, then cancels them (watches end at once: context.stopping).
             timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+            lifespan="off",
         )
-        await _Server(config, app.state.context.stopping).serve(sockets=sockets)
+        supervise_server(
+            context,
+            supervisor,
+            http=http_server(config, sockets),
+            controllers=controllers_loop(context, replica),
+            renew_every=replica.renew_every,
+            leader_ttl=replica.leader_ttl,
+        )
+        freeze_startup_heap()
+        code = await supervisor.run(stop)
+        try:
+            await leases.flush(store)  # the beats since the last flush: a restart must not lose them
+        except Exception:
+            log.exception("the last lease flush failed")
     finally:
         await store.close()
         if local is not None:
             await local.aclose()
-    return 0
-
-
-class _Server(uvicorn.Server):
-    """_Server tells open watches to end as soon as a stop begins, before uvicorn waits for connections to close."""
-
-    def __init__(self, config: uvicorn.Config, stopping: asyncio.Event) -> None:
-        super().__init__(config)
-        self._stopping = stopping
-        self._loop = asyncio.get_running_loop()
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self._loop.call_soon_threadsafe(self._stopping.set)  # called from a signal handler
-        super().handle_exit(sig, frame)
+    return code
 
 
 if __name__ == "__main__":

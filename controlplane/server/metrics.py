@@ -34,6 +34,12 @@ class Metrics:
         self.nodes = Gauge(
             "cara_nodes", "Nodes known to the control plane, by state.", ["state"], registry=self.registry
         )
+        self.loop_restarts = Counter(
+            "cara_loop_restarts_total",
+            "Restarts of a supervised loop (http, lease-flush, controllers) after it raised.",
+            ["loop"],
+            registry=self.registry,
+        )
         # Fleet: per-node and per-path series, observed from the store at each scrape.
         self.fleet = FleetCollector(pair_limit=pair_limit)
         self.registry.register(self.fleet)

@@ -7,12 +7,12 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from controlplane.api import describe_errors
+from controlplane.api import NODE_TAG, describe_errors
 
 from .identity import Role
 
 #: The tag agents' machines carry by default (design §5.3).
-DEFAULT_NODE_TAG = "tag:cara-node"
+DEFAULT_NODE_TAG = NODE_TAG
 
 
 class RoleRule(BaseModel):

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from controlplane.api import MAX_BODY_BYTES
+from controlplane.api import MAX_BODY_BYTES, SERVER_PORT
 
 #: Default TCP port of the API (design §3.1).
-DEFAULT_PORT = 8080
+DEFAULT_PORT = SERVER_PORT
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +30,6 @@ class Settings:
     # LeaseFlushInterval: how often renewed leases are persisted in one batch. Shorter than the grace, so a
     # restart loses at most this much lease history (and the restart rule covers that gap).
     lease_flush_interval: timedelta = timedelta(seconds=5)
-    # RunControllers: run the lifecycle controllers and scheduler in this process.
-    run_controllers: bool = True
     # HistoryLimit: throughput samples and path changes kept per Node (each list); older entries are dropped.
     history_limit: int = 50
     # MetricsPairLimit: the most node → peer paths exported as per-pair metric series; bounds /metrics cardinality

@@ -11,6 +11,7 @@ import pytest
 
 from agent.heartbeat import Backoff, Heartbeater, Snapshot
 from controlplane.api import (
+    AGENT_MAX_BACKOFF,
     Condition,
     ConditionStatus,
     Heartbeat,
@@ -179,6 +180,12 @@ def test_backoff_jitter_is_twenty_percent(r: float, low: float) -> None:
     assert delay == pytest.approx(60.0 * (0.8 + 0.4 * r))
     backoff.reset()
     assert backoff.next_delay() == pytest.approx(5.0 * (0.8 + 0.4 * r))
+
+
+def test_the_longest_backoff_is_the_one_the_lifecycle_stall_rule_assumes() -> None:
+    backoff = Backoff(random=lambda: 1.0)  # the top of the jitter
+    longest = max(backoff.next_delay() for _ in range(20))
+    assert longest == pytest.approx(AGENT_MAX_BACKOFF.total_seconds())
 
 
 async def test_going_away_releases_the_lease_so_the_node_turns_not_ready(

@@ -63,7 +63,7 @@ def fuzz_app(fuzz_clock: FakeClock) -> Iterator[FastAPI]:
         store=store,
         now=fuzz_clock.now,
         identity=DevIdentity(),
-        settings=Settings(dev=True, max_body_bytes=FUZZ_BODY_LIMIT, run_controllers=False),
+        settings=Settings(dev=True, max_body_bytes=FUZZ_BODY_LIMIT),
     )
     asyncio.run(store.close())
     patch.undo()

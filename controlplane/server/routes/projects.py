@@ -8,9 +8,12 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from controlplane.api import (
+    IDLE_PHASES,
+    REPLACEABLE_PHASES,
     ConditionStatus,
     InvalidObject,
     Project,
+    ProjectConditionType,
     ProjectList,
     ProjectPhase,
     ProjectStatus,
@@ -37,15 +40,8 @@ from ._common import (
     wire,
     without_status,
 )
-from .nodes import authorize_node_write
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
-
-
-#: A spec may be replaced only before the project runs, or after it failed (design §3.1).
-REPLACEABLE_PHASES = frozenset({ProjectPhase.PENDING, ProjectPhase.FAILED})
-#: Phases in which a project holds nothing on a node, so DELETE removes it at once.
-IDLE_PHASES = frozenset({ProjectPhase.PENDING, ProjectPhase.FAILED, ProjectPhase.TERMINATED})
 
 
 @router.get("", responses={**watch_responses(ProjectList), **problem_responses(400)})
@@ -188,12 +184,12 @@ async def patch_project_status(name: str, request: Request, context: Ctx, caller
         project = await context.store.get_project(name)
         if caller.role is not Role.NODE or not project.status.node_ref:
             raise Forbidden(f"{caller.role} {caller.name!r} may not set the status of project {name!r}")
-        await authorize_node_write(context, caller, project.status.node_ref)
+        await context.writes.authorize(caller, project.status.node_ref)
 
     def apply(project: Project) -> Project:
         conditions = set_condition(
             project.status.conditions,
-            "Phase",
+            ProjectConditionType.PHASE,
             ConditionStatus.TRUE,
             patch.reason or str(patch.phase),
             patch.message or "",

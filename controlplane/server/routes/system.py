@@ -9,13 +9,21 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from controlplane.api import API_VERSION, NodeState
 
 from ..context import Ctx
+from ..problems import problem_response, problem_responses
 
 router = APIRouter(tags=["system"])
 
 
-@router.get("/api/healthz", response_class=PlainTextResponse)
-async def healthz() -> str:
-    return "OK"
+@router.get("/api/healthz", response_class=PlainTextResponse, responses=problem_responses(503))
+@router.get("/healthz", response_class=PlainTextResponse, responses=problem_responses(503), include_in_schema=False)
+async def healthz(context: Ctx) -> Response:
+    """healthz answers 200 `OK` (design §3.1) while every loop of the process runs and makes progress, else 503
+    with a problem document whose `errors` name each dead or stalled loop and why (one list for both paths)."""
+    problems = context.health()
+    if not problems:
+        return PlainTextResponse("OK")
+    errors = [f"{loop}: {why}" for loop, why in sorted(problems.items())]
+    return problem_response(503, f"unhealthy: {', '.join(sorted(problems))}", errors)
 
 
 #: The distribution whose version the server reports.

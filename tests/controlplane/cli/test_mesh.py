@@ -149,8 +149,9 @@ async def test_describe_node_ends_with_its_recent_history(
     assert lines[start + 6].split()[:2] == ["2026-11-24T12:07:00Z", "96.0Mbps"]
     paths = lines.index("Path changes (last 5 of 9):")
     assert lines[paths + 1].split() == ["TIME", "PEER", "FROM", "TO", "LATENCY"]
-    assert lines[-1].split() == ["2026-11-24T12:07:00Z", "cara-server", "DERP", "Direct", "<none>"]
-    assert lines[-2].split() == ["2026-11-24T12:06:00Z", "cara-server", "Direct", "DERP(lab)", "<none>"]
+    # The beats carry no latency, so the fleet's stored 38 ms stays (network merges field by field, design §3.4).
+    assert lines[-1].split() == ["2026-11-24T12:07:00Z", "cara-server", "DERP", "Direct", "38ms"]
+    assert lines[-2].split() == ["2026-11-24T12:06:00Z", "cara-server", "Direct", "DERP(lab)", "38ms"]
 
 
 @pytest.mark.usefixtures("fleet")

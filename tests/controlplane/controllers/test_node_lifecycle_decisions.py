@@ -260,7 +260,7 @@ def test_the_controller_owns_exactly_the_types_the_server_ignores_from_agents() 
     from controlplane.api import CONTROL_PLANE_CONDITIONS
     from controlplane.controllers.node_lifecycle import OWNED_TYPES
 
-    assert frozenset(OWNED_TYPES) == CONTROL_PLANE_CONDITIONS
+    assert frozenset(OWNED_TYPES) == frozenset(CONTROL_PLANE_CONDITIONS)
 
 
 def _settled(node: Node, now: datetime) -> Node:

@@ -1,4 +1,5 @@
-"""Heartbeats (design §3.4): empty beats renew the lease only; full beats replace non-empty fields."""
+"""Heartbeats (design §3.4): empty beats renew the lease only; full beats replace non-empty fields, and merge
+`network` field by field as the Go server does."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ async def test_full_beat_replaces_given_fields_only(api: httpx.AsyncClient, cloc
     second: dict[str, Any] = {"network": {"ip": "100.64.0.9"}, "capacity": {}, "info": None}
     assert (await api.post(f"{NODES}/edge1/heartbeat", json=second)).status_code == 204
     status = (await api.get(f"{NODES}/edge1")).json()["status"]
-    assert status["network"] == {"ip": "100.64.0.9"}
+    assert status["network"] == {**FULL["network"], "ip": "100.64.0.9"}, "network merges field by field"
     assert status["capacity"] == FULL["capacity"] and status["info"] == FULL["info"]
     assert status["lastHeartbeat"] == "2026-11-24T12:00:10Z"
     types = {c["type"]: c for c in status["conditions"]}
@@ -141,3 +142,50 @@ async def test_deleted_node_beats_get_404(api: httpx.AsyncClient, registered: No
     await api.post(f"{NODES}/edge1/heartbeat")
     await api.delete(f"{NODES}/edge1")
     assert (await api.post(f"{NODES}/edge1/heartbeat")).status_code == 404
+
+
+#: The Go agent's register and beat bodies, from /work/shared/contract/go-wire-transcripts.md (captured from the
+#: Go programs): its beat carries no dnsName and no mode, a zero agentPort never, and an empty throughput.
+GO_REGISTER = (
+    b'{"apiVersion":"caravanserai/v1","kind":"Node","metadata":{"name":"edge-go-1","createdAt":"0001-01-01T00:00:00Z",'
+    b'"updatedAt":"0001-01-01T00:00:00Z"},"spec":{"hostname":"edge-go-1"},"status":{"network":{"throughput":'
+    b'{"lastTestTime":"0001-01-01T00:00:00Z"}},"info":{},"lastHeartbeat":"0001-01-01T00:00:00Z"}}'
+)
+GO_BEAT = (
+    b'{"state":"Ready","network":{"ip":"100.64.0.9","agentPort":18703,"throughput":'
+    b'{"lastTestTime":"0001-01-01T00:00:00Z"}}}'
+)
+
+
+async def test_go_agents_minimal_beat_keeps_the_stored_dns_name_mode_and_throughput(
+    api: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    headers = {"Content-Type": "application/json"}
+    assert (await api.post(NODES, content=GO_REGISTER, headers=headers)).status_code == 201
+    known = {
+        "network": {
+            "ip": "100.64.0.8",
+            "dnsName": "edge-go-1.tailnet.test",
+            "mode": "DERP",
+            "throughput": {"download": "94.1Mbps", "upload": "41.0Mbps", "lastTestTime": "2026-11-24T11:00:00Z"},
+        }
+    }
+    assert (await api.post(f"{NODES}/edge-go-1/heartbeat", json=known)).status_code == 204
+    clock.step(10)
+    answer = await api.post(f"{NODES}/edge-go-1/heartbeat", content=GO_BEAT, headers=headers)
+    assert answer.status_code == 204
+    network = (await api.get(f"{NODES}/edge-go-1")).json()["status"]["network"]
+    assert network == {**known["network"], "ip": "100.64.0.9", "agentPort": 18703}
+
+
+@pytest.mark.usefixtures("registered")
+async def test_explicit_empty_peer_list_clears_the_peers(api: httpx.AsyncClient) -> None:
+    peers = {"network": {"ip": "100.64.0.3", "peers": [{"name": "edge2", "mode": "Direct"}]}}
+    assert (await api.post(f"{NODES}/edge1/heartbeat", json=peers)).status_code == 204
+    without = {"network": {"ip": "100.64.0.3"}}
+    assert (await api.post(f"{NODES}/edge1/heartbeat", json=without)).status_code == 204
+    network = (await api.get(f"{NODES}/edge1")).json()["status"]["network"]
+    assert network["peers"] == [{"name": "edge2", "mode": "Direct"}], "a beat without peers keeps them"
+    cleared = {"network": {"ip": "100.64.0.3", "peers": []}}
+    assert (await api.post(f"{NODES}/edge1/heartbeat", json=cleared)).status_code == 204
+    assert (await api.get(f"{NODES}/edge1")).json()["status"]["network"]["peers"] == []

@@ -1,0 +1,129 @@
+"""Issue 11 item 3: two replicas on one store; a binding released and taken on A is enforced on B.
+
+Full beats are checked inside the store transaction, so B refuses the old machine's at once. Empty beats are
+answered from B's cache of bindings, which B's lease flusher brings up to date by revision: the old machine's
+are refused within one flush interval. The new machine is accepted on B at once (a cache entry that does not
+name the caller is never trusted: the store is asked).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from datetime import timedelta
+from typing import ClassVar
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+
+from controlplane.server.app import create_app
+from controlplane.server.identity import Caller, Role, Unauthorized
+from controlplane.server.main import supervise_server
+from controlplane.server.settings import Settings
+from controlplane.store import open_store
+from controlplane.supervision import Supervisor
+from tests.conftest import API_URL, FakeClock
+from tests.controlplane.store.conftest import StoreUrlFactory
+from tests.controlplane.store.conftest import store_url as store_url  # the fixture, on both backends
+
+NODES = "/api/v1/nodes"
+FLUSH = timedelta(milliseconds=300)
+FULL = {"network": {"ip": "100.64.0.5", "dnsName": "edge1.tailnet.test"}}
+
+
+class HeaderIdentity:
+    """HeaderIdentity picks the caller from a test header (the tailnet's WhoIs is tested in the lab)."""
+
+    callers: ClassVar[dict[str, Caller]] = {
+        "admin": Caller("ops@", Role.ADMIN, "n-ops"),
+        "old": Caller("edge1-old.tailnet.test", Role.NODE, "n-old"),
+        "new": Caller("edge1-new.tailnet.test", Role.NODE, "n-new"),
+    }
+
+    async def identify(self, request: Request) -> Caller:
+        who = request.headers.get("x-test-caller", "")
+        if who not in self.callers:
+            raise Unauthorized("unknown test caller")
+        return self.callers[who]
+
+
+class Replica:
+    """Replica is one app (its lease flusher running, as in the process root) and a client per caller."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        transport = httpx.ASGITransport(app=app)
+        self.clients = {
+            who: httpx.AsyncClient(transport=transport, base_url=API_URL, headers={"x-test-caller": who})
+            for who in HeaderIdentity.callers
+        }
+
+    async def beat(self, who: str, body: dict[str, object] | None = None) -> int:
+        answer = await self.clients[who].post(f"{NODES}/edge1/heartbeat", json=body)
+        return answer.status_code
+
+
+@pytest.fixture
+async def replicas(store_url: StoreUrlFactory) -> AsyncIterator[tuple[Replica, Replica]]:
+    url = store_url()
+    clock = FakeClock()
+    settings = Settings(lease_flush_interval=FLUSH)
+    async with AsyncExitStack() as stack:
+        pair = []
+        for _ in range(2):
+            store = await open_store(url)
+            stack.push_async_callback(store.close)
+            app = create_app(store=store, now=clock.now, identity=HeaderIdentity(), settings=settings)
+            supervisor = Supervisor()
+            supervise_server(app.state.context, supervisor, http=None, controllers=None)  # the lease flusher
+            stop = asyncio.Event()
+            running = asyncio.create_task(supervisor.run(stop))
+            stack.push_async_callback(asyncio.wait_for, running, 5)
+            stack.callback(stop.set)
+            replica = Replica(app)
+            for client in replica.clients.values():
+                stack.push_async_callback(client.aclose)
+            pair.append(replica)
+        yield pair[0], pair[1]
+
+
+async def test_a_released_machine_is_refused_on_every_replica_within_one_flush(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    a, b = replicas
+    assert (await a.clients["old"].post(NODES, json={"metadata": {"name": "edge1"}})).status_code == 201
+    # B has seen the old machine write: its cache says "old" from here on.
+    assert await b.beat("old", FULL) == 204
+    assert await b.beat("old") == 204
+
+    assert (await a.clients["admin"].post(f"{NODES}/edge1/release")).status_code == 200
+    assert await a.beat("new", FULL) == 204, "the rebuilt machine binds through A"
+
+    assert await b.beat("old", FULL) == 403, "a full beat is checked in the store transaction: refused at once"
+    assert await b.beat("new") == 204, "the new machine's empty beat is accepted on B at once"
+    assert await b.beat("new", FULL) == 204
+
+    released = time.monotonic()
+    while await b.beat("old") != 403:
+        assert time.monotonic() - released < FLUSH.total_seconds() * 2 + 1.0, "old machine still accepted on B"
+        await asyncio.sleep(0.02)
+    refused_after = time.monotonic() - released
+    # One flush interval, plus the flush's own time and the test's polling on a shared machine.
+    assert refused_after <= FLUSH.total_seconds() + 0.5
+    assert await b.beat("old") == 403
+    assert await a.beat("old") == 403
+    assert await b.beat("new") == 204 and await a.beat("new") == 204
+
+
+async def test_a_node_deleted_on_one_replica_is_not_found_on_the_other_after_a_flush(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    a, b = replicas
+    assert (await a.clients["old"].post(NODES, json={"metadata": {"name": "edge1"}})).status_code == 201
+    assert await b.beat("old") == 204
+    assert (await a.clients["admin"].delete(f"{NODES}/edge1")).status_code == 204
+    await asyncio.sleep(FLUSH.total_seconds() + 0.3)
+    assert await b.beat("old") == 404, "the agent is told to register again"
