@@ -1,4 +1,5 @@
 -- wrk script: POST heartbeats for node-0 .. node-(NODES-1) in turn; BODY_FILE (optional) is a full status body.
+-- REQUEST=get instead GETs /api/v1/nodes/<name> (a response with a body, for keep-alive latency).
 local nodes = tonumber(os.getenv("NODES") or "1000")
 local body = nil
 local body_file = os.getenv("BODY_FILE")
@@ -11,6 +12,7 @@ end
 -- requests, so latency is measured at that offered load instead of at saturation.
 local rate = tonumber(os.getenv("RATE") or "0")
 local connections = tonumber(os.getenv("CONNECTIONS") or "1")
+local get = os.getenv("REQUEST") == "get"
 local counter = 0
 local headers = {["Content-Type"] = "application/json"}
 
@@ -21,6 +23,9 @@ end
 function request()
   counter = counter + 1
   local name = "node-" .. ((counter + offset) % nodes)
+  if get then
+    return wrk.format("GET", "/api/v1/nodes/" .. name)
+  end
   return wrk.format("POST", "/api/v1/nodes/" .. name .. "/heartbeat", headers, body)
 end
 

@@ -1,4 +1,5 @@
-"""Heartbeat ingest benchmark: register N simulated nodes, then drive empty and full beats with wrk."""
+"""Heartbeat ingest benchmark: N seeded nodes, empty and full beats driven by wrk (a compiled keep-alive load
+tool, Debian's package), flat out and at half the measured maximum, with the CPU each beat costs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,21 +17,23 @@ from typing import Any
 
 import httpx
 
-from bench._server import BenchServer
+from bench._server import LOAD_CPU, BenchServer, pinned
 from controlplane.api import Node, NodeSpec, NodeState, NodeStatus, ObjectMeta
 from controlplane.store import open_store
 
 LUA = Path(__file__).with_name("heartbeat.lua")
-#: The offered load of the latency target: 20,000 nodes beating every 10 s.
-TARGET_RATE = 2000
+CONNECTIONS = 64
+KINDS = ("empty", "full")
 #: Seconds to let the controllers settle once the last node is Ready: one lifecycle resync (5 s) re-reads
 #: the Nodes it just wrote.
 SETTLE_S = 6
 
+#: The full beat of the issue's measurement: state, network, capacity and allocatable, 324 bytes as JSON.
 FULL_BEAT: dict[str, Any] = {
+    "state": "Ready",
     "network": {
         "ip": "100.64.0.7",
-        "dnsName": "node.tailnet.test",
+        "dnsName": "edge-00042.fleet-eu-west-1a.example.net",
         "mode": "Direct",
         "agentPort": 9090,
         "derpRegion": "headscale",
@@ -37,20 +41,29 @@ FULL_BEAT: dict[str, Any] = {
     },
     "capacity": {"cpu": "4000m", "memory": "7823Mi", "disk": "118Gi"},
     "allocatable": {"cpu": "3500m", "memory": "7311Mi", "disk": "108Gi"},
-    "available": {"memory": "5120Mi", "disk": "90Gi"},
-    "info": {"kernelVersion": "6.1.0-27-amd64", "osImage": "Debian GNU/Linux 12 (bookworm)", "agentVersion": "0.1.0"},
-    "conditions": [{"type": "NetworkUnavailable", "status": "False", "reason": "TailnetRunning"}],
 }
+FULL_BODY = json.dumps(FULL_BEAT)
+assert len(FULL_BODY) == 324, len(FULL_BODY)
 
 
 @dataclass(frozen=True)
 class WrkResult:
     """WrkResult is one wrk run's throughput and latency."""
 
+    requests: int
     rps: float
     p50_ms: float
     p99_ms: float
     errors: int
+
+
+@dataclass(frozen=True)
+class Load:
+    """Load is one measured run: wrk's figures and the CPU the server (plus its database) spent per request."""
+
+    wrk: WrkResult
+    cpu_ms: float  # per request
+    server_cpu: float  # share of a core over the run
 
 
 async def register_nodes(url: str, count: int, concurrency: int = 32) -> None:
@@ -73,28 +86,62 @@ async def register_nodes(url: str, count: int, concurrency: int = 32) -> None:
 
 
 def run_wrk(
-    url: str, nodes: int, *, full: bool, seconds: int, rate: int = 0, connections: int = 64, cpu: int | None = 1
+    url: str,
+    nodes: int,
+    *,
+    full: bool = False,
+    get: bool = False,
+    seconds: float,
+    rate: float = 0,
+    connections: int = CONNECTIONS,
 ) -> WrkResult:
-    """run_wrk drives heartbeats for `seconds` (at `rate` req/s, or flat out when 0); returns req/s and latency."""
-    env = dict(os.environ, NODES=str(nodes), BODY_FILE="", RATE=str(rate), CONNECTIONS=str(connections))
+    """run_wrk drives heartbeats (or GETs of Nodes) for `seconds` from LOAD_CPU, at `rate` req/s or flat out
+    when 0; returns the request count, req/s and latency."""
+    env = dict(
+        os.environ,
+        NODES=str(nodes),
+        BODY_FILE="",
+        RATE=str(rate),
+        CONNECTIONS=str(connections),
+        REQUEST="get" if get else "heartbeat",
+    )
     with tempfile.NamedTemporaryFile("w", suffix=".json") as body:
         if full:
-            json.dump(FULL_BEAT, body)
+            body.write(FULL_BODY)
             body.flush()
             env["BODY_FILE"] = body.name
-        args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(LUA), url]
-        if cpu is not None and (os.cpu_count() or 1) > 1:
-            args = ["taskset", "-c", str(cpu), *args]
-        out = subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout
+        args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s", "-s", str(LUA), url]
+        out = subprocess.run(pinned(args, LOAD_CPU), env=env, capture_output=True, text=True, check=True).stdout
     line = next(line for line in out.splitlines() if line.startswith("RESULT "))
     data = json.loads(line.removeprefix("RESULT "))
     errors = data["errors_status"] + data["errors_connect"] + data["errors_timeout"]
     return WrkResult(
+        requests=data["requests"],
         rps=data["requests"] / (data["duration_us"] / 1e6),
         p50_ms=data["p50_us"] / 1000,
         p99_ms=data["p99_us"] / 1000,
         errors=errors,
     )
+
+
+def drive(server: BenchServer, nodes: int, *, full: bool, seconds: float, rate: float = 0) -> Load:
+    """drive runs wrk against `server` and reads its CPU (and its database's) before and after."""
+    cpu_before, started = server.cpu_seconds(), time.monotonic()
+    result = run_wrk(server.url, nodes, full=full, seconds=seconds, rate=rate)
+    cpu, elapsed = server.cpu_seconds() - cpu_before, time.monotonic() - started
+    return Load(result, cpu * 1000 / max(result.requests, 1), cpu / elapsed)
+
+
+def flat_and_half(
+    server: BenchServer, nodes: int, *, seconds: float, kinds: tuple[str, ...] = KINDS
+) -> dict[str, tuple[Load, Load]]:
+    """flat_and_half runs each kind of beat flat out, then paced at half the rate it reached."""
+    figures: dict[str, tuple[Load, Load]] = {}
+    for kind in kinds:
+        flat = drive(server, nodes, full=kind == "full", seconds=seconds)
+        half = drive(server, nodes, full=kind == "full", seconds=seconds, rate=max(flat.wrk.rps / 2, 1))
+        figures[kind] = (flat, half)
+    return figures
 
 
 async def seed_nodes(store_url: str, count: int) -> None:
@@ -133,8 +180,10 @@ def wait_ready(url: str, name: str, timeout: float = 180) -> None:
     raise RuntimeError(f"{name} did not turn Ready within {timeout} s")
 
 
-def measure(server: BenchServer, nodes: int, *, seconds: int, progress: Any) -> dict[str, float]:
-    """measure brings the seeded nodes Ready, then runs empty and full beats; returns the figures.
+def measure(
+    server: BenchServer, nodes: int, *, seconds: float, progress: Callable[[str], None]
+) -> dict[str, tuple[Load, Load]]:
+    """measure brings the seeded nodes Ready, then runs empty and full beats flat out and at half that rate.
 
     The warm-up beats every node once or more and waits for the lifecycle controller to have written them all
     Ready (it writes in name order; the last name is polled), so the measured runs see the steady state
@@ -142,28 +191,17 @@ def measure(server: BenchServer, nodes: int, *, seconds: int, progress: Any) -> 
     """
     warm_up = max(3, nodes // 700)  # every node beaten at least once even at ~700 beats/s
     progress(f"{nodes} nodes: warm-up, empty heartbeats for {warm_up}s, then until the controllers have settled")
-    run_wrk(server.url, nodes, full=False, seconds=warm_up)
+    run_wrk(server.url, nodes, seconds=warm_up)
     wait_ready(server.url, max(f"node-{i}" for i in range(nodes)))
     time.sleep(SETTLE_S)
-    figures: dict[str, float] = {}
-    for kind in ("empty", "full"):
-        progress(f"{nodes} nodes: {kind} heartbeats flat out for {seconds}s")
-        cpu_before = server.cpu_seconds()
-        flat_out = run_wrk(server.url, nodes, full=kind == "full", seconds=seconds)
-        cpu = (server.cpu_seconds() - cpu_before) / seconds
-        progress(f"{nodes} nodes: {kind} heartbeats at {TARGET_RATE}/s for {seconds}s")
-        paced = run_wrk(server.url, nodes, full=kind == "full", seconds=seconds, rate=TARGET_RATE)
-        figures |= {
-            f"{kind}_rps": flat_out.rps,
-            f"{kind}_sat_p99_ms": flat_out.p99_ms,
-            f"{kind}_paced_rps": paced.rps,
-            f"{kind}_p50_ms": paced.p50_ms,
-            f"{kind}_p99_ms": paced.p99_ms,
-            f"{kind}_errors": flat_out.errors + paced.errors,
-            f"{kind}_server_cpu": cpu,
-        }
-    figures["rss_mib"] = server.rss_mib()
-    return figures
+    progress(f"{nodes} nodes: empty and full heartbeats, {seconds:g}s flat out and {seconds:g}s at half that rate")
+    return flat_and_half(server, nodes, seconds=seconds)
+
+
+def keepalive_get(server: BenchServer, nodes: int, seconds: float = 3) -> WrkResult:
+    """keepalive_get GETs Nodes back to back over one keep-alive connection: a response with a body, the kind a
+    missing TCP_NODELAY holds ~40 ms."""
+    return run_wrk(server.url, nodes, get=True, seconds=seconds, connections=1)
 
 
 def register(url: str, count: int) -> None:

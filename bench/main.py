@@ -6,20 +6,23 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from functools import partial
+from math import nan
 from pathlib import Path
 from typing import Any
 
-from bench import cli, heartbeat, notready, scheduling
-from bench._pg import fresh_schema, private_cluster
-from bench._server import start_server
+from bench import _proc, cli, fleet, floor, heartbeat, notready, scheduling
+from bench._pg import Cluster, fresh_schema, private_cluster
+from bench._server import LOAD_CPU, start_server
 
 STORES = ("sqlite", "postgresql")
+BENCHMARKS = ("heartbeat", "notready", "caractrl", "scheduling", "fleet")
 Progress = Callable[[str], None]
 
 
@@ -48,90 +51,175 @@ class StoreUrls:
     of one private PostgreSQL cluster started on first use."""
 
     def __init__(self, stack: contextlib.ExitStack, tmp: Path) -> None:
-        self._stack, self._tmp, self._pg_base = stack, tmp, ""
+        self._stack, self._tmp = stack, tmp
+        self.cluster: Cluster | None = None
         self._count = 0
 
     def fresh(self, store: str) -> str:
         self._count += 1
         if store == "sqlite":
             return f"sqlite://{self._tmp}/bench-{self._count}.db"
-        if not self._pg_base:
-            self._pg_base = self._stack.enter_context(private_cluster())
-        return fresh_schema(self._pg_base)
+        if self.cluster is None:
+            self.cluster = self._stack.enter_context(private_cluster())
+        return fresh_schema(self.cluster.url)
 
     def log(self, what: str) -> Path:
         return self._tmp / f"{self._count:03}-{what}.log"
 
 
-def bench_heartbeats(urls: StoreUrls, store: str, counts: list[int], seconds: int, progress: Progress) -> list[Row]:
+#: Issue 16's targets: our CPU per full beat as a multiple of the bare-uvicorn floor of the same run.
+FLOOR_RATIO_TARGET = {"sqlite": 6.0, "postgresql": 12.0}
+HALF_P99_TARGET_MS = 50.0
+#: A response with a body over a kept-alive connection: a Nagle stall would put it at ~40 ms.
+KEEPALIVE_P50_TARGET_MS = 20.0
+
+Floors = dict[tuple[str, str], heartbeat.Load]
+
+
+def bench_floors(urls: StoreUrls, store: str, seconds: int, progress: Progress) -> tuple[list[Row], Floors]:
+    """bench_floors measures each floor flat out with empty and full beats, pinned as cara-server is."""
+    rows: list[Row] = []
+    floors: Floors = {}
+    for which in floor.FLOORS:
+        progress(f"floor {which}: empty and full beats flat out for {seconds}s each")
+        server = floor.start_floor(which, log=urls.log(f"floor-{which}"))
+        try:
+            for kind in heartbeat.KINDS:
+                load = heartbeat.drive(server, 1000, full=kind == "full", seconds=seconds)
+                floors[which, kind] = load
+                key = f"floor_{which}_cpu_ms_{kind}"
+                rows += [
+                    Row(f"floor {which} {kind}: max req/s", store, load.wrk.rps, "req/s", "", None),
+                    Row(f"floor {which} {kind}: CPU per request", store, load.cpu_ms, "ms", "", None, key),
+                ]
+        finally:
+            server.stop()
+    return rows, floors
+
+
+def bench_heartbeats(
+    urls: StoreUrls, store: str, counts: list[int], seconds: int, floors: Floors, progress: Progress
+) -> list[Row]:
     rows: list[Row] = []
     for nodes in counts:
         url = urls.fresh(store)
         progress(f"seeding {nodes:,} nodes into the store")
         asyncio.run(heartbeat.seed_nodes(url, nodes))
-        server = start_server(url, log=urls.log("heartbeat"))
+        server = start_server(url, log=urls.log("heartbeat"), db=urls.cluster if store == "postgresql" else None)
         try:
             figures = heartbeat.measure(server, nodes, seconds=seconds, progress=progress)
+            progress(f"{nodes} nodes: GET /api/v1/nodes/<name> back to back over one keep-alive connection")
+            get = heartbeat.keepalive_get(server, nodes)
+            rss = server.rss_mib()
         finally:
             server.stop()
-        headline = nodes == max(counts)  # the JSON's single figure per store is the largest fleet's
-        for kind in ("empty", "full"):
-            rps, p99 = figures[f"{kind}_rps"], figures[f"{kind}_p99_ms"]
+        headline = nodes == min(counts)  # the JSON's single figure per store is the smallest fleet's (1k)
+        at = f"@{nodes:,}"
+        for kind, (flat, half) in figures.items():
+
+            def key(name: str, *, _kind: str = kind, _headline: bool = headline) -> str | None:
+                return f"heartbeat_{_kind}_{name}" if _headline else None
+
+            uvicorn_floor, go_floor = floors.get(("uvicorn", kind)), floors.get(("go", kind))
             rows += [
+                Row(f"heartbeat {kind} {at}: max req/s", store, flat.wrk.rps, "req/s", "", None, key("rps")),
+                Row(f"heartbeat {kind} {at}: p50 flat out", store, flat.wrk.p50_ms, "ms", "", None),
+                Row(f"heartbeat {kind} {at}: p99 flat out", store, flat.wrk.p99_ms, "ms", "", None),
                 Row(
-                    f"heartbeat {kind}: max req/s @{nodes:,} nodes",
+                    f"heartbeat {kind} {at}: CPU per beat (server + database)",
                     store,
-                    rps,
-                    "req/s",
-                    ">= 2,000 (one core)",
-                    rps >= 2000,
-                    f"heartbeat_{kind}_rps" if headline else None,
-                ),
-                Row(f"heartbeat {kind}: p99 at max @{nodes:,}", store, figures[f"{kind}_sat_p99_ms"], "ms", "", None),
-                Row(
-                    f"heartbeat {kind}: achieved of 2,000/s offered @{nodes:,}",
-                    store,
-                    figures[f"{kind}_paced_rps"],
-                    "req/s",
+                    flat.cpu_ms,
+                    "ms",
                     "",
                     None,
+                    key("cpu_ms"),
                 ),
-                Row(f"heartbeat {kind}: p50 at 2,000/s @{nodes:,}", store, figures[f"{kind}_p50_ms"], "ms", "", None),
+            ]
+            if uvicorn_floor is not None:
+                ratio = flat.cpu_ms / uvicorn_floor.cpu_ms
+                limit = FLOOR_RATIO_TARGET[store] if kind == "full" else None
+                rows.append(
+                    Row(
+                        f"heartbeat {kind} {at}: CPU per beat / bare-uvicorn floor",
+                        store,
+                        ratio,
+                        "x",
+                        f"<= {limit:g}" if limit else "",
+                        ratio <= limit if limit else None,
+                        key("floor_ratio"),
+                    )
+                )
+            if go_floor is not None:
+                rows.append(
+                    Row(
+                        f"heartbeat {kind} {at}: CPU per beat / Go net/http floor",
+                        store,
+                        flat.cpu_ms / go_floor.cpu_ms,
+                        "x",
+                        "",
+                        None,
+                        key("go_ratio"),
+                    )
+                )
+            p99 = half.wrk.p99_ms
+            rows += [
+                Row(f"heartbeat {kind} {at}: achieved at half max offered", store, half.wrk.rps, "req/s", "", None),
+                Row(f"heartbeat {kind} {at}: p50 at half max", store, half.wrk.p50_ms, "ms", "", None),
                 Row(
-                    f"heartbeat {kind}: p99 at 2,000/s @{nodes:,}",
+                    f"heartbeat {kind} {at}: p99 at half max",
                     store,
                     p99,
                     "ms",
-                    "< 50",
-                    p99 < 50,
-                    "heartbeat_p99_ms" if headline and kind == "empty" else None,
+                    f"< {HALF_P99_TARGET_MS:g}",
+                    p99 < HALF_P99_TARGET_MS,
+                    key("p99_half_ms"),
                 ),
                 Row(
-                    f"heartbeat {kind}: server CPU flat out @{nodes:,}",
+                    f"heartbeat {kind} {at}: server + database CPU flat out",
                     store,
-                    figures[f"{kind}_server_cpu"] * 100,
+                    flat.server_cpu * 100,
                     "% core",
-                    "<= 100 (pinned to one core)",
+                    "",
                     None,
                 ),
                 Row(
-                    f"heartbeat {kind}: errors @{nodes:,}",
+                    f"heartbeat {kind} {at}: errors",
                     store,
-                    figures[f"{kind}_errors"],
+                    flat.wrk.errors + half.wrk.errors,
                     "",
                     "0",
-                    figures[f"{kind}_errors"] == 0,
+                    flat.wrk.errors + half.wrk.errors == 0,
                 ),
             ]
+        rows += [
+            Row(
+                f"GET a Node over one keep-alive connection {at}: p50",
+                store,
+                get.p50_ms,
+                "ms",
+                f"< {KEEPALIVE_P50_TARGET_MS:g} (no Nagle stall)",
+                get.p50_ms < KEEPALIVE_P50_TARGET_MS and get.errors == 0,
+                "keepalive_get_p50_ms" if headline else None,
+            ),
+            Row(
+                f"GET a Node over one keep-alive connection {at}: p99",
+                store,
+                get.p99_ms,
+                "ms",
+                "",
+                None,
+                "keepalive_get_p99_ms" if headline else None,
+            ),
+        ]
         target = {1000: 80, 10000: 250}.get(nodes)
         rows.append(
             Row(
-                f"server RSS after the runs @{nodes:,} nodes",
+                f"server RSS after the runs {at} nodes",
                 store,
-                figures["rss_mib"],
+                rss,
                 "MiB",
                 f"<= {target}" if target else "",
-                figures["rss_mib"] <= target if target else None,
+                rss <= target if target else None,
                 {1000: "server_rss_mib_1k", 10000: "server_rss_mib_10k"}.get(nodes),
             )
         )
@@ -216,21 +304,79 @@ def bench_scheduling(urls: StoreUrls, store: str, progress: Progress) -> list[Ro
     ]
 
 
+def bench_fleet(urls: StoreUrls, store: str, nodes: int, seconds: float, progress: Progress) -> list[Row]:
+    """bench_fleet runs the fleet simulator (bench/fleet.py) with the agent's cadence against one server."""
+    url = urls.fresh(store)
+    config = fleet.FleetConfig(nodes, seconds, store)
+    db = urls.cluster if store == "postgresql" else None
+    f = fleet.run_fleet(config, urls.log("fleet").parent, url, db, progress=progress)
+    progress(fleet.summary(f))
+    at = f"@{nodes:,} agents, {seconds:g}s"
+    growth = f["rss_growth_second_half_percent"]
+    kept_up = not f["fell_behind"]
+    return [
+        Row(f"fleet {at}: offered", store, f["offered_rps"], "req/s", "", None, "fleet_offered_rps"),
+        Row(
+            f"fleet {at}: achieved",
+            store,
+            f["achieved_rps"],
+            "req/s",
+            f">= {fleet.ACHIEVED_MIN:.0%} of offered, lag p99 <= {fleet.MAX_LAG_P99_S:g}s",
+            kept_up,
+            "fleet_achieved_rps",
+        ),
+        Row(f"fleet {at}: errors", store, f["errors"], "", "0", f["errors"] == 0, "fleet_errors"),
+        Row(f"fleet {at}: beat p50", store, f["beat_p50_ms"], "ms", "", None, "fleet_beat_p50_ms"),
+        Row(f"fleet {at}: beat p99", store, f["beat_p99_ms"], "ms", "", None, "fleet_beat_p99_ms"),
+        Row(f"fleet {at}: discovery (Node list) p99", store, f["discovery_p99_ms"], "ms", "", None),
+        Row(
+            f"fleet {at}: bytes per agent per 5 min (sent + received)",
+            store,
+            (f["bytes_per_agent_per_period"]["sent"] + f["bytes_per_agent_per_period"]["received"]) / 1024,
+            "KiB",
+            "",
+            None,
+            "fleet_kib_per_agent_per_5min",
+        ),
+        Row(
+            f"fleet {at}: server + database CPU",
+            store,
+            f["server_cpu_share"] * 100,
+            "% core",
+            "",
+            None,
+            "fleet_server_cpu_percent",
+        ),
+        Row(f"fleet {at}: server RSS at the end", store, f["rss_mib"][-1][1], "MiB", "", None, "fleet_rss_mib"),
+        Row(
+            f"fleet {at}: server RSS growth over the second half",
+            store,
+            growth,
+            "%",
+            "< 5",
+            growth < 5,
+            "fleet_rss_growth_percent",
+        ),
+    ]
+
+
 def _guarded(name: str, store: str, run: Callable[[], list[Row]], progress: Progress) -> list[Row]:
     """_guarded runs one benchmark; a failure becomes a failed row (and a message), not the end of the run."""
     try:
         return run()
     except Exception as exc:
         progress(f"{name} on {store} FAILED: {type(exc).__name__}: {exc}")
-        return [Row(f"{name}: FAILED ({type(exc).__name__}, see stderr)", store, float("nan"), "", "", False)]
+        return [Row(f"{name}: FAILED ({type(exc).__name__}, see stderr)", store, nan, "", "", False)]
+
+
+def _figure(row: Row) -> str:
+    digits = 3 if row.unit == "ms" and abs(row.value) < 1 else 2 if row.unit == "x" else 1
+    return f"{row.value:,.{digits}f} {row.unit}".strip()
 
 
 def print_table(rows: list[Row]) -> None:
     headers = ("METRIC", "STORE", "FIGURE", "TARGET", "MET")
-    cells = [
-        (r.metric, r.store, f"{r.value:,.1f} {r.unit}".strip(), r.target, {True: "yes", False: "NO", None: ""}[r.ok])
-        for r in rows
-    ]
+    cells = [(r.metric, r.store, _figure(r), r.target, {True: "PASS", False: "FAIL", None: ""}[r.ok]) for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
     for line in (headers, *cells):
         print("  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip())
@@ -261,11 +407,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json-file", type=Path, help="also write the JSON object to this file")
     parser.add_argument("--quick", action="store_true", help="a smoke run: short runs, 1k nodes, SQLite only")
     parser.add_argument("--seconds", type=int, default=10, help="duration of each heartbeat load run (default 10)")
-    parser.add_argument("--nodes", default="1000,10000,20000", help="node counts for heartbeat ingest")
+    parser.add_argument("--nodes", default="1000", help="node counts for heartbeat ingest (default 1000)")
     parser.add_argument("--stores", default=None, help="comma-separated of sqlite,postgresql (default both)")
-    parser.add_argument(
-        "--only", default="heartbeat,notready,caractrl,scheduling", help="comma-separated benchmarks to run"
-    )
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated benchmarks to run (default all)")
+    parser.add_argument("--fleet-nodes", type=int, default=5000, help="simulated agents of the fleet run (5000)")
+    parser.add_argument("--fleet-seconds", type=float, default=600, help="duration of the fleet run (600)")
     args = parser.parse_args(argv)
     progress = _progress_printer(time.monotonic())
     counts = [1000] if args.quick else [int(n) for n in args.nodes.split(",")]
@@ -274,25 +420,43 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := set(stores) - set(STORES):
         parser.error(f"--stores: unknown {sorted(unknown)}; choose from {', '.join(STORES)}")
     only = set(args.only.split(","))
+    if unknown := only - set(BENCHMARKS):
+        parser.error(f"--only: unknown {sorted(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    _proc.pin(os.getpid(), LOAD_CPU)  # this driver and its clients stay off the server's core
+    load_before = os.getloadavg()
+    progress(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
     runs = 5 if args.quick else 15
+    fleet_nodes, fleet_seconds = (100, 20.0) if args.quick else (args.fleet_nodes, args.fleet_seconds)
     rows: list[Row] = []
     with _workspace() as (stack, tmp):
         urls = StoreUrls(stack, tmp)
         for store in stores:
             progress(f"== store {store}")
+            floors: Floors = {}
+            if "heartbeat" in only:
+                try:
+                    floor_rows, floors = bench_floors(urls, store, seconds, progress)
+                    rows += floor_rows
+                except Exception as exc:
+                    progress(f"floors on {store} FAILED: {type(exc).__name__}: {exc}")
+                    rows.append(Row(f"floors: FAILED ({type(exc).__name__}, see stderr)", store, nan, "", "", False))
             benchmarks: dict[str, Callable[[], list[Row]]] = {
-                "heartbeat": partial(bench_heartbeats, urls, store, counts, seconds, progress),
+                "heartbeat": partial(bench_heartbeats, urls, store, counts, seconds, floors, progress),
                 "notready": partial(bench_notready, urls, store, progress),
                 "caractrl": partial(bench_caractrl, urls, store, runs, progress),
                 "scheduling": partial(bench_scheduling, urls, store, progress),
+                "fleet": partial(bench_fleet, urls, store, fleet_nodes, fleet_seconds, progress),
             }
             for name, run in benchmarks.items():
                 if name in only:
                     rows += _guarded(name, store, run, progress)
+    load_after = os.getloadavg()
+    progress(f"load average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
+    document = {**as_json(rows), "load_average": {"before": load_before, "after": load_after}}
     if args.json_file:
-        args.json_file.write_text(json.dumps(as_json(rows), indent=2) + "\n")
+        args.json_file.write_text(json.dumps(document, indent=2) + "\n")
     if args.json:
-        print(json.dumps(as_json(rows), indent=2))
+        print(json.dumps(document, indent=2))
     else:
         print_table(rows)
     return 0

@@ -3,7 +3,7 @@ for tools, `-l` selectors, `--sort-by`, `--no-headers`, `--show-labels`, and `-w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -51,8 +51,17 @@ def check_output(ctx: click.Context, param: click.Parameter, value: str | None) 
     raise click.BadParameter(f'unknown output format "{value}" (expected {OUTPUT_HELP})')
 
 
-def render(kind: Kind, items: list[dict[str, Any]], env: Env, shown: Shown, *, headers: bool) -> str:
-    """render is the text of items for the -o, --show-labels and --no-headers options."""
+def render(
+    kind: Kind,
+    items: list[dict[str, Any]],
+    env: Env,
+    shown: Shown,
+    *,
+    headers: bool,
+    node_states: Mapping[str, str] | None = None,
+) -> str:
+    """render is the text of items for the -o, --show-labels and --no-headers options; node_states (Node name →
+    state) marks the Projects whose Node is not Ready in a table."""
     out = shown.output
     if out == "name":
         return "\n".join(f"{kind}/{item['metadata']['name']}" for item in items)
@@ -64,7 +73,7 @@ def render(kind: Kind, items: list[dict[str, Any]], env: Env, shown: Shown, *, h
         rows = [printers.node_row(item, now, wide=wide) for item in items]
     else:
         columns = printers.PROJECT_WIDE_COLUMNS if wide else printers.PROJECT_COLUMNS
-        rows = [printers.project_row(item, now, wide=wide) for item in items]
+        rows = [printers.project_row(item, now, wide=wide, node_states=node_states) for item in items]
     if shown.show_labels:
         columns = [*columns, "LABELS"]
         rows = [[*row, outputs.labels_text(item)] for row, item in zip(rows, items, strict=True)]
@@ -112,11 +121,16 @@ def get(
         raise fail("-w watches one TYPE, without names")
 
     missing: list[str] = []
+    node_states: dict[str, str] = {}
+    tables = shown.output in ("", "wide")
 
     async def fetch(client: Client) -> list[tuple[Kind, list[dict[str, Any]]]]:
-        # The server's own JSON, never decoded into models: exact for -o json|yaml, and fast for tables.
+        # The server's own JSON, never decoded into models: exact for -o json|yaml, and fast for tables. A table of
+        # Projects also reads the Nodes, to mark the Projects whose Node is not Ready.
         from controlplane.client import NotFound
 
+        if tables and any(kind == "project" for kind, _ in targets):
+            node_states.update(printers.node_states(await client.wire("nodes")))
         found: dict[Kind, list[dict[str, Any]]] = {}
         for kind, name in targets:
             try:
@@ -132,11 +146,12 @@ def get(
     results = run(env, fetch)
     if sort_by:
         results = [(kind, outputs.sort_by(items, sort_by)) for kind, items in results]
-    _print(env, results, single=len(targets) == 1 and named, listing=not named, shown=shown)
+    states = node_states if tables else None
+    _print(env, results, single=len(targets) == 1 and named, listing=not named, shown=shown, node_states=states)
     if missing:
         raise Failure(missing)
     if watch:
-        _watch(env, results[0][0], selector_text, results[0][1], shown, request_timeout)
+        _watch(env, results[0][0], selector_text, results[0][1], shown, request_timeout, states)
 
 
 def _print(
@@ -146,6 +161,7 @@ def _print(
     single: bool,
     listing: bool,
     shown: Shown,
+    node_states: Mapping[str, str] | None,
 ) -> None:
     """_print shows one object as itself, a listing as the server's NodeList/ProjectList, several names as a List."""
     out = shown.output
@@ -169,14 +185,25 @@ def _print(
     if not every:
         click.echo("No resources found", err=True)
         return
-    blocks = [render(kind, items, env, shown, headers=not shown.no_headers) for kind, items in results if items]
+    blocks = [
+        render(kind, items, env, shown, headers=not shown.no_headers, node_states=node_states)
+        for kind, items in results
+        if items
+    ]
     click.echo(("\n" if out == "name" else "\n\n").join(blocks))
 
 
 def _watch(
-    env: Env, kind: Kind, selector: str | None, listed: list[dict[str, Any]], shown: Shown, timeout_s: float | None
+    env: Env,
+    kind: Kind,
+    selector: str | None,
+    listed: list[dict[str, Any]],
+    shown: Shown,
+    timeout_s: float | None,
+    node_states: Mapping[str, str] | None,
 ) -> None:
-    """_watch prints one line per change after the listing, reopening the stream until Ctrl-C or --request-timeout."""
+    """_watch prints one line per change after the listing, reopening the stream until Ctrl-C or --request-timeout
+    (Projects are marked with the Node states read for the listing)."""
     import time
 
     last = {item["metadata"]["name"]: item for item in listed}
@@ -204,7 +231,7 @@ def _watch(
                 elif out.startswith("jsonpath="):
                     click.echo(outputs.jsonpath(out.removeprefix("jsonpath="), obj))
                 else:
-                    click.echo(render(kind, [obj], env, shown, headers=False))
+                    click.echo(render(kind, [obj], env, shown, headers=False, node_states=node_states))
 
     try:
         run(env, follow)

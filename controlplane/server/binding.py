@@ -63,7 +63,9 @@ def open_sockets(addresses: list[tuple[str, int]]) -> list[socket.socket]:
     sockets: list[socket.socket] = []
     for host, port in addresses:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on an accepted socket only when the socket says it is
+        # TCP, and without it Nagle plus delayed ACK holds a response's body (written after its head) ~40 ms.
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)

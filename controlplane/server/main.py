@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
-import uvicorn
 from prometheus_client import Gauge
 
 from controlplane.api import parse_duration
@@ -29,9 +28,9 @@ from .app import create_app, freeze_startup_heap
 from .binding import BindError, dev_addresses, open_sockets, read_tailnet_addresses
 from .context import ServerContext
 from .identity import DevIdentity, Identity, TailnetIdentity
-from .limits import limited_protocol
 from .loops import flush_stall_bound, http_server, lease_flusher
 from .roles import RolesConfig, load_config
+from .serving import uvicorn_config
 from .settings import Settings
 
 log = logging.getLogger("cara.server")
@@ -61,8 +60,6 @@ def _duration(param: str) -> click.ParamType[timedelta]:
 
 #: The lifecycle pass period of a real server (ControllerConfig's default is the 1 s upper bound).
 LIFECYCLE_PERIOD = timedelta(milliseconds=500)
-#: Seconds a stop waits for open requests (a watch, a throughput stream) before cancelling them.
-SHUTDOWN_GRACE_S = 15
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -99,6 +96,9 @@ def controllers_loop(
             # Twice a second: a silent node is NotReady within grace + 0.5 s (+ the pass), inside the
             # grace + 1 s target with room; a pass between resyncs costs ~0.08 s at 20k Nodes.
             lifecycle_period=LIFECYCLE_PERIOD,
+            reschedule_after=context.settings.reschedule_after,
+            control_link_limit=context.settings.control_link_limit,
+            isolation_fraction=context.settings.isolation_fraction,
         )
     gauge = Gauge(
         "cara_leader",
@@ -120,6 +120,8 @@ def controllers_loop(
             on_change=gauge.set,
             progress=progress.tick,
             pass_bound=pass_bound,
+            witnesses=context.writes.witnesses,
+            on_isolation=context.metrics.isolated.set,
         )
 
     return run
@@ -184,6 +186,27 @@ def supervise_server(
     help="Silence after which a node is NotReady.",
 )
 @click.option(
+    "--reschedule-after",
+    type=_duration("--reschedule-after"),
+    default="3m",
+    show_default=True,
+    help="A NotReady (HeartbeatTimeout) node's projects go back to Pending after this long.",
+)
+@click.option(
+    "--control-link-limit",
+    type=_duration("--control-link-limit"),
+    default="1h",
+    show_default=True,
+    help="A ControlLinkDown node (silent to us, reached by a fellow agent) keeps its projects this long at most.",
+)
+@click.option(
+    "--isolation-fraction",
+    type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+    default=0.5,
+    show_default=True,
+    help="More than this fraction of the nodes (at least 3) silent at once: the control plane is the one cut off.",
+)
+@click.option(
     "--replica-id",
     default=None,
     help="This replica's name in the leader lease (default: hostname-pid).",
@@ -212,6 +235,9 @@ def main(
     data_dir: Path | None,
     heartbeat_interval: timedelta,
     grace: timedelta,
+    reschedule_after: timedelta,
+    control_link_limit: timedelta,
+    isolation_fraction: float,
     replica_id: str | None,
     leader_ttl: timedelta,
     history_limit: int,
@@ -234,7 +260,18 @@ def main(
         raise click.UsageError(str(exc)) from None
     if dev and (len(listen) > 1 or ts_socket or config_path):
         raise click.UsageError("--dev takes one loopback --listen and no --socket or --config")
-    settings = Settings(dev=dev, heartbeat_interval=heartbeat_interval, grace=grace, history_limit=history_limit)
+    for flag, value in (("--reschedule-after", reschedule_after), ("--control-link-limit", control_link_limit)):
+        if value <= timedelta(0):
+            raise click.BadParameter("must be positive", param_hint=flag)
+    settings = Settings(
+        dev=dev,
+        heartbeat_interval=heartbeat_interval,
+        grace=grace,
+        history_limit=history_limit,
+        reschedule_after=reschedule_after,
+        control_link_limit=control_link_limit,
+        isolation_fraction=isolation_fraction,
+    )
     if data_dir is not None:
         settings = dataclasses.replace(settings, data_dir=data_dir)
     if store_url is None:
@@ -299,19 +336,7 @@ async def _serve(
         context.stopping = stop  # open watches end as soon as the process begins to stop, not after them
         where = ", ".join(f"http://{h if ':' not in h else f'[{h}]'}:{p}" for h, p in addresses)
         log.info("serving the caravanserai/v1 API on %s (pid %d, replica %s)", where, os.getpid(), replica.replica_id)
-        # ws="none": no WebSocket routes, so uvicorn need not load a WebSocket implementation (memory).
-        config = uvicorn.Config(
-            app,
-            log_level=log_level,
-            access_log=False,
-            timeout_keep_alive=30,
-            h11_max_incomplete_event_size=64 * 1024,
-            ws="none",
-            http=limited_protocol(),  # head deadline and size, body idle timeout: see limits.py
-            # A stop waits this long for open requests, then cancels them (watches end at once: context.stopping).
-            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
-            lifespan="off",
-        )
+        config = uvicorn_config(app, log_level)
         supervise_server(
             context,
             supervisor,

@@ -29,6 +29,7 @@ from controlplane.api import (
     Node,
     NodeInfo,
     NodeNetworkStatus,
+    NodeState,
     NodeStatus,
     ObjectMeta,
     PeerPath,
@@ -337,6 +338,8 @@ async def test_a_probed_change_reaches_the_signature_so_the_next_beat_is_full(cl
         peers=peers,
     )
     first = await agent.snapshot()
+    assert first.beat.to_wire()["state"] == "Ready"  # as the Go agent says, so a Go server counts the Node Ready
+    assert first.beat.state is NodeState.READY
     network = first.beat.network
     assert network is not None and network.peers is not None
     assert [(p.name, p.mode) for p in network.peers] == [

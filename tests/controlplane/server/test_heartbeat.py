@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from controlplane.store.base import Store
 from controlplane.store.leases import LeaseTable
@@ -63,6 +64,21 @@ async def test_full_beat_replaces_given_fields_only(api: httpx.AsyncClient, cloc
     assert types["NetworkUnavailable"]["lastTransitionTime"] == "2026-11-24T12:00:00Z"
 
 
+@pytest.mark.usefixtures("registered")
+async def test_an_agents_ready_is_not_trusted(api: httpx.AsyncClient, leases: LeaseTable) -> None:
+    """Our agent sends state Ready in full beats for the Go server; ours computes the state itself."""
+    assert (await api.post(f"{NODES}/edge1/heartbeat", json={**FULL, "state": "Ready"})).status_code == 204
+    assert (await api.get(f"{NODES}/edge1")).json()["status"]["state"] == "NotReady"  # the controller's call
+    assert (await api.post(f"{NODES}/edge1/drain")).status_code == 200
+    assert (await api.post(f"{NODES}/edge1/heartbeat", json={**FULL, "state": "Ready"})).status_code == 204
+    assert (await api.get(f"{NODES}/edge1")).json()["status"]["state"] == "Draining"
+    lease = leases.get("edge1")
+    assert lease is not None and not lease.released
+    assert (await api.post(f"{NODES}/edge1/heartbeat", json={"state": "NotReady"})).status_code == 204
+    lease = leases.get("edge1")
+    assert lease is not None and lease.released  # the goodbye still works
+
+
 async def test_beat_for_unknown_node_is_404(api: httpx.AsyncClient) -> None:
     answer = await api.post(f"{NODES}/ghost/heartbeat")
     assert answer.status_code == 404 and answer.json()["title"] == "Not Found"
@@ -97,7 +113,10 @@ async def test_bad_beats_are_400_and_change_nothing_but_the_lease(
     assert answer.json()["detail"] == error
     assert leases.get("edge1") is not None
     after = (await api.get(f"{NODES}/edge1")).json()
-    assert {**after["status"], "lastHeartbeat": None} == {**before["status"], "lastHeartbeat": None}
+    served = ("lastHeartbeat", "factsStale")  # the served view of the lease, which renewed
+    assert {k: v for k, v in after["status"].items() if k not in served} == {
+        k: v for k, v in before["status"].items() if k not in served
+    }
 
 
 @pytest.mark.usefixtures("registered")
@@ -142,6 +161,45 @@ async def test_deleted_node_beats_get_404(api: httpx.AsyncClient, registered: No
     await api.post(f"{NODES}/edge1/heartbeat")
     await api.delete(f"{NODES}/edge1")
     assert (await api.post(f"{NODES}/edge1/heartbeat")).status_code == 404
+
+
+@pytest.mark.usefixtures("registered")
+async def test_a_beat_carries_witnesses_in_and_takes_witness_requests_out(
+    api: httpx.AsyncClient, app: FastAPI, clock: FakeClock
+) -> None:
+    for name in ("edge2", "edge3"):
+        assert (await api.post(NODES, json={"metadata": {"name": name}})).status_code == 201
+    board = app.state.context.writes.witnesses
+    plain = await api.post(f"{NODES}/edge1/heartbeat")
+    assert "cara-witness" not in plain.headers, "nothing wanted: no header"
+    board.want(["edge2", "edge1"])  # the leader's lifecycle pass wants witnesses of silent edge2 (and edge1)
+    asked = await api.post(f"{NODES}/edge1/heartbeat")
+    assert asked.headers["cara-witness"] == "edge2", "never asked about itself"
+    report = {"name": "edge2", "at": "2026-11-24T12:00:00Z", "mode": "Direct", "latencyMs": 1.5}
+    full = await api.post(f"{NODES}/edge3/heartbeat", json={"network": {"ip": "100.64.0.3", "witnessed": [report]}})
+    assert full.status_code == 204 and full.headers["cara-witness"] == "edge2,edge1"
+    witness = board.newest("edge2")
+    assert witness is not None and (witness.by, witness.latency_ms) == ("edge3", 1.5)
+    third = await api.post(f"{NODES}/edge2/heartbeat")
+    assert third.headers["cara-witness"] == "edge1", "edge2 was handed to two agents this window already"
+    clock.step(10)  # a new window (one heartbeat interval)
+    assert (await api.post(f"{NODES}/edge3/heartbeat")).headers["cara-witness"] == "edge2,edge1"
+    stored = (await api.get(f"{NODES}/edge3")).json()["status"]["network"]
+    assert stored["witnessed"] == [report], "the witness is kept with edge3's facts, for the other replicas"
+
+
+@pytest.mark.usefixtures("registered")
+async def test_facts_are_served_stale_once_past_the_grace(api: httpx.AsyncClient, clock: FakeClock) -> None:
+    assert (await api.post(f"{NODES}/edge1/heartbeat", json=FULL)).status_code == 204
+    assert (await api.get(f"{NODES}/edge1")).json()["status"]["factsStale"] is False
+    clock.step(40)
+    assert (await api.post(f"{NODES}/edge1/heartbeat")).status_code == 204  # an empty beat reconfirms them
+    clock.step(40)
+    assert (await api.get(f"{NODES}/edge1")).json()["status"]["factsStale"] is False, "exactly at grace: current"
+    clock.step(1)
+    status = (await api.get(f"{NODES}/edge1")).json()["status"]
+    assert status["factsStale"] is True
+    assert status["network"]["ip"] == "100.64.0.3", "the facts stay stored: last known values"
 
 
 #: The Go agent's register and beat bodies, from /work/shared/contract/go-wire-transcripts.md (captured from the

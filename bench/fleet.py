@@ -1,0 +1,452 @@
+"""Fleet simulator: N simulated agents in one process, with the real agent's cadence, against one real cara-server.
+
+Each simulated agent does what cara-agent does on the wire (agent/heartbeat.py, agent/collectors/peers.py):
+a beat every heartbeat interval over a fresh connection (the agent keeps none alive), empty unless its status
+changed or the status interval passed, then the full status (network with its probed peers, capacity,
+allocatable, available, info, conditions, state Ready); the Node list read every NODE_LIST_REFRESH for peer
+discovery; now and then a probed peer's path changes (a full beat at once), and a throughput sample is added
+once per throughput interval (its first soon after start, as the agent measures at start). The measurement
+traffic itself is not simulated: the control plane's beat and list paths are what this measures.
+
+The agents start registered (seeded into the store, as after a server restart), their first beats spread over
+one interval. The server (and its database) run pinned to one core and the simulator to the other. Figures:
+offered and achieved requests, errors, beat and discovery p50/p99, bytes per agent, server (+ database) CPU,
+and the server's RSS over time. A run whose simulator fell behind its own schedule fails.
+
+`bench/fleet --nodes 5000 --seconds 600 --store sqlite` (see --help); bench/run's `fleet` section runs it too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import heapq
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent.collectors.peers import NODE_LIST_REFRESH
+from agent.settings import Settings
+from bench import _proc
+from bench._server import LOAD_CPU, BenchServer, start_server
+from bench.heartbeat import seed_nodes
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Settings)}
+HEARTBEAT_INTERVAL = float(_DEFAULTS["heartbeat_interval"])  # type: ignore[arg-type]
+STATUS_INTERVAL = float(_DEFAULTS["status_interval"])  # type: ignore[arg-type]
+THROUGHPUT_INTERVAL = float(_DEFAULTS["throughput_interval"])  # type: ignore[arg-type]
+#: Peers a simulated agent reports probing (the agent's probe budget per round is of this order).
+PEERS = 4
+#: Mean seconds between two path changes of one agent's probed peers.
+PATH_CHANGE_EVERY = 600.0
+#: The simulator fell behind when a request started this late after its due time (p99), or when fewer than
+#: ACHIEVED_MIN of the requests due were answered by the end.
+MAX_LAG_P99_S = 1.0
+ACHIEVED_MIN = 0.99
+#: Per-request timeout, as the agent's client (at least 2 s, at most the heartbeat interval).
+TIMEOUT_S = HEARTBEAT_INTERVAL
+SAMPLE_S = 5.0
+#: Bound on requests in flight at once; beyond it the simulator waits (and shows as lag).
+MAX_IN_FLIGHT = 4096
+#: Bytes per agent are given per this period: the agent's discovery period.
+BYTES_PERIOD_S = NODE_LIST_REFRESH
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    """FleetConfig is one simulated fleet: its size, how long it runs and the cadence of its agents."""
+
+    nodes: int
+    seconds: float
+    store: str = "sqlite"
+    heartbeat_interval: float = HEARTBEAT_INTERVAL
+    status_interval: float = STATUS_INTERVAL
+    discovery_period: float = NODE_LIST_REFRESH
+    throughput_interval: float = THROUGHPUT_INTERVAL
+    path_change_every: float = PATH_CHANGE_EVERY
+    seed: int = 16
+
+
+@dataclass
+class SimAgent:
+    """SimAgent is one simulated agent's state: what changed since its last full beat, and its facts."""
+
+    index: int
+    peer_modes: list[str]
+    changed: bool = True  # the first beat after start is full
+    last_full: float = -1e9
+    throughput_at: datetime | None = None
+    sent: int = 0
+    received: int = 0
+
+
+@dataclass
+class Stats:
+    """Stats are the simulator's counts and latencies, per kind of request."""
+
+    due: int = 0
+    answered: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    latency: dict[str, list[float]] = field(default_factory=dict)
+    lag: list[float] = field(default_factory=list)
+
+    def error(self, what: str) -> None:
+        self.errors[what] = self.errors.get(what, 0) + 1
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def full_beat(agent: SimAgent, names: list[str]) -> bytes:
+    """full_beat is the agent's full status as it sends it: network with its probed peers, resources, facts."""
+    i = agent.index
+    peers = [
+        {"name": names[(i + k + 1) % len(names)], "ip": _ip(i + k + 1), "mode": mode, "latencyMs": 1.5 + k}
+        for k, mode in enumerate(agent.peer_modes)
+    ]
+    network: dict[str, Any] = {
+        "ip": _ip(i),
+        "dnsName": f"{names[i]}.fleet.example.net",
+        "mode": "Direct",
+        "agentPort": 9090,
+        "derpRegion": "headscale",
+        "latencyMs": 1.2,
+        "peers": peers,
+    }
+    if agent.throughput_at is not None:
+        network["throughput"] = {
+            "download": "94.1Mbps",
+            "upload": "41.0Mbps",
+            "lastTestTime": agent.throughput_at.isoformat().replace("+00:00", "Z"),
+            "bytesUsed": 52428800,
+        }
+    beat = {
+        "state": "Ready",
+        "network": network,
+        "capacity": {"cpu": "4000m", "memory": "7823Mi", "disk": "118Gi"},
+        "allocatable": {"cpu": "3500m", "memory": "7311Mi", "disk": "108Gi"},
+        "available": {"memory": "5120Mi", "disk": "90Gi"},
+        "info": {
+            "kernelVersion": "6.1.0-27-amd64",
+            "osImage": "Debian GNU/Linux 12 (bookworm)",
+            "agentVersion": "0.1.0",
+        },
+        "conditions": [{"type": "NetworkUnavailable", "status": "False", "reason": "TailscaledRunning"}],
+    }
+    return json.dumps(beat, separators=(",", ":")).encode()
+
+
+def _ip(index: int) -> str:
+    return f"100.{64 + index // 65536 % 64}.{index // 256 % 256}.{index % 256}"
+
+
+async def _exchange(port: int, request: bytes) -> tuple[int, int]:
+    """_exchange sends one request over a fresh connection (as the agent does) and reads the whole answer;
+    returns the status and the bytes received."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        chunked = False
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+            elif name.strip().lower() == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+        received = len(head)
+        if chunked:
+            while True:
+                size_line = await reader.readuntil(b"\r\n")
+                size = int(size_line.split(b";")[0], 16)
+                await reader.readexactly(size + 2)
+                received += len(size_line) + size + 2
+                if size == 0:
+                    break
+        elif length:
+            received += len(await reader.readexactly(length))
+        return status, received
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+class Simulator:
+    """Simulator schedules every agent's requests on one event loop and records what happened."""
+
+    def __init__(self, config: FleetConfig, port: int) -> None:
+        self.config, self.port = config, port
+        self.random = random.Random(config.seed)
+        self.names = [f"node-{i}" for i in range(config.nodes)]
+        self.agents = [
+            SimAgent(i, [self.random.choice(("Direct", "Direct", "Direct", "DERP")) for _ in range(PEERS)])
+            for i in range(config.nodes)
+        ]
+        self.stats = Stats()
+        self.in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def _schedule(self) -> list[tuple[float, int, int, str]]:
+        """_schedule is the heap of first events: each agent's first beat, discovery, throughput and path change
+        at random phases (agents start at different moments)."""
+        c, rnd = self.config, self.random
+        heap: list[tuple[float, int, int, str]] = []
+        seq = 0
+        for agent in self.agents:
+            for kind, first in (
+                ("beat", rnd.uniform(0, c.heartbeat_interval)),
+                ("discovery", rnd.uniform(0, c.discovery_period)),
+                ("throughput", rnd.uniform(0, min(60.0, c.throughput_interval))),
+                ("path", rnd.expovariate(1 / c.path_change_every)),
+            ):
+                heap.append((first, seq, agent.index, kind))
+                seq += 1
+        heapq.heapify(heap)
+        return heap
+
+    async def run(self) -> None:
+        c = self.config
+        heap = self._schedule()
+        seq = len(heap)
+        started = time.monotonic()
+        while heap:
+            due, _, index, kind = heap[0]
+            if due >= c.seconds:
+                break
+            wait = started + due - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            heapq.heappop(heap)
+            agent = self.agents[index]
+            nxt: float | None = None
+            if kind == "beat":
+                nxt = due + c.heartbeat_interval
+                self._request(agent, "beat", started + due)
+            elif kind == "discovery":
+                nxt = due + c.discovery_period
+                self._request(agent, "discovery", started + due)
+            elif kind == "throughput":
+                nxt = due + c.throughput_interval
+                agent.throughput_at, agent.changed = datetime.now(UTC), True
+            elif kind == "path":
+                nxt = due + self.random.expovariate(1 / c.path_change_every)
+                k = self.random.randrange(PEERS)
+                agent.peer_modes[k] = "DERP" if agent.peer_modes[k] == "Direct" else "Direct"
+                agent.changed = True
+            if nxt is not None:
+                heapq.heappush(heap, (nxt, seq, index, kind))
+                seq += 1
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=TIMEOUT_S + 5)
+
+    def _request(self, agent: SimAgent, kind: str, due: float) -> None:
+        now = time.monotonic()
+        name = self.names[agent.index]
+        if kind == "discovery":
+            label, request = "discovery", (b"GET /api/v1/nodes HTTP/1.1\r\nHost: cara-server:8080\r\n\r\n")
+        else:
+            full = agent.changed or now - agent.last_full >= self.config.status_interval
+            body = full_beat(agent, self.names) if full else b""
+            label = "full" if full else "empty"
+            request = (
+                f"POST /api/v1/nodes/{name}/heartbeat HTTP/1.1\r\nHost: cara-server:8080\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
+            if full:
+                agent.changed, agent.last_full = False, now  # as the agent: a failure resends it (below)
+        self.stats.due += 1
+        task = asyncio.create_task(self._send(agent, label, request, due))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _send(self, agent: SimAgent, label: str, request: bytes, due: float) -> None:
+        async with self.in_flight:
+            begun = time.monotonic()
+            self.stats.lag.append(begun - due)
+            try:
+                status, received = await asyncio.wait_for(_exchange(self.port, request), TIMEOUT_S)
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                self.stats.error(f"{label}: {type(exc).__name__}")
+                status, received = 0, 0
+            except TimeoutError:
+                self.stats.error(f"{label}: timeout")
+                status, received = 0, 0
+            agent.sent += len(request)
+            agent.received += received
+            if status and not 200 <= status < 300:
+                self.stats.error(f"{label}: HTTP {status}")
+            if 200 <= status < 300:
+                self.stats.answered += 1
+                self.stats.latency.setdefault(label, []).append(time.monotonic() - begun)
+            elif label == "full":
+                agent.changed = True  # the agent sends everything again after a failure
+
+
+async def _sample(server: BenchServer, samples: list[tuple[float, float, float]], stop: asyncio.Event) -> None:
+    """_sample records (seconds since start, RSS MiB, CPU seconds) of the server every SAMPLE_S."""
+    started = time.monotonic()
+    while True:
+        samples.append((time.monotonic() - started, server.rss_mib(), server.cpu_seconds()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), SAMPLE_S)
+            samples.append((time.monotonic() - started, server.rss_mib(), server.cpu_seconds()))
+            return
+
+
+async def _simulate(config: FleetConfig, server: BenchServer) -> tuple[Simulator, list[tuple[float, float, float]]]:
+    port = int(server.url.rsplit(":", 1)[1])
+    simulator = Simulator(config, port)
+    samples: list[tuple[float, float, float]] = []
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(_sample(server, samples, stop))
+    try:
+        await simulator.run()
+    finally:
+        stop.set()
+        await sampler
+    return simulator, samples
+
+
+def report(
+    config: FleetConfig, simulator: Simulator, samples: list[tuple[float, float, float]], sim_cpu: float
+) -> dict[str, Any]:
+    """report turns one run into its figures (all JSON-ready) and its verdicts."""
+    stats, c = simulator.stats, config
+    elapsed = samples[-1][0] - samples[0][0]
+    half = [rss for t, rss, _ in samples if t >= c.seconds / 2]
+    rss_growth = (half[-1] - half[0]) / half[0] * 100 if len(half) > 1 else float("nan")
+    cpu = (samples[-1][2] - samples[0][2]) / elapsed
+    agents = simulator.agents
+    periods = c.seconds / BYTES_PERIOD_S
+    beats = stats.latency.get("empty", []) + stats.latency.get("full", [])
+    errors = sum(stats.errors.values())
+    achieved = stats.answered / stats.due if stats.due else 0.0
+    lag_p99 = _quantile(stats.lag, 0.99)
+    fell_behind = lag_p99 > MAX_LAG_P99_S or achieved < ACHIEVED_MIN
+    ms = 1000.0
+    figures: dict[str, Any] = {
+        "nodes": c.nodes,
+        "seconds": c.seconds,
+        "store": c.store,
+        "offered_rps": stats.due / c.seconds,
+        "achieved_rps": stats.answered / c.seconds,
+        "achieved_share": achieved,
+        "requests": {kind: len(values) for kind, values in stats.latency.items()},
+        "errors": errors,
+        "error_kinds": stats.errors,
+        "beat_p50_ms": _quantile(beats, 0.5) * ms,
+        "beat_p99_ms": _quantile(beats, 0.99) * ms,
+        "full_beat_p99_ms": _quantile(stats.latency.get("full", []), 0.99) * ms,
+        "discovery_p50_ms": _quantile(stats.latency.get("discovery", []), 0.5) * ms,
+        "discovery_p99_ms": _quantile(stats.latency.get("discovery", []), 0.99) * ms,
+        "bytes_per_agent_per_period": {
+            "sent": statistics.mean(a.sent for a in agents) / periods,
+            "received": statistics.mean(a.received for a in agents) / periods,
+            "period_s": BYTES_PERIOD_S,
+        },
+        "server_cpu_share": cpu,
+        "simulator_cpu_share": sim_cpu / elapsed,
+        "rss_mib": [[round(t, 1), round(rss, 1)] for t, rss, _ in samples],
+        "rss_growth_second_half_percent": rss_growth,
+        "lag_p99_s": lag_p99,
+        "fell_behind": fell_behind,
+    }
+    figures["ok"] = not fell_behind and errors == 0 and rss_growth < 5
+    return figures
+
+
+def run_fleet(
+    config: FleetConfig, workdir: Path, store_url: str, db: Any = None, progress: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """run_fleet seeds the Nodes, starts cara-server on store_url and runs the simulated fleet against it."""
+    progress(f"fleet: seeding {config.nodes:,} nodes ({config.store})")
+    asyncio.run(seed_nodes(store_url, config.nodes))
+    server = start_server(store_url, log=workdir / f"fleet-{config.nodes}.log", db=db)
+    try:
+        progress(f"fleet: {config.nodes:,} simulated agents for {config.seconds:g}s")
+        sim_before = _proc.cpu_seconds(os.getpid())
+        simulator, samples = asyncio.run(_simulate(config, server))
+        sim_cpu = _proc.cpu_seconds(os.getpid()) - sim_before
+    finally:
+        server.stop()
+    return report(config, simulator, samples, sim_cpu)
+
+
+@contextlib.contextmanager
+def store_for(store: str, workdir: Path) -> Iterator[tuple[str, Any]]:
+    """store_for yields a fresh store URL (and the database whose CPU counts, for PostgreSQL)."""
+    if store == "sqlite":
+        yield f"sqlite://{workdir}/fleet.db", None
+        return
+    from bench._pg import fresh_schema, private_cluster
+
+    with private_cluster() as cluster:
+        yield fresh_schema(cluster.url), cluster
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/fleet", description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=5000, help="simulated agents (default %(default)s)")
+    parser.add_argument("--seconds", type=float, default=600, help="how long the fleet runs (default %(default)s)")
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--discovery-period",
+        type=float,
+        default=NODE_LIST_REFRESH,
+        help="s between Node list reads per agent; 0 reads none (default: the agent's %(default)g)",
+    )
+    parser.add_argument("--json", action="store_true", help="print every figure as JSON (default: a summary)")
+    args = parser.parse_args(argv)
+    if args.nodes < 1 or args.seconds <= 0:
+        parser.error("--nodes and --seconds must be positive")
+    _proc.pin(os.getpid(), LOAD_CPU)
+    config = FleetConfig(args.nodes, args.seconds, args.store, discovery_period=args.discovery_period or float("inf"))
+    with tempfile.TemporaryDirectory(prefix="cara-fleet-") as tmp, store_for(args.store, Path(tmp)) as (url, db):
+        figures = run_fleet(config, Path(tmp), url, db, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    print(json.dumps(figures, indent=2) if args.json else summary(figures))
+    return 0 if figures["ok"] else 1
+
+
+def summary(f: dict[str, Any]) -> str:
+    """summary is a run's figures in a few lines, with the verdict."""
+    b = f["bytes_per_agent_per_period"]
+    rss = f["rss_mib"]
+    sent, received = b["sent"] / 1024, b["received"] / 1024
+    return "\n".join(
+        [
+            f"fleet {f['nodes']:,} nodes, {f['seconds']:g}s, {f['store']}: {'PASS' if f['ok'] else 'FAIL'}",
+            f"  offered {f['offered_rps']:,.1f} req/s, achieved {f['achieved_rps']:,.1f} ({f['achieved_share']:.1%}),"
+            f" simulator lag p99 {f['lag_p99_s']:.3f}s{' (FELL BEHIND)' if f['fell_behind'] else ''}",
+            f"  requests {f['requests']}, errors {f['errors']} {f['error_kinds'] or ''}",
+            f"  beat p50 {f['beat_p50_ms']:.1f} ms, p99 {f['beat_p99_ms']:.1f} ms"
+            f" (full p99 {f['full_beat_p99_ms']:.1f});"
+            f" discovery p50 {f['discovery_p50_ms']:.0f} ms, p99 {f['discovery_p99_ms']:.0f} ms",
+            f"  per agent per {b['period_s']:g}s: sent {sent:,.1f} KiB, received {received:,.1f} KiB",
+            f"  server (+ database) CPU {f['server_cpu_share']:.1%} of a core;"
+            f" simulator {f['simulator_cpu_share']:.1%}",
+            f"  server RSS {rss[0][1]} -> {rss[len(rss) // 2][1]} -> {rss[-1][1]} MiB;"
+            f" growth over the second half {f['rss_growth_second_half_percent']:+.1f} %",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

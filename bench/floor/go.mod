@@ -1,0 +1,3 @@
+module caravanserai.example/benchfloor
+
+go 1.22
