@@ -18,6 +18,7 @@ import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from ipaddress import ip_address
 from typing import Final
 
 from controlplane.api import NODE_TAG, NetworkMode, Node, PeerPath
@@ -241,6 +242,22 @@ class PeerProber:
         chosen = choose(list(self.records.values()), self._budget())
         await asyncio.gather(*(self._probe_one(record, now) for record in chosen))
         return self.paths()
+
+    def address(self, name: str, default_port: int) -> tuple[IPAddress, int] | None:
+        """address is where fellow `name`'s agent listens: its tailnet IP (as tracked, else from the Node list) and
+        its reported agent port (default_port when it reported none); None when this agent does not know it."""
+        node = next((n for n in self._nodes or () if n.metadata.name == name), None)
+        network = node.status.network if node is not None else None
+        port = (network.agent_port if network is not None else None) or default_port
+        record = self.records.get(name)
+        if record is not None:
+            return record.ip, port
+        if network is None or not network.ip:
+            return None
+        try:
+            return ip_address(network.ip), port
+        except ValueError:
+            return None
 
     def paths(self) -> list[PeerPath]:
         """paths is the current report, by name."""

@@ -20,7 +20,9 @@ VERBS: Final[dict[str, str]] = {
     "describe": "describe",
     "drain": "drain",
     "get": "get",
+    "logs": "logs",
     "mesh": "mesh",
+    "port-forward": "port_forward",
     "uncordon": "cordon",
     "version": "version",
 }
@@ -36,7 +38,7 @@ class _Verbs(click.Group):
         module = VERBS.get(cmd_name)
         if module is None:
             return None
-        command = getattr(importlib.import_module(f"{__package__}.{module}"), cmd_name)
+        command = getattr(importlib.import_module(f"{__package__}.{module}"), cmd_name.replace("-", "_"))
         assert isinstance(command, click.Command)
         return command
 

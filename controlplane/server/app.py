@@ -77,8 +77,10 @@ def create_app(
         now=now,
         identity=identity,
         settings=settings,
-        metrics=Metrics(pair_limit=settings.metrics_pair_limit),
-        writes=NodeWrites(store=store, leases=leases, now=now, grace=settings.grace),
+        metrics=Metrics(pair_limit=settings.metrics_pair_limit, grace=settings.grace),
+        writes=NodeWrites(
+            store=store, leases=leases, now=now, grace=settings.grace, heartbeat_interval=settings.heartbeat_interval
+        ),
         health=health if health is not None else dict,
     )
 

@@ -11,7 +11,7 @@ does not say "this caller" is never trusted: the store is asked, so a newly boun
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -25,10 +25,13 @@ from controlplane.api import (
     NodeState,
     NodeStatus,
     NodeThroughput,
+    facts_stale,
     set_condition,
+    silent_reason,
 )
 from controlplane.store.base import AlreadyExists, Conflict, Store
 from controlplane.store.leases import LeaseTable
+from controlplane.store.witnesses import WitnessBoard
 
 from .identity import Caller, Forbidden, Role
 
@@ -111,17 +114,31 @@ def merge_beat(node: Node, beat: Heartbeat, now: datetime) -> Node:
 
 @dataclass(frozen=True, slots=True)
 class BeatOutcome:
-    """BeatOutcome is what a beat changed: the stored Node before and after a full beat (None for an empty one)."""
+    """BeatOutcome is what a beat changed: the stored Node before and after a full beat (None for an empty one),
+    and the silent Nodes the leader asks this beat's agent to look at (the `Cara-Witness` answer header)."""
 
     before: Node | None = None
     after: Node | None = None
+    asked: tuple[str, ...] = ()
 
 
 class NodeWrites:
     """NodeWrites applies every write to a Node with its rules; routes parse, check the caller's role, call it."""
 
-    def __init__(self, *, store: Store, leases: LeaseTable, now: Callable[[], datetime], grace: timedelta) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        leases: LeaseTable,
+        now: Callable[[], datetime],
+        grace: timedelta,
+        heartbeat_interval: timedelta = timedelta(seconds=10),
+    ) -> None:
         self._store, self._leases, self._now, self._grace = store, leases, now, grace
+        self._interval = heartbeat_interval
+        # Witnesses: which fellow agent last reached each Node (from the beats' `network.witnessed`), and the
+        # silent Nodes the leader's lifecycle controller wants looked at; in memory, like the leases.
+        self.witnesses = WitnessBoard()
         # Bound: node name → bound tailnet node ID (None while unbound) of every Node seen to exist; only the
         # empty beat reads it, and only to accept the machine it names. Revisions: the store's snapshot of
         # Node revisions at the last refresh. Touched: names written here since a refresh began, which that
@@ -143,6 +160,7 @@ class NodeWrites:
         self._bound.pop(name, None)
         self._touched.add(name)
         self._leases.forget(name)
+        self.witnesses.forget(name)
 
     async def refresh_bindings(self) -> None:
         """refresh_bindings brings the binding cache up to date with the store: the light name/revision read of
@@ -155,6 +173,7 @@ class NodeWrites:
         for name in [name for name in self._bound if name not in changes.revisions and name not in touched]:
             del self._bound[name]
             self._leases.forget(name)
+            self.witnesses.forget(name)
         for name, bound in changes.changed.items():
             if name not in touched:
                 self._bound[name] = bound
@@ -224,7 +243,15 @@ class NodeWrites:
             self._leases.release(name, now)
         else:
             self._leases.renew(name, now)
-        return outcome
+        return replace(outcome, asked=tuple(self._witness_exchange(name, beat, now)))
+
+    def _witness_exchange(self, name: str, beat: Heartbeat, now: datetime) -> list[str]:
+        """_witness_exchange records the witnesses a (full) beat of Node name carries and returns the silent Nodes
+        its agent should look at now; only the leader wants any, so elsewhere this is a lookup of an empty list."""
+        network = beat.network
+        if network is not None and network.witnessed:
+            self.witnesses.record(name, network.witnessed, now)
+        return self.witnesses.ask(name, now, self._interval)
 
     # ---- operator writes
 
@@ -295,9 +322,13 @@ class NodeWrites:
     # ---- reading
 
     def with_lease(self, node: Node) -> Node:
-        """with_lease shows the in-memory lease as status.lastHeartbeat (the stored one lags by a flush)."""
+        """with_lease is the Node as served: status.lastHeartbeat from the in-memory lease (the stored one lags by a
+        flush), and status.factsStale from the freshness rule (`controlplane.api.facts_stale`, this server's grace)."""
+        status = node.status
+        confirmed = status.last_heartbeat
+        update: dict[str, Any] = {}
         lease = self._leases.get(node.name)
-        if lease is None or (node.status.last_heartbeat and node.status.last_heartbeat >= lease.renewed_at):
-            return node
-        status = node.status.model_copy(update={"last_heartbeat": lease.renewed_at})
-        return node.model_copy(update={"status": status})
+        if lease is not None and (confirmed is None or confirmed < lease.renewed_at):
+            confirmed = update["last_heartbeat"] = lease.renewed_at
+        update["facts_stale"] = facts_stale(confirmed, silent_reason(status), self._now(), self._grace)
+        return node.model_copy(update={"status": status.model_copy(update=update)})

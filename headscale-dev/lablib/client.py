@@ -72,6 +72,14 @@ class Lab:
         """Restore direct UDP between hosts `a` and `b`."""
         self.cli("unblock", a, b)
 
+    def cut(self, a: str, b: str) -> None:
+        """Drop ALL tailnet traffic between hosts `a` and `b`, direct and relayed (a firewall in `a` on tailscale0)."""
+        self.cli("cut", a, b)
+
+    def uncut(self, a: str, b: str) -> None:
+        """Restore the tailnet traffic between hosts `a` and `b`."""
+        self.cli("uncut", a, b)
+
     def shape(self, host: str, rate: str) -> None:
         """Limit `host`'s link to `rate` (tc syntax, e.g. `100mbit`) each way; `off` removes the limit."""
         self.cli("shape", host, rate)

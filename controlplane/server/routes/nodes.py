@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from controlplane.api import Heartbeat, Node, NodeList, decode
+from controlplane.api import WITNESS_HEADER, Heartbeat, Node, NodeList, decode
 
 from ..context import CallerDep, Ctx, parse_json, read_body, read_json
 from ..identity import Role, require_reader, require_writer
@@ -80,14 +80,16 @@ async def delete_node(name: str, context: Ctx, caller: CallerDep) -> Response:
     openapi_extra=json_body(Heartbeat, required=False),
 )
 async def heartbeat(name: str, request: Request, context: Ctx, caller: CallerDep) -> Response:
-    """heartbeat renews the Node's lease (empty body) or stores its facts too; 404 tells the agent to register."""
+    """heartbeat renews the Node's lease (empty body) or stores its facts too; 404 tells the agent to register.
+    The answer may carry `Cara-Witness: edge1,edge3`: silent Nodes the leader asks this agent to look at."""
     raw = await read_body(request, context.settings.max_body_bytes)
     beat = Heartbeat() if not raw.strip() else decode(Heartbeat, parse_json(raw))
     outcome = await context.writes.heartbeat(caller, name, beat)
     context.metrics.heartbeats.labels("empty" if beat.is_empty() else "full").inc()
     if outcome.after is not None:
         await history.record(context, outcome.before, outcome.after)
-    return Response(status_code=204)
+    # The silent Nodes the leader wants this agent to look at (agents that do not know the header ignore it).
+    return Response(status_code=204, headers={WITNESS_HEADER: ",".join(outcome.asked)} if outcome.asked else None)
 
 
 @router.post("/{name}/drain", responses={200: {"model": Node}, **problem_responses(404)})
