@@ -20,7 +20,7 @@ from ._conditions import (
     find_condition,
     set_condition,
 )
-from ._errors import InvalidObject, decode, describe_errors
+from ._errors import InvalidObject, decode, describe_errors, shown
 from ._event import (
     AvailabilityWindow,
     Event,
@@ -112,6 +112,15 @@ from ._quantity import (
     parse_throughput,
     quantity_bytes,
 )
+from ._selectors import InvalidSelector, Requirement, Selector, parse_selector
+from ._validation import (
+    decode_valid,
+    heartbeat_errors,
+    label_value_problem,
+    node_errors,
+    project_errors,
+    qualified_name_problem,
+)
 
 __all__ = [
     "AGENT_BACKOFF_BASE",
@@ -156,6 +165,7 @@ __all__ = [
     "IngressScope",
     "IngressTarget",
     "InvalidObject",
+    "InvalidSelector",
     "NetworkMode",
     "Node",
     "NodeAvailability",
@@ -184,8 +194,10 @@ __all__ = [
     "ProjectSpec",
     "ProjectStatus",
     "ProjectStatusPatch",
+    "Requirement",
     "ResourceList",
     "ResourceRequests",
+    "Selector",
     "ServiceDef",
     "TailnetInfo",
     "ThroughputSample",
@@ -198,6 +210,7 @@ __all__ = [
     "WitnessReport",
     "cpu_millis",
     "decode",
+    "decode_valid",
     "describe_errors",
     "fact_freshness",
     "facts_stale",
@@ -208,11 +221,18 @@ __all__ = [
     "format_mebibytes",
     "format_throughput",
     "format_time",
+    "heartbeat_errors",
+    "label_value_problem",
+    "node_errors",
     "parse_duration",
     "parse_quantity",
+    "parse_selector",
     "parse_throughput",
+    "project_errors",
+    "qualified_name_problem",
     "quantity_bytes",
     "set_condition",
+    "shown",
     "silent_reason",
     "strict_json_loads",
     "validate_name",

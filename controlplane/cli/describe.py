@@ -1,4 +1,4 @@
-"""`caractrl describe node|project NAME`: every field of one object, its conditions, a Node's recent history and
+"""`caractrl describe TYPE NAME... | TYPE/NAME...`: every field of each object, its conditions, a Node's history and
 availability, and the object's last Events."""
 
 from __future__ import annotations
@@ -10,46 +10,13 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 
 from . import printers
-from .context import Env, check_name, resolve_kind, run
+from .context import Env, complete_kind, complete_name, fail, resolve_targets, run
 
 if TYPE_CHECKING:
     from controlplane.api import EventList, Node, NodeAvailability, NodeHistory, Project
     from controlplane.client import Client
 
-
 T = TypeVar("T")
-
-
-@click.command()
-@click.argument("resource")
-@click.argument("name")
-@click.pass_obj
-def describe(env: Env, resource: str, name: str) -> None:
-    """Show every field of one Node or Project."""
-    kind = resolve_kind(resource)
-    check_name(name)
-
-    async def fetch(client: Client) -> Described:
-        api_kind = "Project" if kind == "project" else "Node"
-        events = await _optional(client.list_events(kind=api_kind, name=name, limit=EVENTS_SHOWN))
-        if kind == "project":
-            return Described(await client.get_project(name), None, None, events)
-        node = await client.get_node(name)
-        # Each is None from a server that predates it (history: issue 7; availability and events: issue 14).
-        history = await _optional(client.history(name))
-        return Described(node, history, await _optional(client.availability(name)), events)
-
-    found = run(env, fetch)
-    now = env.now()
-    lines = [printers.describe(found.obj, now)]
-    if found.history is not None:
-        lines += printers.history_lines(found.history)
-    if found.availability is not None:
-        lines += printers.availability_lines(found.availability)
-    if found.events is not None:
-        lines += printers.events_lines(found.events.items, now)
-    click.echo("\n".join(lines))
-
 
 #: Events `describe` shows: the newest, as kubectl does.
 EVENTS_SHOWN = 10
@@ -57,7 +24,7 @@ EVENTS_SHOWN = 10
 
 @dataclass(frozen=True, slots=True)
 class Described:
-    """Described is what one `describe` prints: the object and what the server keeps about it."""
+    """Described is what one `describe` page prints: the object and what the server keeps about it."""
 
     obj: Node | Project
     history: NodeHistory | None
@@ -73,3 +40,42 @@ async def _optional(call: Awaitable[T]) -> T | None:
         return await call
     except NotFound:
         return None
+
+
+@click.command()
+@click.argument("resource", shell_complete=complete_kind)
+@click.argument("names", nargs=-1, shell_complete=complete_name)
+@click.pass_obj
+def describe(env: Env, resource: str, names: tuple[str, ...]) -> None:
+    """Show every field of Nodes or Projects, by NAME or TYPE/NAME."""
+    targets = resolve_targets(resource, names)
+    if any(name is None for _, name in targets):
+        raise fail("describe needs a NAME (or TYPE/NAME)")
+
+    async def fetch(client: Client) -> list[Described]:
+        found: list[Described] = []
+        for kind, name in targets:
+            assert name is not None
+            api_kind = "Project" if kind == "project" else "Node"
+            events = await _optional(client.list_events(kind=api_kind, name=name, limit=EVENTS_SHOWN))
+            if kind == "project":
+                found.append(Described(await client.get_project(name), None, None, events))
+                continue
+            node = await client.get_node(name)
+            # Each is None from a server that predates it (history: issue 7; availability and events: issue 14).
+            history = await _optional(client.history(name))
+            found.append(Described(node, history, await _optional(client.availability(name)), events))
+        return found
+
+    pages = []
+    now = env.now()
+    for page in run(env, fetch):
+        lines = [printers.describe(page.obj, now)]
+        if page.history is not None:
+            lines += printers.history_lines(page.history)
+        if page.availability is not None:
+            lines += printers.availability_lines(page.availability)
+        if page.events is not None:
+            lines += printers.events_lines(page.events.items, now)
+        pages.append("\n".join(lines))
+    click.echo("\n\n".join(pages))

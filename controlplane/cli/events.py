@@ -66,8 +66,8 @@ def _echo(events: Sequence[Event], output: str | None, env: Env, *, headers: boo
 def get_events(env: Env, *, for_: str | None, watch: bool, output: str | None, timeout: float | None) -> None:
     """get_events prints the kept Events (about --for's object), then with watch the new ones as they come."""
     kind, name = parse_for(for_)
-    if output == "wide":
-        raise fail("-o wide: Events have no wide table")
+    if output not in (None, "", "json", "yaml"):
+        raise fail(f"-o {output}: Events print as a table, json or yaml")
 
     async def fetch(client: Client) -> list[Event]:
         return list((await client.list_events(kind=kind, name=name)).items)

@@ -254,7 +254,27 @@ def teardown(plan: Plan) -> None:
                check=False, timeout=60)  # fmt: skip
     if state.pids.get("registry"):
         sy.stop(state.pids["registry"])
+    for pid in _leftover_monitors(plan):  # a container `rm --all` missed must not outlive its namespace
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        kids = [int(k) for k in children.read_text().split()] if children.exists() else []
+        for victim in (*kids, pid):
+            sy.stop(victim, grace=1.0)
     _state_path(plan).unlink(missing_ok=True)
+
+
+def _leftover_monitors(plan: Plan) -> list[int]:
+    """_leftover_monitors lists the conmon processes (one per container) still working for this lab's podman."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"conmon") and any(plan.dir.encode() + b"/" in a for a in argv):
+            found.append(int(proc.name))
+    return found
 
 
 def describe(name: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from ipaddress import IPv4Address
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -415,3 +416,15 @@ async def test_a_tracked_peer_not_probed_yet_is_not_probed(clock: FakeClock) -> 
     paths = {p.name: p for p in await peers.round(fleet(3))}
     waiting = [p for p in paths.values() if p.mode is None]
     assert waiting and all(p.relay_reason == "NotProbed" and p.since is None for p in waiting)
+
+
+async def test_the_address_of_a_fellow_for_a_witness_check(clock: FakeClock) -> None:
+    status = fleet(2)  # edge2, edge3
+    probing, _, nodes = prober(status, clock)
+    nodes.nodes = [node("edge1", "100.64.0.1"), node("edge2", "100.64.0.2")]  # edge3 registered after the read
+    nodes.nodes[1].status.network.agent_port = 9191  # type: ignore[union-attr]
+    assert probing.address("edge2", 9090) is None, "nothing seen yet"
+    await probing.round(status)
+    assert probing.address("edge2", 9090) == (IPv4Address("100.64.0.2"), 9191), "its reported agent port"
+    assert probing.address("edge3", 9090) == (IPv4Address("100.64.0.3"), 9090), "from the tailnet, by its name"
+    assert probing.address("ghost", 9090) is None

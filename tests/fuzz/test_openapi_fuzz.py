@@ -18,6 +18,7 @@ from .conftest import EXAMPLES, FUZZ
 #: the list equal to what /openapi.json publishes (the throughput streams are time-boxed, so they are left out).
 OPERATIONS = [
     "GET /api/healthz",
+    "GET /api/version",
     "GET /metrics",
     "GET /api/v1/nodes",
     "POST /api/v1/nodes",
@@ -40,7 +41,7 @@ OPERATIONS = [
 ]
 
 #: The operations that take no input at all (no parameters, no body).
-WITHOUT_INPUT = {"GET /api/healthz", "GET /metrics"}
+WITHOUT_INPUT = {"GET /api/healthz", "GET /api/version", "GET /metrics"}
 
 #: The operations that read a JSON body.
 WITH_BODY = [

@@ -72,8 +72,8 @@ async def test_bad_uses_are_one_line_errors(caractrl: Caractrl) -> None:
         (("get", "events", "--for", "edge1"), 'Error: --for: "edge1" is not of the form node/NAME or project/NAME\n'),
         (("get", "events", "--for", "pod/x"), 'Error: --for: "pod/x" is not of the form node/NAME or project/NAME\n'),
         (("get", "events", "edge1"), "Error: events take no NAME and no -l; use --for node/NAME\n"),
-        (("get", "nodes", "-w"), "Error: --for and -w apply to events only\n"),
-        (("get", "events", "-o", "wide"), "Error: -o wide: Events have no wide table\n"),
+        (("get", "nodes", "--for", "node/x"), "Error: --for applies to events only\n"),
+        (("get", "events", "-o", "wide"), "Error: -o wide: Events print as a table, json or yaml\n"),
     ):
         result = await caractrl(*args)
         assert (result.exit_code, result.stderr) == (1, message), args
