@@ -107,7 +107,8 @@ async def test_unknown_is_apart_from_not_probed_and_selectors_narrow_the_fleet(
         "FROM   TO   PATH      REASON     SINCE    WHY",
         "a1     a2   unknown   NoAnswer   <none>   <none>",
     ]
-    assert (await caractrl("mesh", "-l", "site")).exit_code == 1
+    assert (await caractrl("mesh", "-l", "site!")).exit_code == 1
+    assert len((await caractrl("mesh", "-l", "site notin (b)")).stdout.splitlines()) == 3  # set-based selectors too
 
 
 @pytest.mark.usefixtures("fleet")
