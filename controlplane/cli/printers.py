@@ -109,8 +109,10 @@ def facts_stale(node: Wire) -> bool:
 
 
 def confirmed_age(node: Wire, now: datetime) -> str:
-    """confirmed_age is how long ago the Node last confirmed its facts (its last heartbeat), e.g. `6m`."""
-    return age(wire_time(_field(node, "status", "lastHeartbeat")), now)
+    """confirmed_age is how long ago the Node last confirmed its facts (the served factsConfirmedAt, else its last
+    heartbeat), e.g. `6m`."""
+    confirmed = _field(node, "status", "factsConfirmedAt") or _field(node, "status", "lastHeartbeat")
+    return age(wire_time(confirmed), now)
 
 
 def throughput_text(network: Wire, now: datetime, *, stale: bool) -> str:
@@ -330,7 +332,11 @@ def freshness_lines(node: Node, now: datetime) -> list[str]:
     freshness = fact_freshness(status, now)
     stale = status.facts_stale if status.facts_stale is not None else freshness.stale
     confirmed = "never" if freshness.age is None else f"{format_age(freshness.age)} ago"
+    heard = status.last_heartbeat
+    rejected = freshness.confirmed_at is not None and heard is not None and freshness.confirmed_at < heard
     why = f" ({freshness.reason})" if stale and freshness.reason else ""
+    if stale and not why and rejected:
+        why = " (beats arrive, but their facts were rejected)"
     verdict = "STALE: last known values, not current" if stale else "current"
     lines = [f"{'Facts:':<14}{verdict}{why}; last confirmed {confirmed}"]
     network = status.network

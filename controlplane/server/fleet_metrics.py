@@ -40,7 +40,7 @@ from controlplane.api import (
     silent_reason,
 )
 from controlplane.store.base import NodeView, Store
-from controlplane.store.leases import LeaseTable
+from controlplane.store.leases import LeaseTable, facts_confirmed_at
 
 #: Default of Settings.metrics_pair_limit: node → peer series exported at most.
 DEFAULT_PAIR_LIMIT = 10_000
@@ -159,7 +159,7 @@ class FleetCollector(Collector):
             beat = lease.renewed_at if lease is not None else node.last_heartbeat
             if beat is not None:
                 snapshot.ages.append((node.name, max(0.0, (now - beat).total_seconds())))
-            stale = facts_stale(beat, node.silent, now, self.grace)
+            stale = facts_stale(facts_confirmed_at(lease, node.last_heartbeat), node.silent, now, self.grace)
             snapshot.stale.append((node.name, stale))
             if node.tested is not None:
                 snapshot.tested.append((node.name, max(0.0, (now - node.tested).total_seconds())))

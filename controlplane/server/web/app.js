@@ -109,7 +109,7 @@ function renderFleet(nodes, now) {
       el("td", { class: `state-${status.state || "unknown"}` }, stateText(status)),
       el("td", {}, network.ip || "—"),
       el("td", {}, network.dnsName || "—"),
-      el("td", { class: stale ? "path stale" : `path mode-${path.mode || "unknown"}` }, pathText(path, stale, ago(status.lastHeartbeat, now))),
+      el("td", { class: stale ? "path stale" : `path mode-${path.mode || "unknown"}` }, pathText(path, stale, ago(status.factsConfirmedAt || status.lastHeartbeat, now))),
       el("td", { class: stale ? "throughput stale" : "throughput" }, throughputText(throughput, stale, now)),
       el("td", { class: "conditions" }, conditions || "—"),
       el("td", { title: status.lastHeartbeat || "" }, ago(status.lastHeartbeat, now)),
