@@ -115,6 +115,15 @@ def confirmed_age(node: Wire, now: datetime) -> str:
     return age(wire_time(confirmed), now)
 
 
+def latency_text(node: Wire, latency: object, now: datetime, *, stale: bool) -> str:
+    """latency_text is the LATENCY cell: `0.35ms`; `stale 6m` (since the facts were last confirmed) when the Node
+    is stale; `<none>` when the Node never confirmed any fact (no fact is not a stale fact)."""
+    if not stale:
+        return milliseconds(latency if isinstance(latency, int | float) else None)
+    confirmed = confirmed_age(node, now)
+    return NONE if confirmed == NONE else f"stale {confirmed}"
+
+
 def throughput_text(network: Wire, now: datetime, *, stale: bool) -> str:
     """throughput_text is `down/up` with the measurement's age (`94.1Mbps/41.0Mbps 3m ago`); `?` after the rates
     when the Node is stale (the measurement is not known to hold any more)."""
@@ -143,9 +152,7 @@ def node_row(node: Wire, now: datetime, *, wide: bool = False) -> list[str]:
         row += [
             _text(_field(network, "dnsName")),
             _text(_field(network, "derpRegion")),
-            f"stale {confirmed_age(node, now)}"
-            if stale
-            else milliseconds(latency if isinstance(latency, int | float) else None),
+            latency_text(node, latency, now, stale=stale),
             throughput_text(network, now, stale=stale),
             _text(bool(_field(node, "spec", "unschedulable"))),
         ]

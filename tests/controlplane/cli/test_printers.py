@@ -247,3 +247,14 @@ def test_state_reads_like_kubectls_status() -> None:
     assert printers.node_state(node("NotReady", True, lost)) == "NotReady(HeartbeatTimeout),SchedulingDisabled"
     assert printers.node_state(node("Draining", True, ready)) == "Ready,Draining"
     assert printers.node_state(node("Draining", True, lost)) == "NotReady(HeartbeatTimeout),Draining"
+
+
+def test_a_node_that_never_beat_has_no_latency_not_a_stale_one() -> None:
+    """The server serves a never-beaten Node as factsStale (no confirmation), but no fact is not a stale fact."""
+    silent = node("edge-9", state="NotReady", factsStale=True).to_wire()
+    assert printers.node_row(silent, NOW, wide=True)[3:] == ["<none>", "3h", "<none>", "<none>", "<none>"] + [
+        "<none>",
+        "false",
+    ]
+    stale = node("edge-8", state="NotReady", factsStale=True, lastHeartbeat=NOW - timedelta(minutes=6)).to_wire()
+    assert printers.node_row(stale, NOW, wide=True)[7] == "stale 6m", "a fact once confirmed is stale with its age"
