@@ -151,7 +151,7 @@ def node_row(node: Wire, now: datetime, *, wide: bool = False) -> list[str]:
         latency = _field(network, "latencyMs")
         row += [
             _text(_field(network, "dnsName")),
-            _text(_field(network, "derpRegion")),
+            _text(_field(network, "derpRegion") if mode == "DERP" else None),  # the relay; a Direct path has none
             latency_text(node, latency, now, stale=stale),
             throughput_text(network, now, stale=stale),
             _text(bool(_field(node, "spec", "unschedulable"))),
@@ -216,8 +216,8 @@ def project_row(
 def nodes_table(nodes: Sequence[Wire], now: datetime, *, wide: bool = False) -> str:
     """nodes_table is the output of `get nodes`, from the wire objects.
 
-    With `-o wide` it adds DNS, the path to the control plane (MODE, DERP region, LATENCY), THROUGHPUT down/up and
-    UNSCHEDULABLE.
+    With `-o wide` it adds DNS, the path to the control plane (DERP: the relay region of a relayed path, LATENCY),
+    THROUGHPUT down/up and UNSCHEDULABLE.
     """
     return table(NODE_WIDE_COLUMNS if wide else NODE_COLUMNS, [node_row(n, now, wide=wide) for n in nodes])
 
