@@ -257,7 +257,7 @@ async def test_a_rejected_beat_renews_the_lease_but_never_makes_the_facts_fresh(
     """A 400 beat keeps the Node alive (its lease renews) but confirms nothing: the facts keep the time of the last
     accepted beat and go stale after the grace in every view, until a full beat is accepted again."""
     from controlplane.api import Node
-    from controlplane.cli.mesh import matrix
+    from controlplane.cli.mesh import not_direct
     from controlplane.cli.printers import freshness_lines, node_row
 
     assert (await api.post(f"{NODES}/edge1/heartbeat", json=FULL)).status_code == 204
@@ -277,8 +277,9 @@ async def test_a_rejected_beat_renews_the_lease_but_never_makes_the_facts_fresh(
     assert row[3] == "Direct?" and row[7] == "stale 3m", row
     facts = freshness_lines(Node.model_validate(served), clock.now())[0]
     assert "STALE" in facts and "3m ago" in facts and "rejected" in facts, facts
-    own = matrix([Node.model_validate(served)], clock.now())[1][1]
-    assert own == ("stale", "Direct? stale 3m"), "mesh: the last known mode, with its age, never as current"
+    (own,) = not_direct([Node.model_validate(served)], clock.now())
+    assert (own.kind, own.text, own.stale) == ("stale", "Direct?", True), "mesh: the last known mode, not current"
+    assert own.since is not None and own.since.isoformat().replace("+00:00", "Z") == confirmed, "since confirmed"
     metrics = (await api.get("/metrics")).text
     assert 'cara_node_facts_stale{node="edge1"} 1.0' in metrics
     assert 'cara_node_path_mode{mode="Direct",node="edge1"' not in metrics, "a stale path is not exported as a mode"
