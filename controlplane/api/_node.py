@@ -172,6 +172,9 @@ class NodeStatus(WireModel):
     # FactsStale (extension, served, never stored): true when the Node has not reconfirmed its facts within the
     # grace, so network, throughput and peers are its last known values, not current (`fact_freshness`).
     facts_stale: StrictBool | None = Field(default=None, alias="factsStale")
+    # FactsConfirmedAt (extension, served, never stored): when the Node last reconfirmed its facts (an accepted
+    # beat); older than lastHeartbeat when a beat since was rejected (invalid facts renew only the lease).
+    facts_confirmed_at: Timestamp = Field(default=None, alias="factsConfirmedAt")
 
 
 class Node(WireModel):

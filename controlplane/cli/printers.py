@@ -109,8 +109,19 @@ def facts_stale(node: Wire) -> bool:
 
 
 def confirmed_age(node: Wire, now: datetime) -> str:
-    """confirmed_age is how long ago the Node last confirmed its facts (its last heartbeat), e.g. `6m`."""
-    return age(wire_time(_field(node, "status", "lastHeartbeat")), now)
+    """confirmed_age is how long ago the Node last confirmed its facts (the served factsConfirmedAt, else its last
+    heartbeat), e.g. `6m`."""
+    confirmed = _field(node, "status", "factsConfirmedAt") or _field(node, "status", "lastHeartbeat")
+    return age(wire_time(confirmed), now)
+
+
+def latency_text(node: Wire, latency: object, now: datetime, *, stale: bool) -> str:
+    """latency_text is the LATENCY cell: `0.35ms`; `stale 6m` (since the facts were last confirmed) when the Node
+    is stale; `<none>` when the Node never confirmed any fact (no fact is not a stale fact)."""
+    if not stale:
+        return milliseconds(latency if isinstance(latency, int | float) else None)
+    confirmed = confirmed_age(node, now)
+    return NONE if confirmed == NONE else f"stale {confirmed}"
 
 
 def throughput_text(network: Wire, now: datetime, *, stale: bool) -> str:
@@ -140,10 +151,8 @@ def node_row(node: Wire, now: datetime, *, wide: bool = False) -> list[str]:
         latency = _field(network, "latencyMs")
         row += [
             _text(_field(network, "dnsName")),
-            _text(_field(network, "derpRegion")),
-            f"stale {confirmed_age(node, now)}"
-            if stale
-            else milliseconds(latency if isinstance(latency, int | float) else None),
+            _text(_field(network, "derpRegion") if mode == "DERP" else None),  # the relay; a Direct path has none
+            latency_text(node, latency, now, stale=stale),
             throughput_text(network, now, stale=stale),
             _text(bool(_field(node, "spec", "unschedulable"))),
         ]
@@ -207,8 +216,8 @@ def project_row(
 def nodes_table(nodes: Sequence[Wire], now: datetime, *, wide: bool = False) -> str:
     """nodes_table is the output of `get nodes`, from the wire objects.
 
-    With `-o wide` it adds DNS, the path to the control plane (MODE, DERP region, LATENCY), THROUGHPUT down/up and
-    UNSCHEDULABLE.
+    With `-o wide` it adds DNS, the path to the control plane (DERP: the relay region of a relayed path, LATENCY),
+    THROUGHPUT down/up and UNSCHEDULABLE.
     """
     return table(NODE_WIDE_COLUMNS if wide else NODE_COLUMNS, [node_row(n, now, wide=wide) for n in nodes])
 
@@ -330,7 +339,11 @@ def freshness_lines(node: Node, now: datetime) -> list[str]:
     freshness = fact_freshness(status, now)
     stale = status.facts_stale if status.facts_stale is not None else freshness.stale
     confirmed = "never" if freshness.age is None else f"{format_age(freshness.age)} ago"
+    heard = status.last_heartbeat
+    rejected = freshness.confirmed_at is not None and heard is not None and freshness.confirmed_at < heard
     why = f" ({freshness.reason})" if stale and freshness.reason else ""
+    if stale and not why and rejected:
+        why = " (beats arrive, but their facts were rejected)"
     verdict = "STALE: last known values, not current" if stale else "current"
     lines = [f"{'Facts:':<14}{verdict}{why}; last confirmed {confirmed}"]
     network = status.network

@@ -47,6 +47,7 @@ EXTENSIONS = {
         ("status", "network", "observedAt"),
         ("status", "network", "witnessed"),
         ("status", "factsStale"),
+        ("status", "factsConfirmedAt"),
     ],
     "project": [("spec", "resources")],
 }
@@ -108,6 +109,7 @@ def full_node() -> Node:
             info=NodeInfo(kernel_version="6.1.0", os_image="Debian GNU/Linux 12", agent_version="0.1.0"),
             last_heartbeat=T0,
             facts_stale=False,
+            facts_confirmed_at=T0,
             conditions=[
                 Condition(
                     type="Ready",
