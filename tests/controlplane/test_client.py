@@ -22,6 +22,7 @@ from controlplane.client import (
     Unauthorized,
     ValidationProblem,
 )
+from controlplane.client._transport import default_transport
 
 BASE = "http://cara-server.test"
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -40,19 +41,6 @@ def problem(status: int, title: str, detail: str, errors: list[str] | None = Non
     if errors is not None:
         body["errors"] = errors
     return httpx.Response(status, json=body, headers={"content-type": "application/problem+json"})
-
-
-def test_all_is_sorted_and_names_every_public_definition() -> None:
-    def isort_key(name: str) -> tuple[int, str]:  # ruff RUF022: CONSTANTS, then Classes, then functions
-        return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
-
-    defined = {
-        name
-        for name, value in vars(client_module).items()
-        if not name.startswith("_") and getattr(value, "__module__", None) == client_module.__name__
-    }
-    assert client_module.__all__ == sorted(client_module.__all__, key=isort_key)
-    assert set(client_module.__all__) == defined | {"DEFAULT_TIMEOUT"}
 
 
 async def test_create_node_posts_wire_json_and_decodes_the_answer() -> None:
@@ -329,7 +317,7 @@ async def test_wire_errors_stay_typed() -> None:
 
 @pytest.mark.parametrize(("url", "loads_cas"), [("http://cara:8080", False), ("https://cara:8443", True)])
 def test_the_ca_bundle_is_loaded_only_for_https(url: str, loads_cas: bool) -> None:
-    transport = client_module._default_transport(url)
+    transport = default_transport(url)
     assert isinstance(transport, httpx.AsyncHTTPTransport)
     context = transport._pool._ssl_context
     assert context is not None
