@@ -192,10 +192,8 @@ class Client:
         return witness_names(response.headers.get(_api.WITNESS_HEADER, ""))
 
     async def cordon(self, name: str) -> _api.Node:
-        """cordon marks the Node unschedulable (GET, then PUT with spec.unschedulable true) and returns it."""
-        node = await self.get_node(name)
-        spec = node.spec.model_copy(update={"unschedulable": True})
-        return await self.replace_node(node.model_copy(update={"spec": spec}))
+        """cordon marks the Node unschedulable (one server-side action, POST .../cordon) and returns it."""
+        return _decode(_api.Node, await self._send("POST", f"/api/v1/nodes/{_name(name)}/cordon", want_status=200))
 
     async def uncordon(self, name: str) -> _api.Node:
         """uncordon makes the Node schedulable again and ends Draining; returns the Node."""

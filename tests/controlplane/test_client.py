@@ -71,6 +71,7 @@ async def test_create_node_posts_wire_json_and_decodes_the_answer() -> None:
         ),
         (lambda c: c.delete_node("edge-1"), "DELETE", "/api/v1/nodes/edge-1", 204, None),
         (lambda c: c.heartbeat("edge-1", Heartbeat()), "POST", "/api/v1/nodes/edge-1/heartbeat", 204, None),
+        (lambda c: c.cordon("edge-1"), "POST", "/api/v1/nodes/edge-1/cordon", 200, node_wire()),
         (lambda c: c.drain("edge-1"), "POST", "/api/v1/nodes/edge-1/drain", 200, node_wire()),
         (lambda c: c.uncordon("edge-1"), "POST", "/api/v1/nodes/edge-1/uncordon", 200, node_wire()),
         (
@@ -96,6 +97,7 @@ async def test_create_node_posts_wire_json_and_decodes_the_answer() -> None:
         "replace_node",
         "delete_node",
         "heartbeat",
+        "cordon",
         "drain",
         "uncordon",
         "get_project",
@@ -147,28 +149,6 @@ async def test_delete_project_tells_deleted_from_terminating(status: int, gone_n
     async with make_client(handler) as client:
         assert await client.delete_project("web", force=True) is gone_now
     assert seen[0].url.params["force"] == "true"
-
-
-async def test_cordon_gets_then_puts_unschedulable() -> None:
-    seen: list[tuple[str, dict[str, object] | None]] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content) if request.content else None
-        seen.append((request.method, body))
-        if request.method == "GET":
-            return httpx.Response(
-                200, json={**node_wire(hostname="h"), "metadata": {"name": "edge-1", "labels": {"a": "b"}}}
-            )
-        return httpx.Response(200, json=body)
-
-    async with make_client(handler) as client:
-        node = await client.cordon("edge-1")
-    assert [m for m, _ in seen] == ["GET", "PUT"]
-    put_body = seen[1][1]
-    assert put_body is not None
-    assert put_body["spec"] == {"hostname": "h", "unschedulable": True}
-    assert put_body["metadata"] == {"name": "edge-1", "labels": {"a": "b"}}
-    assert node.spec.unschedulable is True
 
 
 @pytest.mark.parametrize(

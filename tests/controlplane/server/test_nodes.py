@@ -1,4 +1,4 @@
-"""Node routes: every status code of design §3.1, drain/uncordon, and what a PUT keeps."""
+"""Node routes: every status code of design §3.1, cordon/drain/uncordon, and what a PUT keeps."""
 
 from __future__ import annotations
 
@@ -136,6 +136,23 @@ async def test_delete_is_409_while_projects_are_assigned(api: httpx.AsyncClient)
     await api.delete("/api/v1/projects/p1", params={"force": "true"})
     assert (await api.delete(f"{NODES}/edge1")).status_code == 204
     assert (await api.get(f"{NODES}/edge1")).status_code == 404
+
+
+async def test_cordon_is_one_write_that_keeps_everything_else(api: httpx.AsyncClient) -> None:
+    await api.post(NODES, json=node())
+    await api.post(f"{NODES}/edge1/heartbeat")
+    stored = (await api.get(f"{NODES}/edge1")).json()
+    # A label edit that lands between a client's read and its write is kept: cordon changes only unschedulable.
+    edited = {**stored, "metadata": {**stored["metadata"], "labels": {"zone": "b"}}}
+    assert (await api.put(f"{NODES}/edge1", json=edited)).status_code == 200
+    cordoned = await api.post(f"{NODES}/edge1/cordon")
+    assert cordoned.status_code == 200
+    body = cordoned.json()
+    assert body["spec"]["unschedulable"] is True and body["metadata"]["labels"] == {"zone": "b"}
+    assert body["status"]["state"] == stored["status"]["state"], "cordon is not drain: the state stays"
+    assert (await api.get(f"{NODES}/edge1")).json()["spec"]["unschedulable"] is True
+    assert (await api.post(f"{NODES}/edge1/cordon")).status_code == 200, "cordoning a cordoned Node is a no-op"
+    assert (await api.post(f"{NODES}/ghost/cordon")).status_code == 404
 
 
 async def test_drain_and_uncordon(api: httpx.AsyncClient, leases: LeaseTable) -> None:
