@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from ipaddress import IPv4Address
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -375,3 +376,15 @@ def test_peer_settings_defaults_environment_and_errors() -> None:
         load_settings({}, {"PEER_PROBES_PER_ROUND": "300"}, hostname="h")
     with pytest.raises(SettingsError, match=r"^PEER_REFRESH_PERIOD: 'often' is not a duration"):
         load_settings({}, {"PEER_REFRESH_PERIOD": "often"}, hostname="h")
+
+
+async def test_the_address_of_a_fellow_for_a_witness_check(clock: FakeClock) -> None:
+    status = fleet(2)  # edge2, edge3
+    probing, _, nodes = prober(status, clock)
+    nodes.nodes = [node("edge1", "100.64.0.1"), node("edge2", "100.64.0.2")]  # edge3 registered after the read
+    nodes.nodes[1].status.network.agent_port = 9191  # type: ignore[union-attr]
+    assert probing.address("edge2", 9090) is None, "nothing seen yet"
+    await probing.round(status)
+    assert probing.address("edge2", 9090) == (IPv4Address("100.64.0.2"), 9191), "its reported agent port"
+    assert probing.address("edge3", 9090) == (IPv4Address("100.64.0.3"), 9090), "from the tailnet, by its name"
+    assert probing.address("ghost", 9090) is None
