@@ -60,10 +60,10 @@ from ._node import (
     NodeSpec,
     NodeState,
     NodeStatus,
+    NodeTailnet,
     NodeThroughput,
     PeerPath,
     ResourceList,
-    TailnetInfo,
     WitnessReport,
 )
 from ._project import (
@@ -161,6 +161,7 @@ __all__ = [
     "NodeSpec",
     "NodeState",
     "NodeStatus",
+    "NodeTailnet",
     "NodeThroughput",
     "NotStrictJSON",
     "ObjectMeta",
@@ -180,7 +181,6 @@ __all__ = [
     "ResourceRequests",
     "Selector",
     "ServiceDef",
-    "TailnetInfo",
     "ThroughputSample",
     "Timestamp",
     "VolumeDef",

@@ -254,10 +254,10 @@ class Client:
 
     # --- undecoded reads ----------------------------------------------------------------------
 
-    async def wire(
+    async def get_raw(
         self, resource: Resource, name: str | None = None, *, label_selector: str | None = None
     ) -> dict[str, Any]:
-        """wire returns GET /api/v1/{resource}[/{name}] exactly as the server sent it, without building models.
+        """get_raw returns GET /api/v1/{resource}[/{name}] exactly as the server sent it, without building models.
 
         It is for printing: `caractrl get` shows 1,000 Nodes in a few ms this way, where decoding them takes about
         200 ms. Only the shape is checked (an object of the right kind with `metadata.name`, or a list of such);

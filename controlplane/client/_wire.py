@@ -1,16 +1,16 @@
-"""Undecoded reads: the collections `Client.wire` reads and the shape check it applies instead of the models."""
+"""Undecoded reads: the collections `Client.get_raw` reads and the shape check it applies instead of the models."""
 
 from __future__ import annotations
 
 from typing import Any, Final, Literal
 
-#: The collections `wire` reads, with the `kind` of one object and of their list.
+#: The collections `Client.get_raw` reads, with the `kind` of one object and of their list.
 Resource = Literal["nodes", "projects"]
 KINDS: Final[dict[str, tuple[str, str]]] = {"nodes": ("Node", "NodeList"), "projects": ("Project", "ProjectList")}
 
 
 def wire_errors(body: Any, kind: str) -> list[str]:
-    """wire_errors checks the shape `wire` promises: an object of kind with a metadata.name, or a list of them
+    """wire_errors checks the shape `Client.get_raw` promises: an object of kind with a metadata.name, or a list of them
     (whose items need only be objects with a metadata.name)."""
     if not isinstance(body, dict):
         return ["must be an object"]

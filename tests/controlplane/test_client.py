@@ -258,8 +258,8 @@ async def test_wire_returns_the_servers_json_as_sent() -> None:
         return httpx.Response(200, json=node_wire("edge-2") if request.url.path.endswith("edge-2") else listing)
 
     async with make_client(handler) as client:
-        assert await client.wire("nodes", label_selector="site=lab") == listing
-        assert await client.wire("nodes", "edge-2") == node_wire("edge-2")
+        assert await client.get_raw("nodes", label_selector="site=lab") == listing
+        assert await client.get_raw("nodes", "edge-2") == node_wire("edge-2")
     assert [(r.url.path, r.url.query) for r in seen] == [
         ("/api/v1/nodes", b"labelSelector=site%3Dlab"),
         ("/api/v1/nodes/edge-2", b""),
@@ -282,17 +282,17 @@ async def test_wire_checks_the_shape(
 ) -> None:
     async with make_client(lambda request: httpx.Response(200, json=body)) as client:
         with pytest.raises(InvalidResponse) as caught:
-            await client.wire(resource, name)
+            await client.get_raw(resource, name)
     assert caught.value.errors == [error]
 
 
 async def test_wire_errors_stay_typed() -> None:
     async with make_client(lambda request: problem(404, "Not Found", 'Node "x" not found')) as client:
         with pytest.raises(NotFound):
-            await client.wire("nodes", "x")
+            await client.get_raw("nodes", "x")
     async with make_client(lambda request: httpx.Response(200, text="<html>")) as client:
         with pytest.raises(InvalidResponse, match="invalid NodeList"):
-            await client.wire("nodes")
+            await client.get_raw("nodes")
 
 
 @pytest.mark.parametrize(("url", "loads_cas"), [("http://cara:8080", False), ("https://cara:8443", True)])
