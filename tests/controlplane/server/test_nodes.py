@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 
+from controlplane.store.base import Store
 from controlplane.store.leases import LeaseTable
 from tests.conftest import FakeClock
 
@@ -119,17 +120,16 @@ async def test_get_and_delete_missing_are_404(api: httpx.AsyncClient) -> None:
     assert (await api.delete(f"{NODES}/ghost")).status_code == 404
 
 
-async def test_delete_is_409_while_projects_are_assigned(api: httpx.AsyncClient) -> None:
+async def test_delete_is_409_while_projects_are_assigned(api: httpx.AsyncClient, memory_store: Store) -> None:
     await api.post(NODES, json=node())
     await api.post("/api/v1/projects", json=project("p1"))
     await api.patch("/api/v1/projects/p1/status", json={"phase": "Running"})
-    # bind it the way the scheduler would: through the store is not visible here, so use the status route
-    app_store = api._transport.app.state.context.store  # type: ignore[attr-defined]
+    # bind it the way the scheduler would: through the store the app was built with
 
     def bind(p: Any) -> Any:
         return p.model_copy(update={"status": p.status.model_copy(update={"node_ref": "edge1"})})
 
-    await app_store.update_project("p1", bind)
+    await memory_store.update_project("p1", bind)
     blocked = await api.delete(f"{NODES}/edge1")
     assert blocked.status_code == 409 and "p1" in blocked.json()["detail"]
     assert (await api.get(f"{NODES}/edge1")).status_code == 200
