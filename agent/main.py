@@ -30,7 +30,7 @@ from mesh import LocalClient, MeshError, resolve, socket_path
 
 from .api.auth import Authorizer
 from .api.routes import AgentAPI
-from .collectors.peers import PeerProbeConfig, PeerProber, disco_probe
+from .collectors.peers import PeerProbeConfig, PeerProber, disco_probe, whois_endpoints
 from .collectors.resources import PsutilSource, ResourceSource
 from .collectors.system import collect_info
 from .collectors.tailnet import TailnetCollector
@@ -254,6 +254,7 @@ async def run_agent(
                     self_name=settings.node_name,
                     list_nodes=list_nodes,
                     probe=disco_probe(local),
+                    endpoints=whois_endpoints(local),
                     now=now,
                     config=PeerProbeConfig(
                         per_round=settings.peer_probes_per_round,

@@ -21,6 +21,17 @@ from ._conditions import (
     set_condition,
 )
 from ._errors import InvalidObject, decode, describe_errors, shown
+from ._event import (
+    AvailabilityWindow,
+    Event,
+    EventList,
+    EventSource,
+    EventType,
+    NodeAvailability,
+    ObjectReference,
+    PathAvailability,
+    Transition,
+)
 from ._history import CONTROL_PLANE_PEER, NodeHistory, PathChange, ThroughputSample
 from ._json import MAX_INTEGER_DIGITS, NotStrictJSON, strict_json_loads
 from ._liveness import (
@@ -139,9 +150,14 @@ __all__ = [
     "SILENT_REASONS",
     "WITNESS_HEADER",
     "ZERO_TIME",
+    "AvailabilityWindow",
     "Condition",
     "ConditionStatus",
     "EnvVar",
+    "Event",
+    "EventList",
+    "EventSource",
+    "EventType",
     "Freshness",
     "Heartbeat",
     "IngressAccess",
@@ -152,6 +168,7 @@ __all__ = [
     "InvalidSelector",
     "NetworkMode",
     "Node",
+    "NodeAvailability",
     "NodeBinding",
     "NodeConditionType",
     "NodeHistory",
@@ -165,6 +182,8 @@ __all__ = [
     "NodeThroughput",
     "NotStrictJSON",
     "ObjectMeta",
+    "ObjectReference",
+    "PathAvailability",
     "PathChange",
     "PathRequirement",
     "PeerPath",
@@ -183,6 +202,7 @@ __all__ = [
     "ServiceDef",
     "ThroughputSample",
     "Timestamp",
+    "Transition",
     "VolumeDef",
     "VolumeMount",
     "VolumeType",
