@@ -3,7 +3,7 @@ its environment file (`--env-file`, KEY=VALUE), validated once, frozen."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -35,8 +35,20 @@ BACKENDS: Final = ("server", "speedtest", "off")
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 #: The tailnet identity of the metrics scraper (deploy/headscale/policy.hujson); it may read /metrics by default.
 SCRAPER_TAG: Final = "tag:cara-scraper"
+#: Where a container runtime's Docker API socket is looked for when CONTAINER_RUNTIME_SOCKET is unset, in order.
+RUNTIME_SOCKETS: Final = ("/run/docker.sock", "/var/run/docker.sock", "/run/podman/podman.sock")
+DEFAULT_INGRESS_PORT: Final = 8081
 
-__all__ = ["TABLE", "Reservation", "SettingError", "Settings", "load_settings", "node_name_from", "parse_reservation"]
+__all__ = [
+    "TABLE",
+    "Reservation",
+    "SettingError",
+    "Settings",
+    "find_runtime_socket",
+    "load_settings",
+    "node_name_from",
+    "parse_reservation",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +79,19 @@ def parse_reservation(raw: object) -> Reservation:
         except ValueError as exc:
             raise ValueError(f"{key.strip()}: {exc}") from None
     return Reservation(**values)
+
+
+def _runtime_socket(raw: object) -> str:
+    """_runtime_socket is a socket path, or "" for the value `off` (no runtime: every Project bound here fails)."""
+    text = as_text(raw)
+    return "" if text == "off" else text
+
+
+def _poll_interval(raw: object) -> float:
+    seconds = as_duration(raw)
+    if not 0.1 <= seconds <= 60:
+        raise ValueError("must be between 100ms and 60s")
+    return seconds
 
 
 #: Every setting of cara-agent, in the order `--help` and docs/agent.md list them.
@@ -124,6 +149,45 @@ TABLE: Final = SettingsTable(
         shown="60s",
     ),
     Setting(
+        "runtime_socket",
+        "CONTAINER_RUNTIME_SOCKET",
+        _runtime_socket,
+        None,
+        "Docker Engine API socket of dockerd or podman; off: none.",
+        shown="the first of " + ", ".join(RUNTIME_SOCKETS) + " that exists",
+    ),
+    Setting(
+        "project_poll_interval",
+        "PROJECT_POLL_INTERVAL",
+        _poll_interval,
+        1.0,
+        "Reconcile period of this Node's Projects (100ms to 60s).",
+        shown="1s",
+    ),
+    Setting(
+        "ingress_port",
+        "INGRESS_PORT",
+        int_range(0, 65535),
+        DEFAULT_INGRESS_PORT,
+        "Projects' ingress proxy port on the tailnet address; 0: off.",
+    ),
+    Setting(
+        "agent_admins",
+        "AGENT_ADMINS",
+        as_list,
+        (),
+        "Tailnet users/tags (comma-separated) that may port-forward and read logs; they may also read /metrics.",
+        shown="nobody",
+    ),
+    Setting(
+        "agent_viewers",
+        "AGENT_VIEWERS",
+        as_list,
+        (),
+        "Tailnet users/tags (comma-separated) that may read logs; they may also read /metrics.",
+        shown="nobody",
+    ),
+    Setting(
         "metrics_callers",
         "METRICS_CALLERS",
         as_list,
@@ -168,9 +232,25 @@ class Settings:
     peer_probes_per_round: int = _default("peer_probes_per_round")
     # peer_refresh_period: every tracked fellow agent is probed at least this often.
     peer_refresh_period: float = _default("peer_refresh_period")
+    # runtime_socket: the Docker Engine API socket (dockerd or podman); None: the first of RUNTIME_SOCKETS that
+    # exists at start; "" (the value "off"): no runtime, every Project bound here fails.
+    runtime_socket: str | None = _default("runtime_socket")
+    # project_poll_interval: seconds between reconcile passes over this Node's Projects.
+    project_poll_interval: float = _default("project_poll_interval")
+    # ingress_port: the Projects' ingress proxy on the tailnet address; 0 turns it off.
+    ingress_port: int = _default("ingress_port")
+    # agent_admins / agent_viewers: tailnet users (`ops` or `ops@example.com`) and tags (`tag:x`) allowed on the
+    # agent's API: admins may read logs and port-forward, viewers may read logs. Empty: nobody.
+    agent_admins: tuple[str, ...] = _default("agent_admins")
+    agent_viewers: tuple[str, ...] = _default("agent_viewers")
     # metrics_callers: tailnet tags (tag:...) and login names whose machines may read /metrics.
     metrics_callers: tuple[str, ...] = _default("metrics_callers")
     log_level: str = _default("log_level")
+
+    @property
+    def metrics_readers(self) -> tuple[str, ...]:
+        """metrics_readers are who may read /metrics: METRICS_CALLERS, AGENT_ADMINS and AGENT_VIEWERS."""
+        return (*self.metrics_callers, *self.agent_admins, *self.agent_viewers)
 
 
 def node_name_from(raw: str | None, hostname: str, label: str) -> str:
@@ -181,6 +261,14 @@ def node_name_from(raw: str | None, hostname: str, label: str) -> str:
     except ValueError as exc:
         source = label if raw is not None else f"the OS hostname {hostname!r} (set NODE_NAME)"
         raise SettingError(f"{source}: {name!r} is not a valid Node name: {exc}") from None
+
+
+def find_runtime_socket(configured: str | None, exists: Callable[[str], bool]) -> str | None:
+    """find_runtime_socket is the runtime socket to use: the configured one ("" means none), else the first of
+    RUNTIME_SOCKETS that exists, else None."""
+    if configured is not None:
+        return configured or None
+    return next((path for path in RUNTIME_SOCKETS if exists(path)), None)
 
 
 def load_settings(

@@ -23,7 +23,21 @@ from typing import Final
 
 from controlplane.api import NODE_TAG, NetworkMode, Node, PeerPath
 from controlplane.client import ClientError
-from mesh import IPAddress, LocalClient, MeshError, Path, PathMode, PeerStatus, Status, classify_peer, probe_path
+from mesh import (
+    IPAddress,
+    LocalClient,
+    MeshError,
+    Path,
+    PathMode,
+    PeerStatus,
+    RelayExplanation,
+    RelayReason,
+    Status,
+    Via,
+    classify_peer,
+    explain_path,
+    probe_path,
+)
 
 log = logging.getLogger("cara.agent")
 
@@ -41,8 +55,12 @@ PROBE_PING_TIMEOUT: Final = 1.0
 NODE_LIST_REFRESH: Final = 300.0
 
 _MODES: Final = {PathMode.DIRECT: NetworkMode.DIRECT, PathMode.DERP: NetworkMode.DERP}
+#: The explanation of a tracked peer no probe has reached yet.
+_NOT_PROBED: Final = RelayExplanation(RelayReason.NOT_PROBED, "tracked, not probed yet.")
 
 Probe = Callable[[IPAddress], Awaitable[Path]]
+#: The peer's advertised endpoints (whois Node.Endpoints); None when the lookup failed.
+EndpointLookup = Callable[[IPAddress], Awaitable[Sequence[str] | None]]
 ListNodes = Callable[[], Awaitable[Sequence[Node]]]
 
 
@@ -55,6 +73,23 @@ def disco_probe(local: LocalClient) -> Probe:
         )
 
     return probe
+
+
+def whois_endpoints(local: LocalClient) -> EndpointLookup:
+    """whois_endpoints looks a peer's advertised endpoints up in this node's netmap (LocalAPI whois)."""
+
+    async def lookup(ip: IPAddress) -> Sequence[str] | None:
+        try:
+            return (await local.whois(str(ip))).node.endpoints
+        except MeshError as exc:
+            log.debug("whois %s failed: %s", ip, exc)
+            return None
+
+    return lookup
+
+
+async def _no_lookup(ip: IPAddress) -> Sequence[str] | None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +121,15 @@ class PeerRecord:
     probed_at: datetime | None = None
     # urgent: probe before the rotation's turn (never probed, passive verdict changed, just stopped answering).
     urgent: bool = True
+    # why: why the path is not Direct (None while Direct); set by each probe.
+    why: RelayExplanation | None = None
+    # since: when the path took its current mode (Direct, DERP or unknown); None before the first probe.
+    since: datetime | None = None
 
     def to_path(self) -> PeerPath:
+        why = self.why if self.mode is not NetworkMode.DIRECT else None
+        if why is None and self.probed_at is None:
+            why = _NOT_PROBED
         return PeerPath(
             name=self.name,
             ip=str(self.ip),
@@ -95,7 +137,16 @@ class PeerRecord:
             derp_region=self.derp_region if self.mode is NetworkMode.DERP else None,
             latency_ms=round(self.latency_ms, 3) if self.latency_ms is not None else None,
             last_seen=self.last_seen,
+            relay_reason=why.reason.value if why else None,
+            relay_message=why.message if why else None,
+            since=self.since,
         )
+
+    def settle(self, mode: NetworkMode | None, now: datetime) -> None:
+        """settle records the probe's mode, moving `since` when the mode changed (or on the first probe)."""
+        if self.probed_at is None or mode != self.mode:
+            self.since = now
+        self.mode = mode
 
 
 def round_budget(tracked: int, config: PeerProbeConfig) -> int:
@@ -161,13 +212,17 @@ class PeerProber:
         probe: Probe,
         now: Callable[[], datetime],
         config: PeerProbeConfig = PeerProbeConfig(),
+        endpoints: EndpointLookup = _no_lookup,
     ) -> None:
         self.self_name, self._list_nodes, self._probe, self._now = self_name, list_nodes, probe, now
+        self._endpoints = endpoints
         self.config = config
         self.records: dict[str, PeerRecord] = {}
         self._nodes: Sequence[Node] | None = None
         self._nodes_read: datetime | None = None
         self._warned_budget = 0
+        # The last tailnet status seen: where a fellow not yet in the Node list is found by its MagicDNS name.
+        self._status: Status | None = None
 
     async def _read_nodes(self, now: datetime, status: Status) -> None:
         """_read_nodes refreshes the Node list when stale, or sooner when a tagged peer matches no Node."""
@@ -217,30 +272,41 @@ class PeerProber:
             )
         return budget
 
-    async def _probe_one(self, record: PeerRecord, now: datetime) -> None:
+    async def _probe_one(self, record: PeerRecord, now: datetime, status: Status, peer: PeerStatus | None) -> None:
         try:
             path = await self._probe(record.ip)
         except MeshError as exc:
             log.debug("probing %s failed: %s", record.name, exc)
             path = None
-        record.probed_at = now
         mode = _MODES.get(path.mode) if path is not None and path.mode else None
+        verdict = path or Path(Via.NO_ANSWER)
+        # Only a DERP verdict needs the peer's endpoints (one whois, relayed peers only).
+        advertised = await self._endpoints(record.ip) if verdict.via is Via.DERP else None
+        elsewhere = any(r.mode is NetworkMode.DIRECT for r in self.records.values() if r is not record)
+        record.why = explain_path(
+            verdict, peer=peer, status=status, probed=True, endpoints=advertised, direct_elsewhere=elsewhere
+        )
         if path is None or mode is None:
             # No answer: the path is unknown now. Re-probe first next round only if it was known until now, so
             # a peer that stays silent does not take the budget from the rotation.
             record.urgent = record.mode is not None
-            record.mode = record.derp_region = record.latency_ms = None
+            record.settle(None, now)
+            record.probed_at = now
+            record.derp_region = record.latency_ms = None
             return
-        record.mode, record.derp_region, record.latency_ms = mode, path.derp_region or None, path.latency_ms
+        record.settle(mode, now)
+        record.probed_at = now
+        record.derp_region, record.latency_ms = path.derp_region or None, path.latency_ms
         record.last_seen, record.urgent = now, False
 
     async def round(self, status: Status) -> list[PeerPath]:
         """round reads the Node list if due, probes this round's peers concurrently and returns the paths known."""
         now = self._now()
+        self._status = status
         await self._read_nodes(now, status)
-        self._track(status)
+        fellows = self._track(status)
         chosen = choose(list(self.records.values()), self._budget())
-        await asyncio.gather(*(self._probe_one(record, now) for record in chosen))
+        await asyncio.gather(*(self._probe_one(record, now, status, fellows.get(record.name)) for record in chosen))
         return self.paths()
 
     def address(self, name: str, default_port: int) -> tuple[IPAddress, int] | None:
@@ -252,12 +318,17 @@ class PeerProber:
         record = self.records.get(name)
         if record is not None:
             return record.ip, port
-        if network is None or not network.ip:
-            return None
-        try:
-            return ip_address(network.ip), port
-        except ValueError:
-            return None
+        if network is not None and network.ip:
+            try:
+                return ip_address(network.ip), port
+            except ValueError:
+                pass
+        # A fellow that registered after our last Node list read: its tagged tailnet peer, by MagicDNS or host name.
+        for peer in self._status.peers if self._status is not None else ():
+            names = (peer.dns_name_short.lower(), peer.host_name.lower())
+            if peer.has_tag(self.config.tag) and peer.ipv4 is not None and name in names:
+                return peer.ipv4, port
+        return None
 
     def paths(self) -> list[PeerPath]:
         """paths is the current report, by name."""

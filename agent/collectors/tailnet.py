@@ -18,9 +18,9 @@ from controlplane.api import (
     ConditionStatus,
     NetworkMode,
     NodeNetworkStatus,
+    NodeTailnet,
     PeerPath,
 )
-from controlplane.api import TailnetInfo as TailnetFacts
 from mesh import (
     DaemonUnreachable,
     IPAddress,
@@ -36,6 +36,7 @@ from mesh import (
     Status,
     classify_peer,
     classify_pong,
+    explain_path,
     find_peer,
     probe_path,
     self_identity,
@@ -90,6 +91,7 @@ def peer_paths(status: Status, limit: int) -> list[PeerPath]:
     for peer in talking[:limit]:
         path = classify_peer(peer)
         mode = _MODES.get(path.mode) if path.mode else None
+        why = explain_path(path, peer=peer, status=status, probed=False)
         paths.append(
             PeerPath(
                 name=_peer_name(peer),
@@ -97,6 +99,8 @@ def peer_paths(status: Status, limit: int) -> list[PeerPath]:
                 mode=mode,
                 derp_region=path.derp_region or None,
                 last_seen=peer.last_write,
+                relay_reason=why.reason.value if why else None,
+                relay_message=why.message if why else None,
             )
         )
     return sorted(paths, key=lambda p: p.name)
@@ -145,7 +149,7 @@ class TailnetCollector:
             agent_port=self._port,
             derp_region=me.derp_region or None,
             peers=peer_paths(status, self._max_peers),  # [] on the wire: "no peers now" (the server merges network)
-            tailnet=TailnetFacts(
+            tailnet=NodeTailnet(
                 node_id=me.node_id or None,
                 user=me.user or None,
                 tags=list(me.tags) or None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -302,8 +303,10 @@ def node_conditions(
     return result
 
 
-def said(conditions: Sequence[Condition] | None, type_: str) -> tuple[ConditionStatus, str | None, str | None] | None:
-    """said is what the condition of type_ says (status, reason, message), or None when it is missing."""
+def condition_words(
+    conditions: Sequence[Condition] | None, type_: str
+) -> tuple[ConditionStatus, str | None, str | None] | None:
+    """condition_words is what the condition of type_ says (status, reason, message), or None when it is missing."""
     found = find_condition(conditions, type_)
     return None if found is None else (found.status, found.reason, found.message)
 
@@ -314,7 +317,7 @@ def is_stale(node: Node, state: NodeState, verdicts: Mapping[str, Verdict]) -> b
     if node.status.state != state:
         return True
     conditions = node.status.conditions
-    return any(said(conditions, type_) != (v.status, v.reason, v.message) for type_, v in verdicts.items())
+    return any(condition_words(conditions, type_) != (v.status, v.reason, v.message) for type_, v in verdicts.items())
 
 
 @dataclass(slots=True)
@@ -342,11 +345,11 @@ class CachedNode:
         """of reduces node, first seen at observed_at, to its cache entry."""
         status = node.status
         facts_stale = any(
-            said(status.conditions, type_) != (v.status, v.reason, v.message)
+            condition_words(status.conditions, type_) != (v.status, v.reason, v.message)
             for type_, v in fact_verdicts(status).items()
         )
         blocking = tuple(blocking_conditions(status.conditions))
-        ready = said(status.conditions, READY)
+        ready = condition_words(status.conditions, READY)
         steady = status.state == NodeState.READY and ready == _READY_SAID and not facts_stale and not blocking
         return cls(status.state, status.last_heartbeat, blocking, ready, facts_stale, observed_at, steady)
 
@@ -549,7 +552,9 @@ class NodeLifecycleController:
 
     async def _write(self, name: str, now: datetime) -> bool:
         try:
-            self._remember(await self._store.update_node(name, lambda current: self._apply(current, now)), now)
+            written = await self._store.update_node(name, lambda current: self._apply(current, now))
+            self._remember(written, now)
+            log.debug("node %s written %s at monotonic %.3f", name, written.status.state, time.monotonic())
         except NotFound:
             self._cache.pop(name, None)  # deleted since the list; nothing to do
             return False
@@ -593,5 +598,8 @@ class NodeLifecycleController:
     async def run(
         self, stop: asyncio.Event, *, gate: Gate | None = None, on_pass: Callable[[], None] | None = None
     ) -> None:
-        """run passes every lifecycle_period until stop is set, applying `resume`'s stall rule before each."""
-        await run_every("node-lifecycle", self._pass, self._config.lifecycle_period, stop, gate, on_pass)
+        """run passes every lifecycle_period until stop is set, applying `resume`'s stall rule before each; a
+        going-away beat (`LeaseTable.release`) starts a pass at once, so AgentShutdown does not wait for the period."""
+        await run_every(
+            "node-lifecycle", self._pass, self._config.lifecycle_period, stop, gate, on_pass, wake=self._leases.goodbye
+        )

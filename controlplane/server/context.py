@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from controlplane.api import InvalidObject, NotStrictJSON, strict_json_loads
 from controlplane.store.base import Store
 from controlplane.store.leases import LeaseTable
 
+from .events import ACTOR, EventRecorder
 from .identity import Caller, Identity
 from .metrics import Metrics
 from .nodewrites import NodeWrites
@@ -32,10 +34,14 @@ class ServerContext:
     identity: Identity
     settings: Settings
     metrics: Metrics
+    # Events: records Events and Transitions of every stored change (an observer of store).
+    events: EventRecorder
     # Writes: every write to a Node goes through it (binding check, heartbeat merge, drain, uncordon, release).
     writes: NodeWrites
     # Health: loop name → why it is dead or stalled, from the process root's supervisor; empty when healthy.
     health: Callable[[], Mapping[str, str]]
+    # Stopping: set as soon as the server begins to stop, so that open watches end instead of holding the stop.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def get_context(request: Request) -> ServerContext:
@@ -47,7 +53,9 @@ def get_context(request: Request) -> ServerContext:
 async def get_caller(request: Request) -> Caller:
     """get_caller identifies the caller of this request (a FastAPI dependency); raises Unauthorized."""
     context = get_context(request)
-    return await context.identity.identify(request)
+    caller = await context.identity.identify(request)
+    ACTOR.set(caller.name)  # the identity that acted, for the Events this request's writes record
+    return caller
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -110,8 +110,12 @@ def controllers_loop(
             progress=progress.tick,
             pass_bound=pass_bound,
             witnesses=context.writes.witnesses,
-            on_isolation=context.metrics.isolated.set,
+            on_isolation=on_isolation,
         )
+
+    def on_isolation(isolated: bool) -> None:
+        context.metrics.isolated.set(isolated)
+        context.events.isolation(isolated)  # an Event when the guard turns
 
     return run
 
@@ -333,6 +337,7 @@ async def _serve(
             store=store, now=utc_now, identity=identity, settings=settings, leases=leases, health=supervisor.problems
         )
         context: ServerContext = app.state.context
+        context.stopping = stop  # open watches end as soon as the process begins to stop, not after them
         where = ", ".join(f"http://{h if ':' not in h else f'[{h}]'}:{p}" for h, p in addresses)
         log.info("serving the caravanserai/v1 API on %s (pid %d, replica %s)", where, os.getpid(), replica.replica_id)
         config = uvicorn_config(app, log_level)

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from agent.main import main
-from agent.settings import TABLE, Reservation, SettingError, load_settings, parse_reservation
+from agent.settings import TABLE, Reservation, SettingError, find_runtime_socket, load_settings, parse_reservation
 
 
 def load(env: dict[str, str] | None = None, hostname: str = "Edge-Box", **flags: str | None) -> object:
@@ -126,7 +126,10 @@ def test_the_environment_file_is_read_and_the_environment_overrides_it(tmp_path:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("NODE_NAME=e\nHEARTBEET=5s\n", "agent.env:2: HEARTBEET: unknown variable (known: AGENT_LISTEN_ADDRESS,"),
+        (
+            "NODE_NAME=e\nHEARTBEET=5s\n",
+            "agent.env:2: HEARTBEET: unknown variable (known: AGENT_ADMINS, AGENT_LISTEN_ADDRESS,",
+        ),
         ("just words\n", "agent.env:1: 'just words' is not VARIABLE=VALUE"),
         ("HEARTBEAT_INTERVAL=soon\n", "agent.env: HEARTBEAT_INTERVAL: 'soon' is not a duration"),
         ("NODE_NAME=Bad_Name\n", "agent.env: NODE_NAME: 'Bad_Name' is not a valid Node name"),
@@ -156,3 +159,39 @@ def test_every_setting_has_a_documented_row() -> None:
     table = TABLE.markdown(file_column=False)
     docs = (Path(__file__).resolve().parents[2] / "docs" / "agent.md").read_text()
     assert table in docs, "docs/agent.md's settings table differs from agent.settings.TABLE"
+
+
+def test_project_settings_are_read() -> None:
+    env = {
+        "CONTAINER_RUNTIME_SOCKET": "/run/podman/podman.sock",
+        "PROJECT_POLL_INTERVAL": "500ms",
+        "INGRESS_PORT": "0",
+        "AGENT_ADMINS": "ops, tag:cara-admin",
+        "AGENT_VIEWERS": "dev",
+    }
+    s = load_settings({}, env, hostname="edge")
+    assert (s.runtime_socket, s.project_poll_interval, s.ingress_port) == ("/run/podman/podman.sock", 0.5, 0)
+    assert (s.agent_admins, s.agent_viewers) == (("ops", "tag:cara-admin"), ("dev",))
+    assert load_settings({"runtime_socket": "off"}, {}, hostname="edge").runtime_socket == ""
+    with pytest.raises(SettingError, match="PROJECT_POLL_INTERVAL"):
+        load_settings({}, {"PROJECT_POLL_INTERVAL": "0s"}, hostname="edge")
+
+
+def test_agent_admins_and_viewers_may_read_metrics_too() -> None:
+    env = {"METRICS_CALLERS": "tag:scrape", "AGENT_ADMINS": "ops", "AGENT_VIEWERS": "dev, tag:view"}
+    assert load_settings({}, env, hostname="edge").metrics_readers == ("tag:scrape", "ops", "dev", "tag:view")
+
+
+@pytest.mark.parametrize(
+    ("configured", "present", "want"),
+    [
+        (None, {"/var/run/docker.sock", "/run/podman/podman.sock"}, "/var/run/docker.sock"),
+        (None, {"/run/podman/podman.sock"}, "/run/podman/podman.sock"),
+        (None, set(), None),
+        ("", {"/var/run/docker.sock"}, None),
+        ("/x.sock", set(), "/x.sock"),
+    ],
+    ids=["docker-first", "podman", "none-found", "off", "configured"],
+)
+def test_find_runtime_socket(configured: str | None, present: set[str], want: str | None) -> None:
+    assert find_runtime_socket(configured, present.__contains__) == want

@@ -1,4 +1,4 @@
-"""System routes: health (open to any caller) and Prometheus metrics (admin, viewer or scraper)."""
+"""System routes: health (open to any caller), version and Prometheus metrics (admin, viewer or scraper)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from controlplane.api import NodeState
+from controlplane.api import API_VERSION
 
+from .. import scrape
 from ..context import CallerDep, Ctx
 from ..identity import require_metrics_reader
 from ..problems import problem_response, problem_responses
@@ -27,13 +28,25 @@ async def healthz(context: Ctx) -> Response:
     return problem_response(503, f"unhealthy: {', '.join(sorted(problems))}", errors)
 
 
+#: The distribution whose version the server reports.
+DISTRIBUTION = "caravanserai-mesh"
+
+
+@router.get("/api/version")
+async def version() -> dict[str, str]:
+    """version is the server's own version and API version (Kubernetes' /version, for `caractrl version`)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        found = package_version(DISTRIBUTION)
+    except PackageNotFoundError:
+        found = "unknown"
+    return {"version": found, "apiVersion": API_VERSION}
+
+
 @router.get("/metrics", response_class=Response)
 async def metrics(context: Ctx, caller: CallerDep) -> Response:
     require_metrics_reader(caller)
-    counts = dict.fromkeys(NodeState, 0)
-    for node in await context.metrics.fleet.scrape(context.store, context.leases, context.now()):
-        if node.state is not None:
-            counts[node.state] += 1
-    for state, count in counts.items():
-        context.metrics.nodes.labels(state.value).set(count)
+    await scrape.refresh(context)
     return Response(context.metrics.render(), media_type=CONTENT_TYPE_LATEST)
