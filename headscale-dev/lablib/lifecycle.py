@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from . import containers
 from . import system as sy
 from .plan import (
+    CONTROL_TAGS,
     DERP_REGION_CODE,
     HEADSCALE_PORT,
     HOST_WATCH_NFT,
@@ -22,7 +23,6 @@ from .plan import (
     HUB_NFT,
     NODE_TAG,
     OPERATOR_USER,
-    SERVER_TAG,
     STRANGER_USER,
     TAILSCALED_PORT,
     Host,
@@ -209,7 +209,7 @@ def _make_keys(plan: Plan, bins: Path) -> dict[str, str]:
     return {
         "operator": _headscale(plan, bins, *create, "--user", str(ops["id"]))["key"],
         "stranger": _headscale(plan, bins, *create, "--user", str(stranger["id"]))["key"],
-        "control": _headscale(plan, bins, *create, "--tags", SERVER_TAG)["key"],
+        "control": _headscale(plan, bins, *create, "--tags", ",".join(CONTROL_TAGS))["key"],
         "node": _headscale(plan, bins, *create, "--tags", NODE_TAG)["key"],
     }
 

@@ -25,6 +25,10 @@ TAILSCALED_PORT = 41641
 
 SERVER_TAG = "tag:cara-server"
 NODE_TAG = "tag:cara-node"
+#: The image registry's tag (the policy lets agents reach it on :5000); the lab's registry runs on the control host.
+REGISTRY_TAG = "tag:cara-registry"
+#: The control host's tags: the control plane and, in the lab, the image registry.
+CONTROL_TAGS = (SERVER_TAG, REGISTRY_TAG)
 OPERATOR_USER = "ops"
 SERVER_HOSTNAME = "cara-server"
 #: An untagged machine of another user, outside every rule of the policy: it must reach nothing of Caravanserai.

@@ -24,7 +24,9 @@ from lablib import lifecycle, plan
 
 EDGE_NAMES = ["edge1", "edge2", "edge3"]
 HOSTNAMES = {"control": "cara-server", "operator": "operator"} | {e: e for e in EDGE_NAMES}
-TAGS = {"control": ["tag:cara-server"], "operator": None} | {e: ["tag:cara-node"] for e in EDGE_NAMES}
+TAGS = {"control": ["tag:cara-registry", "tag:cara-server"], "operator": None} | {
+    e: ["tag:cara-node"] for e in EDGE_NAMES
+}
 
 
 # ---- pure helpers (no root, no lab) ---------------------------------------------------------------------------------
@@ -161,7 +163,7 @@ def test_every_host_is_running_with_its_addresses_names_and_tags(lab: Lab) -> No
         assert st["TailscaleIPs"] == [h["ip"], h["ipv6"]]
         assert ipaddress.ip_address(h["ip"]) in ipaddress.ip_network("100.64.0.0/10")
         assert h["dnsName"] == st["Self"]["DNSName"].rstrip(".") == f"{expected_hostname}.tailnet.test"
-        assert st["Self"].get("Tags") == TAGS[name]
+        assert sorted(st["Self"].get("Tags") or []) == (TAGS[name] or [])
         assert h["netns"] == f"{lab.name}-{name}" and h["socket"].endswith(f"/{name}/ts.sock")
         addrs = json.loads(lab.run(name, "ip", "-j", "-4", "addr", "show", "dev", "eth0").stdout)
         assert h["underlay"] in [a["local"] for a in addrs[0]["addr_info"]]
@@ -190,7 +192,7 @@ def test_whois_tells_the_roles_apart(lab: Lab) -> None:
     edge = whois(lab.hosts["edge1"]["ip"])
     assert edge["Node"]["Tags"] == ["tag:cara-node"] and edge["UserProfile"]["LoginName"] == "tagged-devices"
     server = lab.run("edge1", "tailscale", "whois", "--json", lab.hosts["control"]["ip"]).stdout
-    assert json.loads(server)["Node"]["Tags"] == ["tag:cara-server"]
+    assert sorted(json.loads(server)["Node"]["Tags"]) == ["tag:cara-registry", "tag:cara-server"]
 
 
 @pytest.mark.lab

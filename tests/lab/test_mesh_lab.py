@@ -59,10 +59,10 @@ async def test_control_and_operator_identities(lab: Lab) -> None:
         control = self_identity(await client.status_without_peers())
     async with local(lab, "operator") as client:
         operator = self_identity(await client.status())  # peers=false also drops the User map
-    assert (control.host_name, control.dns_name, control.tags) == (
+    assert (control.host_name, control.dns_name, sorted(control.tags)) == (
         "cara-server",
         "cara-server.tailnet.test",
-        ("tag:cara-server",),
+        ["tag:cara-registry", "tag:cara-server"],
     )
     assert (operator.user, operator.tags) == ("ops", ())
 
