@@ -52,7 +52,8 @@ class Release:
 
 
 def release(folder: str) -> Release:
-    """release is the wheel in artifacts/`folder` (dist: this version; previous: the last tagged release)."""
+    """release is the wheel in artifacts/`folder` (dist: this version; previous: the previous release, from
+    scripts/package's PREVIOUS_RELEASE)."""
     wheels = sorted((ARTIFACTS / folder).glob("caravanserai_mesh-*.whl"))
     if not wheels or not (ARTIFACTS / "wheelhouse").is_dir():
         pytest.fail(f"no release artifacts in {ARTIFACTS}/{folder}: run scripts/package first (scripts/test does)")

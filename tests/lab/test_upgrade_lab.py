@@ -1,13 +1,12 @@
 """docs/deploy.md's upgrade and backup steps in the lab, on the previous release's wheel and store.
 
-The previous release (artifacts/previous: the wheel of the last v* tag, built by scripts/package) runs the control
-plane and two agents the way that release was run (before the units: roles in YAML); the venv is then upgraded in
-place from the wheelhouse, the server restarted on the same store with the unit's command line and settings, and
-each agent killed and started again as systemd does on failure (docs: `systemctl kill -s KILL cara-agent`), so no
-goodbye beat is sent. While all that happens the operator reads both Nodes every half second: neither may ever
-be NotReady. Then the store is backed up under write load and restored: every write acknowledged before the
-backup began is there.
-"""
+The previous release (artifacts/previous: its wheel, built by scripts/package from PREVIOUS_RELEASE, its tag or else
+its commit) runs the control plane and two agents the way that release was run (before the units: roles in YAML); the
+venv is then upgraded in place from the wheelhouse, the server restarted on the same store with the unit's command
+line and settings, and each agent killed and started again as systemd does on failure (docs: `systemctl kill -s KILL
+cara-agent`), so no goodbye beat is sent. While all that happens the operator reads both Nodes every half second:
+neither may ever be NotReady. Then the store is backed up under write load and restored: every write acknowledged
+before the backup began is there."""
 
 from __future__ import annotations
 
