@@ -16,6 +16,7 @@ from controlplane.store.leases import LeaseTable
 
 from . import problems
 from .context import ServerContext
+from .fastbeat import FastBeat
 from .identity import Identity
 from .metrics import Metrics
 from .nodewrites import NodeWrites
@@ -92,6 +93,8 @@ def create_app(
     app.state.context = context
     problems.install(app)
 
+    # Added first, so it runs inside RequestMetrics: fast-path beats are counted and timed as every request is.
+    app.add_middleware(FastBeat, context=context)
     app.add_middleware(RequestMetrics, metrics=context.metrics)
     app.include_router(system.router)
     app.include_router(nodes.router)

@@ -38,15 +38,16 @@ class ServerContext:
     health: Callable[[], Mapping[str, str]]
 
 
-def get_context(request: Request) -> ServerContext:
-    """get_context returns the app's ServerContext (a FastAPI dependency)."""
+async def get_context(request: Request) -> ServerContext:
+    """get_context returns the app's ServerContext (a FastAPI dependency; async, so FastAPI does not hand it to
+    a worker thread on every request)."""
     context: ServerContext = request.app.state.context
     return context
 
 
 async def get_caller(request: Request) -> Caller:
     """get_caller identifies the caller of this request (a FastAPI dependency); raises Unauthorized."""
-    context = get_context(request)
+    context: ServerContext = request.app.state.context
     return await context.identity.identify(request)
 
 
@@ -86,7 +87,8 @@ def parse_json(raw: bytes) -> Any:
 
 async def read_json(request: Request) -> Any:
     """read_json reads and decodes the JSON body within the configured size limit."""
-    raw = await read_body(request, get_context(request).settings.max_body_bytes)
+    context: ServerContext = request.app.state.context
+    raw = await read_body(request, context.settings.max_body_bytes)
     if not raw.strip():
         raise InvalidObject(["body: is required (a JSON object)"])
     return parse_json(raw)

@@ -115,6 +115,8 @@ class BeatOutcome:
 
     before: Node | None = None
     after: Node | None = None
+    # Full: the beat carried something besides a renewal (facts, or a state), as the heartbeat metric counts it.
+    full: bool = False
 
 
 class NodeWrites:
@@ -207,7 +209,7 @@ class NodeWrites:
         Raises NotFound (the agent registers again) and Forbidden."""
         require_node_writer(caller)
         now = self._now()
-        outcome = BeatOutcome()
+        outcome = BeatOutcome(full=not beat.is_empty())
         if not beat.has_facts():  # a renewal (or a goodbye): nothing to store
             if not self._cached_allows(caller, name):
                 await self.authorize(caller, name)
@@ -219,7 +221,7 @@ class NodeWrites:
                 return merge_beat(checked_binding(node, caller, now), beat, now)
 
             after = self.remember(await self._store.update_node(name, apply))
-            outcome = BeatOutcome(before=seen[-1], after=after)
+            outcome = BeatOutcome(before=seen[-1], after=after, full=True)
         if beat.state is NodeState.NOT_READY:
             self._leases.release(name, now)
         else:

@@ -12,8 +12,9 @@ from fastapi.responses import JSONResponse
 
 from controlplane.api import Heartbeat, Node, NodeList, decode
 
-from ..context import CallerDep, Ctx, parse_json, read_body, read_json
-from ..identity import Role, require_reader, require_writer
+from ..context import CallerDep, Ctx, ServerContext, parse_json, read_body, read_json
+from ..identity import Caller, Role, require_reader, require_writer
+from ..nodewrites import BeatOutcome
 from ..problems import problem_responses
 from . import history
 from ._common import check_path_name, json_body, parse_selector, wire, without_status
@@ -80,14 +81,27 @@ async def delete_node(name: str, context: Ctx, caller: CallerDep) -> Response:
     openapi_extra=json_body(Heartbeat, required=False),
 )
 async def heartbeat(name: str, request: Request, context: Ctx, caller: CallerDep) -> Response:
-    """heartbeat renews the Node's lease (empty body) or stores its facts too; 404 tells the agent to register."""
+    """heartbeat renews the Node's lease (empty body) or stores its facts too; 404 tells the agent to register.
+
+    The fast path (controlplane/server/fastbeat.py) answers the same beats ahead of FastAPI, through the same
+    two steps below; this route answers whatever it hands back (every refusal, so problems render once)."""
     raw = await read_body(request, context.settings.max_body_bytes)
+    outcome = await apply_beat(context, caller, name, raw)
+    await after_beat(context, outcome)
+    return Response(status_code=204)
+
+
+async def apply_beat(context: ServerContext, caller: Caller, name: str, raw: bytes) -> BeatOutcome:
+    """apply_beat decodes a beat's body and applies it; every refusal (400, 403, 404) is raised before any write."""
     beat = Heartbeat() if not raw.strip() else decode(Heartbeat, parse_json(raw))
-    outcome = await context.writes.heartbeat(caller, name, beat)
-    context.metrics.heartbeats.labels("empty" if beat.is_empty() else "full").inc()
+    return await context.writes.heartbeat(caller, name, beat)
+
+
+async def after_beat(context: ServerContext, outcome: BeatOutcome) -> None:
+    """after_beat counts an applied beat and records what it changed in the Node's history."""
+    context.metrics.heartbeats.labels("full" if outcome.full else "empty").inc()
     if outcome.after is not None:
         await history.record(context, outcome.before, outcome.after)
-    return Response(status_code=204)
 
 
 @router.post("/{name}/drain", responses={200: {"model": Node}, **problem_responses(404)})
