@@ -22,12 +22,11 @@ from urllib.parse import urlsplit
 import click
 import httpx
 
-from controlplane.api import Node
 from controlplane.client import Client
 from controlplane.supervision import Progress, Supervisor
 from mesh import LocalClient, MeshError, resolve, socket_path
 
-from .collectors.peers import PeerProbeConfig, PeerProber, disco_probe
+from .collectors.peers import PeerProbeConfig, PeerProber, assigned_fellows, disco_probe
 from .collectors.resources import PsutilSource, ResourceSource
 from .collectors.system import collect_info
 from .collectors.tailnet import TailnetCollector
@@ -216,13 +215,9 @@ async def run_agent(
             )
             peers = None
             if settings.peer_probes_per_round > 0:
-
-                async def list_nodes() -> list[Node]:
-                    return (await client.list_nodes()).items
-
                 peers = PeerProber(
                     self_name=settings.node_name,
-                    list_nodes=list_nodes,
+                    list_nodes=assigned_fellows(client, settings.node_name),
                     probe=disco_probe(local),
                     now=now,
                     config=PeerProbeConfig(

@@ -20,6 +20,7 @@ from ._conditions import (
     find_condition,
     set_condition,
 )
+from ._discovery import PeerAssignment, ProbeTarget
 from ._errors import InvalidObject, decode, describe_errors
 from ._history import CONTROL_PLANE_PEER, NodeHistory, PathChange, ThroughputSample
 from ._json import MAX_INTEGER_DIGITS, NotStrictJSON, strict_json_loads
@@ -128,7 +129,9 @@ __all__ = [
     "NotStrictJSON",
     "ObjectMeta",
     "PathChange",
+    "PeerAssignment",
     "PeerPath",
+    "ProbeTarget",
     "Project",
     "ProjectConditionType",
     "ProjectList",

@@ -16,6 +16,7 @@ from controlplane.store.leases import LeaseTable
 
 from . import problems
 from .context import ServerContext
+from .discovery import PeerDirectory
 from .fastbeat import FastBeat
 from .identity import Identity
 from .metrics import Metrics
@@ -72,6 +73,7 @@ def create_app(
     (main.py) runs the lease flusher and the controllers beside uvicorn, and hands in `health`, which names the
     loops that are dead or stalled (none: healthy)."""
     leases = leases if leases is not None else LeaseTable()
+    writes = NodeWrites(store=store, leases=leases, now=now, grace=settings.grace)
     context = ServerContext(
         store=store,
         leases=leases,
@@ -79,7 +81,8 @@ def create_app(
         identity=identity,
         settings=settings,
         metrics=Metrics(pair_limit=settings.metrics_pair_limit),
-        writes=NodeWrites(store=store, leases=leases, now=now, grace=settings.grace),
+        writes=writes,
+        peers=PeerDirectory(addresses=lambda: (writes.addresses_version, writes.addresses()), now=now),
         health=health if health is not None else dict,
     )
 

@@ -15,6 +15,7 @@ from controlplane.api import InvalidObject, NotStrictJSON, strict_json_loads
 from controlplane.store.base import Store
 from controlplane.store.leases import LeaseTable
 
+from .discovery import PeerDirectory
 from .identity import Caller, Identity
 from .metrics import Metrics
 from .nodewrites import NodeWrites
@@ -34,6 +35,8 @@ class ServerContext:
     metrics: Metrics
     # Writes: every write to a Node goes through it (binding check, heartbeat merge, drain, uncordon, release).
     writes: NodeWrites
+    # Peers: which fellows each agent probes (peer discovery).
+    peers: PeerDirectory
     # Health: loop name → why it is dead or stalled, from the process root's supervisor; empty when healthy.
     health: Callable[[], Mapping[str, str]]
 

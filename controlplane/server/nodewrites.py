@@ -10,7 +10,7 @@ does not say "this caller" is never trusted: the store is asked, so a newly boun
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -39,6 +39,16 @@ REPLACED_FIELDS: Final = ("capacity", "allocatable", "available", "info")
 def _bound_id(node: Node) -> str | None:
     binding = node.status.binding
     return binding.node_id if binding is not None else None
+
+
+def _address(node: Node) -> str | None:
+    network = node.status.network
+    return network.ip if network is not None and network.ip else None
+
+
+def _cached(node: Node) -> tuple[str | None, str | None]:
+    """_cached is what the Node cache keeps of a Node: its bound tailnet node ID and its tailnet address."""
+    return _bound_id(node), _address(node)
 
 
 def require_node_writer(caller: Caller) -> None:
@@ -129,22 +139,45 @@ class NodeWrites:
         # Node revisions at the last refresh. Touched: names written here since a refresh began, which that
         # refresh (reading older rows) must not overwrite.
         self._bound: dict[str, str | None] = {}
+        # Addresses: node name → tailnet IP of every Node seen with one (peer discovery reads it), and a version
+        # that changes whenever an address comes, goes or moves, so readers rebuild only then.
+        self._addresses: dict[str, str] = {}
+        self.addresses_version = 0
         self._revisions: dict[str, int] = {}
         self._touched: set[str] = set()
 
     # ---- the binding cache
 
     def remember(self, node: Node) -> Node:
-        """remember records the binding of a Node just read from or written to the store; returns the Node."""
+        """remember records the binding and address of a Node just read from or written to the store; returns it."""
         self._bound[node.name] = _bound_id(node)
+        self._set_address(node.name, _address(node))
         self._touched.add(node.name)
         return node
 
     def forget(self, name: str) -> None:
-        """forget drops a deleted Node's binding and lease."""
+        """forget drops a deleted Node's binding, address and lease."""
         self._bound.pop(name, None)
+        self._set_address(name, None)
         self._touched.add(name)
         self._leases.forget(name)
+
+    def _set_address(self, name: str, address: str | None) -> None:
+        if self._addresses.get(name) == address:
+            return
+        if address is None:
+            del self._addresses[name]
+        else:
+            self._addresses[name] = address
+        self.addresses_version += 1
+
+    def known(self, name: str) -> bool:
+        """known says whether Node name is in the cache (seen to exist, and not seen deleted since)."""
+        return name in self._bound
+
+    def addresses(self) -> Mapping[str, str]:
+        """addresses is node name → tailnet IP of every cached Node that has one (read-only: do not keep it)."""
+        return self._addresses
 
     async def refresh_bindings(self) -> None:
         """refresh_bindings brings the binding cache up to date with the store: the light name/revision read of
@@ -152,14 +185,16 @@ class NodeWrites:
         the lease flusher before every flush, so a released machine is refused within one flush interval."""
         touched: set[str] = set()
         self._touched = touched
-        changes = await self._store.project_nodes_changed(self._revisions, _bound_id)
+        changes = await self._store.project_nodes_changed(self._revisions, _cached)
         # Gone: every cached name the store no longer holds (also one created and deleted between two refreshes).
         for name in [name for name in self._bound if name not in changes.revisions and name not in touched]:
             del self._bound[name]
+            self._set_address(name, None)
             self._leases.forget(name)
-        for name, bound in changes.changed.items():
+        for name, (bound, address) in changes.changed.items():
             if name not in touched:
                 self._bound[name] = bound
+                self._set_address(name, address)
         self._revisions = changes.revisions
 
     def _cached_allows(self, caller: Caller, name: str) -> bool:

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from controlplane.api import Heartbeat, Node, NodeList, decode
+from controlplane.api import Heartbeat, Node, NodeList, PeerAssignment, decode
 
 from ..context import CallerDep, Ctx, ServerContext, parse_json, read_body, read_json
 from ..identity import Caller, Role, require_reader, require_writer
@@ -102,6 +102,23 @@ async def after_beat(context: ServerContext, outcome: BeatOutcome) -> None:
     context.metrics.heartbeats.labels("full" if outcome.full else "empty").inc()
     if outcome.after is not None:
         await history.record(context, outcome.before, outcome.after)
+
+
+@router.get(
+    "/{name}/peers",
+    responses={200: {"model": PeerAssignment}, 304: {"description": "Not Modified"}, **problem_responses(404)},
+)
+async def peers(name: str, request: Request, context: Ctx, caller: CallerDep) -> Response:
+    """peers is the bounded set of fellow agents Node name's agent probes, and the Nodes it is asked to witness
+    (names and tailnet addresses); If-None-Match with the last ETag answers 304 while it is unchanged."""
+    require_reader(caller)
+    if not context.writes.known(name):
+        context.writes.remember(await context.store.get_node(name))  # raises NotFound
+    answer = context.peers.answer(name)
+    headers = {"etag": answer.etag, "cache-control": "no-cache"}
+    if request.headers.get("if-none-match") == answer.etag:
+        return Response(status_code=304, headers=headers)
+    return Response(answer.body, media_type="application/json", headers=headers)
 
 
 @router.post("/{name}/drain", responses={200: {"model": Node}, **problem_responses(404)})
