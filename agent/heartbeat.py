@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random as random_module
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Protocol
@@ -85,6 +85,10 @@ class Snapshot:
     tailnet_running: bool = True
 
 
+#: Witness: look at the named fellow Nodes now (the control plane asked); returns how many answered.
+Witness = Callable[[Sequence[str]], Awaitable[int]]
+
+
 class StatusSource(Protocol):
     """StatusSource collects the agent's current status."""
 
@@ -103,7 +107,9 @@ class BeatState:
     sent_signature: Hashable | None = None
     # tailnet_was_down: the local tailscaled was not Running at some failed pass since the last success.
     tailnet_was_down: bool = False
-    # counts: outcomes of beats and registrations ("full", "empty", "failed", "registered", "not_found").
+    # witness_requests: Nodes the control plane asked this agent to look at, most recent request (for /metrics).
+    witness_requests: tuple[str, ...] = ()
+    # counts: outcomes of beats and registrations ("full", "empty", "failed", "registered", "not_found", "witnessed").
     counts: dict[str, int] = field(default_factory=dict)
 
     def count(self, what: str) -> None:
@@ -125,8 +131,12 @@ class Heartbeater:
         interval: float = 10.0,
         status_interval: float = 60.0,
         backoff: Backoff | None = None,
+        witness: Witness | None = None,
     ) -> None:
         self._client, self.node_name, self.hostname, self._source = client, node_name, hostname, source
+        self._witness = witness
+        # When each Node was last looked at on request: a repeated request within half an interval is not redone.
+        self._witnessed_at: dict[str, datetime] = {}
         self._now, self._sleep = now, sleep
         self.interval, self.status_interval = interval, status_interval
         self.backoff = backoff if backoff is not None else Backoff()
@@ -163,7 +173,7 @@ class Heartbeater:
             snapshot = await self._snapshot()
             now = self._now()
             full = snapshot is not None and self._wants_full(snapshot, now)
-            await self._client.heartbeat(
+            asked = await self._client.heartbeat(
                 self.node_name, snapshot.beat if snapshot is not None and full else Heartbeat()
             )
         except NotFound:
@@ -184,7 +194,32 @@ class Heartbeater:
             state.sent_signature, state.last_full = snapshot.signature, now
         state.count("full" if full else "empty")
         self.backoff.reset()
+        if asked and await self._look_at(asked, now):
+            return 0.0  # a witness is wanted now, not an interval later: beat again at once to report it
         return self.interval
+
+    async def _look_at(self, names: Sequence[str], now: datetime) -> bool:
+        """_look_at checks the Nodes the control plane asked about (those not checked within half an interval);
+        returns whether any answered, so that the next beat carries the witness at once."""
+        if self._witness is None:
+            return False
+        self.state.witness_requests = tuple(names)
+        for name in [n for n, at in self._witnessed_at.items() if (now - at).total_seconds() >= self.interval]:
+            del self._witnessed_at[name]
+        due = [
+            name
+            for name in names
+            if name != self.node_name
+            and ((seen := self._witnessed_at.get(name)) is None or (now - seen).total_seconds() >= self.interval / 2)
+        ]
+        if not due:
+            return False
+        for name in due:
+            self._witnessed_at[name] = now
+        reached = await self._witness(due)
+        if reached:
+            self.state.count("witnessed")
+        return reached > 0
 
     async def _snapshot(self) -> Snapshot | None:
         """_snapshot returns the status for this beat, or None when taking it outlasts the budget: the beat then goes
@@ -213,6 +248,12 @@ class Heartbeater:
         elif state.tailnet_was_down:
             state.tailnet_was_down = False  # tailscaled just came back and the path is settling: once more soon
             delay = min(self.interval, LOCAL_RETRY)
+        elif isinstance(exc, ServerUnreachable) and not exc.connected:
+            # No connection was made (refused, or the link to the server is cut): the request never reached the
+            # server, so trying again each interval costs it nothing, and the beat goes out within one interval of
+            # the path working again. Backoff is for a server that answers badly or too slowly.
+            self.backoff.reset()
+            delay = self.interval
         elif self.backoff.failures == 0:
             # One lost beat (e.g. the path switching Direct -> DERP under it) is retried on the normal schedule when
             # that comes sooner than the backoff's first step; only repeated failures back off.

@@ -30,10 +30,11 @@ from .collectors.peers import PeerProbeConfig, PeerProber, assigned_fellows, dis
 from .collectors.resources import PsutilSource, ResourceSource
 from .collectors.system import collect_info
 from .collectors.tailnet import TailnetCollector
+from .collectors.witness import WitnessChecker, http_fetch
 from .heartbeat import Backoff, Heartbeater
 from .http import AgentHTTPServer
 from .metrics import metrics_handler
-from .settings import Settings, SettingsError, load_settings
+from .settings import DEFAULT_AGENT_PORT, Settings, SettingsError, load_settings
 from .status import AgentStatus
 from .throughput import Meter, ServerMeter, SpeedtestMeter, ThroughputError
 
@@ -43,6 +44,8 @@ log = logging.getLogger("cara.agent")
 GOODBYE_TIMEOUT: Final = 1.5
 #: Request timeout toward the control plane (at most; never above the beat interval): a dead server costs one beat.
 CLIENT_TIMEOUT: Final = 5.0
+#: Bound on one witness check of a fellow agent (at most half a beat interval): the witness is wanted now.
+WITNESS_TIMEOUT: Final = 2.0
 #: Throughput tests are spread over ±10 % of the interval so that a fleet does not measure at once.
 THROUGHPUT_JITTER: Final = 0.1
 #: A measurement may take both directions' duration plus this (connect, a slow server) before its loop is stalled.
@@ -206,7 +209,9 @@ async def run_agent(
             limits=httpx.Limits(max_keepalive_connections=0), verify=_verify(url)
         )
         timeout = min(CLIENT_TIMEOUT, max(2.0, settings.heartbeat_interval))
-        async with Client(url, transport=beat_transport, timeout=timeout) as client:
+        # Witness checks of fellow agents' /healthz over the tailnet: no proxy from the environment, no pooling.
+        witness_http = httpx.AsyncClient(trust_env=False, limits=httpx.Limits(max_keepalive_connections=0))
+        async with witness_http, Client(url, transport=beat_transport, timeout=timeout) as client:
             tailnet = TailnetCollector(
                 local=local,
                 server_host=urlsplit(url).hostname,
@@ -227,7 +232,18 @@ async def run_agent(
                         max_peers=settings.max_peers,
                     ),
                 )
+            witness = None
+            if peers is not None:
+                prober = peers
+                witness = WitnessChecker(
+                    resolve=lambda name: prober.address(name, DEFAULT_AGENT_PORT),
+                    fetch=http_fetch(witness_http),
+                    probe=disco_probe(local),
+                    now=now,
+                    timeout=min(WITNESS_TIMEOUT, max(0.5, settings.heartbeat_interval / 2)),
+                )
             status = AgentStatus(
+                witness=witness,
                 tailnet=tailnet,
                 peers=peers,
                 resources=resources if resources is not None else PsutilSource(),
@@ -245,6 +261,7 @@ async def run_agent(
                 sleep=sleep,
                 interval=settings.heartbeat_interval,
                 status_interval=settings.status_interval,
+                witness=witness.check if witness is not None else None,
             )
             if meter is None and settings.throughput_backend == "server":
                 meter = ServerMeter(

@@ -13,6 +13,7 @@ from controlplane.api import Heartbeat, NodeInfo, NodeNetworkStatus, NodeState
 from .collectors.peers import PeerProber, merge_peers
 from .collectors.resources import ResourceSource, collect_resources
 from .collectors.tailnet import TailnetCollector, TailnetView
+from .collectors.witness import WitnessChecker
 from .heartbeat import Snapshot
 from .settings import Reservation
 from .throughput import Measurement
@@ -35,6 +36,8 @@ class AgentStatus:
     peers: PeerProber | None = None
     last_view: TailnetView | None = None
     last_network: NodeNetworkStatus | None = None
+    # witness: checks fellow agents when the control plane asks; its reports go out as network.witnessed.
+    witness: WitnessChecker | None = None
 
     async def snapshot(self) -> Snapshot:
         """snapshot collects everything now; while tailscaled is down the last known network facts are kept."""
@@ -51,12 +54,14 @@ class AgentStatus:
         if view.network is not None and view.status is not None and self.peers is not None:
             probed = await self.peers.round(view.status)
             merged = merge_peers(probed, view.network.peers or (), self.peers.config.max_peers)
-            self.last_network = view.network.model_copy(update={"peers": merged})
+            self.last_network = view.network.model_copy(update={"peers": merged, "observed_at": now})
         elif view.network is not None:
-            self.last_network = view.network
+            self.last_network = view.network.model_copy(update={"observed_at": now})
         network = self.last_network
         if network is not None and self.measurement is not None:
             network = network.model_copy(update={"throughput": self.measurement.to_status()})
+        if network is not None and self.witness is not None:
+            network = network.model_copy(update={"witnessed": self.witness.reports()})
         resources = collect_resources(self.resources, self.data_dir, self.reserved)
         # state Ready as the Go agent sends it: the Go server takes a Node's state from its beats and keeps one
         # that never says Ready NotReady; our server computes the state itself and ignores this (a goodbye's
@@ -88,7 +93,8 @@ def signature(
     net: tuple[object, ...] = ()
     if network is not None:
         peers = tuple((p.name, p.mode) for p in network.peers or ())
-        net = (network.ip, network.dns_name, network.mode, network.derp_region, peers)
+        witnessed = tuple((w.name, w.at) for w in network.witnessed or ())
+        net = (network.ip, network.dns_name, network.mode, network.derp_region, peers, witnessed)
     return (
         net,
         tuple(sorted(capacity.items())),

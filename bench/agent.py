@@ -24,6 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import _proc
+from bench._lab import ControlPlane, Lab, node, running_control_plane, start_agent, using_lab, wait_until
+
 PROBE_HOST = "edge1"
 AGENT_HOST = "edge2"
 IPERF_PORT = 5201
@@ -48,13 +51,13 @@ async def _measure_once(url: str, streams: int, duration: float) -> dict[str, fl
     return {"download": result.download_bps, "upload": result.upload_bps, "bytes": result.bytes_used}
 
 
-def _agent_measure(lab: Any, url: str) -> dict[str, float]:
+def _agent_measure(lab: Lab, url: str) -> dict[str, float]:
     """_agent_measure runs one agent measurement in PROBE_HOST (a subprocess in its netns) and returns bits/s."""
     out = lab.run(PROBE_HOST, sys.executable, "-m", "bench.agent", "--measure-only", url, timeout=60).stdout
     return dict(json.loads(out))
 
 
-def _iperf(lab: Any, server_ip: str, reverse: bool) -> float:
+def _iperf(lab: Lab, server_ip: str, reverse: bool) -> float:
     """_iperf runs iperf3 from PROBE_HOST to control over the tailnet and returns the receiver's bits/s."""
     server = lab.popen(
         "control",
@@ -84,7 +87,7 @@ def _iperf(lab: Any, server_ip: str, reverse: bool) -> float:
 
 
 def bench_throughput(
-    lab: Any, url: str, server_ip: str, rates: list[str], repeats: int, say: Callable[[str], None]
+    lab: Lab, url: str, server_ip: str, rates: list[str], repeats: int, say: Callable[[str], None]
 ) -> list[dict[str, Any]]:
     rows = []
     for rate in rates:
@@ -120,21 +123,10 @@ def bench_throughput(
     return rows
 
 
-def _proc_times(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
-
-
-def bench_footprint(lab: Any, plane: Any, seconds: float, workdir: Path, say: Callable[[str], None]) -> dict[str, Any]:
+def bench_footprint(
+    lab: Lab, plane: ControlPlane, seconds: float, workdir: Path, say: Callable[[str], None]
+) -> dict[str, Any]:
     """bench_footprint runs one agent at 10 s beats and samples RSS and CPU once its start-up measurement is done."""
-    from tests.lab.agents import node, start_agent, wait_until
 
     agent = start_agent(lab, AGENT_HOST, workdir, env={"HEARTBEAT_INTERVAL": "10s"})
     try:
@@ -146,12 +138,12 @@ def bench_footprint(lab: Any, plane: Any, seconds: float, workdir: Path, say: Ca
         )
         pid = agent.process.pid
         say(f"sampling pid {pid} for {seconds:g}s at 10 s beats")
-        cpu0, t0 = _proc_times(pid), time.monotonic()
+        cpu0, t0 = _proc.cpu_seconds(pid), time.monotonic()
         rss = []
         while time.monotonic() - t0 < seconds:
-            rss.append(_rss_mib(pid))
+            rss.append(_proc.rss_mib(pid))
             time.sleep(1.0)
-        cpu = (_proc_times(pid) - cpu0) / (time.monotonic() - t0) * 100
+        cpu = (_proc.cpu_seconds(pid) - cpu0) / (time.monotonic() - t0) * 100
         return {
             "rss_mib_max": round(max(rss), 1),
             "rss_mib_median": round(statistics.median(rss), 1),
@@ -192,9 +184,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.measure_only:
         print(json.dumps(asyncio.run(_measure_once(args.measure_only, 4, 3.0))))
         return 0
-
-    from tests.lab.conftest import using_lab
-    from tests.lab.control_plane import running_control_plane
 
     say = _progress(time.monotonic())
     with using_lab(args.lab) as lab, tempfile.TemporaryDirectory(prefix="cara-bench-agent-") as tmp:

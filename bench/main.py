@@ -313,7 +313,7 @@ def bench_fleet(urls: StoreUrls, store: str, nodes: int, seconds: float, progres
     progress(fleet.summary(f))
     at = f"@{nodes:,} agents, {seconds:g}s"
     growth = f["rss_growth_second_half_percent"]
-    kept_up = not f["fell_behind"]
+    kept_up = not f["fell_behind"] and f["achieved_share"] >= fleet.ACHIEVED_MIN
     return [
         Row(f"fleet {at}: offered", store, f["offered_rps"], "req/s", "", None, "fleet_offered_rps"),
         Row(
@@ -370,7 +370,11 @@ def _guarded(name: str, store: str, run: Callable[[], list[Row]], progress: Prog
 
 
 def _figure(row: Row) -> str:
-    digits = 3 if row.unit == "ms" and abs(row.value) < 1 else 2 if row.unit == "x" else 1
+    digits = 1
+    if row.unit == "ms":
+        digits = 3 if abs(row.value) < 1 else 2 if abs(row.value) < 10 else 1
+    elif row.unit == "x":
+        digits = 2
     return f"{row.value:,.{digits}f} {row.unit}".strip()
 
 

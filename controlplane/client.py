@@ -59,6 +59,7 @@ __all__ = [
     "ServerUnreachable",
     "Unauthorized",
     "ValidationProblem",
+    "witness_names",
 ]
 
 #: Seconds to wait for connect, read and write; the server answers in milliseconds, so 10 s means "it is not there".
@@ -78,8 +79,11 @@ class ClientError(Exception):
 class ServerUnreachable(ClientError):
     """ServerUnreachable is raised when the server cannot be connected to, or does not answer in time."""
 
-    def __init__(self, url: str, reason: str) -> None:
+    def __init__(self, url: str, reason: str, *, connected: bool = True) -> None:
         self.url, self.reason = url, reason
+        # connected: False when no connection was made (refused, unroutable, connect timeout): the request never
+        # reached the server, so retrying costs it nothing.
+        self.connected = connected
         super().__init__(f"cannot reach the control plane at {url}: {reason}")
 
 
@@ -132,6 +136,20 @@ _BY_STATUS: Final[dict[int, type[ApiError]]] = {
 }
 
 
+#: At most this many names of a `Cara-Witness` heartbeat response header are used.
+WITNESS_NAMES_MAX: Final = 16
+
+
+def witness_names(header: str) -> list[str]:
+    """witness_names reads a Cara-Witness header: distinct non-empty names, at most WITNESS_NAMES_MAX, in order."""
+    names: list[str] = []
+    for part in header.split(","):
+        name = part.strip()
+        if name and name not in names and len(name) <= 253:
+            names.append(name)
+    return names[:WITNESS_NAMES_MAX]
+
+
 def _raise_for_problem(response: httpx.Response) -> None:
     """_raise_for_problem raises the ApiError subclass for response's status, read from its problem document."""
     status = response.status_code
@@ -157,9 +175,11 @@ def _map_transport_errors(url: str) -> Iterator[None]:
     try:
         yield
     except httpx.TimeoutException as exc:
-        raise ServerUnreachable(url, f"timed out ({type(exc).__name__})") from exc
+        connected = not isinstance(exc, httpx.ConnectTimeout)
+        raise ServerUnreachable(url, f"timed out ({type(exc).__name__})", connected=connected) from exc
     except httpx.TransportError as exc:
-        raise ServerUnreachable(url, str(exc) or type(exc).__name__) from exc
+        connected = not isinstance(exc, httpx.ConnectError)
+        raise ServerUnreachable(url, str(exc) or type(exc).__name__, connected=connected) from exc
 
 
 def _decode(model: type[_M], response: httpx.Response) -> _M:
@@ -304,10 +324,14 @@ class Client:
         params = {"force": "true"} if force else None
         await self._send("DELETE", f"/api/v1/nodes/{_name(name)}", want_status=204, params=params)
 
-    async def heartbeat(self, name: str, body: _api.Heartbeat) -> None:
-        """heartbeat renews the Node's lease and replaces the status fields body carries; raises NotFound."""
+    async def heartbeat(self, name: str, body: _api.Heartbeat) -> list[str]:
+        """heartbeat renews the Node's lease and replaces the status fields body carries; raises NotFound.
+
+        Returns the silent Nodes the control plane asks this agent to look at (the `Cara-Witness` response header,
+        comma-separated names), [] when it asks for none."""
         path = f"/api/v1/nodes/{_name(name)}/heartbeat"
-        await self._send("POST", path, want_status=204, json=body.to_wire())
+        response = await self._send("POST", path, want_status=204, json=body.to_wire())
+        return witness_names(response.headers.get(_api.WITNESS_HEADER, ""))
 
     async def cordon(self, name: str) -> _api.Node:
         """cordon marks the Node unschedulable (GET, then PUT with spec.unschedulable true) and returns it."""

@@ -20,6 +20,7 @@ import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from ipaddress import ip_address
 from typing import Final
 
 from controlplane.api import NODE_TAG, NetworkMode, Node, PeerPath, ProbeTarget
@@ -124,7 +125,7 @@ def _pair_rank(a: str, b: str) -> bytes:
 def fellows_of(nodes: Sequence[Node]) -> list[ProbeTarget]:
     """fellows_of reduces a Node list (a server without the peers route) to the Nodes with a tailnet address."""
     return [
-        ProbeTarget(name=node.name, ip=node.status.network.ip)
+        ProbeTarget(name=node.name, ip=node.status.network.ip, agent_port=node.status.network.agent_port or None)
         for node in nodes
         if node.status.network is not None and node.status.network.ip
     ]
@@ -273,6 +274,21 @@ class PeerProber:
         chosen = choose(list(self.records.values()), self._budget())
         await asyncio.gather(*(self._probe_one(record, now) for record in chosen))
         return self.paths()
+
+    def address(self, name: str, default_port: int) -> tuple[IPAddress, int] | None:
+        """address is where fellow `name`'s agent listens: its tailnet IP (as tracked, else from the Node list) and
+        its reported agent port (default_port when it reported none); None when this agent does not know it."""
+        fellow = next((n for n in self._nodes or () if n.name == name), None)
+        port = (fellow.agent_port if fellow is not None else None) or default_port
+        record = self.records.get(name)
+        if record is not None:
+            return record.ip, port
+        if fellow is None:
+            return None
+        try:
+            return ip_address(fellow.ip), port
+        except ValueError:
+            return None
 
     def paths(self) -> list[PeerPath]:
         """paths is the current report, by name."""

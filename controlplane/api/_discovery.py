@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, StrictStr
+from pydantic import Field, StrictInt, StrictStr
 
 from ._meta import API_VERSION, WireModel
 
 
 class ProbeTarget(WireModel):
-    """ProbeTarget is one fellow agent to probe: its Node name and tailnet address, nothing more."""
+    """ProbeTarget is one fellow agent to probe: its Node name, tailnet address and agent port, nothing more."""
 
     name: StrictStr
     ip: StrictStr
+    # Agent port: where its agent listens (witnesses ask its /healthz there); unset when it reported none.
+    agent_port: StrictInt | None = Field(default=None, alias="agentPort")
 
 
 class PeerAssignment(WireModel):

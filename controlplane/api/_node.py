@@ -71,6 +71,19 @@ class PeerPath(WireModel):
     last_seen: Timestamp = Field(default=None, alias="lastSeen")
 
 
+class WitnessReport(WireModel):
+    """WitnessReport (extension) says this Node's agent reached a fellow agent's HTTP endpoint over the tailnet."""
+
+    # Name: the Node whose agent answered (its /healthz, not only its tailscaled).
+    name: StrictStr
+    # At: when the answer came (the witnessing agent's clock).
+    at: Timestamp = None
+    # Mode: Direct or DERP: how the path to it crossed the tailnet then; unset when the probe did not tell.
+    mode: NetworkMode | None = None
+    # LatencyMs: round trip of the HTTP check, in milliseconds.
+    latency_ms: LatencyMs | None = Field(default=None, alias="latencyMs")
+
+
 class TailnetInfo(WireModel):
     """TailnetInfo (extension) is how the tailnet itself sees the Node."""
 
@@ -105,6 +118,10 @@ class NodeNetworkStatus(WireModel):
     peers: list[PeerPath] | None = Field(default=None, max_length=256)
     # Tailnet (extension): the tailnet's own view of the Node.
     tailnet: TailnetInfo | None = None
+    # ObservedAt (extension): when the agent collected these facts; each later beat reconfirms them (design §4).
+    observed_at: Timestamp = Field(default=None, alias="observedAt")
+    # Witnessed (extension): fellow agents this Node's agent reached lately; bounded by the agent.
+    witnessed: list[WitnessReport] | None = Field(default=None, max_length=64)
 
 
 class NodeInfo(WireModel):
@@ -144,6 +161,9 @@ class NodeStatus(WireModel):
     # LastHeartbeat: when the control plane last received a beat (its own clock); unset means never.
     last_heartbeat: Timestamp = Field(default=None, alias="lastHeartbeat")
     conditions: list[Condition] | None = None
+    # FactsStale (extension, served, never stored): true when the Node has not reconfirmed its facts within the
+    # grace, so network, throughput and peers are its last known values, not current (`fact_freshness`).
+    facts_stale: StrictBool | None = Field(default=None, alias="factsStale")
 
 
 class Node(WireModel):

@@ -40,11 +40,16 @@ def get(env: Env, resource: str, name: str | None, output: str | None, selector:
         if selector_text:
             raise fail("a NAME and -l cannot be used together")
 
-    async def fetch(client: Client) -> dict[str, Any]:
-        # The server's own JSON, never decoded into models: exact for -o json|yaml, and fast for tables.
-        return await client.wire("nodes" if kind == "node" else "projects", name, label_selector=selector_text)
+    table = output not in ("json", "yaml")
 
-    result = run(env, fetch)
+    async def fetch(client: Client) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        # The server's own JSON, never decoded into models: exact for -o json|yaml, and fast for tables. A table of
+        # Projects also reads the Nodes, to mark the Projects whose Node is not Ready.
+        found = await client.wire("nodes" if kind == "node" else "projects", name, label_selector=selector_text)
+        nodes = await client.wire("nodes") if kind == "project" and table else None
+        return found, nodes
+
+    result, nodes = run(env, fetch)
     if output == "json":
         click.echo(printers.to_json(result))
         return
@@ -56,5 +61,7 @@ def get(env: Env, resource: str, name: str | None, output: str | None, selector:
         click.echo("No resources found", err=True)
         return
     wide, now = output == "wide", env.now()
-    print_table = printers.nodes_table if kind == "node" else printers.projects_table
-    click.echo(print_table(items, now, wide=wide))
+    if kind == "node":
+        click.echo(printers.nodes_table(items, now, wide=wide))
+        return
+    click.echo(printers.projects_table(items, now, wide=wide, node_states=printers.node_states(nodes)))

@@ -78,25 +78,67 @@ def milliseconds(value: float | None) -> str:
     return NONE if value is None else f"{value:g}ms"
 
 
+def ready_reason(node: Wire) -> str | None:
+    """ready_reason is the reason of the Node's Ready condition, or None."""
+    for condition in _field(node, "status", "conditions") or ():
+        if _field(condition, "type") == "Ready":
+            reason = _field(condition, "reason")
+            return reason if isinstance(reason, str) and reason else None
+    return None
+
+
+def node_state(node: Wire) -> str:
+    """node_state is the STATE cell: the state, and for NotReady why (`NotReady(ControlLinkDown)`)."""
+    state = _field(node, "status", "state")
+    reason = ready_reason(node)
+    if state == "NotReady" and reason:
+        return f"NotReady({reason})"
+    return _text(state)
+
+
+def facts_stale(node: Wire) -> bool:
+    """facts_stale is the server's verdict (`status.factsStale`, from `controlplane.api.facts_stale`): the Node has
+    not reconfirmed its facts within the grace, so its modes, latencies and throughput are last known values."""
+    return _field(node, "status", "factsStale") is True
+
+
+def confirmed_age(node: Wire, now: datetime) -> str:
+    """confirmed_age is how long ago the Node last confirmed its facts (its last heartbeat), e.g. `6m`."""
+    return age(wire_time(_field(node, "status", "lastHeartbeat")), now)
+
+
+def throughput_text(network: Wire, now: datetime, *, stale: bool) -> str:
+    """throughput_text is `down/up` with the measurement's age (`94.1Mbps/41.0Mbps 3m ago`); `?` after the rates
+    when the Node is stale (the measurement is not known to hold any more)."""
+    throughput = _field(network, "throughput")
+    if not throughput or not (throughput.get("download") or throughput.get("upload")):
+        return NONE
+    rate = f"{throughput.get('download') or '?'}/{throughput.get('upload') or '?'}" + ("?" if stale else "")
+    tested = wire_time(throughput.get("lastTestTime"))
+    return rate if tested is None else f"{rate} {age(tested, now)} ago"
+
+
 def node_row(node: Wire, now: datetime, *, wide: bool = False) -> list[str]:
-    """node_row is one line of `get nodes`."""
+    """node_row is one line of `get nodes`; a stale Node's mode reads `Direct?` and its latency `stale 6m`."""
     network = _field(node, "status", "network") or {}
+    stale = facts_stale(node)
+    mode = _field(network, "mode")
     row = [
         str(_field(node, "metadata", "name")),
-        _text(_field(node, "status", "state")),
+        node_state(node),
         _text(_field(network, "ip")),
-        _text(_field(network, "mode")),
+        f"{mode}?" if stale and mode else _text(mode),
         age(wire_time(_field(node, "metadata", "createdAt")), now),
     ]
     if wide:
-        throughput = _field(network, "throughput")
-        rate = f"{throughput.get('download') or '?'}/{throughput.get('upload') or '?'}" if throughput else None
         latency = _field(network, "latencyMs")
         row += [
             _text(_field(network, "dnsName")),
             _text(_field(network, "derpRegion")),
-            milliseconds(latency if isinstance(latency, int | float) else None),
-            _text(rate),
+            f"stale {confirmed_age(node, now)}"
+            if stale
+            else milliseconds(latency if isinstance(latency, int | float) else None),
+            throughput_text(network, now, stale=stale),
             _text(bool(_field(node, "spec", "unschedulable"))),
         ]
     return row
@@ -108,11 +150,40 @@ def conditions_summary(conditions: object) -> str:
     return ",".join(f"{_field(c, 'type')}={_field(c, 'status')}" for c in items) or NONE
 
 
-def project_row(project: Wire, now: datetime, *, wide: bool = False) -> list[str]:
-    """project_row is one line of `get projects`."""
+#: Phases in which a Project sits on its Node: on a Node that is not Ready, the phase is not the whole truth.
+ON_NODE_PHASES = ("Scheduled", "Running")
+
+
+def node_states(node_list: Wire | None) -> dict[str, str]:
+    """node_states maps each Node of a wire NodeList to its state ("Unknown" when unset)."""
+    items = _field(node_list, "items") if node_list is not None else None
+    return {
+        str(_field(node, "metadata", "name")): str(_field(node, "status", "state") or "Unknown")
+        for node in items or ()
+        if isinstance(node, Mapping)
+    }
+
+
+def project_phase(project: Wire, node_states: Mapping[str, str] | None) -> str:
+    """project_phase is the PHASE cell: `Running(NodeNotReady)` when the Project's Node is not Ready (its last
+    reported phase may no longer hold), `Running(NodeMissing)` when the Node is gone; else the phase."""
+    phase = _field(project, "status", "phase")
+    node = _field(project, "status", "nodeRef")
+    if node_states is None or phase not in ON_NODE_PHASES or not node:
+        return _text(phase)
+    state = node_states.get(node)
+    if state is None:
+        return f"{phase}(NodeMissing)"
+    return f"{phase}(Node{state})" if state != "Ready" else str(phase)
+
+
+def project_row(
+    project: Wire, now: datetime, *, wide: bool = False, node_states: Mapping[str, str] | None = None
+) -> list[str]:
+    """project_row is one line of `get projects`; node_states (Node name → state) marks Projects on unready Nodes."""
     row = [
         str(_field(project, "metadata", "name")),
-        _text(_field(project, "status", "phase")),
+        project_phase(project, node_states),
         _text(_field(project, "status", "nodeRef")),
         conditions_summary(_field(project, "status", "conditions")),
         age(wire_time(_field(project, "metadata", "createdAt")), now),
@@ -136,10 +207,12 @@ def nodes_table(nodes: Sequence[Wire], now: datetime, *, wide: bool = False) -> 
     return table(NODE_WIDE_COLUMNS if wide else NODE_COLUMNS, [node_row(n, now, wide=wide) for n in nodes])
 
 
-def projects_table(projects: Sequence[Wire], now: datetime, *, wide: bool = False) -> str:
+def projects_table(
+    projects: Sequence[Wire], now: datetime, *, wide: bool = False, node_states: Mapping[str, str] | None = None
+) -> str:
     """projects_table is the output of `get projects` (with `-o wide`: SERVICES, CPU, MEMORY), from the wire objects."""
     headers = PROJECT_WIDE_COLUMNS if wide else PROJECT_COLUMNS
-    return table(headers, [project_row(p, now, wide=wide) for p in projects])
+    return table(headers, [project_row(p, now, wide=wide, node_states=node_states) for p in projects])
 
 
 def to_json(wire: Wire) -> str:
@@ -236,8 +309,33 @@ def describe(obj: Node | Project, now: datetime) -> str:
     ]
     for title, section in (("Spec", wire.get("spec", {})), ("Status", status)):
         lines += [f"{title}:", *_tree(section, 2)] if section else [f"{title + ':':<14}{NONE}"]
+    if obj.kind == "Node":
+        lines += freshness_lines(obj, now)
     lines += conditions_table(obj.status.conditions)
     return "\n".join(lines)
+
+
+def freshness_lines(node: Node, now: datetime) -> list[str]:
+    """freshness_lines say whether a Node's facts are current (the server's `factsStale`, else `fact_freshness`),
+    when it last confirmed them, and how old its throughput measurement is."""
+    from controlplane.api import fact_freshness, format_age
+
+    status = node.status
+    freshness = fact_freshness(status, now)
+    stale = status.facts_stale if status.facts_stale is not None else freshness.stale
+    confirmed = "never" if freshness.age is None else f"{format_age(freshness.age)} ago"
+    why = f" ({freshness.reason})" if stale and freshness.reason else ""
+    verdict = "STALE: last known values, not current" if stale else "current"
+    lines = [f"{'Facts:':<14}{verdict}{why}; last confirmed {confirmed}"]
+    network = status.network
+    if network is not None and network.observed_at is not None:
+        lines.append(f"{'Observed:':<14}{_when(network.observed_at, now)}")
+    throughput = network.throughput if network is not None else None
+    if throughput is not None and throughput.last_test_time is not None:
+        lines.append(
+            f"{'Throughput:':<14}measured {_when(throughput.last_test_time, now)}{' (stale)' if stale else ''}"
+        )
+    return lines
 
 
 #: How many of the newest history entries `describe node` shows per list.

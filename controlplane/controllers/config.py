@@ -32,6 +32,12 @@ class ControllerConfig:
     reschedule_after: timedelta = timedelta(minutes=3)
     # A project Terminating for longer than this is forced to Terminated.
     terminating_timeout: timedelta = timedelta(minutes=10)
+    # Projects of a ControlLinkDown Node (silent to us, witnessed by a fellow agent) stay this long at most.
+    control_link_limit: timedelta = timedelta(hours=1)
+    # More than this fraction of the Nodes silent within one grace window is the control plane's own isolation...
+    isolation_fraction: float = 0.5
+    # ...but only with at least this many Nodes (with two, one silent Node is half the fleet).
+    isolation_min_nodes: int = 3
 
     def __post_init__(self) -> None:
         for field in (
@@ -45,14 +51,28 @@ class ControllerConfig:
             "rescheduler_period",
             "reschedule_after",
             "terminating_timeout",
+            "control_link_limit",
         ):
             if getattr(self, field) <= timedelta(0):
                 raise ValueError(f"{field} must be positive")
+        if not 0 < self.isolation_fraction < 1:
+            raise ValueError("isolation_fraction must be between 0 and 1")
+        if self.isolation_min_nodes < 1:
+            raise ValueError("isolation_min_nodes must be at least 1")
         if self.grace < self.heartbeat_interval:
             raise ValueError(
                 f"grace ({self.grace}) must be at least heartbeat_interval ({self.heartbeat_interval}),"
                 " or every node flaps NotReady between beats"
             )
+
+    @property
+    def witness_after(self) -> timedelta:
+        """witness_after: a Node silent this long is asked about. The ask goes out with the next beat of another
+        agent (within one interval) and the witness comes back with that agent's next, immediate, beat, so asking
+        two intervals before the grace ends gets the witness in before it; never before a quarter interval late
+        (a beat merely late is no reason to ask), never after the grace (10 s beats, 40 s grace: 20 s; lab 2 s /
+        6 s: 2.5 s)."""
+        return min(max(self.heartbeat_interval * 1.25, self.grace - 2 * self.heartbeat_interval), self.grace)
 
 
 def format_duration(value: timedelta) -> str:

@@ -14,6 +14,7 @@ from ._loop import Gate, run_every
 from ._projects import evict, return_to_pending
 from ._writes import write_all
 from .config import ControllerConfig
+from .node_lifecycle import Isolation
 
 # Reason of the Scheduled=False condition on a Project taken off a draining node.
 NODE_DRAINING: Final = "NodeDraining"
@@ -28,16 +29,26 @@ def evict_from_draining(project: Project, now: datetime) -> Project:
 class DrainingController:
     """DrainingController evicts Scheduled and Running Projects from Draining Nodes; it never changes a Node."""
 
-    def __init__(self, *, store: Store, now: Callable[[], datetime], config: ControllerConfig) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        now: Callable[[], datetime],
+        config: ControllerConfig,
+        isolation: Isolation | None = None,
+    ) -> None:
         self._store = store
         self._now = now
         self._config = config
+        self._isolation = isolation if isolation is not None else Isolation()
         # Each Node's state, kept current without decoding the Nodes that did not change.
         self._states = NodeView(store, lambda node: node.status.state)
 
     async def sync_once(self) -> int:
         """sync_once runs one pass; returns how many Projects it moved back to Pending."""
         now = self._now()
+        if self._isolation.isolated:
+            return 0  # the control plane is cut off: a drain's moves wait until beats return
         bound = await self._store.list_projects(phases=list(EVICTABLE_PHASES))
         if not bound:
             return 0  # nothing to move: spare the list of every Node

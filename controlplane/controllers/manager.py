@@ -13,11 +13,12 @@ from typing import Final
 
 from controlplane.store.base import Store, StoreError
 from controlplane.store.leases import LeaseTable
+from controlplane.store.witnesses import WitnessBoard
 
 from ._loop import Gate
 from .config import ControllerConfig
 from .draining import DrainingController
-from .node_lifecycle import NodeLifecycleController
+from .node_lifecycle import Isolation, NodeLifecycleController
 from .rescheduler import Rescheduler
 from .scheduler import Scheduler
 
@@ -47,14 +48,31 @@ class Controllers:
 
 
 def build_controllers(
-    *, store: Store, leases: LeaseTable, now: Callable[[], datetime], config: ControllerConfig
+    *,
+    store: Store,
+    leases: LeaseTable,
+    now: Callable[[], datetime],
+    config: ControllerConfig,
+    witnesses: WitnessBoard | None = None,
+    on_isolation: Callable[[bool], None] | None = None,
 ) -> Controllers:
-    """build_controllers makes every controller over the same store, clock and config."""
+    """build_controllers makes every controller over the same store, clock and config; the lifecycle controller's
+    isolation judgement is shared with the rescheduler and the draining controller, which hold their moves on it."""
+    isolation = Isolation()
+    lifecycle = NodeLifecycleController(
+        store=store,
+        leases=leases,
+        now=now,
+        config=config,
+        witnesses=witnesses,
+        isolation=isolation,
+        on_isolation=on_isolation,
+    )
     return Controllers(
-        lifecycle=NodeLifecycleController(store=store, leases=leases, now=now, config=config),
-        draining=DrainingController(store=store, now=now, config=config),
+        lifecycle=lifecycle,
+        draining=DrainingController(store=store, now=now, config=config, isolation=isolation),
         scheduler=Scheduler(store=store, now=now, config=config),
-        rescheduler=Rescheduler(store=store, now=now, config=config),
+        rescheduler=Rescheduler(store=store, now=now, config=config, isolation=isolation),
     )
 
 
@@ -67,6 +85,8 @@ async def run_controllers(
     stop: asyncio.Event,
     is_leader: Gate | None = None,
     on_pass: Callable[[str], None] | None = None,
+    witnesses: WitnessBoard | None = None,
+    on_isolation: Callable[[bool], None] | None = None,
 ) -> None:
     """run_controllers runs every controller's loop until stop is set.
 
@@ -74,7 +94,9 @@ async def run_controllers(
     answers False, so several replicas can share a store with one of them acting. on_pass, when given, is
     called with the controller's name (CONTROLLER_NAMES) after each pass it finished.
     """
-    controllers = build_controllers(store=store, leases=leases, now=now, config=config)
+    controllers = build_controllers(
+        store=store, leases=leases, now=now, config=config, witnesses=witnesses, on_isolation=on_isolation
+    )
 
     def passed(name: str) -> Callable[[], None] | None:
         return None if on_pass is None else lambda: on_pass(name)
@@ -143,6 +165,8 @@ async def run_when_leading(
     progress: Callable[[], None] | None = None,
     pass_bound: timedelta = PASS_BOUND,
     clock: Callable[[], float] = time.monotonic,
+    witnesses: WitnessBoard | None = None,
+    on_isolation: Callable[[bool], None] | None = None,
 ) -> None:
     """run_when_leading renews the leader lease every renew_every and runs the controllers while it is held.
 
@@ -178,6 +202,13 @@ async def run_when_leading(
             said = ", ".join(f"{name} for {age:.1f}s" for name, age in sorted(late.items()))
             raise ControllersStalled(f"no controller pass finished: {said} (bound {pass_bound.total_seconds():g}s)")
 
+    def stepped_down() -> None:
+        # A replica that does not lead asks nobody for witnesses and judges no isolation.
+        if witnesses is not None:
+            witnesses.want(())
+        if on_isolation is not None:
+            on_isolation(False)
+
     async def end_term() -> None:
         nonlocal term
         if term is not None:
@@ -208,6 +239,8 @@ async def run_when_leading(
                         stop=term_stop,
                         is_leader=leadership.gate,
                         on_pass=passed,
+                        witnesses=witnesses,
+                        on_isolation=on_isolation,
                     ),
                     name="controllers",
                 )
@@ -217,6 +250,7 @@ async def run_when_leading(
             elif not leading and term is not None:
                 log.warning("leader: %s lost the leader lease; controllers stopped", leadership.holder)
                 await end_term()
+                stepped_down()
                 if on_change is not None:
                     on_change(False)
             if progress is not None:
@@ -229,3 +263,4 @@ async def run_when_leading(
         raise
     finally:
         await end_term()
+        stepped_down()

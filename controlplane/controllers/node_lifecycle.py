@@ -11,7 +11,13 @@ from typing import Final
 
 from controlplane.api import (
     AGENT_MAX_BACKOFF,
+    AGENT_READY,
+    AGENT_SHUTDOWN,
+    CONTROL_LINK_DOWN,
     CONTROL_PLANE_CONDITIONS,
+    CONTROL_PLANE_ISOLATED,
+    HEARTBEAT_TIMEOUT,
+    NODE_STATUS_NEVER_UPDATED,
     Condition,
     ConditionStatus,
     NetworkMode,
@@ -20,11 +26,13 @@ from controlplane.api import (
     NodeState,
     NodeStatus,
     find_condition,
+    format_time,
     quantity_bytes,
     set_condition,
 )
 from controlplane.store.base import NotFound, Store
 from controlplane.store.leases import Lease, LeaseTable
+from controlplane.store.witnesses import Witness, WitnessBoard
 
 from ._loop import Gate, run_every
 from ._writes import write_all
@@ -46,11 +54,10 @@ PATH_RELAYED: Final = NodeConditionType.PATH_RELAYED
 TAILNET_OFFLINE: Final = NodeConditionType.TAILNET_OFFLINE
 OWNED_TYPES: Final = CONTROL_PLANE_CONDITIONS
 
-# Reasons.
-AGENT_READY: Final = "AgentReady"
-HEARTBEAT_TIMEOUT: Final = "HeartbeatTimeout"
-AGENT_SHUTDOWN: Final = "AgentShutdown"
-NODE_STATUS_NEVER_UPDATED: Final = "NodeStatusNeverUpdated"
+#: Most silent Nodes the leader asks witnesses for at once (the most recently silent first).
+WANTED_LIMIT: Final = 64
+
+# Reasons (the Ready ones of design §4 live in controlplane.api).
 BLOCKING_CONDITION: Final = "BlockingCondition"
 REASON_MEMORY_PRESSURE: Final = "MemoryPressure"
 SUFFICIENT_MEMORY: Final = "SufficientMemory"
@@ -98,6 +105,30 @@ _LIVE: Final = Verdict(ConditionStatus.TRUE, AGENT_READY, "agent is posting hear
 _READY_SAID: Final = (_LIVE.status, _LIVE.reason, _LIVE.message)
 
 
+def isolated_verdict(grace: timedelta) -> Verdict:
+    """isolated_verdict is the Ready verdict of a Node that went silent together with most of the fleet. Its message
+    carries no counts, so the Nodes coming back one by one do not rewrite all the others."""
+    return Verdict(
+        ConditionStatus.FALSE,
+        CONTROL_PLANE_ISOLATED,
+        f"most Nodes went silent within one grace window of {format_duration(grace)}: the control plane assumes it"
+        " lost the tailnet itself; rescheduling and drain moves wait until beats return",
+    )
+
+
+def witnessed_verdict(witness: Witness, grace: timedelta) -> Verdict:
+    """witnessed_verdict is the Ready verdict of a Node silent to us that a fellow agent reached: it names the
+    witness, the path and when (the time, not an age, so the message changes only with a new witness)."""
+    path = f"a {witness.mode.value} path" if witness.mode is not None else "the tailnet"
+    latency = f" ({witness.latency_ms:.1f} ms)" if witness.latency_ms is not None else ""
+    return Verdict(
+        ConditionStatus.FALSE,
+        CONTROL_LINK_DOWN,
+        f"no heartbeat within the grace period of {format_duration(grace)}, but the agent of {witness.by} reached"
+        f" its agent over {path}{latency} at {format_time(witness.at)}",
+    )
+
+
 def ready_verdict(
     *,
     lease: Lease | None,
@@ -106,13 +137,18 @@ def ready_verdict(
     now: datetime,
     grace: timedelta,
     was_ready: bool,
+    witness: Witness | None = None,
+    isolated: bool = False,
 ) -> Verdict:
     """ready_verdict decides the Ready condition from the lease, on the control plane's own clock.
 
     Fresh is `Lease.is_fresh` (age ≤ grace: exactly at grace is still fresh). The restart rule: a node this
     controller instance first saw at observed_at keeps Ready until a full grace has passed since then, so a
     restart never turns the fleet NotReady; it only holds a node that already was Ready, never makes one
-    Ready. A going-away beat (released) is NotReady at once and is never held.
+    Ready. A going-away beat (released) is NotReady at once and is never held. A silent Node is
+    ControlPlaneIsolated when it went silent with most of the fleet (`isolated`), else ControlLinkDown when a
+    fellow agent reached it since its last beat and within the grace (`witness`, see `valid_witness`), else
+    HeartbeatTimeout.
     """
     if lease is not None and lease.released:
         return Verdict(ConditionStatus.FALSE, AGENT_SHUTDOWN, "agent announced it is shutting down")
@@ -121,6 +157,10 @@ def ready_verdict(
     if not fresh and not held:
         if lease is None:
             return Verdict(ConditionStatus.UNKNOWN, NODE_STATUS_NEVER_UPDATED, "agent has never sent a heartbeat")
+        if isolated:
+            return isolated_verdict(grace)
+        if witness is not None:
+            return witnessed_verdict(witness, grace)
         return Verdict(
             ConditionStatus.FALSE,
             HEARTBEAT_TIMEOUT,
@@ -129,6 +169,45 @@ def ready_verdict(
     if blocking:
         return Verdict(ConditionStatus.FALSE, BLOCKING_CONDITION, ", ".join(f"{t} is True" for t in blocking))
     return _LIVE
+
+
+def valid_witness(witness: Witness | None, lease: Lease | None, now: datetime, grace: timedelta) -> Witness | None:
+    """valid_witness is witness when it counts for a silent Node: it reached the Node after its last beat (so it
+    vouches for the silence, not for the time before) and no longer than grace ago."""
+    if witness is None or lease is None or witness.at <= lease.renewed_at or now - witness.at > grace:
+        return None
+    return witness
+
+
+def isolation_window(
+    silences: Sequence[tuple[datetime, str]], total: int, *, grace: timedelta, fraction: float, min_nodes: int
+) -> list[str]:
+    """isolation_window returns the Nodes that went silent within one grace window of each other (their last beats
+    at most grace apart), when they are more than fraction of total Nodes and total is at least min_nodes: the
+    control plane then assumes it is the one cut off. Otherwise it returns []. silences: (last beat, name)."""
+    if total < min_nodes or not silences:
+        return []
+    ordered = sorted(silences)
+    best, best_start, start = 0, 0, 0
+    for end in range(len(ordered)):
+        while ordered[end][0] - ordered[start][0] > grace:
+            start += 1
+        if end - start + 1 > best:
+            best, best_start = end - start + 1, start
+    if best <= fraction * total:
+        return []
+    return [name for _, name in ordered[best_start : best_start + best]]
+
+
+@dataclass(slots=True)
+class Isolation:
+    """Isolation is the leader's judgement that the control plane itself is cut off, read by the rescheduler and
+    the draining controller (they hold their moves while it lasts)."""
+
+    isolated: bool = False
+    # When the last isolation began and ended (None: never).
+    since: datetime | None = None
+    ended_at: datetime | None = None
 
 
 def blocking_conditions(conditions: Sequence[Condition] | None) -> list[str]:
@@ -290,11 +369,19 @@ class NodeLifecycleController:
         leases: LeaseTable,
         now: Callable[[], datetime],
         config: ControllerConfig,
+        witnesses: WitnessBoard | None = None,
+        isolation: Isolation | None = None,
+        on_isolation: Callable[[bool], None] | None = None,
     ) -> None:
         self._store = store
         self._leases = leases
         self._now = now
         self._config = config
+        self._witnesses = witnesses if witnesses is not None else WitnessBoard()
+        self.isolation = isolation if isolation is not None else Isolation()
+        self._on_isolation = on_isolation
+        # The Nodes judged ControlPlaneIsolated in the current pass.
+        self._isolated: frozenset[str] = frozenset()
         # The Nodes as last read or written, and when the store was last listed (None: never).
         self._cache: dict[str, CachedNode] = {}
         self._listed_at: datetime | None = None
@@ -306,13 +393,16 @@ class NodeLifecycleController:
     def ready(self, node: Node, now: datetime) -> Verdict:
         """ready returns the Ready verdict of node at now: the only one that time alone changes."""
         cached = self._cache.get(node.name)
+        lease = lease_of(self._leases, node)
         return ready_verdict(
-            lease=lease_of(self._leases, node),
+            lease=lease,
             blocking=blocking_conditions(node.status.conditions),
             observed_at=cached.observed_at if cached is not None else now,
             now=now,
             grace=self._config.grace,
             was_ready=node.status.state == NodeState.READY,
+            witness=valid_witness(self._witnesses.newest(node.name), lease, now, self._config.grace),
+            isolated=node.name in self._isolated,
         )
 
     def desired(self, node: Node, now: datetime) -> tuple[NodeState, dict[str, Verdict]]:
@@ -332,6 +422,8 @@ class NodeLifecycleController:
             now=now,
             grace=self._config.grace,
             was_ready=cached.state == NodeState.READY,
+            witness=valid_witness(self._witnesses.newest(name), lease, now, self._config.grace),
+            isolated=name in self._isolated,
         )
         return (
             cached.facts_stale
@@ -344,25 +436,100 @@ class NodeLifecycleController:
         now = self._now()
         if self._listed_at is None or now - self._listed_at >= self._config.lifecycle_resync:
             await self._relist(now)
-        leases, grace = self._leases, self._config.grace
-        stale: list[str] = []
+        leases, grace, suspect_after = self._leases, self._config.grace, self._config.witness_after
+        candidates: list[tuple[str, CachedNode]] = []
+        # Nodes silent past witness_after (last beat, name): all of them, and those counted for isolation; whether one
+        # is past the grace; and how many Nodes ever beat.
+        silences: list[tuple[datetime, str]] = []
+        past_grace = False
+        suspects: list[tuple[datetime, str]] = []
+        beating = 0
         for index, (name, cached) in enumerate(list(self._cache.items())):
             if index and index % JUDGE_CHUNK == 0:
                 await asyncio.sleep(0)  # let heartbeats in between chunks
-            if cached.steady:  # the common case, kept cheap: stored Ready and the lease still fresh
-                lease = leases.get(name)
-                if lease is not None and lease.is_fresh(now, grace):
-                    continue
-            if self.is_stale(name, cached, now):
-                stale.append(name)
+            lease = leases.get(name)
+            if lease is None and cached.last_heartbeat is not None:
+                lease = Lease(cached.last_heartbeat)
+            if lease is None:
+                candidates.append((name, cached))
+                continue
+            beating += 1
+            silent_for = now - lease.renewed_at
+            if silent_for > suspect_after and not lease.released:
+                suspects.append((lease.renewed_at, name))
+                # A Node still under the restart rule's hold is not counted silent: a restart is not an isolation.
+                if now - cached.observed_at > grace:
+                    silences.append((lease.renewed_at, name))
+                    past_grace = past_grace or silent_for > grace
+            if cached.steady and lease.is_fresh(now, grace):  # the common case: stored Ready, the lease fresh
+                continue
+            candidates.append((name, cached))
+        self._judge_isolation(silences if past_grace else [], beating, now)
+        self._want_witnesses(suspects, now)
+        stale = [name for name, cached in candidates if self.is_stale(name, cached, now)]
         return sum(await write_all(self._write(name, now) for name in stale))
+
+    def _judge_isolation(self, silences: list[tuple[datetime, str]], total: int, now: datetime) -> None:
+        """_judge_isolation decides this pass's ControlPlaneIsolated Nodes; a change is logged once and reported.
+
+        silences are the Nodes silent past witness_after, given only once one of them is past the grace: a fleet cut
+        off at once stops beating within one interval, so when the first Node's lease expires the others are silent
+        past witness_after too, and the first is judged ControlPlaneIsolated at once, not HeartbeatTimeout first."""
+        config = self._config
+        isolated = isolation_window(
+            silences,
+            total,
+            grace=config.grace,
+            fraction=config.isolation_fraction,
+            min_nodes=config.isolation_min_nodes,
+        )
+        self._isolated = frozenset(isolated)
+        state = self.isolation
+        if bool(isolated) == state.isolated:
+            return
+        state.isolated = bool(isolated)
+        if isolated:
+            state.since = now
+            log.warning(
+                "control plane isolated: %d of %d Nodes went silent within one grace window (%s); rescheduling and"
+                " drain moves are suspended until beats return",
+                len(isolated),
+                total,
+                format_duration(config.grace),
+            )
+        else:
+            state.ended_at = now
+            log.warning("control plane no longer isolated: beats are back; rescheduling and drain moves resume")
+        if self._on_isolation is not None:
+            self._on_isolation(state.isolated)
+
+    def _want_witnesses(self, suspects: list[tuple[datetime, str]], now: datetime) -> None:
+        """_want_witnesses asks for a witness of each Node silent past witness_after that has none newer than one
+        heartbeat interval (the most recently silent first; at most WANTED_LIMIT), up to the ControlLinkDown limit."""
+        config = self._config
+        horizon = config.control_link_limit + config.grace
+        wanted = []
+        for last_beat, name in sorted(suspects, reverse=True):
+            if now - last_beat > horizon or name in self._isolated:
+                continue
+            witness = self._witnesses.newest(name)
+            if witness is None or witness.at <= last_beat or now - witness.at > config.heartbeat_interval:
+                wanted.append(name)
+                if len(wanted) >= WANTED_LIMIT:
+                    break
+        self._witnesses.want(wanted)
 
     async def _relist(self, now: datetime) -> None:
         """_relist brings the cache up to date with the store, reducing each changed Node as it is decoded."""
         cache = self._cache
 
+        witnesses = self._witnesses
+
         def entry(node: Node) -> CachedNode:
             known = cache.get(node.name)
+            network = node.status.network
+            if network is not None and network.witnessed:  # witnesses another replica received
+                witnesses.record(node.name, network.witnessed, now)
             return CachedNode.of(node, known.observed_at if known is not None else now)
 
         changes = await self._store.project_nodes_changed(self._revisions, entry)

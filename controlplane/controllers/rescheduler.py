@@ -8,14 +8,23 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Final
 
-from controlplane.api import EVICTABLE_PHASES, ConditionStatus, Node, Project, ProjectPhase, find_condition
+from controlplane.api import (
+    CONTROL_LINK_DOWN,
+    CONTROL_PLANE_ISOLATED,
+    EVICTABLE_PHASES,
+    ConditionStatus,
+    Node,
+    Project,
+    ProjectPhase,
+    find_condition,
+)
 from controlplane.store.base import Conflict, NodeView, NotFound, Store
 
 from ._loop import Gate, run_every
 from ._projects import evict, require_phase, return_to_pending, with_condition
 from ._writes import write_all
 from .config import ControllerConfig, format_duration
-from .node_lifecycle import READY
+from .node_lifecycle import READY, Isolation
 
 # The Project condition the server sets (True) when a DELETE starts termination.
 TERMINATING: Final = "Terminating"
@@ -34,6 +43,33 @@ def not_ready_since(node: Node) -> datetime | None:
     if ready is None or ready.status == ConditionStatus.TRUE:
         return None
     return ready.last_transition_time
+
+
+def not_ready(node: Node) -> tuple[datetime | None, str | None]:
+    """not_ready is (not_ready_since, the Ready condition's reason): what the rescheduler decides from."""
+    ready = find_condition(node.status.conditions, READY)
+    return not_ready_since(node), ready.reason if ready is not None else None
+
+
+def reschedule_due(
+    since: datetime | None,
+    reason: str | None,
+    now: datetime,
+    *,
+    after: timedelta,
+    control_link_limit: timedelta,
+    resumed_at: datetime | None,
+) -> bool:
+    """reschedule_due decides whether the Projects of a Node NotReady since `since` for `reason` go back to Pending.
+
+    ControlPlaneIsolated never moves them (the fault is the control plane's own). ControlLinkDown (a fellow agent
+    reached the Node within the grace) waits control_link_limit instead of `after`. The wait counts from the end of
+    the last isolation when that is later (resumed_at), so a Node still silent when beats return gets a full wait.
+    """
+    if since is None or reason == CONTROL_PLANE_ISOLATED:
+        return False
+    start = max(since, resumed_at) if resumed_at is not None else since
+    return overdue(start, now, control_link_limit if reason == CONTROL_LINK_DOWN else after)
 
 
 def terminating_since(project: Project) -> datetime | None:
@@ -77,12 +113,20 @@ def force_terminated(project: Project, now: datetime, *, timeout: timedelta) -> 
 class Rescheduler:
     """Rescheduler runs the three slow clean-ups of Projects; each step is idempotent."""
 
-    def __init__(self, *, store: Store, now: Callable[[], datetime], config: ControllerConfig) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        now: Callable[[], datetime],
+        config: ControllerConfig,
+        isolation: Isolation | None = None,
+    ) -> None:
         self._store = store
         self._now = now
         self._config = config
-        # When each Node's Ready left True, kept current without decoding the Nodes that did not change.
-        self._not_ready_since = NodeView(store, not_ready_since)
+        self._isolation = isolation if isolation is not None else Isolation()
+        # When each Node's Ready left True and why, kept current without decoding the Nodes that did not change.
+        self._not_ready = NodeView(store, not_ready)
 
     async def sync_once(self) -> tuple[int, int, int]:
         """sync_once runs one pass; returns (moved to Pending, forced Terminated, deleted).
@@ -96,15 +140,31 @@ class Rescheduler:
         return moved, forced, deleted
 
     async def _free_not_ready(self, now: datetime) -> int:
-        after = self._config.reschedule_after
+        config, isolation = self._config, self._isolation
+        if isolation.isolated:
+            return 0  # the control plane is the one cut off: nothing moves until beats return
         bound = await self._store.list_projects(phases=list(EVICTABLE_PHASES))
         if not bound:
             return 0  # nothing to free: spare the list of every Node
-        since = await self._not_ready_since.refresh()
-        gone = {name for name, left in since.items() if overdue(left, now, after)}
-        edit = partial(evict_from_not_ready, after=after)
-        moves = [(p.name, p.status.node_ref) for p in bound if p.status.node_ref in gone]
-        results = await write_all(evict(self._store, name, node, now, edit) for name, node in moves if node is not None)
+        states = await self._not_ready.refresh()
+        limits = {
+            name: config.control_link_limit if reason == CONTROL_LINK_DOWN else config.reschedule_after
+            for name, (since, reason) in states.items()
+            if reschedule_due(
+                since,
+                reason,
+                now,
+                after=config.reschedule_after,
+                control_link_limit=config.control_link_limit,
+                resumed_at=isolation.ended_at,
+            )
+        }
+        moves = [(p.name, p.status.node_ref) for p in bound if p.status.node_ref in limits]
+        results = await write_all(
+            evict(self._store, name, node, now, partial(evict_from_not_ready, after=limits[node]))
+            for name, node in moves
+            if node is not None
+        )
         return sum(results)
 
     async def _force_stuck(self, now: datetime) -> int:

@@ -80,9 +80,11 @@ def create_app(
         now=now,
         identity=identity,
         settings=settings,
-        metrics=Metrics(pair_limit=settings.metrics_pair_limit),
+        metrics=Metrics(pair_limit=settings.metrics_pair_limit, grace=settings.grace),
         writes=writes,
-        peers=PeerDirectory(addresses=lambda: (writes.addresses_version, writes.addresses()), now=now),
+        peers=PeerDirectory(
+            addresses=lambda: (writes.addresses_version, writes.addresses()), now=now, witness=writes.witness_asked
+        ),
         health=health if health is not None else dict,
     )
 

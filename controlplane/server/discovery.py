@@ -33,6 +33,10 @@ def ring_position(epoch: int, name: str) -> int:
     return int.from_bytes(digest, "big")
 
 
+def _target(name: str, address: tuple[str, int | None]) -> ProbeTarget:
+    return ProbeTarget(name=name, ip=address[0], agent_port=address[1])
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """Answer is one agent's assignment as the bytes to send and their ETag."""
@@ -47,7 +51,7 @@ class PeerDirectory:
     def __init__(
         self,
         *,
-        addresses: Callable[[], tuple[int, Mapping[str, str]]],
+        addresses: Callable[[], tuple[int, Mapping[str, tuple[str, int | None]]]],
         now: Callable[[], datetime],
         witness: Callable[[str], Sequence[str]] | None = None,
         per_node: int = PEERS_PER_NODE,
@@ -64,9 +68,9 @@ class PeerDirectory:
         epoch = int(self._now().timestamp()) // self._epoch_s
         version, addresses = self._addresses()
         if self._built != (epoch, version):
-            placed = sorted((ring_position(epoch, name), name, ip) for name, ip in addresses.items())
-            self._positions = [position for position, _, _ in placed]
-            self._targets = [ProbeTarget(name=name, ip=ip) for _, name, ip in placed]
+            placed = sorted((ring_position(epoch, name), name) for name in addresses)
+            self._positions = [position for position, _ in placed]
+            self._targets = [_target(name, addresses[name]) for _, name in placed]
             self._built = (epoch, version)
         return epoch
 
@@ -88,6 +92,6 @@ class PeerDirectory:
         witness: list[ProbeTarget] = []
         if self._witness is not None:
             _, addresses = self._addresses()
-            witness = [ProbeTarget(name=n, ip=addresses[n]) for n in self._witness(name) if n in addresses]
+            witness = [_target(n, addresses[n]) for n in self._witness(name) if n in addresses]
         body = PeerAssignment(peers=peers, witness=witness).to_wire_json().encode()
         return Answer(body, '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"')

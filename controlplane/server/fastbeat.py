@@ -84,6 +84,10 @@ class FastBeat:
         except Exception:  # a refusal: the route raises it again and renders its problem document
             await self.app(scope, _replaying(messages, receive), send)
             return
-        await after_beat(context, outcome)
-        await send(_NO_CONTENT)
+        headers = await after_beat(context, outcome)
+        if headers is None:
+            await send(_NO_CONTENT)
+        else:  # as Starlette's Response sends them: lower-case names, latin-1
+            raw_headers = [(key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()]
+            await send({"type": "http.response.start", "status": 204, "headers": raw_headers})
         await send(_EMPTY_BODY)

@@ -6,27 +6,39 @@ the series need), not every Node: at 20k Nodes a full list took about a second o
 Series (every label value is a Node name, a peer name, a mode or a direction):
 
 - `cara_node_heartbeat_age_seconds{node}`: seconds since the last heartbeat (the lease, else the stored time).
+- `cara_node_facts_stale{node}`: 1 while the Node's reported facts are stale (`controlplane.api.facts_stale`: it
+  has not reconfirmed them within the grace), else 0. The path and throughput series of a stale Node are left out:
+  its last known modes are not current, and a 0/1 mode series would say they are.
 - `cara_node_path_mode{node,peer,mode}`: 1 for the path's current mode, 0 for the other; both 0 when unknown.
 - `cara_node_path_latency_seconds{node,peer}`: round trip of the path's last probe.
 - `cara_node_throughput_bits_per_second{node,direction}`: the last throughput measurement (download, upload).
+- `cara_node_throughput_age_seconds{node}`: seconds since that measurement finished (its lastTestTime).
 - `cara_path_changes_total{node,peer}`: path mode changes recorded in the history since this process started.
 - `cara_metrics_dropped_paths`: node → peer paths left out of the per-pair series by the pair limit.
 
 The path to the control plane is the pair (node, "cara-server") and is always exported. Peer paths are
 exported up to `pair_limit` pairs in all (Nodes in name order, each Node's peers in name order), so the
-exposition has at most nodes × (2 + 2 + 3) + pair_limit × 4 series whatever the agents report.
+exposition has at most nodes × (4 + 2 + 3) + pair_limit × 4 series whatever the agents report.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from controlplane.api import CONTROL_PLANE_PEER, NetworkMode, Node, NodeState, parse_throughput
+from controlplane.api import (
+    CONTROL_PLANE_PEER,
+    NetworkMode,
+    Node,
+    NodeState,
+    facts_stale,
+    parse_throughput,
+    silent_reason,
+)
 from controlplane.store.base import NodeView, Store
 from controlplane.store.leases import LeaseTable
 
@@ -47,6 +59,8 @@ class _Snapshot:
     """_Snapshot is what the last scrape saw, reduced to the numbers the series need."""
 
     ages: list[tuple[str, float]] = field(default_factory=list)
+    stale: list[tuple[str, bool]] = field(default_factory=list)
+    tested: list[tuple[str, float]] = field(default_factory=list)
     paths: list[_Path] = field(default_factory=list)
     throughput: list[tuple[str, str, float]] = field(default_factory=list)
     dropped: int = 0
@@ -89,19 +103,36 @@ class NodeSeries:
     own: _Path | None
     peers: tuple[_Path, ...]
     rates: tuple[tuple[str, str, float], ...]
+    # Silent: the Ready reason when the control plane judged the Node silent (`silent_reason`), else None.
+    silent: str | None = None
+    # Tested: when the last throughput measurement finished; None when never.
+    tested: datetime | None = None
 
     @classmethod
     def of(cls, node: Node) -> NodeSeries:
         """of reduces node to its series' inputs."""
         own, peers = _paths_of(node)
-        return cls(node.name, node.status.state, node.status.last_heartbeat, own, tuple(peers), tuple(_rates(node)))
+        status = node.status
+        throughput = status.network.throughput if status.network is not None else None
+        return cls(
+            node.name,
+            status.state,
+            status.last_heartbeat,
+            own,
+            tuple(peers),
+            tuple(_rates(node)),
+            silent=silent_reason(status),
+            tested=throughput.last_test_time if throughput is not None else None,
+        )
 
 
 class FleetCollector(Collector):
     """FleetCollector serves the series of the last `observe`; the /metrics route observes right before rendering."""
 
-    def __init__(self, *, pair_limit: int = DEFAULT_PAIR_LIMIT) -> None:
+    def __init__(self, *, pair_limit: int = DEFAULT_PAIR_LIMIT, grace: timedelta | None = None) -> None:
         self.pair_limit = pair_limit
+        # Grace: the server's, for the freshness rule (`facts_stale`); None trusts the Ready condition alone.
+        self.grace = grace
         self._snapshot = _Snapshot()
         # Path changes counted since start: node → count (path to the control plane), (node, peer) → count.
         self._own_changes: dict[str, int] = {}
@@ -128,6 +159,12 @@ class FleetCollector(Collector):
             beat = lease.renewed_at if lease is not None else node.last_heartbeat
             if beat is not None:
                 snapshot.ages.append((node.name, max(0.0, (now - beat).total_seconds())))
+            stale = facts_stale(beat, node.silent, now, self.grace)
+            snapshot.stale.append((node.name, stale))
+            if node.tested is not None:
+                snapshot.tested.append((node.name, max(0.0, (now - node.tested).total_seconds())))
+            if stale:
+                continue  # last known values, not current: only the stale marker and the ages speak for it
             if node.own is not None:
                 snapshot.paths.append(node.own)
             kept = node.peers[: max(0, self.pair_limit - pairs)]
@@ -160,6 +197,21 @@ class FleetCollector(Collector):
         )
         for node, seconds in snapshot.ages:
             age.add_metric([node], seconds)
+        stale = GaugeMetricFamily(
+            "cara_node_facts_stale",
+            "1 while the node has not reconfirmed its facts within the grace: its path and throughput series are left"
+            " out, since its last known values are not current.",
+            labels=["node"],
+        )
+        for node, is_stale in snapshot.stale:
+            stale.add_metric([node], 1.0 if is_stale else 0.0)
+        tested = GaugeMetricFamily(
+            "cara_node_throughput_age_seconds",
+            "Seconds since the last throughput measurement finished.",
+            labels=["node"],
+        )
+        for node, seconds in snapshot.tested:
+            tested.add_metric([node], seconds)
         mode = GaugeMetricFamily(
             "cara_node_path_mode",
             'Path from node to peer ("cara-server": the control plane): 1 for its current mode, else 0.',
@@ -189,4 +241,4 @@ class FleetCollector(Collector):
             "cara_metrics_dropped_paths", "Peer paths left out of the per-pair series by the pair limit."
         )
         dropped.add_metric([], snapshot.dropped)
-        return [age, mode, latency, throughput, counted, dropped]
+        return [age, stale, mode, latency, throughput, tested, counted, dropped]

@@ -96,6 +96,9 @@ def controllers_loop(
             # Twice a second: a silent node is NotReady within grace + 0.5 s (+ the pass), inside the
             # grace + 1 s target with room; a pass between resyncs costs ~0.08 s at 20k Nodes.
             lifecycle_period=LIFECYCLE_PERIOD,
+            reschedule_after=context.settings.reschedule_after,
+            control_link_limit=context.settings.control_link_limit,
+            isolation_fraction=context.settings.isolation_fraction,
         )
     gauge = Gauge(
         "cara_leader",
@@ -117,6 +120,8 @@ def controllers_loop(
             on_change=gauge.set,
             progress=progress.tick,
             pass_bound=pass_bound,
+            witnesses=context.writes.witnesses,
+            on_isolation=context.metrics.isolated.set,
         )
 
     return run
@@ -181,6 +186,27 @@ def supervise_server(
     help="Silence after which a node is NotReady.",
 )
 @click.option(
+    "--reschedule-after",
+    type=_duration("--reschedule-after"),
+    default="3m",
+    show_default=True,
+    help="A NotReady (HeartbeatTimeout) node's projects go back to Pending after this long.",
+)
+@click.option(
+    "--control-link-limit",
+    type=_duration("--control-link-limit"),
+    default="1h",
+    show_default=True,
+    help="A ControlLinkDown node (silent to us, reached by a fellow agent) keeps its projects this long at most.",
+)
+@click.option(
+    "--isolation-fraction",
+    type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+    default=0.5,
+    show_default=True,
+    help="More than this fraction of the nodes (at least 3) silent at once: the control plane is the one cut off.",
+)
+@click.option(
     "--replica-id",
     default=None,
     help="This replica's name in the leader lease (default: hostname-pid).",
@@ -209,6 +235,9 @@ def main(
     data_dir: Path | None,
     heartbeat_interval: timedelta,
     grace: timedelta,
+    reschedule_after: timedelta,
+    control_link_limit: timedelta,
+    isolation_fraction: float,
     replica_id: str | None,
     leader_ttl: timedelta,
     history_limit: int,
@@ -231,7 +260,18 @@ def main(
         raise click.UsageError(str(exc)) from None
     if dev and (len(listen) > 1 or ts_socket or config_path):
         raise click.UsageError("--dev takes one loopback --listen and no --socket or --config")
-    settings = Settings(dev=dev, heartbeat_interval=heartbeat_interval, grace=grace, history_limit=history_limit)
+    for flag, value in (("--reschedule-after", reschedule_after), ("--control-link-limit", control_link_limit)):
+        if value <= timedelta(0):
+            raise click.BadParameter("must be positive", param_hint=flag)
+    settings = Settings(
+        dev=dev,
+        heartbeat_interval=heartbeat_interval,
+        grace=grace,
+        history_limit=history_limit,
+        reschedule_after=reschedule_after,
+        control_link_limit=control_link_limit,
+        isolation_fraction=isolation_fraction,
+    )
     if data_dir is not None:
         settings = dataclasses.replace(settings, data_dir=data_dir)
     if store_url is None:

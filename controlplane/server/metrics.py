@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from .fleet_metrics import DEFAULT_PAIR_LIMIT, FleetCollector
@@ -10,7 +12,7 @@ from .fleet_metrics import DEFAULT_PAIR_LIMIT, FleetCollector
 class Metrics:
     """Metrics holds the app's collectors; one instance per app, so tests never share counters."""
 
-    def __init__(self, *, pair_limit: int = DEFAULT_PAIR_LIMIT) -> None:
+    def __init__(self, *, pair_limit: int = DEFAULT_PAIR_LIMIT, grace: timedelta | None = None) -> None:
         self.registry = CollectorRegistry()
         self.heartbeats = Counter(
             "cara_heartbeats_total",
@@ -34,6 +36,12 @@ class Metrics:
         self.nodes = Gauge(
             "cara_nodes", "Nodes known to the control plane, by state.", ["state"], registry=self.registry
         )
+        self.isolated = Gauge(
+            "cara_control_plane_isolated",
+            "1 while the leader judges the control plane itself cut off (most Nodes went silent within one grace"
+            " window): rescheduling and drain moves are suspended.",
+            registry=self.registry,
+        )
         self.loop_restarts = Counter(
             "cara_loop_restarts_total",
             "Restarts of a supervised loop (http, lease-flush, controllers) after it raised.",
@@ -41,7 +49,7 @@ class Metrics:
             registry=self.registry,
         )
         # Fleet: per-node and per-path series, observed from the store at each scrape.
-        self.fleet = FleetCollector(pair_limit=pair_limit)
+        self.fleet = FleetCollector(pair_limit=pair_limit, grace=grace)
         self.registry.register(self.fleet)
 
     def render(self) -> bytes:

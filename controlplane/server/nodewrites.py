@@ -11,7 +11,7 @@ does not say "this caller" is never trusted: the store is asked, so a newly boun
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -25,10 +25,13 @@ from controlplane.api import (
     NodeState,
     NodeStatus,
     NodeThroughput,
+    facts_stale,
     set_condition,
+    silent_reason,
 )
 from controlplane.store.base import AlreadyExists, Conflict, Store
 from controlplane.store.leases import LeaseTable
+from controlplane.store.witnesses import WitnessBoard
 
 from .identity import Caller, Forbidden, Role
 
@@ -41,12 +44,16 @@ def _bound_id(node: Node) -> str | None:
     return binding.node_id if binding is not None else None
 
 
-def _address(node: Node) -> str | None:
+#: A Node's tailnet address as the Node cache keeps it: IP and agent port (None when it reported none).
+Address = tuple[str, int | None]
+
+
+def _address(node: Node) -> Address | None:
     network = node.status.network
-    return network.ip if network is not None and network.ip else None
+    return (network.ip, network.agent_port or None) if network is not None and network.ip else None
 
 
-def _cached(node: Node) -> tuple[str | None, str | None]:
+def _cached(node: Node) -> tuple[str | None, Address | None]:
     """_cached is what the Node cache keeps of a Node: its bound tailnet node ID and its tailnet address."""
     return _bound_id(node), _address(node)
 
@@ -121,27 +128,43 @@ def merge_beat(node: Node, beat: Heartbeat, now: datetime) -> Node:
 
 @dataclass(frozen=True, slots=True)
 class BeatOutcome:
-    """BeatOutcome is what a beat changed: the stored Node before and after a full beat (None for an empty one)."""
+    """BeatOutcome is what a beat changed: the stored Node before and after a full beat (None for an empty one),
+    and the silent Nodes the leader asks this beat's agent to look at (the `Cara-Witness` answer header)."""
 
     before: Node | None = None
     after: Node | None = None
     # Full: the beat carried something besides a renewal (facts, or a state), as the heartbeat metric counts it.
     full: bool = False
+    asked: tuple[str, ...] = ()
 
 
 class NodeWrites:
     """NodeWrites applies every write to a Node with its rules; routes parse, check the caller's role, call it."""
 
-    def __init__(self, *, store: Store, leases: LeaseTable, now: Callable[[], datetime], grace: timedelta) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        leases: LeaseTable,
+        now: Callable[[], datetime],
+        grace: timedelta,
+        heartbeat_interval: timedelta = timedelta(seconds=10),
+    ) -> None:
         self._store, self._leases, self._now, self._grace = store, leases, now, grace
+        self._interval = heartbeat_interval
+        # Witnesses: which fellow agent last reached each Node (from the beats' `network.witnessed`), and the
+        # silent Nodes the leader's lifecycle controller wants looked at; in memory, like the leases.
+        self.witnesses = WitnessBoard()
+        # Asked of: node name → the silent Nodes its agent was last asked (by a beat's answer) to witness.
+        self._asked_of: dict[str, tuple[str, ...]] = {}
         # Bound: node name → bound tailnet node ID (None while unbound) of every Node seen to exist; only the
         # empty beat reads it, and only to accept the machine it names. Revisions: the store's snapshot of
         # Node revisions at the last refresh. Touched: names written here since a refresh began, which that
         # refresh (reading older rows) must not overwrite.
         self._bound: dict[str, str | None] = {}
-        # Addresses: node name → tailnet IP of every Node seen with one (peer discovery reads it), and a version
-        # that changes whenever an address comes, goes or moves, so readers rebuild only then.
-        self._addresses: dict[str, str] = {}
+        # Addresses: node name → tailnet IP and agent port of every Node seen with an IP (peer discovery reads
+        # it), and a version that changes whenever an address comes, goes or moves, so readers rebuild only then.
+        self._addresses: dict[str, Address] = {}
         self.addresses_version = 0
         self._revisions: dict[str, int] = {}
         self._touched: set[str] = set()
@@ -161,8 +184,9 @@ class NodeWrites:
         self._set_address(name, None)
         self._touched.add(name)
         self._leases.forget(name)
+        self.witnesses.forget(name)
 
-    def _set_address(self, name: str, address: str | None) -> None:
+    def _set_address(self, name: str, address: Address | None) -> None:
         if self._addresses.get(name) == address:
             return
         if address is None:
@@ -175,8 +199,8 @@ class NodeWrites:
         """known says whether Node name is in the cache (seen to exist, and not seen deleted since)."""
         return name in self._bound
 
-    def addresses(self) -> Mapping[str, str]:
-        """addresses is node name → tailnet IP of every cached Node that has one (read-only: do not keep it)."""
+    def addresses(self) -> Mapping[str, Address]:
+        """addresses is node name → tailnet IP and agent port of every cached Node with an IP (read-only)."""
         return self._addresses
 
     async def refresh_bindings(self) -> None:
@@ -191,6 +215,7 @@ class NodeWrites:
             del self._bound[name]
             self._set_address(name, None)
             self._leases.forget(name)
+            self.witnesses.forget(name)
         for name, (bound, address) in changes.changed.items():
             if name not in touched:
                 self._bound[name] = bound
@@ -261,7 +286,26 @@ class NodeWrites:
             self._leases.release(name, now)
         else:
             self._leases.renew(name, now)
-        return outcome
+        return replace(outcome, asked=tuple(self._witness_exchange(name, beat, now)))
+
+    def _witness_exchange(self, name: str, beat: Heartbeat, now: datetime) -> list[str]:
+        """_witness_exchange records the witnesses a (full) beat of Node name carries and returns the silent Nodes
+        its agent should look at now; only the leader wants any, so elsewhere this is a lookup of an empty list."""
+        network = beat.network
+        if network is not None and network.witnessed:
+            self.witnesses.record(name, network.witnessed, now)
+        asked = self.witnesses.ask(name, now, self._interval)
+        if asked:
+            self._asked_of[name] = tuple(asked)
+        else:
+            self._asked_of.pop(name, None)
+        return asked
+
+    def witness_asked(self, name: str) -> tuple[str, ...]:
+        """witness_asked is what Node name's agent was last asked to witness, of what still wants a witness
+        (peer discovery names them beside the fellows to probe)."""
+        wanted = set(self.witnesses.wanted)
+        return tuple(asked for asked in self._asked_of.get(name, ()) if asked in wanted)
 
     # ---- operator writes
 
@@ -332,9 +376,13 @@ class NodeWrites:
     # ---- reading
 
     def with_lease(self, node: Node) -> Node:
-        """with_lease shows the in-memory lease as status.lastHeartbeat (the stored one lags by a flush)."""
+        """with_lease is the Node as served: status.lastHeartbeat from the in-memory lease (the stored one lags by a
+        flush), and status.factsStale from the freshness rule (`controlplane.api.facts_stale`, this server's grace)."""
+        status = node.status
+        confirmed = status.last_heartbeat
+        update: dict[str, Any] = {}
         lease = self._leases.get(node.name)
-        if lease is None or (node.status.last_heartbeat and node.status.last_heartbeat >= lease.renewed_at):
-            return node
-        status = node.status.model_copy(update={"last_heartbeat": lease.renewed_at})
-        return node.model_copy(update={"status": status})
+        if lease is not None and (confirmed is None or confirmed < lease.renewed_at):
+            confirmed = update["last_heartbeat"] = lease.renewed_at
+        update["facts_stale"] = facts_stale(confirmed, silent_reason(status), self._now(), self._grace)
+        return node.model_copy(update={"status": status.model_copy(update=update)})

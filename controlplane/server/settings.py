@@ -24,6 +24,12 @@ class Settings:
     heartbeat_interval: timedelta = timedelta(seconds=10)
     # Grace: silence after which a node turns NotReady (design §4: 40 s).
     grace: timedelta = timedelta(seconds=40)
+    # RescheduleAfter: the Projects of a Node NotReady (HeartbeatTimeout) this long go back to Pending.
+    reschedule_after: timedelta = timedelta(minutes=3)
+    # ControlLinkLimit: ... and those of a ControlLinkDown Node (witnessed by a fellow agent) after this long.
+    control_link_limit: timedelta = timedelta(hours=1)
+    # IsolationFraction: more than this fraction of the Nodes (at least 3) silent at once is our own isolation.
+    isolation_fraction: float = 0.5
     # MaxBodyBytes: requests with a larger body get 413; manifests are small, and a bound keeps a hostile
     # client from filling memory.
     max_body_bytes: int = MAX_BODY_BYTES

@@ -10,6 +10,7 @@ from . import system as sy
 from .plan import (
     BASE_DOMAIN,
     HEADSCALE_PORT,
+    HOST_CUT_NFT,
     HUB_IP,
     Host,
     LabError,
@@ -33,6 +34,7 @@ def status(name: str) -> dict[str, Any]:
         "baseDomain": BASE_DOMAIN,
         "ready": state.ready,
         "blocked": state.blocked,
+        "cut": state.cut,
         "shaped": state.shaped,
         "inUseBy": users(plan),
         "escapes": escapes(plan),
@@ -73,6 +75,39 @@ def set_blocked(name: str, a: str, b: str, *, blocked: bool, out: TextIO) -> Non
         state.blocked = [p for p in state.blocked if p != pair]
     save_state(plan, state)
     print(f"{'blocked' if blocked else 'unblocked'} direct UDP {a} <-> {b}", file=out)
+
+
+def set_cut(name: str, a: str, b: str, *, cut: bool, out: TextIO) -> None:
+    """Cut (or restore) all tailnet traffic between hosts `a` and `b`: a firewall in `a`'s netns on tailscale0 drops
+    every packet to or from `b`'s tailnet addresses, direct or relayed alike (see HOST_CUT_NFT)."""
+    plan = plan_of_running(name)
+    state = load_state(plan)
+    assert state is not None
+    ha, hb = _pair(plan, a, b)
+    peer = state.hosts.get(hb.name, {})
+    if not peer.get("ip"):
+        raise LabError(f"host '{b}' has no tailnet address yet")
+    listed = sy.run(sy.ns(ha.netns, "nft", "list", "tables"), check=False)
+    if "inet labcut" not in listed:
+        sy.run(sy.ns(ha.netns, "nft", "-f", _write_tmp(plan, f"cut-{ha.name}.nft", HOST_CUT_NFT)))
+    verb = "add" if cut else "delete"
+    for family, key in (("peers4", "ip"), ("peers6", "ipv6")):
+        if peer.get(key):
+            sy.run(sy.ns(ha.netns, "nft", verb, "element", "inet", "labcut", family, f"{{ {peer[key]} }}"), check=cut)
+    pair = [a, b]
+    if cut and pair not in state.cut:
+        state.cut.append(pair)
+    if not cut:
+        state.cut = [p for p in state.cut if p != pair]
+    save_state(plan, state)
+    print(f"{'cut' if cut else 'restored'} tailnet traffic {a} <-> {b} (firewall in {a} on tailscale0)", file=out)
+
+
+def _write_tmp(plan: Plan, name: str, text: str) -> str:
+    path = os.path.join(plan.dir, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
 
 
 def shape(name: str, host: str, rate: str, out: TextIO) -> None:

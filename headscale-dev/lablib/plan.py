@@ -200,6 +200,25 @@ HOST_WATCH_NFT = """table inet labwatch {
 ("escape") and DNS queries to the dummy resolver ("dns"); a hermetic lab keeps both at zero. Counters only."""
 
 
+HOST_CUT_NFT = """table inet labcut {
+  set peers4 { type ipv4_addr; }
+  set peers6 { type ipv6_addr; }
+  chain in { type filter hook input priority 0; policy accept;
+    iifname "tailscale0" ip saddr @peers4 drop
+    iifname "tailscale0" ip6 saddr @peers6 drop
+  }
+  chain out { type filter hook output priority 0; policy accept;
+    oifname "tailscale0" ip daddr @peers4 drop
+    oifname "tailscale0" ip6 daddr @peers6 drop
+  }
+}
+"""
+"""`cut A B`: a firewall inside A's netns on its tailnet interface that drops every packet to or from B's tailnet
+addresses: A and B cannot talk over the tailnet at all, whether the path is direct or relayed through DERP (both end in
+tailscale0), while each keeps its coordination server and every other peer. tailscaled's own disco and TSMP traffic
+does not cross tailscale0, so `tailscale ping` still answers: an honest check of a cut is a plain `ping` through it."""
+
+
 def count_packets(nft_json: dict[str, Any]) -> dict[str, int]:
     """Return packets per counter comment from `nft -j list table ...` output."""
     counts: dict[str, int] = {}
@@ -253,6 +272,7 @@ class State:
     netns: list[str] = field(default_factory=list)  # namespaces created, in creation order
     files: list[str] = field(default_factory=list)  # paths created outside the lab dir (/etc/netns/...)
     blocked: list[list[str]] = field(default_factory=list)  # host pairs whose direct UDP is dropped
+    cut: list[list[str]] = field(default_factory=list)  # host pairs cut from each other inside the tailnet
     shaped: dict[str, str] = field(default_factory=dict)  # host -> tc rate
     ready: bool = False  # true once `up` finished
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from datetime import timedelta
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from agent.heartbeat import Backoff, Heartbeater, Snapshot
 from controlplane.api import (
@@ -53,10 +54,14 @@ class Recorder(httpx.AsyncBaseTransport):
         self.inner = inner
         self.sent: list[tuple[str, str, bytes]] = []
         self.down = False
+        # slow: the connection is made but no answer comes in time (a frozen or overloaded server).
+        self.slow = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self.down:
             raise httpx.ConnectError("connection refused", request=request)
+        if self.slow:
+            raise httpx.ReadTimeout("timed out", request=request)
         body = await request.aread()
         self.sent.append((request.method, request.url.path, body))
         return await self.inner.handle_async_request(request)
@@ -153,15 +158,36 @@ async def test_404_registers_again_and_resends_everything(
     assert leases.get("edge1") is not None
 
 
-async def test_unreachable_server_backs_off_then_sends_the_current_status(recorder: Recorder, clock: FakeClock) -> None:
+async def test_a_server_that_answers_too_slowly_is_backed_off_from_then_gets_the_current_status(
+    recorder: Recorder, clock: FakeClock
+) -> None:
     beater = make(recorder, clock, FakeSource())
     await beater.beat_once()
-    recorder.down = True
+    recorder.slow = True
     delays = []
     for _ in range(6):
         clock.step(10)
         delays.append(await beater.beat_once())
     assert delays == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0]  # jitter factor 1.0 at random() = 0.5
+    assert not beater.state.server_reachable and "cannot reach the control plane" in beater.state.last_error
+    recorder.slow = False
+    clock.step(10)
+    assert await beater.beat_once() == 10.0
+    assert len(recorder.beats()[-1]) > 2  # back: the full status at once, not an empty beat
+    assert beater.state.server_reachable and beater.backoff.failures == 0
+
+
+async def test_no_connection_is_retried_every_interval_so_a_cut_link_recovers_within_one(
+    recorder: Recorder, clock: FakeClock
+) -> None:
+    beater = make(recorder, clock, FakeSource())
+    await beater.beat_once()
+    recorder.down = True  # refused or unroutable: the request never reaches the server
+    delays = []
+    for _ in range(6):
+        clock.step(10)
+        delays.append(await beater.beat_once())
+    assert delays == [10.0] * 6
     assert not beater.state.server_reachable and "cannot reach the control plane" in beater.state.last_error
     recorder.down = False
     clock.step(10)
@@ -237,8 +263,9 @@ async def test_while_our_tailscaled_is_down_retry_every_second_without_backoff(
     assert delays == [1.0, 1.0, 1.0, 1.0]  # the fault is ours: no growing backoff, and a local look is cheap
     source.running = True
     assert await beater.beat_once() == 1.0  # tailscaled is back but the path is settling: once more soon
-    assert await beater.beat_once() == 5.0  # still failing with a Running tailscaled: now the server is to blame
-    recorder.down = False
+    recorder.down, recorder.slow = False, True
+    assert await beater.beat_once() == 5.0  # connected but no answer with a Running tailscaled: the server's fault
+    recorder.slow = False
     assert await beater.beat_once() == 10.0
 
 
@@ -246,7 +273,7 @@ async def test_with_a_short_interval_one_lost_beat_is_retried_on_schedule(record
     beater = make(recorder, clock, FakeSource())
     beater.interval = 2.0
     await beater.beat_once()
-    recorder.down = True
+    recorder.slow = True
     assert [await beater.beat_once() for _ in range(4)] == [2.0, 10.0, 20.0, 40.0]
 
 
@@ -322,3 +349,40 @@ async def test_a_late_snapshot_goes_out_as_soon_as_it_is_taken(recorder: Recorde
     await asyncio.wait_for(beater.run(stop), 5)
     assert recorder.beats()[0] == b"{}" and recorder.beats()[1] != b"{}"  # empty on time, then the full status
     assert len(recorder.beats()) == 2
+
+
+async def test_a_witness_request_is_checked_at_once_and_reported_by_an_immediate_beat(
+    recorder: Recorder, clock: FakeClock, app: FastAPI
+) -> None:
+    asked: list[list[str]] = []
+
+    async def witness(names: Sequence[str]) -> int:
+        asked.append(list(names))
+        return 1
+
+    beater = Heartbeater(
+        client=Client(API_URL, transport=recorder),
+        node_name="edge1",
+        hostname="edge1",
+        source=FakeSource(),
+        now=clock.now,
+        interval=10.0,
+        witness=witness,
+    )
+    assert await beater.beat_once() == 10.0, "nothing asked: the normal interval"
+    app.state.context.writes.witnesses.want(["edge3", "edge1"])  # the leader wants a witness of silent edge3
+    assert await beater.beat_once() == 0.0, "asked: checked now, and the next beat goes out at once"
+    assert asked == [["edge3"]], "never itself"
+    assert beater.state.counts["witnessed"] == 1
+    clock.step(1)
+    assert await beater.beat_once() == 10.0, "asked again within half an interval: not redone"
+    assert asked == [["edge3"]]
+
+
+async def test_a_witness_request_is_ignored_without_a_witness(
+    recorder: Recorder, clock: FakeClock, app: FastAPI
+) -> None:
+    beater = make(recorder, clock, FakeSource())
+    await beater.beat_once()
+    app.state.context.writes.witnesses.want(["edge3"])
+    assert await beater.beat_once() == 10.0

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from agent.collectors.tailnet import TailnetView, _condition
 from agent.status import signature
 from agent.throughput import Measurement
-from controlplane.api import ConditionStatus, NetworkMode, NodeNetworkStatus, PeerPath
+from controlplane.api import ConditionStatus, NetworkMode, NodeNetworkStatus, PeerPath, WitnessReport
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 CAPACITY = {"cpu": "2000m", "memory": "1024Mi", "disk": "10Gi"}
@@ -46,3 +46,12 @@ def test_mode_ip_peers_condition_pressure_and_measurement_count() -> None:
     assert sig(net(), pressure=(1, 5)) != base
     assert sig(net(), measurement=Measurement(1.0, 1.0, 1, NOW)) != base
     assert sig(net(), capacity={**CAPACITY, "memory": "2048Mi"}) != base
+
+
+def test_a_new_witness_counts_and_the_observation_time_does_not() -> None:
+    base = sig(net())
+    assert sig(net(observed_at=NOW)) == base, "observedAt changes every collection: it rides along"
+    witnessed = [WitnessReport(name="edge2", at=NOW, mode=NetworkMode.DIRECT, latency_ms=3.0)]
+    assert sig(net(witnessed=witnessed)) != base
+    again = [WitnessReport(name="edge2", at=NOW.replace(second=5), mode=NetworkMode.DIRECT, latency_ms=3.0)]
+    assert sig(net(witnessed=again)) != sig(net(witnessed=witnessed)), "a witness renewed is reported at once"

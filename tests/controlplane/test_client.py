@@ -336,3 +336,22 @@ def test_the_ca_bundle_is_loaded_only_for_https(url: str, loads_cas: bool) -> No
     assert (context.cert_store_stats()["x509_ca"] > 0) is loads_cas
     # Either way a TLS peer must prove itself: plain http's context trusts nothing rather than everything.
     assert context.check_hostname and context.verify_mode.name == "CERT_REQUIRED"
+
+
+@pytest.mark.parametrize(
+    ("header", "names"),
+    [
+        (None, []),
+        ("", []),
+        ("edge1", ["edge1"]),
+        (" edge1, edge3 ,,edge1 ", ["edge1", "edge3"]),
+        (",".join(f"n{i}" for i in range(40)), [f"n{i}" for i in range(16)]),
+    ],
+    ids=["absent", "empty", "one", "spaces-empties-duplicates", "bounded"],
+)
+async def test_heartbeat_returns_the_nodes_the_server_asks_to_witness(header: str | None, names: list[str]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(204, headers={"Cara-Witness": header} if header is not None else {})
+
+    async with make_client(handler) as client:
+        assert await client.heartbeat("edge-2", Heartbeat()) == names

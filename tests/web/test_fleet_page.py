@@ -140,6 +140,15 @@ def fleet(server: Server) -> Server:
             return states == {"edge1": "Ready", "edge2": "Ready", "edge3": "NotReady"}
 
         _poll("edge1 and edge2 Ready", beating_nodes_ready, server.process)
+        project = {"metadata": {"name": "web"}, "spec": {"services": [{"name": "web", "image": "nginx:1.27"}]}}
+        assert api.post("/api/v1/projects", json=project).status_code == 201
+
+        def scheduled() -> bool:
+            for name in ("edge1", "edge2"):
+                api.post(f"/api/v1/nodes/{name}/heartbeat")
+            return bool(api.get("/api/v1/projects/web").json()["status"].get("phase") == "Scheduled")
+
+        _poll("project web Scheduled", scheduled, server.process)
     return server
 
 
@@ -173,16 +182,13 @@ def test_the_fleet_table_shows_every_node(page: Element) -> None:
     rows = page.by_id("fleet").find_all("tbody")[0].find_all("tr")
     cells = {row.attrs["data-node"]: [td.text() for td in row.find_all("td")] for row in rows}
     assert list(cells) == ["edge1", "edge2", "edge3"]
-    assert cells["edge1"][:6] == [
-        "edge1",
-        "Ready",
-        "100.64.0.1",
-        "edge1.tailnet.test",
-        "Direct 2.5 ms",
-        "92.0Mbps / 36.0Mbps",
-    ]
+    assert cells["edge1"][:5] == ["edge1", "Ready", "100.64.0.1", "edge1.tailnet.test", "Direct 2.5 ms"]
+    # Throughput is a measurement with its own time: always shown with its age.
+    assert cells["edge1"][5].startswith("92.0Mbps / 36.0Mbps · ") and cells["edge1"][5].endswith(" ago")
     assert cells["edge2"][:6] == ["edge2", "Ready", "100.64.0.2", "edge2.tailnet.test", "DERP(lab) 38 ms", "—"]
-    assert cells["edge3"][:6] == ["edge3", "NotReady", "—", "—", "unknown", "—"]
+    assert cells["edge3"][:6] == ["edge3", "NotReady(NodeStatusNeverUpdated)", "—", "—", "unknown", "—"]
+    stale = {row.attrs["data-node"]: row.attrs["data-stale"] for row in rows}
+    assert stale == {"edge1": "false", "edge2": "false", "edge3": "true"}, "a node that never beat has no current facts"
     assert "Ready=True" in cells["edge1"][6] and "PathRelayed=True" in cells["edge2"][6]
     assert cells["edge1"][7].endswith("s ago") and cells["edge3"][7] == "never"
     assert page.by_id("summary").text() == "3 nodes: 2 Ready, 1 NotReady"
@@ -203,6 +209,20 @@ def test_the_matrix_shows_the_blocked_pair_as_derp(page: Element) -> None:
     assert cells[("edge2", "cara-server")] == ("DERP", ["DERP(lab)", "38 ms"])
     assert cells[("edge1", "edge1")][0] == "self"
     assert len(cells) == 3 * 4
+    stale = {
+        g.attrs["data-from"]
+        for g in page.by_id("matrix").find_all("g", class_="cell")
+        if g.attrs["data-stale"] == "true"
+    }
+    assert stale == {"edge3"}
+
+
+def test_the_projects_table_shows_each_project_and_its_node(page: Element) -> None:
+    rows = [
+        [td.text() for td in row.find_all("td")] for row in page.by_id("projects").find_all("tbody")[0].find_all("tr")
+    ]
+    assert len(rows) == 1 and rows[0][0] == "web"
+    assert rows[0][1] == "Scheduled" and rows[0][2] in {"edge1", "edge2"}, "placed on a Ready node: plain Scheduled"
 
 
 def test_the_chart_shows_the_kept_throughput_history(page: Element) -> None:

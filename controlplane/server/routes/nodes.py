@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from controlplane.api import Heartbeat, Node, NodeList, PeerAssignment, decode
+from controlplane.api import WITNESS_HEADER, Heartbeat, Node, NodeList, PeerAssignment, decode
 
 from ..context import CallerDep, Ctx, ServerContext, parse_json, read_body, read_json
 from ..identity import Caller, Role, require_reader, require_writer
@@ -83,12 +83,12 @@ async def delete_node(name: str, context: Ctx, caller: CallerDep) -> Response:
 async def heartbeat(name: str, request: Request, context: Ctx, caller: CallerDep) -> Response:
     """heartbeat renews the Node's lease (empty body) or stores its facts too; 404 tells the agent to register.
 
-    The fast path (controlplane/server/fastbeat.py) answers the same beats ahead of FastAPI, through the same
-    two steps below; this route answers whatever it hands back (every refusal, so problems render once)."""
+    The answer may carry `Cara-Witness: edge1,edge3`: silent Nodes the leader asks this agent to look at. The
+    fast path (controlplane/server/fastbeat.py) answers the same beats ahead of FastAPI, through the same steps
+    below; this route answers whatever it hands back (every refusal, so problems render in one place)."""
     raw = await read_body(request, context.settings.max_body_bytes)
     outcome = await apply_beat(context, caller, name, raw)
-    await after_beat(context, outcome)
-    return Response(status_code=204)
+    return Response(status_code=204, headers=await after_beat(context, outcome))
 
 
 async def apply_beat(context: ServerContext, caller: Caller, name: str, raw: bytes) -> BeatOutcome:
@@ -97,11 +97,14 @@ async def apply_beat(context: ServerContext, caller: Caller, name: str, raw: byt
     return await context.writes.heartbeat(caller, name, beat)
 
 
-async def after_beat(context: ServerContext, outcome: BeatOutcome) -> None:
-    """after_beat counts an applied beat and records what it changed in the Node's history."""
+async def after_beat(context: ServerContext, outcome: BeatOutcome) -> dict[str, str] | None:
+    """after_beat counts an applied beat, records what it changed in the Node's history, and returns the headers
+    of the answer: the silent Nodes the leader wants this agent to look at (agents that do not know the header
+    ignore it)."""
     context.metrics.heartbeats.labels("full" if outcome.full else "empty").inc()
     if outcome.after is not None:
         await history.record(context, outcome.before, outcome.after)
+    return {WITNESS_HEADER: ",".join(outcome.asked)} if outcome.asked else None
 
 
 @router.get(

@@ -9,7 +9,7 @@ const CONTROL_PLANE = "cara-server";
 // The matrix shows at most this many nodes (rows and columns), in name order; the table shows every node.
 const MATRIX_LIMIT = 60;
 const SVG_NS = "http://www.w3.org/2000/svg";
-const COLORS = { Direct: "#2e7d32", DERP: "#e65100", unknown: "#9e9e9e", self: "#37474f" };
+const COLORS = { Direct: "#2e7d32", DERP: "#e65100", unknown: "#9e9e9e", self: "#37474f", stale: "#b0bec5" };
 const RATE_UNITS = { bps: 1, Kbps: 1e3, Mbps: 1e6, Gbps: 1e9 };
 
 let selected = null;
@@ -68,6 +68,31 @@ function pathOf(node, peer) {
   return (network.peers || []).find((p) => p.name === peer) || {};
 }
 
+// isStale is the server's verdict on a node's facts (status.factsStale, from the freshness rule of
+// controlplane.api): stale facts are last known values, shown greyed with "?" and their age, never as current.
+function isStale(node) {
+  return ((node.status || {}).factsStale) === true;
+}
+
+// stateText is the state, and for NotReady why (the Ready condition's reason): "NotReady(ControlLinkDown)".
+function stateText(status) {
+  const ready = (status.conditions || []).find((c) => c.type === "Ready");
+  if (status.state === "NotReady" && ready && ready.reason) return `NotReady(${ready.reason})`;
+  return status.state || "unknown";
+}
+
+function pathText(path, stale, confirmedAgo) {
+  if (stale && !path.mode) return "unknown";
+  if (stale) return `${modeText(path.mode, path.derpRegion)}? · stale ${confirmedAgo}`;
+  return `${modeText(path.mode, path.derpRegion)} ${latencyText(path.latencyMs)}`.trim();
+}
+
+function throughputText(throughput, stale, now) {
+  if (!throughput.download && !throughput.upload) return "—";
+  const rates = `${throughput.download || "?"} / ${throughput.upload || "?"}${stale ? "?" : ""}`;
+  return throughput.lastTestTime ? `${rates} · ${ago(throughput.lastTestTime, now)}` : rates;
+}
+
 function renderFleet(nodes, now) {
   const body = document.querySelector("#fleet tbody");
   const rows = nodes.map((node) => {
@@ -75,19 +100,21 @@ function renderFleet(nodes, now) {
     const network = status.network || {};
     const throughput = network.throughput || {};
     const path = pathOf(node, CONTROL_PLANE);
+    const stale = isStale(node);
     const conditions = (status.conditions || []).map((c) => `${c.type}=${c.status}`).join(", ");
     const row = el(
       "tr",
-      { "data-node": node.metadata.name },
+      { "data-node": node.metadata.name, "data-stale": String(stale) },
       el("td", {}, node.metadata.name),
-      el("td", { class: `state-${status.state || "unknown"}` }, status.state || "unknown"),
+      el("td", { class: `state-${status.state || "unknown"}` }, stateText(status)),
       el("td", {}, network.ip || "—"),
       el("td", {}, network.dnsName || "—"),
-      el("td", { class: `mode-${path.mode || "unknown"}` }, `${modeText(path.mode, path.derpRegion)} ${latencyText(path.latencyMs)}`.trim()),
-      el("td", {}, throughput.download || throughput.upload ? `${throughput.download || "?"} / ${throughput.upload || "?"}` : "—"),
+      el("td", { class: stale ? "path stale" : `path mode-${path.mode || "unknown"}` }, pathText(path, stale, ago(status.lastHeartbeat, now))),
+      el("td", { class: stale ? "throughput stale" : "throughput" }, throughputText(throughput, stale, now)),
       el("td", { class: "conditions" }, conditions || "—"),
       el("td", { title: status.lastHeartbeat || "" }, ago(status.lastHeartbeat, now)),
     );
+    if (stale) row.classList.add("stale");
     if (node.metadata.name === selected) row.classList.add("selected");
     row.addEventListener("click", () => { selected = node.metadata.name; refresh(); });
     return row;
@@ -121,19 +148,23 @@ function renderMatrix(nodes) {
   shown.forEach((node, i) => {
     const from = node.metadata.name;
     const y = top + i * cellH;
-    image.append(svg("text", { class: "head row", x: left - 8, y: y + cellH / 2 + 4, "text-anchor": "end" }, from));
+    const stale = isStale(node);
+    image.append(svg("text", { class: "head row", x: left - 8, y: y + cellH / 2 + 4, "text-anchor": "end" }, stale ? `${from} (stale)` : from));
     columns.forEach((to, j) => {
       const x = left + j * cellW;
       const path = to === from ? null : pathOf(node, to);
       const mode = path === null ? "self" : path.mode || "unknown";
-      const label = path === null ? "—" : modeText(path.mode, path.derpRegion);
-      const cell = svg("g", { class: "cell", "data-from": from, "data-to": to, "data-mode": mode });
+      // A stale row keeps its last known modes as text with "?", greyed: never a green or orange "current" cell.
+      const label = path === null ? "—" : modeText(path.mode, path.derpRegion) + (stale && path.mode ? "?" : "");
+      const fill = stale && path !== null ? COLORS.stale : COLORS[mode];
+      const cell = svg("g", { class: "cell", "data-from": from, "data-to": to, "data-mode": mode, "data-stale": String(stale) });
+      const detail = stale ? "last known, not current" : latencyText(path ? path.latencyMs : null);
       cell.append(
-        svg("title", {}, path === null ? from : `${from} → ${to}: ${label} ${latencyText(path.latencyMs)}`.trim()),
-        svg("rect", { x: x + 1, y: y + 1, width: cellW - 2, height: cellH - 2, rx: 3, fill: COLORS[mode] }),
-        svg("text", { x: x + cellW / 2, y: y + (path && path.latencyMs != null ? 16 : 23) }, label),
+        svg("title", {}, path === null ? from : `${from} → ${to}: ${label} ${detail}`.trim()),
+        svg("rect", { x: x + 1, y: y + 1, width: cellW - 2, height: cellH - 2, rx: 3, fill }),
+        svg("text", { x: x + cellW / 2, y: y + (path && path.latencyMs != null && !stale ? 16 : 23) }, label),
       );
-      if (path && path.latencyMs != null) {
+      if (path && path.latencyMs != null && !stale) {
         cell.append(svg("text", { x: x + cellW / 2, y: y + 31 }, latencyText(path.latencyMs)));
       }
       image.append(cell);
@@ -184,6 +215,24 @@ function renderChart(history) {
   target.replaceChildren(image, el("p", { class: "latest" }, `latest: ↓ ${last.download || "?"} ↑ ${last.upload || "?"} at ${last.time}`));
 }
 
+// Phases in which a project sits on its node: on a node that is not Ready, the phase is not the whole truth.
+const ON_NODE_PHASES = ["Scheduled", "Running"];
+
+function renderProjects(projects, nodes) {
+  const states = Object.fromEntries(nodes.map((n) => [n.metadata.name, (n.status || {}).state || "Unknown"]));
+  const rows = projects.map((project) => {
+    const status = project.status || {};
+    const phase = status.phase || "unknown";
+    const nodeState = status.nodeRef ? (states[status.nodeRef] || "Missing") : null;
+    const unready = ON_NODE_PHASES.includes(phase) && nodeState !== null && nodeState !== "Ready";
+    return el("tr", { "data-project": project.metadata.name, class: unready ? "unready" : "" },
+      el("td", {}, project.metadata.name),
+      el("td", { class: `phase-${phase}` }, unready ? `${phase} (node ${nodeState})` : phase),
+      el("td", {}, status.nodeRef || "—"));
+  });
+  document.querySelector("#projects tbody").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 3, class: "empty" }, "no projects"))]));
+}
+
 function renderChanges(history) {
   const rows = (history.paths || []).slice(-10).reverse().map((c) =>
     el("tr", { "data-peer": c.peer },
@@ -202,6 +251,8 @@ async function refresh() {
     const now = Date.now();
     renderFleet(nodes, now);
     renderMatrix(nodes);
+    const projects = ((await getJSON("/api/v1/projects")).items || []).slice().sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
+    renderProjects(projects, nodes);
     document.getElementById("chart-node").textContent = selected || "no node selected";
     const history = selected ? await getJSON(`/api/v1/nodes/${encodeURIComponent(selected)}/history`) : {};
     renderChart(history);

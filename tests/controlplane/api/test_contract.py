@@ -28,6 +28,7 @@ from controlplane.api import (
     Project,
     ProjectList,
     TailnetInfo,
+    WitnessReport,
     decode,
 )
 
@@ -43,6 +44,9 @@ EXTENSIONS = {
         ("status", "network", "peers"),
         ("status", "network", "tailnet"),
         ("status", "network", "throughput", "bytesUsed"),
+        ("status", "network", "observedAt"),
+        ("status", "network", "witnessed"),
+        ("status", "factsStale"),
     ],
     "project": [("spec", "resources")],
 }
@@ -95,12 +99,15 @@ def full_node() -> Node:
                     )
                 ],
                 tailnet=TailnetInfo(node_id="3", user="tagged-devices", tags=["tag:cara-node"], online=True),
+                observed_at=T0,
+                witnessed=[WitnessReport(name="edge2", at=T0, mode=NetworkMode.DIRECT, latency_ms=2.5)],
             ),
             capacity={"cpu": "4000m", "memory": "7823Mi", "disk": "118Gi"},
             allocatable={"cpu": "3500m", "memory": "7311Mi", "disk": "108Gi"},
             available={"memory": "5000Mi", "disk": "90Gi"},
             info=NodeInfo(kernel_version="6.1.0", os_image="Debian GNU/Linux 12", agent_version="0.1.0"),
             last_heartbeat=T0,
+            facts_stale=False,
             conditions=[
                 Condition(
                     type="Ready",

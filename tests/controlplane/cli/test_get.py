@@ -54,9 +54,9 @@ async def test_get_nodes_is_an_aligned_table(caractrl: Caractrl, fleet: None) ->
     result = await caractrl("get", "nodes")
     assert result.exit_code == 0
     assert result.stdout.splitlines() == [
-        "NAME     STATE      IP           MODE     AGE",
-        "edge-1   NotReady   100.64.0.5   Direct   5m",
-        "edge-2   NotReady   <none>       <none>   5m",
+        "NAME     STATE      IP           MODE      AGE",
+        "edge-1   NotReady   100.64.0.5   Direct?   5m",
+        "edge-2   NotReady   <none>       <none>    5m",
     ]
 
 
@@ -79,15 +79,35 @@ async def test_get_nodes_wide_adds_dns_derp_throughput_unschedulable(caractrl: C
         "edge-1",
         "NotReady",
         "100.64.0.5",
-        "Direct",
+        "Direct?",
         "5m",
         "edge-1.tailnet.test",
         "lab",
-        "<none>",
-        "94.1Mbps/41.0Mbps",
+        "stale",
+        "5m",
+        "94.1Mbps/41.0Mbps?",
         "false",
     ]
     assert second.split()[-1] == "true"
+
+
+async def test_a_node_that_just_beat_shows_its_facts_as_current(
+    caractrl: Caractrl, fleet: None, api_transport: httpx.ASGITransport, clock: FakeClock
+) -> None:
+    measured = NodeThroughput(download="94.1Mbps", upload="41.0Mbps", last_test_time=clock.now())
+    network = NodeNetworkStatus(ip="100.64.0.5", mode=NetworkMode.DIRECT, latency_ms=2.5, throughput=measured)
+    async with Client(API_URL, transport=api_transport) as client:
+        await client.heartbeat("edge-1", Heartbeat(network=network))
+    clock.step(90)  # the measurement ages; an empty beat reconfirms the facts
+    async with Client(API_URL, transport=api_transport) as client:
+        await client.heartbeat("edge-1", Heartbeat())
+    row = (await caractrl("get", "nodes", "-o", "wide")).stdout.splitlines()[1].split()
+    assert row[3] == "Direct"
+    assert row[7:11] == ["2.5ms", "94.1Mbps/41.0Mbps", "1m", "ago"]
+    clock.step(41)  # silent past the 40 s grace: the same facts are last known values now
+    row = (await caractrl("get", "nodes", "-o", "wide")).stdout.splitlines()[1].split()
+    assert row[3] == "Direct?"
+    assert row[7:12] == ["stale", "41s", "94.1Mbps/41.0Mbps?", "2m", "ago"]
 
 
 @pytest.mark.parametrize("word", ["node", "nodes", "no", "NODES"])

@@ -103,6 +103,7 @@ async def test_json_lists_the_nodes_and_every_reported_path_between_nodes(caract
                 "derpRegion": None,
                 "latencyMs": 1.5,
                 "lastSeen": LAST_SEEN,
+                "stale": False,
             },
             {
                 "from": "edge1",
@@ -111,6 +112,7 @@ async def test_json_lists_the_nodes_and_every_reported_path_between_nodes(caract
                 "derpRegion": "lab",
                 "latencyMs": 41.0,
                 "lastSeen": LAST_SEEN,
+                "stale": False,
             },
             {
                 "from": "edge2",
@@ -119,9 +121,29 @@ async def test_json_lists_the_nodes_and_every_reported_path_between_nodes(caract
                 "derpRegion": None,
                 "latencyMs": 1.4,
                 "lastSeen": LAST_SEEN,
+                "stale": False,
             },
         ],
     }
+
+
+@pytest.mark.usefixtures("fleet")
+async def test_a_silent_nodes_paths_are_shown_stale_never_as_current(
+    caractrl: Caractrl, api: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    clock.step(30)
+    assert (await api.post("/api/v1/nodes/edge2/heartbeat")).status_code == 204  # edge2 reconfirms; edge1 does not
+    clock.step(15)  # edge1 last beat 45 s ago: past the 40 s grace
+    lines = (await caractrl("mesh")).stdout.splitlines()
+    cells = [[cell.strip() for cell in line.split("   ") if cell.strip()] for line in lines]
+    assert cells[1] == ["edge1", "Direct? stale 45s", "-", "Direct?", "DERP(lab)?"]
+    assert cells[2] == ["edge2", "DERP(lab) 38ms", "Direct 1.4ms", "-", "unknown"]
+    listed = json.loads((await caractrl("mesh", "-o", "json")).stdout)["paths"]
+    assert [(p["from"], p["to"], p["stale"]) for p in listed] == [
+        ("edge1", "edge2", True),
+        ("edge1", "edge3", True),
+        ("edge2", "edge1", False),
+    ]
 
 
 async def test_an_empty_fleet(caractrl: Caractrl) -> None:

@@ -202,6 +202,7 @@ def test_describe_renders_every_field() -> None:
         "  capacity:",
         "    cpu:     4000m",
         "    memory:  7823Mi",
+        "Facts:        STALE: last known values, not current; last confirmed never",
         "Conditions:",
         "  TYPE    STATUS   REASON       MESSAGE   LAST HEARTBEAT         LAST TRANSITION",
         "  Ready   True     AgentReady   beating   2026-11-24T12:00:00Z   2026-11-24T11:00:00Z",

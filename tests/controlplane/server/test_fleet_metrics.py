@@ -151,3 +151,23 @@ async def test_an_empty_fleet_exports_only_the_totals(api: httpx.AsyncClient) ->
     assert of(samples, "cara_node_path_mode") == {}
     assert of(samples, "cara_metrics_dropped_paths") == {(): 0}
     assert of(samples, "cara_nodes")[L(state="Ready")] == 0
+
+
+@pytest.mark.usefixtures("fleet")
+async def test_a_stale_nodes_paths_are_not_exported_as_current_modes(api: httpx.AsyncClient, clock: FakeClock) -> None:
+    clock.step(15)  # edge1 last beat 45 s ago: past the 40 s grace; edge2 15 s ago
+    samples = await scrape(api)
+    assert of(samples, "cara_node_facts_stale") == {L(node="edge1"): 1, L(node="edge2"): 0, L(node="edge3"): 1}
+    modes = of(samples, "cara_node_path_mode")
+    assert {dict(labels)["node"] for labels in modes} == {"edge2"}, "no 0/1 mode series for a stale node's paths"
+    assert {dict(labels)["node"] for labels in of(samples, "cara_node_path_latency_seconds")} == {"edge2"}
+    assert of(samples, "cara_node_throughput_bits_per_second") == {}
+    # The measurement keeps its own time: 11:59:00Z, now 12:00:45Z.
+    assert of(samples, "cara_node_throughput_age_seconds") == {L(node="edge1"): 105.0}
+    assert of(samples, "cara_node_heartbeat_age_seconds")[L(node="edge1")] == 45.0
+    assert of(samples, "cara_control_plane_isolated") == {(): 0.0}
+    clock.step(1)
+    await beat(api, "edge1", {"mode": "Direct"})  # reconfirmed: current again
+    samples = await scrape(api)
+    assert of(samples, "cara_node_facts_stale")[L(node="edge1")] == 0
+    assert of(samples, "cara_node_path_mode")[L(node="edge1", peer="cara-server", mode="Direct")] == 1

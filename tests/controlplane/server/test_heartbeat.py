@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from controlplane.store.base import Store
 from controlplane.store.leases import LeaseTable
@@ -114,6 +115,45 @@ async def test_deleted_node_beats_get_404(api: httpx.AsyncClient, registered: No
     await api.post(f"{NODES}/edge1/heartbeat")
     await api.delete(f"{NODES}/edge1")
     assert (await api.post(f"{NODES}/edge1/heartbeat")).status_code == 404
+
+
+@pytest.mark.usefixtures("registered")
+async def test_a_beat_carries_witnesses_in_and_takes_witness_requests_out(
+    api: httpx.AsyncClient, app: FastAPI, clock: FakeClock
+) -> None:
+    for name in ("edge2", "edge3"):
+        assert (await api.post(NODES, json={"metadata": {"name": name}})).status_code == 201
+    board = app.state.context.writes.witnesses
+    plain = await api.post(f"{NODES}/edge1/heartbeat")
+    assert "cara-witness" not in plain.headers, "nothing wanted: no header"
+    board.want(["edge2", "edge1"])  # the leader's lifecycle pass wants witnesses of silent edge2 (and edge1)
+    asked = await api.post(f"{NODES}/edge1/heartbeat")
+    assert asked.headers["cara-witness"] == "edge2", "never asked about itself"
+    report = {"name": "edge2", "at": "2026-11-24T12:00:00Z", "mode": "Direct", "latencyMs": 1.5}
+    full = await api.post(f"{NODES}/edge3/heartbeat", json={"network": {"ip": "100.64.0.3", "witnessed": [report]}})
+    assert full.status_code == 204 and full.headers["cara-witness"] == "edge2,edge1"
+    witness = board.newest("edge2")
+    assert witness is not None and (witness.by, witness.latency_ms) == ("edge3", 1.5)
+    third = await api.post(f"{NODES}/edge2/heartbeat")
+    assert third.headers["cara-witness"] == "edge1", "edge2 was handed to two agents this window already"
+    clock.step(10)  # a new window (one heartbeat interval)
+    assert (await api.post(f"{NODES}/edge3/heartbeat")).headers["cara-witness"] == "edge2,edge1"
+    stored = (await api.get(f"{NODES}/edge3")).json()["status"]["network"]
+    assert stored["witnessed"] == [report], "the witness is kept with edge3's facts, for the other replicas"
+
+
+@pytest.mark.usefixtures("registered")
+async def test_facts_are_served_stale_once_past_the_grace(api: httpx.AsyncClient, clock: FakeClock) -> None:
+    assert (await api.post(f"{NODES}/edge1/heartbeat", json=FULL)).status_code == 204
+    assert (await api.get(f"{NODES}/edge1")).json()["status"]["factsStale"] is False
+    clock.step(40)
+    assert (await api.post(f"{NODES}/edge1/heartbeat")).status_code == 204  # an empty beat reconfirms them
+    clock.step(40)
+    assert (await api.get(f"{NODES}/edge1")).json()["status"]["factsStale"] is False, "exactly at grace: current"
+    clock.step(1)
+    status = (await api.get(f"{NODES}/edge1")).json()["status"]
+    assert status["factsStale"] is True
+    assert status["network"]["ip"] == "100.64.0.3", "the facts stay stored: last known values"
 
 
 #: The Go agent's register and beat bodies, from /work/shared/contract/go-wire-transcripts.md (captured from the
