@@ -382,7 +382,7 @@ def bench_fleet(urls: StoreUrls, store: str, nodes: int, seconds: float, progres
         Row(f"fleet {at}: errors", store, f["errors"], "", "0", f["errors"] == 0, "fleet_errors"),
         Row(f"fleet {at}: beat p50", store, f["beat_p50_ms"], "ms", "", None, "fleet_beat_p50_ms"),
         Row(f"fleet {at}: beat p99", store, f["beat_p99_ms"], "ms", "", None, "fleet_beat_p99_ms"),
-        Row(f"fleet {at}: discovery (Node list) p99", store, f["discovery_p99_ms"], "ms", "", None),
+        Row(f"fleet {at}: discovery (peer assignment) p99", store, f["discovery_p99_ms"], "ms", "", None),
         Row(
             f"fleet {at}: bytes per agent per 5 min (sent + received)",
             store,

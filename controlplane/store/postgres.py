@@ -211,20 +211,21 @@ class PostgresStore(KindStore):
 
     async def _update(self, kind: Kind[M], name: str, mutate: Callable[[M], M]) -> M:
         """_update is a read and a conditional write, two statements outside a transaction: the UPDATE applies
-        only while the row still holds the document read (compare and set), and is tried again from a fresh
-        read when another writer came between. After OPTIMISTIC_TRIES lost races, the row is locked instead."""
+        only while the row is still the version read (its xmin, the transaction that wrote it: compare and set),
+        and is tried again from a fresh read when another writer came between. After OPTIMISTIC_TRIES lost
+        races, the row is locked instead."""
         assignments = ", ".join(f"{column} = %s" for column in (*kind.columns, "doc"))
         with _pg_errors(kind.name, name):
             async with self._pool.connection() as conn:
                 for _ in range(OPTIMISTIC_TRIES):
-                    cur = await conn.execute(f"SELECT doc::text FROM {kind.table} WHERE name = %s", (name,))
+                    cur = await conn.execute(f"SELECT doc::text, xmin::text FROM {kind.table} WHERE name = %s", (name,))
                     row = await cur.fetchone()
                     if row is None:
                         raise NotFound(kind.name, name)
                     obj: M = kind.check_mutated(name, mutate(kind.load(row[0])))
                     cur = await conn.execute(
-                        f"UPDATE {kind.table} SET {assignments}::jsonb WHERE name = %s AND doc = %s::jsonb",
-                        (*kind.values(obj), obj.to_wire_json(), name, row[0]),
+                        f"UPDATE {kind.table} SET {assignments}::jsonb WHERE name = %s AND xmin = %s::xid",
+                        (*kind.values(obj), obj.to_wire_json(), name, row[1]),
                     )
                     if cur.rowcount == 1:
                         return obj
