@@ -1,6 +1,8 @@
-"""The agent's own HTTP server: GET /healthz and GET /metrics on its tailnet IP (a tiny asyncio responder).
+"""The agent's own HTTP server on its tailnet IP: GET /healthz and /metrics, and the agent API under /api/v1/.
 
-It is deliberately not a web framework: two read-only routes do not justify the memory of one on an edge box.
+It is deliberately not a web framework: a handful of routes do not justify the memory of one on an edge box.
+Plain routes answer with one body; a `StreamHandler` (the agent API: streamed logs, WebSocket port-forward) gets
+the parsed request head and the connection itself.
 """
 
 from __future__ import annotations
@@ -8,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Final
+from urllib.parse import parse_qs, urlsplit
 
 log = logging.getLogger("cara.agent")
 
@@ -18,6 +22,30 @@ MAX_HEAD: Final = 8 * 1024
 READ_TIMEOUT: Final = 5.0
 
 Handler = Callable[[], tuple[int, str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    """RequestHead is one parsed request line and its headers (names lowercased), with the caller's address."""
+
+    method: str
+    target: str
+    headers: dict[str, str]
+    # peer: the caller's IP address as the socket saw it ("" when unknown).
+    peer: str
+    # raw: the head's bytes as received (a WebSocket handshake parses them again).
+    raw: bytes
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.target).path
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        return parse_qs(urlsplit(self.target).query, keep_blank_values=True)
+
+
+StreamHandler = Callable[[RequestHead, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 _REASONS: Final = {
     200: "OK",
@@ -31,8 +59,10 @@ _REASONS: Final = {
 class AgentHTTPServer:
     """AgentHTTPServer answers GET on `routes` (path → handler giving status, content type, body)."""
 
-    def __init__(self, routes: dict[str, Handler]) -> None:
+    def __init__(self, routes: dict[str, Handler], *, streams: dict[str, StreamHandler] | None = None) -> None:
         self.routes = routes
+        # streams: path prefix → handler that owns the connection (the agent API).
+        self.streams = streams or {}
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> None:
@@ -63,10 +93,20 @@ class AgentHTTPServer:
             return 404, "text/plain; charset=utf-8", b"not found\n"
         return handler()
 
+    def _stream_for(self, parts: list[str]) -> StreamHandler | None:
+        if len(parts) != 3:
+            return None
+        path = parts[1].split("?", 1)[0]
+        return next((handler for prefix, handler in self.streams.items() if path.startswith(prefix)), None)
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
             parts = head.split(b"\r\n", 1)[0].decode("latin-1").split()
+            stream = self._stream_for(parts)
+            if stream is not None:
+                await stream(parse_head(head, writer), reader, writer)
+                return
             if len(parts) != 3:
                 status, ctype, body = 400, "text/plain; charset=utf-8", b"bad request\n"
                 method = "GET"
@@ -85,3 +125,16 @@ class AgentHTTPServer:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+def parse_head(head: bytes, writer: asyncio.StreamWriter) -> RequestHead:
+    """parse_head reads the request line and headers of head (a complete head, ending in a blank line)."""
+    lines = head.decode("latin-1").split("\r\n")
+    method, target, _ = lines[0].split(" ", 2)
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    peer = writer.get_extra_info("peername")
+    return RequestHead(method, target, headers, str(peer[0]) if peer else "", head)

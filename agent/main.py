@@ -16,16 +16,19 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
-from typing import Final
+from typing import Final, Protocol
 from urllib.parse import urlsplit
 
 import click
 import httpx
+import psutil
 
 from controlplane.client import Client
 from controlplane.supervision import Progress, Supervisor
 from mesh import LocalClient, MeshError, resolve, socket_path
 
+from .api.auth import Authorizer
+from .api.routes import AgentAPI
 from .collectors.peers import PeerProbeConfig, PeerProber, assigned_fellows, disco_probe
 from .collectors.resources import PsutilSource, ResourceSource
 from .collectors.system import collect_info
@@ -33,8 +36,11 @@ from .collectors.tailnet import TailnetCollector
 from .collectors.witness import WitnessChecker, http_fetch
 from .heartbeat import Backoff, Heartbeater
 from .http import AgentHTTPServer
+from .ingress import IngressProxy
 from .metrics import metrics_handler
-from .settings import DEFAULT_AGENT_PORT, Settings, SettingsError, load_settings
+from .projects.reconciler import ReconcileConfig, Reconciler
+from .runtime import RuntimeClient
+from .settings import DEFAULT_AGENT_PORT, Settings, SettingsError, find_runtime_socket, load_settings
 from .status import AgentStatus
 from .throughput import Meter, ServerMeter, SpeedtestMeter, ThroughputError
 
@@ -44,6 +50,9 @@ log = logging.getLogger("cara.agent")
 GOODBYE_TIMEOUT: Final = 1.5
 #: Request timeout toward the control plane (at most; never above the beat interval): a dead server costs one beat.
 CLIENT_TIMEOUT: Final = 5.0
+#: A projects pass is stalled past its interval plus this: the list (5 s client timeout) and the runtime ping
+#: (30 s) are its only waits.
+PROJECTS_STALL: Final = 40.0
 #: Bound on one witness check of a fellow agent (at most half a beat interval): the witness is wanted now.
 WITNESS_TIMEOUT: Final = 2.0
 #: Throughput tests are spread over ±10 % of the interval so that a fleet does not measure at once.
@@ -136,25 +145,41 @@ async def measure_forever(
             return
 
 
-async def serve_http(server: AgentHTTPServer, status: AgentStatus, settings: Settings, stop: asyncio.Event) -> None:
-    """serve_http starts the agent's HTTP server once its address is known (the tailnet IP), retrying until bound."""
+class Listener(Protocol):
+    """Listener is a server that can be started on an address (the agent's HTTP server, the ingress proxy)."""
+
+    async def start(self, host: str, port: int) -> None: ...
+
+
+async def serve_http(
+    server: Listener, status: AgentStatus, settings: Settings, stop: asyncio.Event, port: int | None = None
+) -> None:
+    """serve_http starts a server once its address is known (the tailnet IP), retrying until bound; port defaults
+    to the agent port."""
+    port = settings.listen_port if port is None else port
     while not stop.is_set():
         host = settings.listen_address or (status.last_view.self_ip if status.last_view else None)
         if host:
             try:
-                await server.start(host, settings.listen_port)
+                await server.start(host, port)
                 return
             except OSError as exc:
-                log.warning("cannot listen on %s:%d: %s", host, settings.listen_port, exc)
+                log.warning("cannot listen on %s:%d: %s", host, port, exc)
         if await _wait(stop, 1.0):
             return
 
 
 async def serve_http_until_stopped(
-    server: AgentHTTPServer, status: AgentStatus, settings: Settings, stop: asyncio.Event, progress: Progress
+    server: Listener,
+    status: AgentStatus,
+    settings: Settings,
+    stop: asyncio.Event,
+    progress: Progress,
+    port: int | None = None,
 ) -> None:
-    """serve_http_until_stopped is the supervised HTTP loop: bind (retrying), then serve until stop."""
-    await serve_http(server, status, settings, stop)
+    """serve_http_until_stopped is a supervised server loop (the agent's HTTP server, the ingress proxy): bind
+    (retrying), then serve until stop."""
+    await serve_http(server, status, settings, stop, port)
     await stop.wait()
 
 
@@ -274,17 +299,41 @@ async def run_agent(
                 )
             elif meter is None and settings.throughput_backend == "speedtest":
                 meter = SpeedtestMeter(now=now)
+            runtime_socket = find_runtime_socket(settings.runtime_socket, os.path.exists)
+            runtime = RuntimeClient(runtime_socket) if runtime_socket else None
+            log.info("container runtime: %s", runtime_socket or "none (Projects bound here will fail)")
+            reconciler = Reconciler(
+                api=client,
+                runtime=runtime,
+                node_name=settings.node_name,
+                now=now,
+                booted_at=datetime.fromtimestamp(psutil.boot_time(), UTC),
+                config=ReconcileConfig(poll_interval=settings.project_poll_interval),
+            )
+            api = AgentAPI(
+                runtime=lambda: runtime,
+                authorizer=Authorizer(whois=local.whois, admins=settings.agent_admins, viewers=settings.agent_viewers),
+            )
             loops = supervisor if supervisor is not None else Supervisor()
             http = AgentHTTPServer(
                 {
                     "/healthz": _health(beater, status, loops),
                     "/metrics": metrics_handler(beater.state, status, restarts=loops.restarts),
-                }
+                },
+                streams=api.streams(),
             )
+            ingress = IngressProxy(projects=lambda: reconciler.running.values(), runtime=lambda: runtime)
             # A beat attempt is due `delay` after the last (its interval, or its backoff while the server is away);
             # it is late past that by one more interval plus the longest a beat may take.
             loops.add("heartbeat", beater.run, stall_after=settings.heartbeat_interval + CLIENT_TIMEOUT)
             loops.add("http", partial(serve_http_until_stopped, http, status, settings))
+            # A pass lists this Node's Projects and pings the runtime, each bounded by its client's timeout; the
+            # Projects' own work runs in tasks of their own and never holds a pass up.
+            loops.add("projects", reconciler.run, stall_after=settings.project_poll_interval + PROJECTS_STALL)
+            if settings.ingress_port:
+                loops.add(
+                    "ingress", partial(serve_http_until_stopped, ingress, status, settings, port=settings.ingress_port)
+                )
             if meter is not None:
                 measure = meter
 
@@ -299,6 +348,9 @@ async def run_agent(
                 said = False
             log.info("stopping; the control plane %s told", "was" if said else "could not be")
             await http.close()
+            await ingress.close()
+            if runtime is not None:
+                await runtime.aclose()
     finally:
         await local.aclose()
     return code
@@ -327,6 +379,15 @@ _FLAGS = (
         "Kept from allocatable, e.g. cpu=100m,memory=256Mi,disk=1Gi (env SYSTEM_RESERVED).",
     ),
     ("--max-peers", "max_peers", "Most peers listed in status.network.peers (env MAX_PEERS; default 16)."),
+    (
+        "--runtime-socket",
+        "runtime_socket",
+        "Docker Engine API socket of dockerd or podman; off: none (env CONTAINER_RUNTIME_SOCKET; default: found).",
+    ),
+    ("--project-poll-interval", "project_poll_interval", "Reconcile period (env PROJECT_POLL_INTERVAL; default 1s)."),
+    ("--ingress-port", "ingress_port", "Projects' ingress proxy port; 0: off (env INGRESS_PORT; default 8081)."),
+    ("--agent-admins", "agent_admins", "Tailnet users/tags that may port-forward and read logs (env AGENT_ADMINS)."),
+    ("--agent-viewers", "agent_viewers", "Tailnet users/tags that may read logs (env AGENT_VIEWERS)."),
     (
         "--peer-probes-per-round",
         "peer_probes_per_round",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -41,7 +41,16 @@ VARIABLES: Final = {
     "max_peers": "MAX_PEERS",
     "peer_probes_per_round": "PEER_PROBES_PER_ROUND",
     "peer_refresh_period": "PEER_REFRESH_PERIOD",
+    "runtime_socket": "CONTAINER_RUNTIME_SOCKET",
+    "project_poll_interval": "PROJECT_POLL_INTERVAL",
+    "ingress_port": "INGRESS_PORT",
+    "agent_admins": "AGENT_ADMINS",
+    "agent_viewers": "AGENT_VIEWERS",
 }
+
+#: Where a container runtime's Docker API socket is looked for when CONTAINER_RUNTIME_SOCKET is unset, in order.
+RUNTIME_SOCKETS: Final = ("/run/docker.sock", "/var/run/docker.sock", "/run/podman/podman.sock")
+DEFAULT_INGRESS_PORT: Final = 8081
 
 
 class SettingsError(ValueError):
@@ -86,6 +95,17 @@ class Settings:
     peer_probes_per_round: int = 4
     # peer_refresh_period: every tracked fellow agent is probed at least this often.
     peer_refresh_period: float = 60.0
+    # runtime_socket: the Docker Engine API socket (dockerd or podman); None: the first of RUNTIME_SOCKETS that
+    # exists at start; "" (the value "off"): no runtime, every Project bound here fails.
+    runtime_socket: str | None = None
+    # project_poll_interval: seconds between reconcile passes over this Node's Projects.
+    project_poll_interval: float = 1.0
+    # ingress_port: the Projects' ingress proxy on the tailnet address; 0 turns it off.
+    ingress_port: int = DEFAULT_INGRESS_PORT
+    # agent_admins / agent_viewers: tailnet users (`ops` or `ops@example.com`) and tags (`tag:x`) allowed on the
+    # agent's API: admins may read logs and port-forward, viewers may read logs. Empty: nobody.
+    agent_admins: tuple[str, ...] = ()
+    agent_viewers: tuple[str, ...] = ()
 
 
 def _pick(name: str, flags: Mapping[str, str | None], environ: Mapping[str, str]) -> tuple[str | None, str]:
@@ -144,6 +164,14 @@ def node_name_from(raw: str | None, hostname: str, label: str) -> str:
         raise SettingsError(f"{source}: {name!r} is not a valid Node name: {exc}") from None
 
 
+def find_runtime_socket(configured: str | None, exists: Callable[[str], bool]) -> str | None:
+    """find_runtime_socket is the runtime socket to use: the configured one ("" means none), else the first of
+    RUNTIME_SOCKETS that exists, else None."""
+    if configured is not None:
+        return configured or None
+    return next((path for path in RUNTIME_SOCKETS if exists(path)), None)
+
+
 def load_settings(flags: Mapping[str, str | None], environ: Mapping[str, str], *, hostname: str) -> Settings:
     """load_settings builds Settings from flags (None = not given) over environ; raises SettingsError on bad input."""
 
@@ -166,6 +194,7 @@ def load_settings(flags: Mapping[str, str | None], environ: Mapping[str, str], *
         "throughput_interval",
         "throughput_duration",
         "peer_refresh_period",
+        "project_poll_interval",
     ):
         raw, label = get(name)
         if raw is not None:
@@ -196,9 +225,21 @@ def load_settings(flags: Mapping[str, str | None], environ: Mapping[str, str], *
     raw, label = get("peer_probes_per_round")
     if raw is not None:
         kw["peer_probes_per_round"] = _int(raw, label, 0, 256)
+    raw, _ = get("runtime_socket")
+    if raw is not None:
+        kw["runtime_socket"] = "" if raw == "off" else raw
+    raw, label = get("ingress_port")
+    if raw is not None:
+        kw["ingress_port"] = _int(raw, label, 0, 65535)
+    for name in ("agent_admins", "agent_viewers"):
+        raw, _ = get(name)
+        if raw is not None:
+            kw[name] = tuple(filter(None, (part.strip() for part in raw.split(","))))
     settings = Settings(**kw)  # type: ignore[arg-type]
     if settings.throughput_duration > 10:
         raise SettingsError("THROUGHPUT_DURATION: at most 10s per direction (the server's cap)")
+    if not 0.1 <= settings.project_poll_interval <= 60:
+        raise SettingsError("PROJECT_POLL_INTERVAL: must be between 100ms and 60s")
     if settings.status_interval < settings.heartbeat_interval:
         raise SettingsError("STATUS_INTERVAL: must not be shorter than HEARTBEAT_INTERVAL")
     return settings

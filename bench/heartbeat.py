@@ -144,6 +144,24 @@ def flat_and_half(
     return figures
 
 
+async def beat_each_in_full(url: str, count: int, concurrency: int = 32) -> None:
+    """beat_each_in_full sends node-0 .. node-(count-1) one full beat each, concurrency at a time."""
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(count):
+        queue.put_nowait(index)
+    headers = {"Content-Type": "application/json"}
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            index = queue.get_nowait()
+            answer = await client.post(f"/api/v1/nodes/node-{index}/heartbeat", content=FULL_BODY, headers=headers)
+            if answer.status_code != 204:
+                raise RuntimeError(f"full beat of node-{index}: {answer.status_code} {answer.text}")
+
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+
+
 async def seed_nodes(store_url: str, count: int) -> None:
     """seed_nodes writes node-0 .. node-(count-1) straight into a store no server has open yet, as the API's
     POST would (NotReady, createdAt now): registering 20k Nodes through the API takes minutes, and is not
@@ -198,9 +216,10 @@ def measure_warm_up(server: BenchServer, nodes: int, *, progress: Callable[[str]
     """measure_warm_up beats every node in full and then empty, waits until the last is Ready and lets the
     controllers settle."""
     warm_up = max(3, nodes // 700)  # every node beaten at least once even at ~700 beats/s
-    progress(f"{nodes} nodes: warm-up, full then empty heartbeats for {warm_up}s each, until the controllers settle")
-    # A full beat first, so the measured full beats repeat known facts (no first network, no history entry).
-    run_wrk(server.url, nodes, full=True, seconds=max(5, nodes // 200))
+    progress(f"{nodes} nodes: warm-up, a full beat each, empty beats for {warm_up}s, until the controllers settle")
+    # One full beat per node first, so the measured full beats repeat known facts: no first network, no first
+    # path in the history, no PathRelayed condition for the lifecycle controller to write.
+    asyncio.run(beat_each_in_full(server.url, nodes))
     run_wrk(server.url, nodes, seconds=warm_up)
     wait_ready(server.url, max(f"node-{i}" for i in range(nodes)))
     time.sleep(SETTLE_S)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import json as jsonlib
 import ssl
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, Self, TypeVar
 from urllib.parse import quote
@@ -222,6 +222,10 @@ def _default_transport(base_url: str) -> httpx.AsyncBaseTransport:
     return httpx.AsyncHTTPTransport(verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
 
 
+#: The query of a dry-run write (Kubernetes' spelling).
+_DRY_RUN: Final = {"dryRun": "All"}
+
+
 def _name(name: str) -> str:
     return quote(name, safe="")
 
@@ -281,17 +285,59 @@ class Client:
         """healthz returns the body of GET /api/healthz ("OK" when the server is up)."""
         return (await self._send("GET", "/api/healthz", want_status=200)).text.strip()
 
+    async def version(self) -> dict[str, Any]:
+        """version returns GET /api/version ({"version": ...}); raises NotFound from a server older than it."""
+        try:
+            body = (await self._send("GET", "/api/version", want_status=200)).json()
+        except ValueError as exc:
+            raise InvalidResponse("version", [str(exc)]) from None
+        if not isinstance(body, dict):
+            raise InvalidResponse("version", ["must be an object"])
+        return body
+
+    async def watch(
+        self, resource: Resource, *, label_selector: str | None = None, timeout_s: float | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """watch yields the events of GET /api/v1/{resource}?watch=true, one dict per line: `{"type": ADDED |
+        MODIFIED | DELETED | BOOKMARK, "object": ...}`, until the server ends the stream (after timeout_s)."""
+        params: dict[str, str] = {"watch": "true"}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        if timeout_s is not None:
+            params["timeoutSeconds"] = str(max(1, int(timeout_s)))
+        with _map_transport_errors(self.base_url):
+            async with self._http.stream(
+                "GET", f"/api/v1/{resource}", params=params, timeout=httpx.Timeout(DEFAULT_TIMEOUT, read=None)
+            ) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    _raise_for_problem(response)
+                async for line in response.aiter_lines():
+                    if not line.strip():
+                        continue
+                    try:
+                        event = jsonlib.loads(line)
+                    except ValueError as exc:
+                        raise InvalidResponse("watch event", [str(exc)]) from None
+                    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+                        raise InvalidResponse("watch event", ["must be an object with a type"])
+                    yield event
+
     # --- nodes --------------------------------------------------------------------------------
 
-    async def create_node(self, node: _api.Node) -> _api.Node:
-        """create_node POSTs node and returns it as stored; raises Conflict when the name is taken."""
-        response = await self._send("POST", "/api/v1/nodes", want_status=201, json=node.to_wire())
+    async def create_node(self, node: _api.Node, *, dry_run: bool = False) -> _api.Node:
+        """create_node POSTs node and returns it as stored; raises Conflict when the name is taken.
+
+        dry_run asks the server to validate and answer without storing (`dryRun=All`)."""
+        params = _DRY_RUN if dry_run else None
+        response = await self._send("POST", "/api/v1/nodes", want_status=201, json=node.to_wire(), params=params)
         return _decode(_api.Node, response)
 
-    async def replace_node(self, node: _api.Node) -> _api.Node:
+    async def replace_node(self, node: _api.Node, *, dry_run: bool = False) -> _api.Node:
         """replace_node PUTs node's spec, labels and annotations (status is kept); raises NotFound."""
         path = f"/api/v1/nodes/{_name(node.name)}"
-        return _decode(_api.Node, await self._send("PUT", path, want_status=200, json=node.to_wire()))
+        params = _DRY_RUN if dry_run else None
+        return _decode(_api.Node, await self._send("PUT", path, want_status=200, json=node.to_wire(), params=params))
 
     async def get_node(self, name: str) -> _api.Node:
         """get_node returns the Node; raises NotFound."""
@@ -319,10 +365,10 @@ class Client:
             _api.NodeHistory, await self._send("GET", f"/api/v1/nodes/{_name(name)}/history", want_status=200)
         )
 
-    async def delete_node(self, name: str, *, force: bool = False) -> None:
-        """delete_node deletes the Node; raises NotFound, or Conflict while projects are assigned to it."""
-        params = {"force": "true"} if force else None
-        await self._send("DELETE", f"/api/v1/nodes/{_name(name)}", want_status=204, params=params)
+    async def delete_node(self, name: str) -> None:
+        """delete_node deletes the Node; raises NotFound, or Conflict while projects are assigned to it (there is
+        no force: drain the Node and wait for its Projects to leave)."""
+        await self._send("DELETE", f"/api/v1/nodes/{_name(name)}", want_status=204)
 
     async def heartbeat(self, name: str, body: _api.Heartbeat) -> list[str]:
         """heartbeat renews the Node's lease and replaces the status fields body carries; raises NotFound.
@@ -349,15 +395,20 @@ class Client:
 
     # --- projects -----------------------------------------------------------------------------
 
-    async def create_project(self, project: _api.Project) -> _api.Project:
+    async def create_project(self, project: _api.Project, *, dry_run: bool = False) -> _api.Project:
         """create_project POSTs project and returns it as stored; raises Conflict when the name is taken."""
-        response = await self._send("POST", "/api/v1/projects", want_status=201, json=project.to_wire())
+        params = _DRY_RUN if dry_run else None
+        response = await self._send("POST", "/api/v1/projects", want_status=201, json=project.to_wire(), params=params)
         return _decode(_api.Project, response)
 
-    async def replace_project(self, project: _api.Project) -> _api.Project:
-        """replace_project PUTs project's spec, labels and annotations; raises Conflict unless Pending or Failed."""
+    async def replace_project(self, project: _api.Project, *, dry_run: bool = False) -> _api.Project:
+        """replace_project PUTs project's spec, labels and annotations; a placed Project takes label and annotation
+        changes only (Conflict for a spec change unless Pending or Failed)."""
         path = f"/api/v1/projects/{_name(project.name)}"
-        return _decode(_api.Project, await self._send("PUT", path, want_status=200, json=project.to_wire()))
+        params = _DRY_RUN if dry_run else None
+        return _decode(
+            _api.Project, await self._send("PUT", path, want_status=200, json=project.to_wire(), params=params)
+        )
 
     async def get_project(self, name: str) -> _api.Project:
         """get_project returns the Project; raises NotFound."""

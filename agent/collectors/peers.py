@@ -200,6 +200,8 @@ class PeerProber:
         self._nodes: Sequence[ProbeTarget] | None = None
         self._nodes_read: datetime | None = None
         self._warned_budget = 0
+        # The last tailnet status seen: where a fellow not yet in the Node list is found by its MagicDNS name.
+        self._status: Status | None = None
 
     async def _read_nodes(self, now: datetime, status: Status) -> None:
         """_read_nodes refreshes the Node list when stale, or sooner when a tagged peer matches no Node."""
@@ -269,6 +271,7 @@ class PeerProber:
     async def round(self, status: Status) -> list[PeerPath]:
         """round reads the Node list if due, probes this round's peers concurrently and returns the paths known."""
         now = self._now()
+        self._status = status
         await self._read_nodes(now, status)
         self._track(status)
         chosen = choose(list(self.records.values()), self._budget())
@@ -283,12 +286,17 @@ class PeerProber:
         record = self.records.get(name)
         if record is not None:
             return record.ip, port
-        if fellow is None:
-            return None
-        try:
-            return ip_address(fellow.ip), port
-        except ValueError:
-            return None
+        if fellow is not None:
+            try:
+                return ip_address(fellow.ip), port
+            except ValueError:
+                pass
+        # A fellow not (yet) in the last list read: its tagged tailnet peer, by MagicDNS or host name.
+        for peer in self._status.peers if self._status is not None else ():
+            names = (peer.dns_name_short.lower(), peer.host_name.lower())
+            if peer.has_tag(self.config.tag) and peer.ipv4 is not None and name in names:
+                return peer.ipv4, port
+        return None
 
     def paths(self) -> list[PeerPath]:
         """paths is the current report, by name."""

@@ -21,7 +21,7 @@ from ._conditions import (
     set_condition,
 )
 from ._discovery import PeerAssignment, ProbeTarget
-from ._errors import InvalidObject, decode, describe_errors
+from ._errors import InvalidObject, decode, describe_errors, shown
 from ._history import CONTROL_PLANE_PEER, NodeHistory, PathChange, ThroughputSample
 from ._json import MAX_INTEGER_DIGITS, NotStrictJSON, strict_json_loads
 from ._liveness import (
@@ -77,9 +77,11 @@ from ._project import (
     IngressDef,
     IngressScope,
     IngressTarget,
+    PathRequirement,
     Project,
     ProjectList,
     ProjectPhase,
+    ProjectPlacement,
     ProjectSpec,
     ProjectStatus,
     ProjectStatusPatch,
@@ -99,6 +101,15 @@ from ._quantity import (
     parse_quantity,
     parse_throughput,
     quantity_bytes,
+)
+from ._selectors import InvalidSelector, Requirement, Selector, parse_selector
+from ._validation import (
+    decode_valid,
+    heartbeat_errors,
+    label_value_problem,
+    node_errors,
+    project_errors,
+    qualified_name_problem,
 )
 
 __all__ = [
@@ -139,6 +150,7 @@ __all__ = [
     "IngressScope",
     "IngressTarget",
     "InvalidObject",
+    "InvalidSelector",
     "NetworkMode",
     "Node",
     "NodeBinding",
@@ -154,6 +166,7 @@ __all__ = [
     "NotStrictJSON",
     "ObjectMeta",
     "PathChange",
+    "PathRequirement",
     "PeerAssignment",
     "PeerPath",
     "ProbeTarget",
@@ -161,11 +174,14 @@ __all__ = [
     "ProjectConditionType",
     "ProjectList",
     "ProjectPhase",
+    "ProjectPlacement",
     "ProjectSpec",
     "ProjectStatus",
     "ProjectStatusPatch",
+    "Requirement",
     "ResourceList",
     "ResourceRequests",
+    "Selector",
     "ServiceDef",
     "TailnetInfo",
     "ThroughputSample",
@@ -177,6 +193,7 @@ __all__ = [
     "WitnessReport",
     "cpu_millis",
     "decode",
+    "decode_valid",
     "describe_errors",
     "fact_freshness",
     "facts_stale",
@@ -187,11 +204,18 @@ __all__ = [
     "format_mebibytes",
     "format_throughput",
     "format_time",
+    "heartbeat_errors",
+    "label_value_problem",
+    "node_errors",
     "parse_duration",
     "parse_quantity",
+    "parse_selector",
     "parse_throughput",
+    "project_errors",
+    "qualified_name_problem",
     "quantity_bytes",
     "set_condition",
+    "shown",
     "silent_reason",
     "strict_json_loads",
     "validate_name",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -39,6 +40,16 @@ _MESSAGES = {
 }
 
 
+#: Longest value quoted in a message; longer ones are cut with `..."`.
+MAX_SHOWN = 64
+
+
+def shown(value: Any) -> str:
+    """shown renders a bad value as JSON for a message, cut to MAX_SHOWN characters."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 4] + '..."'
+
+
 def _path(loc: tuple[int | str, ...]) -> str:
     path = ""
     for part in loc:
@@ -60,8 +71,9 @@ def _message(error: ErrorDetails) -> str:
         return "must be an RFC 3339 timestamp with a time zone (e.g. 2026-01-02T03:04:05Z)"
     if kind.startswith(("datetime", "date_")):
         return "must be an RFC 3339 timestamp (e.g. 2026-01-02T03:04:05Z)"
-    if kind == "enum":
-        return f"must be one of {ctx.get('expected', '')}"
+    if kind == "enum":  # Kubernetes' wording: the value sent, then every allowed one
+        allowed = ", ".join(f'"{v}"' for v in re.findall(r"'([^']*)'", str(ctx.get("expected", ""))))
+        return f"Unsupported value: {shown(error.get('input'))}: supported values: {allowed}"
     if kind == "literal_error":
         return f"must be {ctx.get('expected', '')}"
     if kind == "value_error":

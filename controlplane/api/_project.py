@@ -9,7 +9,7 @@ from pydantic import Field, StrictInt, StrictStr, field_validator, model_validat
 
 from ._conditions import Condition
 from ._meta import API_VERSION, ObjectMeta, Timestamp, WireModel
-from ._quantity import parse_quantity
+from ._quantity import parse_quantity, parse_throughput
 
 
 class ProjectPhase(StrEnum):
@@ -101,6 +101,29 @@ class ResourceRequests(WireModel):
         return value
 
 
+class PathRequirement(StrEnum):
+    """PathRequirement is the path to the control plane a Project's Node must have."""
+
+    # DIRECT: peer-to-peer; a Node relayed through DERP (or through a peer relay) does not qualify.
+    DIRECT = "Direct"
+
+
+class ProjectPlacement(WireModel):
+    """ProjectPlacement (extension) is what a Project asks of its Node's network; unset fields ask nothing."""
+
+    # PathToControlPlane: "Direct" keeps the Project off Nodes whose path to the control plane is relayed.
+    path_to_control_plane: PathRequirement | None = Field(default=None, alias="pathToControlPlane")
+    # MinThroughput: e.g. "50Mbps"; the Node's last fresh download measurement must reach it.
+    min_throughput: StrictStr | None = Field(default=None, alias="minThroughput")
+
+    @field_validator("min_throughput")
+    @classmethod
+    def _check_throughput(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_throughput(value)
+        return value
+
+
 class ProjectSpec(WireModel):
     """ProjectSpec is what the user declares."""
 
@@ -110,6 +133,8 @@ class ProjectSpec(WireModel):
     # ExpireAt: when the Project should be torn down; unset means never.
     expire_at: Timestamp = Field(default=None, alias="expireAt")
     resources: ResourceRequests | None = None
+    # Placement (extension): network facts the Node must have; unset places as before.
+    placement: ProjectPlacement | None = None
 
     @model_validator(mode="after")
     def _check_references(self) -> Self:

@@ -52,6 +52,21 @@ def _normalise(url: str) -> str:
     return url if "://" in url else f"http://{url}"
 
 
+def check_url(url: str, how: str) -> str:
+    """check_url returns url if it is an http(s) URL with a host and a numeric port; raises ConfigError naming how
+    it was given (`--server`, `CARA_SERVER` or the config file)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number in 0-65535)
+    except ValueError as exc:
+        raise ConfigError(f"{how}: invalid server URL {url!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{how}: invalid server URL {url!r}: must be http://HOST[:PORT] or https://HOST[:PORT]")
+    return url
+
+
 Discover = Callable[[str, str | None], Awaitable[str]]
 
 
@@ -76,12 +91,12 @@ async def resolve_server(
     """
     path = config_path(environ)
     if option:
-        return _normalise(option), "--server"
+        return check_url(_normalise(option), "--server"), "--server"
     if environ.get(ENV_VAR):
-        return _normalise(environ[ENV_VAR]), ENV_VAR
+        return check_url(_normalise(environ[ENV_VAR]), ENV_VAR), ENV_VAR
     data = _read_file(path)
     if data.get("server"):
-        return _normalise(data["server"]), str(path)
+        return check_url(_normalise(data["server"]), str(path)), str(path)
     name = environ.get(NAME_ENV_VAR) or data.get("serverName") or DEFAULT_SERVER_NAME
     from mesh import MeshError
 

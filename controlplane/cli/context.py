@@ -90,6 +90,29 @@ def resolve_kind(word: str) -> Kind:
     return kind
 
 
+def resolve_targets(resource: str, names: tuple[str, ...]) -> list[tuple[Kind, str | None]]:
+    """resolve_targets reads kubectl's two forms: `TYPE [NAME...]` and `TYPE/NAME...`; (kind, None) means all.
+
+    Raises Failure for an unknown type, a bad name, or the two forms mixed.
+    """
+    words = [resource, *names]
+    if "/" in resource:
+        targets: list[tuple[Kind, str | None]] = []
+        for word in words:
+            kind, slash, name = word.partition("/")
+            if not slash or not name:
+                raise fail(f'"{word}": there is no need to give a TYPE when using TYPE/NAME; give each as TYPE/NAME')
+            targets.append((resolve_kind(kind), check_name(name)))
+        return targets
+    kind = resolve_kind(resource)
+    if not names:
+        return [(kind, None)]
+    for name in names:
+        if "/" in name:
+            raise fail(f'"{name}": there is no need to give a TYPE when using TYPE/NAME; give each as TYPE/NAME')
+    return [(kind, check_name(name)) for name in dict.fromkeys(names)]
+
+
 def check_name(name: str) -> str:
     """check_name returns name if it is a valid object name; raises Failure naming the rule."""
     from controlplane.api import NAME_RULE, validate_name  # pydantic and the models: only when a NAME is given
@@ -126,3 +149,25 @@ def run(env: Env, action: Callable[[Client], Awaitable[T]], *, error_prefix: str
         raise Failure(problem_lines(exc, error_prefix)) from None
     except ClientError as exc:
         raise fail(f"{error_prefix}{exc}") from None
+
+
+def complete_kind(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """complete_kind offers the resource types (for shell completion)."""
+    return [word for word in ("nodes", "projects") if word.startswith(incomplete)]
+
+
+def complete_name(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """complete_name offers the names of live objects of the TYPE already typed, asking the server; none on error."""
+    env = ctx.find_root().obj
+    kind = KINDS.get(str(ctx.params.get("resource") or "").lower())
+    if not isinstance(env, Env) or kind is None:
+        return []
+
+    async def names(client: Client) -> list[str]:
+        body = await client.wire("nodes" if kind == "node" else "projects")
+        return [item["metadata"]["name"] for item in body["items"]]
+
+    try:
+        return [name for name in run(env, names) if name.startswith(incomplete)]
+    except click.ClickException:
+        return []

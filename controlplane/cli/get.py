@@ -1,67 +1,239 @@
-"""`caractrl get nodes|projects [NAME]`: tables for people, `-o json|yaml` for tools, `-l key=value` to filter."""
+"""`caractrl get TYPE [NAME...] | TYPE/NAME...`: tables for people, `-o json|yaml|name|jsonpath=|custom-columns=`
+for tools, `-l` selectors, `--sort-by`, `--no-headers`, `--show-labels`, and `-w` to watch."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
+from . import output as outputs
 from . import printers
-from .context import Env, check_name, fail, resolve_kind, run
+from .context import Env, Failure, Kind, complete_kind, complete_name, fail, problem_lines, resolve_targets, run
 
 if TYPE_CHECKING:
     from controlplane.client import Client
 
-OUTPUTS = ("wide", "json", "yaml")
+OUTPUT_HELP = "wide | json | yaml | name | jsonpath=TEMPLATE | custom-columns=HEADER:PATH[,...]"
+PLAIN_OUTPUTS = ("wide", "json", "yaml", "name")
+RESOURCE: dict[Kind, Literal["nodes", "projects"]] = {"node": "nodes", "project": "projects"}
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """Shown is how `get` prints: the -o form ("" for the table), --show-labels and --no-headers."""
+
+    output: str = ""
+    show_labels: bool = False
+    no_headers: bool = False
 
 
 def label_selector(terms: tuple[str, ...]) -> str | None:
-    """label_selector joins `-l` values into `k=v,k2=v2`; raises Failure on a term that is not key=value."""
-    parts = [part.strip() for term in terms for part in term.split(",") if part.strip()]
-    for part in parts:
-        key, sep, _ = part.partition("=")
-        if not sep or not key.strip():
-            raise fail(f'-l: "{part}" is not of the form key=value')
-    return ",".join(parts) or None
+    """label_selector joins `-l` values and checks them with the server's parser; raises Failure naming the selector."""
+    text = ",".join(term.strip() for term in terms if term.strip())
+    if not text:
+        return None
+    from controlplane.api import InvalidSelector, parse_selector  # pydantic: only when -l is given
+
+    try:
+        parse_selector(text)
+    except InvalidSelector as exc:
+        raise fail(f"-l: {exc}") from None
+    return text
+
+
+def check_output(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """check_output accepts the -o forms of OUTPUT_HELP; a usage error (exit 2) naming -o otherwise."""
+    if value is None or value in PLAIN_OUTPUTS or value.startswith(("jsonpath=", "custom-columns=")):
+        return value
+    raise click.BadParameter(f'unknown output format "{value}" (expected {OUTPUT_HELP})')
+
+
+def render(
+    kind: Kind,
+    items: list[dict[str, Any]],
+    env: Env,
+    shown: Shown,
+    *,
+    headers: bool,
+    node_states: Mapping[str, str] | None = None,
+) -> str:
+    """render is the text of items for the -o, --show-labels and --no-headers options; node_states (Node name →
+    state) marks the Projects whose Node is not Ready in a table."""
+    out = shown.output
+    if out == "name":
+        return "\n".join(f"{kind}/{item['metadata']['name']}" for item in items)
+    if out.startswith("custom-columns="):
+        return outputs.custom_columns(out.removeprefix("custom-columns="), items, headers=headers)
+    wide, now = out == "wide", env.now()
+    if kind == "node":
+        columns = printers.NODE_WIDE_COLUMNS if wide else printers.NODE_COLUMNS
+        rows = [printers.node_row(item, now, wide=wide) for item in items]
+    else:
+        columns = printers.PROJECT_WIDE_COLUMNS if wide else printers.PROJECT_COLUMNS
+        rows = [printers.project_row(item, now, wide=wide, node_states=node_states) for item in items]
+    if shown.show_labels:
+        columns = [*columns, "LABELS"]
+        rows = [[*row, outputs.labels_text(item)] for row, item in zip(rows, items, strict=True)]
+    text = printers.table(columns, rows)
+    return text if headers else "\n".join(text.splitlines()[1:])
+
+
+def _as_list(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "List", "items": list(items)}
 
 
 @click.command()
-@click.argument("resource")
-@click.argument("name", required=False)
-@click.option("-o", "--output", type=click.Choice(OUTPUTS), help="wide: more columns; json|yaml: the wire object.")
-@click.option("-l", "--selector", multiple=True, help="Only objects with these labels: key=value[,key=value].")
+@click.argument("resource", shell_complete=complete_kind)
+@click.argument("names", nargs=-1, shell_complete=complete_name)
+@click.option("-o", "--output", metavar="FORMAT", help=OUTPUT_HELP, callback=check_output)
+@click.option("-l", "--selector", multiple=True, help="Label selector: k=v, k!=v, k in (a,b), k notin (a), k, !k.")
+@click.option("-w", "--watch", is_flag=True, help="After listing, print changes as they happen (Ctrl-C ends).")
+@click.option("--sort-by", metavar="JSONPATH", help="Sort by the value of a JSONPath, e.g. .metadata.name.")
+@click.option("--no-headers", is_flag=True, help="Do not print the header line of tables.")
+@click.option("--show-labels", is_flag=True, help="Add a LABELS column.")
+@click.option(
+    "--request-timeout", type=float, metavar="SECONDS", help="With -w: stop watching after this many seconds."
+)
 @click.pass_obj
-def get(env: Env, resource: str, name: str | None, output: str | None, selector: tuple[str, ...]) -> None:
-    """List Nodes or Projects, or show one by NAME."""
-    kind = resolve_kind(resource)
+def get(
+    env: Env,
+    resource: str,
+    names: tuple[str, ...],
+    output: str | None,
+    selector: tuple[str, ...],
+    watch: bool,
+    sort_by: str | None,
+    no_headers: bool,
+    show_labels: bool,
+    request_timeout: float | None,
+) -> None:
+    """List Nodes or Projects, or show some by NAME (several names, or TYPE/NAME forms)."""
+    shown = Shown(output or "", show_labels, no_headers)
+    targets = resolve_targets(resource, names)
     selector_text = label_selector(selector)
-    if name is not None:
-        check_name(name)
-        if selector_text:
-            raise fail("a NAME and -l cannot be used together")
+    named = any(name is not None for _, name in targets)
+    if named and selector_text:
+        raise fail("a NAME and -l cannot be used together")
+    if watch and (named or len({kind for kind, _ in targets}) > 1):
+        raise fail("-w watches one TYPE, without names")
 
-    table = output not in ("json", "yaml")
+    missing: list[str] = []
+    node_states: dict[str, str] = {}
+    tables = shown.output in ("", "wide")
 
-    async def fetch(client: Client) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    async def fetch(client: Client) -> list[tuple[Kind, list[dict[str, Any]]]]:
         # The server's own JSON, never decoded into models: exact for -o json|yaml, and fast for tables. A table of
         # Projects also reads the Nodes, to mark the Projects whose Node is not Ready.
-        found = await client.wire("nodes" if kind == "node" else "projects", name, label_selector=selector_text)
-        nodes = await client.wire("nodes") if kind == "project" and table else None
-        return found, nodes
+        from controlplane.client import NotFound
 
-    result, nodes = run(env, fetch)
-    if output == "json":
-        click.echo(printers.to_json(result))
+        if tables and any(kind == "project" for kind, _ in targets):
+            node_states.update(printers.node_states(await client.wire("nodes")))
+        found: dict[Kind, list[dict[str, Any]]] = {}
+        for kind, name in targets:
+            try:
+                body = await client.wire(RESOURCE[kind], name, label_selector=selector_text)
+            except NotFound as exc:
+                if len(targets) == 1:
+                    raise
+                missing.extend(problem_lines(exc))  # as kubectl: show the others, name the missing, exit 1
+                continue
+            found.setdefault(kind, []).extend([body] if name else body["items"])
+        return list(found.items())
+
+    results = run(env, fetch)
+    if sort_by:
+        results = [(kind, outputs.sort_by(items, sort_by)) for kind, items in results]
+    states = node_states if tables else None
+    _print(env, results, single=len(targets) == 1 and named, listing=not named, shown=shown, node_states=states)
+    if missing:
+        raise Failure(missing)
+    if watch:
+        _watch(env, results[0][0], selector_text, results[0][1], shown, request_timeout, states)
+
+
+def _print(
+    env: Env,
+    results: list[tuple[Kind, list[dict[str, Any]]]],
+    *,
+    single: bool,
+    listing: bool,
+    shown: Shown,
+    node_states: Mapping[str, str] | None,
+) -> None:
+    """_print shows one object as itself, a listing as the server's NodeList/ProjectList, several names as a List."""
+    out = shown.output
+    every = [item for _, items in results for item in items]
+    if out in ("json", "yaml") or out.startswith("jsonpath="):
+        whole: dict[str, Any] = every[0] if single else _as_list(every)
+        if listing:
+            kind = results[0][0]
+            whole = {
+                "apiVersion": "caravanserai/v1",
+                "kind": "NodeList" if kind == "node" else "ProjectList",
+                "items": every,
+            }
+        if out == "json":
+            click.echo(printers.to_json(whole))
+        elif out == "yaml":
+            click.echo(printers.to_yaml(whole))
+        else:
+            click.echo(outputs.jsonpath(out.removeprefix("jsonpath="), whole))
         return
-    if output == "yaml":
-        click.echo(printers.to_yaml(result))
-        return
-    items = [result] if name else result["items"]
-    if not items:
+    if not every:
         click.echo("No resources found", err=True)
         return
-    wide, now = output == "wide", env.now()
-    if kind == "node":
-        click.echo(printers.nodes_table(items, now, wide=wide))
+    blocks = [
+        render(kind, items, env, shown, headers=not shown.no_headers, node_states=node_states)
+        for kind, items in results
+        if items
+    ]
+    click.echo(("\n" if out == "name" else "\n\n").join(blocks))
+
+
+def _watch(
+    env: Env,
+    kind: Kind,
+    selector: str | None,
+    listed: list[dict[str, Any]],
+    shown: Shown,
+    timeout_s: float | None,
+    node_states: Mapping[str, str] | None,
+) -> None:
+    """_watch prints one line per change after the listing, reopening the stream until Ctrl-C or --request-timeout
+    (Projects are marked with the Node states read for the listing)."""
+    import time
+
+    last = {item["metadata"]["name"]: item for item in listed}
+    deadline = time.monotonic() + timeout_s if timeout_s else None
+
+    async def follow(client: Client) -> None:
+        while deadline is None or time.monotonic() < deadline:
+            left = None if deadline is None else deadline - time.monotonic()
+            async for event in client.watch(RESOURCE[kind], label_selector=selector, timeout_s=left):
+                obj = event.get("object") or {}
+                name = obj.get("metadata", {}).get("name") if isinstance(obj, dict) else None
+                if event["type"] == "BOOKMARK" or not isinstance(name, str):
+                    continue
+                if event["type"] == "DELETED":
+                    last.pop(name, None)
+                elif last.get(name) == obj:
+                    continue
+                else:
+                    last[name] = obj
+                out = shown.output
+                if out == "json":
+                    click.echo(printers.to_json(obj))
+                elif out == "yaml":
+                    click.echo("---\n" + printers.to_yaml(obj))
+                elif out.startswith("jsonpath="):
+                    click.echo(outputs.jsonpath(out.removeprefix("jsonpath="), obj))
+                else:
+                    click.echo(render(kind, [obj], env, shown, headers=False, node_states=node_states))
+
+    try:
+        run(env, follow)
+    except KeyboardInterrupt:  # Ctrl-C is how a watch ends: no traceback
         return
-    click.echo(printers.projects_table(items, now, wide=wide, node_states=printers.node_states(nodes)))

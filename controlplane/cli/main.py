@@ -14,20 +14,59 @@ from .context import Env
 #: Each verb and the module that defines it. A module is imported only when its verb runs (or `-h` lists them):
 #: `get` then loads neither pydantic's models nor YAML nor the tailnet client, which is most of caractrl's start.
 VERBS: Final[dict[str, str]] = {
+    "annotate": "label",
     "apply": "apply",
+    "completion": "completion",
     "cordon": "cordon",
     "delete": "delete",
     "describe": "describe",
     "drain": "drain",
     "get": "get",
+    "label": "label",
+    "logs": "logs",
     "mesh": "mesh",
+    "port-forward": "port_forward",
     "uncordon": "cordon",
     "version": "version",
 }
 
 
+#: The root's options, which kubectl users put anywhere on the line (`get nodes --server X`); those taking a value.
+GLOBAL_FLAGS: Final = {"--server": True, "--socket": True, "-v": False, "--verbose": False}
+
+
+def hoist_global_flags(args: list[str]) -> list[str]:
+    """hoist_global_flags moves the root's options found after the verb to before it, where click reads them."""
+    index = 0
+    while index < len(args) and args[index].startswith("-"):
+        takes_value = GLOBAL_FLAGS.get(args[index], False)
+        index += 2 if takes_value else 1
+    if index >= len(args):
+        return args
+    hoisted: list[str] = []
+    rest: list[str] = []
+    position = index + 1
+    while position < len(args):
+        arg = args[position]
+        if arg == "--":
+            rest += args[position:]
+            break
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_FLAGS:
+            width = 2 if GLOBAL_FLAGS[name] and "=" not in arg else 1
+            hoisted += args[position : position + width]
+            position += width
+            continue
+        rest.append(arg)
+        position += 1
+    return [*args[:index], *hoisted, args[index], *rest]
+
+
 class _Verbs(click.Group):
     """_Verbs is a click group whose commands come from VERBS, each imported on first use."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_flags(args))
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(VERBS)
@@ -36,7 +75,7 @@ class _Verbs(click.Group):
         module = VERBS.get(cmd_name)
         if module is None:
             return None
-        command = getattr(importlib.import_module(f"{__package__}.{module}"), cmd_name)
+        command = getattr(importlib.import_module(f"{__package__}.{module}"), cmd_name.replace("-", "_"))
         assert isinstance(command, click.Command)
         return command
 

@@ -19,7 +19,7 @@ from controlplane.api import (
     NotStrictJSON,
     Project,
     ProjectStatus,
-    decode,
+    decode_valid,
     strict_json_loads,
 )
 
@@ -164,7 +164,7 @@ def _check(where: str, doc: Any) -> Manifest:
     if model is None:
         raise ManifestError([f"{where}: kind: unknown kind {json.dumps(kind)} (expected Node or Project)"])
     try:
-        obj: Node | Project = decode(model, doc)
+        obj: Node | Project = decode_valid(model, doc)
     except InvalidObject as exc:
         raise ManifestError([f"{where}: {error}" for error in exc.errors]) from None
     warnings = [f"{where}: unknown field {path} is ignored" for path in unknown_fields(model, doc) if path != "status"]

@@ -88,12 +88,18 @@ def ready_reason(node: Wire) -> str | None:
 
 
 def node_state(node: Wire) -> str:
-    """node_state is the STATE cell: the state, and for NotReady why (`NotReady(ControlLinkDown)`)."""
+    """node_state is the STATE cell: the state, for NotReady why (`NotReady(ControlLinkDown)`), then, as kubectl's
+    STATUS, `,SchedulingDisabled` for a cordoned Node; a draining one shows its readiness then `,Draining`
+    (`Ready,Draining`, `NotReady(HeartbeatTimeout),Draining`)."""
     state = _field(node, "status", "state")
     reason = ready_reason(node)
-    if state == "NotReady" and reason:
-        return f"NotReady({reason})"
-    return _text(state)
+    if state == "Draining":
+        conditions = _field(node, "status", "conditions")
+        ready = any(_field(c, "type") == "Ready" and _field(c, "status") == "True" for c in conditions or [])
+        readiness = "Ready" if ready else f"NotReady({reason})" if reason else "NotReady"
+        return f"{readiness},Draining"
+    text = f"NotReady({reason})" if state == "NotReady" and reason else _text(state)
+    return f"{text},SchedulingDisabled" if _field(node, "spec", "unschedulable") is True else text
 
 
 def facts_stale(node: Wire) -> bool:

@@ -29,13 +29,20 @@ def client_version() -> str:
 @click.option("--client", "client_only", is_flag=True, help="Print the client version only; do not contact a server.")
 @click.pass_obj
 def version(env: Env, client_only: bool) -> None:
-    """Print the client version and the server's address and health."""
+    """Print the client and server versions, and the server's address and health."""
     click.echo(f"Client Version: {client_version()}")
     if client_only:
         return
 
-    async def health(client: Client) -> tuple[str, str]:
-        return client.base_url, await client.healthz()
+    from controlplane.client import InvalidResponse, NotFound
 
-    url, answer = run(env, health)
+    async def ask(client: Client) -> tuple[str, str, str]:
+        try:
+            server = str((await client.version()).get("version", "unknown"))
+        except (NotFound, InvalidResponse):  # a server older than /api/version
+            server = "unknown"
+        return client.base_url, server, await client.healthz()
+
+    url, server, answer = run(env, ask)
+    click.echo(f"Server Version: {server}")
     click.echo(f"Server: {url} (healthz: {answer})")

@@ -32,6 +32,9 @@ class ControllerConfig:
     reschedule_after: timedelta = timedelta(minutes=3)
     # A project Terminating for longer than this is forced to Terminated.
     terminating_timeout: timedelta = timedelta(minutes=10)
+    # spec.placement.minThroughput reads a Node's last download measurement only while it is younger than this
+    # (agents measure every 30 min by default, so two missed measurements make it stale).
+    throughput_max_age: timedelta = timedelta(hours=1)
     # Projects of a ControlLinkDown Node (silent to us, witnessed by a fellow agent) stay this long at most.
     control_link_limit: timedelta = timedelta(hours=1)
     # More than this fraction of the Nodes silent within one grace window is the control plane's own isolation...
@@ -51,6 +54,7 @@ class ControllerConfig:
             "rescheduler_period",
             "reschedule_after",
             "terminating_timeout",
+            "throughput_max_age",
             "control_link_limit",
         ):
             if getattr(self, field) <= timedelta(0):

@@ -17,6 +17,7 @@ from controlplane.api import (
     NodeState,
     Project,
     ProjectPhase,
+    ProjectPlacement,
     cpu_millis,
     find_condition,
     quantity_bytes,
@@ -27,6 +28,7 @@ from ._loop import Gate, run_every
 from ._projects import SCHEDULED, require_phase, says, with_condition
 from ._writes import write_all
 from .config import ControllerConfig
+from .placement import NetworkFacts, facts_of, label_order, misses
 
 # Reasons of the Scheduled condition (the type lives in _projects, shared with eviction).
 REASON_SCHEDULED: Final = "Scheduled"
@@ -77,6 +79,8 @@ class Room:
     used_cpu: int = 0
     used_memory: int = 0
     projects: int = 0
+    # Network facts for spec.placement (the default asks nothing of a Project without placement).
+    facts: NetworkFacts = field(default_factory=NetworkFacts)
 
     def take(self, request: Requests) -> None:
         """take books request on this node."""
@@ -206,23 +210,41 @@ class Shelves:
         room.take(request)
         self._shelve(room)
 
+    def take_any(self, room: Room, request: Requests) -> None:
+        """take_any books request on any room (not only a first), in O(group size): for placement-bound Projects,
+        which choose among all rooms since groups do not tell network facts apart."""
+        state = self._state(room)
+        group = self._groups[state]
+        group.remove((room.name, room))
+        heapq.heapify(group)
+        if not group:
+            del self._groups[state]
+        room.take(request)
+        self._shelve(room)
 
-def unschedulable_message(placement: Placement, request: Requests) -> str:
+
+def unschedulable_message(placement: Placement, request: Requests, wanted: ProjectPlacement | None = None) -> str:
     """unschedulable_message explains a failed placement the way kubectl does:
-    `0/3 nodes are available: 1 NotReady, 1 unschedulable, 1 insufficient cpu`.
+    `0/3 nodes are available: 1 NotReady, 1 unschedulable, 1 insufficient cpu`, or, for a Project with
+    spec.placement, `0/3 nodes are available: 2 relayed through DERP, 1 below 50Mbps`.
 
-    A candidate short of both cpu and memory is counted under each, as Kubernetes does.
+    A candidate short of both cpu and memory is counted under each, as Kubernetes does; one that misses
+    spec.placement is counted under that only (the network filter runs first).
     """
     counts = Counter(placement.unavailable)
     for room in placement.rooms:
-        counts.update(fits(request, room))
-    parts = [f"{counts[label]} {label}" for label in MESSAGE_ORDER if counts[label]]
+        counts.update(misses(wanted, room.facts) or fits(request, room))
+    order = (*MESSAGE_ORDER[:5], *label_order(wanted), *MESSAGE_ORDER[5:])
+    parts = [f"{counts[label]} {label}" for label in order if counts[label]]
     head = f"0/{placement.total} nodes are available"
     return f"{head}: {', '.join(parts)}" if parts else head
 
 
-def build_placement(nodes: Iterable[Node], bound: Iterable[Project]) -> Placement:
-    """build_placement sorts nodes into candidates and unavailable ones and books the bound Projects."""
+def build_placement(
+    nodes: Iterable[Node], bound: Iterable[Project], facts: Callable[[Node], NetworkFacts] | None = None
+) -> Placement:
+    """build_placement sorts nodes into candidates and unavailable ones and books the bound Projects; `facts`
+    reads each candidate's network facts for spec.placement (none read when omitted)."""
     placement = Placement()
     by_name: dict[str, Room] = {}
     for node in nodes:
@@ -232,6 +254,8 @@ def build_placement(nodes: Iterable[Node], bound: Iterable[Project]) -> Placemen
             placement.unavailable[reason] += 1
             continue
         room = room_of(node)
+        if facts is not None:
+            room.facts = facts(node)
         placement.rooms.append(room)
         by_name[room.name] = room
     for project in bound:
@@ -271,19 +295,31 @@ class Scheduler:
         if not pending or self._backing_off(pending, now):
             return 0
         nodes = await self._store.list_nodes()
-        placement = build_placement(nodes, await self._store.list_projects(phases=list(ASSIGNED_PHASES)))
+        max_age = self._config.throughput_max_age
+        placement = build_placement(
+            nodes,
+            await self._store.list_projects(phases=list(ASSIGNED_PHASES)),
+            facts=lambda node: facts_of(node, now, max_age),
+        )
         shelves = Shelves(placement.rooms)
         binds: list[tuple[str, str]] = []
         refusals: list[tuple[str, str]] = []
         for project in sorted(pending, key=queue_order):
             request = requests_of(project)
-            room = choose_node(request, shelves.firsts())
+            wanted = project.spec.placement
+            if wanted is None:
+                room = choose_node(request, shelves.firsts())
+            else:  # rare: scan every room, since the shelves do not tell network facts apart
+                room = choose_node(request, (r for r in placement.rooms if not misses(wanted, r.facts)))
             if room is None:
-                message = unschedulable_message(placement, request)
+                message = unschedulable_message(placement, request, wanted)
                 if not says(project, SCHEDULED, ConditionStatus.FALSE, UNSCHEDULABLE, message):
                     refusals.append((project.name, message))
                 continue
-            shelves.take(room, request)
+            if wanted is None:
+                shelves.take(room, request)
+            else:
+                shelves.take_any(room, request)
             binds.append((project.name, room.name))
         self._unplaced = frozenset(project.name for project in pending) - {name for name, _ in binds}
         self._tried_at = now

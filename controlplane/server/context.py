@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -39,6 +40,8 @@ class ServerContext:
     peers: PeerDirectory
     # Health: loop name → why it is dead or stalled, from the process root's supervisor; empty when healthy.
     health: Callable[[], Mapping[str, str]]
+    # Stopping: set as soon as the server begins to stop, so that open watches end instead of holding the stop.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 async def get_context(request: Request) -> ServerContext:

@@ -333,6 +333,7 @@ async def _serve(
             store=store, now=utc_now, identity=identity, settings=settings, leases=leases, health=supervisor.problems
         )
         context: ServerContext = app.state.context
+        context.stopping = stop  # open watches end as soon as the process begins to stop, not after them
         where = ", ".join(f"http://{h if ':' not in h else f'[{h}]'}:{p}" for h, p in addresses)
         log.info("serving the caravanserai/v1 API on %s (pid %d, replica %s)", where, os.getpid(), replica.replica_id)
         config = uvicorn_config(app, log_level)

@@ -29,7 +29,7 @@ from controlplane.api import (
     set_condition,
     silent_reason,
 )
-from controlplane.store.base import AlreadyExists, Conflict, Store
+from controlplane.store.base import AlreadyExists, Conflict, NotFound, Store
 from controlplane.store.leases import LeaseTable
 from controlplane.store.witnesses import WitnessBoard
 
@@ -244,10 +244,11 @@ class NodeWrites:
 
     # ---- registration and beats
 
-    async def register(self, caller: Caller, node: Node) -> Node:
+    async def register(self, caller: Caller, node: Node, *, dry_run: bool = False) -> Node:
         """register stores a new Node; an agent (node role) registers only itself: the Node is bound to its
         machine, and labels, annotations and unschedulable stay the operator's. An agent registering an existing
-        Node binds it when unbound (then AlreadyExists: 409 means registered) and is refused when it is taken."""
+        Node binds it when unbound (then AlreadyExists: 409 means registered) and is refused when it is taken.
+        dry_run returns the Node as it would be stored, storing nothing (AlreadyExists for a taken name)."""
         now = self._now()
         node.metadata.created_at = node.metadata.updated_at = now
         node.status = NodeStatus(state=NodeState.NOT_READY)
@@ -255,12 +256,27 @@ class NodeWrites:
             node.metadata.labels = node.metadata.annotations = None
             node.spec.unschedulable = False
             node.status.binding = NodeBinding(node_id=caller.node_id or "", name=caller.name, bound_at=now)
+        if dry_run:
+            try:
+                await self._store.get_node(node.name)
+            except NotFound:
+                return node
+            raise AlreadyExists("node", node.name)
         try:
             return self.remember(await self._store.create_node(node))
         except AlreadyExists:
             if caller.role is Role.NODE:
                 self.remember(await self._store.update_node(node.name, lambda n: checked_binding(n, caller, now)))
             raise
+
+    async def renew(self, caller: Caller, name: str) -> None:
+        """renew renews the lease of a Node whose agent sent a beat that could not be used (invalid facts): none
+        of it is stored, but the agent is alive, and a bug in one collector must not take the Node NotReady.
+        Raises NotFound and Forbidden as heartbeat does."""
+        require_node_writer(caller)
+        if not self._cached_allows(caller, name):
+            await self.authorize(caller, name)
+        self._leases.renew(name, self._now())
 
     async def heartbeat(self, caller: Caller, name: str, beat: Heartbeat) -> BeatOutcome:
         """heartbeat applies one beat. An empty one renews the lease in memory (authorized from the binding cache
@@ -309,8 +325,9 @@ class NodeWrites:
 
     # ---- operator writes
 
-    async def replace(self, name: str, given: Node) -> Node:
-        """replace sets the Node's spec, labels and annotations from given; status is kept (design §3.1)."""
+    async def replace(self, name: str, given: Node, *, dry_run: bool = False) -> Node:
+        """replace sets the Node's spec, labels and annotations from given; status is kept (design §3.1).
+        dry_run returns the Node as it would be stored, storing nothing."""
         now = self._now()
 
         def apply(node: Node) -> Node:
@@ -319,6 +336,8 @@ class NodeWrites:
             )
             return node.model_copy(update={"metadata": metadata, "spec": given.spec})
 
+        if dry_run:
+            return apply(await self._store.get_node(name))
         return self.remember(await self._store.update_node(name, apply))
 
     async def delete(self, name: str) -> None:

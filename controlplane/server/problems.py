@@ -61,6 +61,26 @@ STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
 )
 
 
+#: How many errors a problem's detail quotes before it says how many more there are (errors[] has them all).
+DETAIL_ERRORS = 3
+#: Longest detail; errors[] has every error in full.
+DETAIL_MAX_CHARS = 600
+
+
+def errors_detail(errors: list[str]) -> str:
+    """errors_detail is a validation problem's detail: the errors themselves, joined, shortened when many.
+
+    Go's caractl prints `title: detail` and reads errors[] only when detail is empty, so the reason must be here.
+    """
+    if not errors:
+        return "the request is not valid"
+    shown = "; ".join(errors[:DETAIL_ERRORS])
+    if len(shown) > DETAIL_MAX_CHARS:
+        shown = shown[: DETAIL_MAX_CHARS - 3] + "..."
+    more = len(errors) - DETAIL_ERRORS
+    return f"{shown} (and {more} more; see errors)" if more > 0 else shown
+
+
 def title_of(status: int) -> str:
     """title_of returns the problem title of an HTTP status."""
     if status in TITLES:
@@ -102,7 +122,7 @@ async def _on_known(request: Request, exc: Exception) -> JSONResponse:
     for kind, status in STATUS_OF:
         if isinstance(exc, kind):
             if isinstance(exc, InvalidObject):
-                return problem_response(status, "the request is not valid; see errors", exc.errors)
+                return problem_response(status, errors_detail(exc.errors), exc.errors)
             if isinstance(exc, BodyTooLarge):  # the rest of the body is unread: close rather than drain it
                 return problem_response(status, str(exc), headers={"connection": "close"})
             return problem_response(status, str(exc))
@@ -125,7 +145,7 @@ async def _on_request_validation(request: Request, exc: Exception) -> JSONRespon
     for error in exc.errors():
         loc = [str(part) for part in error.get("loc", ()) if part not in ("query", "path", "body")]
         errors.append(f"{'.'.join(loc) or 'request'}: {error.get('msg', 'is not valid')}")
-    return problem_response(400, "the request is not valid; see errors", errors)
+    return problem_response(400, errors_detail(errors), errors)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -7,13 +7,18 @@ from starlette.types import ASGIApp
 
 from .limits import limited_protocol
 
+#: Seconds a stop waits for open requests (a throughput stream lasts at most 10 s) before cancelling them; open
+#: watches end at once (ServerContext.stopping).
+SHUTDOWN_GRACE_S = 15
+
 
 def uvicorn_config(app: ASGIApp, log_level: str) -> uvicorn.Config:
     """uvicorn_config is the server's uvicorn configuration for `app`.
 
     ws="none": no WebSocket routes, so uvicorn need not load a WebSocket implementation (memory); http is the
     protocol with the head deadline and size and the body idle timeout of limits.py; lifespan="off": the process
-    root's supervisor runs the background loops, not the HTTP lifespan.
+    root's supervisor runs the background loops, not the HTTP lifespan; timeout_graceful_shutdown: a stop waits
+    SHUTDOWN_GRACE_S for open requests, then cancels them.
     """
     return uvicorn.Config(
         app,
@@ -24,4 +29,5 @@ def uvicorn_config(app: ASGIApp, log_level: str) -> uvicorn.Config:
         ws="none",
         http=limited_protocol(),
         lifespan="off",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )

@@ -269,13 +269,11 @@ class SqliteStore(KindStore):
 
     @classmethod
     async def open(cls, path: str | Path) -> SqliteStore:
-        """open creates the file (and its directory) if needed and migrates it; raises StoreError."""
+        """open creates the file if needed and migrates it; raises StoreError, also when its folder does not exist
+        (a mistyped path must not start the server on a new, empty store)."""
         path = str(path)
-        if path != MEMORY:
-            try:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(f"sqlite: cannot create the directory of {path}: {exc}") from exc
+        if path != MEMORY and not Path(path).parent.is_dir():
+            raise StoreError(f"sqlite: the folder of {path} does not exist (create it first)")
         worker = _Worker(path)
         try:
             await asyncio.wrap_future(worker.start())

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from . import containers
 from . import system as sy
 from .plan import (
     DERP_REGION_CODE,
@@ -349,6 +350,7 @@ def down(name: str, out: TextIO, *, force: bool = False) -> None:
 
 
 def _teardown(plan: Plan, state: State, step: Progress) -> None:
+    containers.teardown(plan)  # containers, podman services and the registry first: they live in the namespaces
     daemons = [n for n in state.pids if n != "headscale"] + (["headscale"] if "headscale" in state.pids else [])
     netns_of = {h.name: h.netns for h in plan.hosts} | {"headscale": plan.hub_netns}
     for n in daemons:

@@ -19,9 +19,10 @@ from agent.main import discover_server, main, measure_forever, run_agent
 from agent.settings import Reservation, Settings
 from agent.status import AgentStatus
 from agent.throughput import Measurement, ThroughputError
-from controlplane.api import NetworkMode, NodeInfo
+from controlplane.api import NetworkMode, NodeInfo, Project, ProjectPhase
 from controlplane.store.base import Store
 from controlplane.store.leases import LeaseTable
+from controlplane.supervision import Supervisor
 from mesh import LocalClient
 from tests.conftest import API_URL, FakeClock
 from tests.mesh.captured import FakeDaemon
@@ -77,7 +78,19 @@ async def test_agent_registers_reports_and_says_goodbye(
         status_interval=60,
         listen_address="127.0.0.1",
         listen_port=0,
+        runtime_socket="",  # no container runtime on this node
+        ingress_port=0,
     )
+    await memory_store.create_project(
+        Project.model_validate(
+            {
+                "metadata": {"name": "bound"},
+                "spec": {"services": [{"name": "web", "image": "x"}]},
+                "status": {"phase": "Scheduled", "nodeRef": "edge1"},
+            }
+        )
+    )
+    supervisor = Supervisor()
     watcher = BeatWatcher(api_transport)
     stop = asyncio.Event()
     meter = FixedMeter(clock)
@@ -96,9 +109,19 @@ async def test_agent_registers_reports_and_says_goodbye(
             resources=Machine(),
             meter=meter,
             now=clock.now,
+            supervisor=supervisor,
         )
     )
     await asyncio.wait_for(watcher.seen.wait(), 10)
+    assert set(supervisor.loops) == {"heartbeat", "http", "throughput", "projects"}
+    for _ in range(100):  # the projects loop reports the bound Project Failed: beats go on regardless
+        bound = await memory_store.get_project("bound")
+        if bound.status.phase == ProjectPhase.FAILED:
+            break
+        await asyncio.sleep(0.05)
+    phase = next(c for c in bound.status.conditions or () if c.type == "Phase")
+    assert (bound.status.phase, phase.reason) == (ProjectPhase.FAILED, "ReconcileError")
+    assert "container runtime (none configured" in phase.message
     node = await memory_store.get_node("edge1")
     net = node.status.network
     assert net is not None and (net.ip, net.dns_name, net.mode) == (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from ipaddress import IPv4Address
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -414,3 +415,15 @@ async def test_the_assignment_is_asked_with_its_etag_and_a_go_server_is_listed_i
         ("/api/v1/nodes/edge1/peers", '"v1"'),
         ("/api/v1/nodes", None),
     ]
+
+
+async def test_the_address_of_a_fellow_for_a_witness_check(clock: FakeClock) -> None:
+    status = fleet(2)  # edge2, edge3
+    probing, _, nodes = prober(status, clock)
+    # edge3 registered after the read
+    nodes.nodes = [node("edge1", "100.64.0.1"), ProbeTarget(name="edge2", ip="100.64.0.2", agent_port=9191)]
+    assert probing.address("edge2", 9090) is None, "nothing seen yet"
+    await probing.round(status)
+    assert probing.address("edge2", 9090) == (IPv4Address("100.64.0.2"), 9191), "its reported agent port"
+    assert probing.address("edge3", 9090) == (IPv4Address("100.64.0.3"), 9090), "from the tailnet, by its name"
+    assert probing.address("ghost", 9090) is None

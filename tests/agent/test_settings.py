@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.settings import Reservation, SettingsError, load_settings, parse_reservation
+from agent.settings import Reservation, SettingsError, find_runtime_socket, load_settings, parse_reservation
 
 
 def load(env: dict[str, str] | None = None, hostname: str = "Edge-Box", **flags: str | None) -> object:
@@ -111,3 +111,34 @@ def test_an_invalid_hostname_names_the_hostname_and_the_way_out() -> None:
 def test_reservation_keeps_defaults_for_missing_keys() -> None:
     assert parse_reservation("disk=10Gi", "X") == Reservation(disk_bytes=10 * 2**30)
     assert parse_reservation("", "X") == Reservation()
+
+
+def test_project_settings_are_read() -> None:
+    env = {
+        "CONTAINER_RUNTIME_SOCKET": "/run/podman/podman.sock",
+        "PROJECT_POLL_INTERVAL": "500ms",
+        "INGRESS_PORT": "0",
+        "AGENT_ADMINS": "ops, tag:cara-admin",
+        "AGENT_VIEWERS": "dev",
+    }
+    s = load_settings({}, env, hostname="edge")
+    assert (s.runtime_socket, s.project_poll_interval, s.ingress_port) == ("/run/podman/podman.sock", 0.5, 0)
+    assert (s.agent_admins, s.agent_viewers) == (("ops", "tag:cara-admin"), ("dev",))
+    assert load_settings({"runtime_socket": "off"}, {}, hostname="edge").runtime_socket == ""
+    with pytest.raises(SettingsError, match="PROJECT_POLL_INTERVAL"):
+        load_settings({}, {"PROJECT_POLL_INTERVAL": "0s"}, hostname="edge")
+
+
+@pytest.mark.parametrize(
+    ("configured", "present", "want"),
+    [
+        (None, {"/var/run/docker.sock", "/run/podman/podman.sock"}, "/var/run/docker.sock"),
+        (None, {"/run/podman/podman.sock"}, "/run/podman/podman.sock"),
+        (None, set(), None),
+        ("", {"/var/run/docker.sock"}, None),
+        ("/x.sock", set(), "/x.sock"),
+    ],
+    ids=["docker-first", "podman", "none-found", "off", "configured"],
+)
+def test_find_runtime_socket(configured: str | None, present: set[str], want: str | None) -> None:
+    assert find_runtime_socket(configured, present.__contains__) == want

@@ -106,6 +106,8 @@ async def agent(api_transport: httpx.ASGITransport, clock: FakeClock) -> AsyncIt
             listen_port=port,
             throughput_backend="off",
             peer_probes_per_round=0,
+            runtime_socket="",
+            ingress_port=0,  # not the default 8081 on loopback: parallel test runs share it
         )
         stop = asyncio.Event()
         task = asyncio.create_task(

@@ -44,7 +44,11 @@ INDEX = _load_index()
 def test_the_index_covers_the_corpus() -> None:
     files = sorted(path.name for path in CORPUS.iterdir() if path.name != "expected.yaml")
     assert sorted(INDEX) == files
-    assert len(files) >= 50
+    assert len(files) >= 150
+
+
+def _wanted(text: str | list[str]) -> list[str]:
+    return [text] if isinstance(text, str) else text
 
 
 def _api_body(path: Path, expected: Expected) -> bytes:
@@ -73,7 +77,8 @@ async def test_the_api_refuses_it(api: httpx.AsyncClient, name: str) -> None:
     else:
         assert answer.headers["content-type"] == PROBLEM
         problem = answer.json()
-        assert any(expected.api in line for line in problem.get("errors") or [problem["detail"]]), problem
+        for wanted in _wanted(expected.api):
+            assert any(wanted in line for line in problem.get("errors") or [problem["detail"]]), problem
     assert await _stored(api) == []
 
 
@@ -84,7 +89,8 @@ async def test_caractrl_apply_refuses_it(caractrl: Caractrl, api: httpx.AsyncCli
     assert result.stdout == ""  # nothing was created, configured or left unchanged
     lines = result.stderr.splitlines()
     assert lines and all(line.startswith(("Error: ", "  ")) for line in lines), result.stderr
-    assert INDEX[name].cli in result.stderr
+    for wanted in _wanted(INDEX[name].cli):
+        assert wanted in result.stderr
     assert "Traceback" not in result.stderr
     assert await _stored(api) == []
 

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
+from controlplane.server import watch
 from controlplane.server.app import create_app
 from controlplane.server.identity import DevIdentity
 from controlplane.server.settings import Settings
@@ -50,7 +51,13 @@ def fuzz_clock() -> FakeClock:
 
 @pytest.fixture(scope="module")
 def fuzz_app(fuzz_clock: FakeClock) -> Iterator[FastAPI]:
-    """fuzz_app is a dev-mode app on a fresh in-memory store, shared by every case of one module."""
+    """fuzz_app is a dev-mode app on a fresh in-memory store, shared by every case of one module.
+
+    Its watches (`?watch=true`) end after their first batch of events: in-process, a response is read only once
+    it is complete, and a watch otherwise stays open for up to 30 minutes.
+    """
+    patch = pytest.MonkeyPatch()
+    patch.setattr(watch, "MAX_TIMEOUT_S", 0)
     store = asyncio.run(open_store("sqlite:///:memory:"))
     yield create_app(
         store=store,
@@ -59,6 +66,7 @@ def fuzz_app(fuzz_clock: FakeClock) -> Iterator[FastAPI]:
         settings=Settings(dev=True, max_body_bytes=FUZZ_BODY_LIMIT),
     )
     asyncio.run(store.close())
+    patch.undo()
 
 
 @pytest.fixture(scope="module")

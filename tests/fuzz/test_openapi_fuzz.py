@@ -18,6 +18,7 @@ from .conftest import EXAMPLES, FUZZ
 #: the list equal to what /openapi.json publishes (the throughput streams are time-boxed, so they are left out).
 OPERATIONS = [
     "GET /api/healthz",
+    "GET /api/version",
     "GET /metrics",
     "GET /api/v1/nodes",
     "POST /api/v1/nodes",
@@ -29,6 +30,7 @@ OPERATIONS = [
     "POST /api/v1/nodes/{name}/release",
     "POST /api/v1/nodes/{name}/uncordon",
     "GET /api/v1/nodes/{name}/history",
+    "GET /api/v1/nodes/{name}/peers",
     "GET /api/v1/projects",
     "POST /api/v1/projects",
     "GET /api/v1/projects/{name}",
@@ -38,7 +40,7 @@ OPERATIONS = [
 ]
 
 #: The operations that take no input at all (no parameters, no body).
-WITHOUT_INPUT = {"GET /api/healthz", "GET /metrics"}
+WITHOUT_INPUT = {"GET /api/healthz", "GET /api/version", "GET /metrics"}
 
 #: The operations that read a JSON body.
 WITH_BODY = [

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal
 
+from fastapi import Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from controlplane.api import InvalidObject, WireModel
+from controlplane.api import InvalidObject, InvalidSelector, Selector, WireModel
+from controlplane.api import parse_selector as api_parse_selector
+from controlplane.store.base import NotFound
 
 
 class WireResponse(JSONResponse):
@@ -47,18 +51,41 @@ def json_body(model: type[BaseModel], *, required: bool = True) -> dict[str, Any
     return {"requestBody": {"required": required, "content": {"application/json": {"schema": body}}}}
 
 
-def parse_selector(selector: str | None) -> dict[str, str] | None:
-    """parse_selector reads `k=v,k2=v2` (kubectl's equality selector); raises InvalidObject when malformed."""
-    if not selector:
-        return None
-    labels: dict[str, str] = {}
-    for term in selector.split(","):
-        key, sep, value = term.partition("=")
-        key, value = key.strip(), value.strip().lstrip("=")
-        if not sep or not key:
-            raise InvalidObject([f"labelSelector: {term!r} is not of the form key=value"])
-        labels[key] = value
-    return labels
+def parse_selector(selector: str | None) -> Selector:
+    """parse_selector reads a labelSelector query (Kubernetes' syntax); raises InvalidObject naming it."""
+    try:
+        return api_parse_selector(selector or "")
+    except InvalidSelector as exc:
+        raise InvalidObject([f"labelSelector: {exc}"]) from None
+
+
+#: `?dryRun=All` (Kubernetes' spelling): validate and answer as if written, but store nothing.
+DryRun = Annotated[
+    Literal["All"] | None,
+    Query(alias="dryRun", description="All: validate and answer as if written, but store nothing."),
+]
+
+
+#: `?watch=true`: stream events instead of answering a list (controlplane.server.watch).
+WatchFlag = Annotated[bool, Query(description="Stream newline-delimited JSON events instead of a list.")]
+#: `?timeoutSeconds=N`: how long a watch stays open.
+TimeoutSeconds = Annotated[
+    int | None, Query(alias="timeoutSeconds", ge=1, description="Seconds a watch stays open (at most 1800).")
+]
+
+
+def is_dry_run(value: str | None) -> bool:
+    """is_dry_run reports whether a request asked for dryRun=All."""
+    return value == "All"
+
+
+async def exists(get: Callable[[str], Awaitable[object]], name: str) -> bool:
+    """exists reports whether get(name) finds an object (a store getter raising NotFound otherwise)."""
+    try:
+        await get(name)
+    except NotFound:
+        return False
+    return True
 
 
 def check_path_name(body: Any, name: str) -> None:

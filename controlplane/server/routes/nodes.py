@@ -10,26 +10,48 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from controlplane.api import WITNESS_HEADER, Heartbeat, Node, NodeList, PeerAssignment, decode
+from controlplane.api import WITNESS_HEADER, Heartbeat, InvalidObject, Node, NodeList, PeerAssignment, decode_valid
 
 from ..context import CallerDep, Ctx, ServerContext, parse_json, read_body, read_json
 from ..identity import Caller, Role, require_reader, require_writer
 from ..nodewrites import BeatOutcome
 from ..problems import problem_responses
+from ..watch import NodeSource, watch_response, watch_responses
 from . import history
-from ._common import check_path_name, json_body, parse_selector, wire, without_status
+from ._common import (
+    DryRun,
+    TimeoutSeconds,
+    WatchFlag,
+    check_path_name,
+    is_dry_run,
+    json_body,
+    parse_selector,
+    wire,
+    without_status,
+)
 
 router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
 
 
-@router.get("", responses={200: {"model": NodeList}, **problem_responses(400)})
+@router.get("", responses={**watch_responses(NodeList), **problem_responses(400)})
 async def list_nodes(
-    context: Ctx, caller: CallerDep, label_selector: Annotated[str | None, Query(alias="labelSelector")] = None
-) -> JSONResponse:
+    request: Request,
+    context: Ctx,
+    caller: CallerDep,
+    label_selector: Annotated[str | None, Query(alias="labelSelector")] = None,
+    watch: WatchFlag = False,
+    timeout_seconds: TimeoutSeconds = None,
+) -> Response:
+    """list answers a NodeList; with watch=true, a stream of events instead (controlplane.server.watch)."""
     require_reader(caller)
     writes = context.writes
-    nodes = await context.store.list_nodes(labels=parse_selector(label_selector))
-    return wire(NodeList(items=[writes.with_lease(writes.remember(node)) for node in nodes]))
+    selector = parse_selector(label_selector)
+    if watch:
+        source = NodeSource(context.store, lambda node: writes.with_lease(writes.remember(node)).to_wire())
+        return watch_response(source, selector, timeout_seconds, request, context.stopping)
+    nodes = await context.store.list_nodes(labels=selector.equalities() or None)
+    matching = [node for node in nodes if selector.matches(node.metadata.labels)]
+    return wire(NodeList(items=[writes.with_lease(writes.remember(node)) for node in matching]))
 
 
 @router.post(
@@ -38,13 +60,13 @@ async def list_nodes(
     responses={201: {"model": Node}, **problem_responses(400, 409, 413)},
     openapi_extra=json_body(Node),
 )
-async def create_node(request: Request, context: Ctx, caller: CallerDep) -> JSONResponse:
+async def create_node(request: Request, context: Ctx, caller: CallerDep, dry_run: DryRun = None) -> JSONResponse:
     """create registers a Node. An agent (node role) registers only itself: the Node is bound to its machine,
     and labels, annotations and unschedulable stay the operator's (not taken from the agent)."""
     if caller.role is not Role.NODE:
         require_writer(caller)
-    node = decode(Node, without_status(await read_json(request)))
-    return wire(await context.writes.register(caller, node), 201)
+    node = decode_valid(Node, without_status(await read_json(request)))
+    return wire(await context.writes.register(caller, node, dry_run=is_dry_run(dry_run)), 201)
 
 
 @router.get("/{name}", responses={200: {"model": Node}, **problem_responses(404)})
@@ -57,14 +79,16 @@ async def get_node(name: str, context: Ctx, caller: CallerDep) -> JSONResponse:
 @router.put(
     "/{name}", responses={200: {"model": Node}, **problem_responses(400, 404, 413)}, openapi_extra=json_body(Node)
 )
-async def replace_node(name: str, request: Request, context: Ctx, caller: CallerDep) -> JSONResponse:
+async def replace_node(
+    name: str, request: Request, context: Ctx, caller: CallerDep, dry_run: DryRun = None
+) -> JSONResponse:
     require_writer(caller)
     body = without_status(await read_json(request))
     check_path_name(body, name)
     if isinstance(body, dict) and "metadata" not in body:
         body = {**body, "metadata": {"name": name}}
-    given = decode(Node, body)
-    return wire(context.writes.with_lease(await context.writes.replace(name, given)))
+    given = decode_valid(Node, body)
+    return wire(context.writes.with_lease(await context.writes.replace(name, given, dry_run=is_dry_run(dry_run))))
 
 
 @router.delete("/{name}", status_code=204, responses=problem_responses(404, 409))
@@ -87,13 +111,17 @@ async def heartbeat(name: str, request: Request, context: Ctx, caller: CallerDep
     fast path (controlplane/server/fastbeat.py) answers the same beats ahead of FastAPI, through the same steps
     below; this route answers whatever it hands back (every refusal, so problems render in one place)."""
     raw = await read_body(request, context.settings.max_body_bytes)
-    outcome = await apply_beat(context, caller, name, raw)
+    try:
+        outcome = await apply_beat(context, caller, name, raw)
+    except InvalidObject:
+        await context.writes.renew(caller, name)  # none of the facts is stored, but the agent is alive
+        raise
     return Response(status_code=204, headers=await after_beat(context, outcome))
 
 
 async def apply_beat(context: ServerContext, caller: Caller, name: str, raw: bytes) -> BeatOutcome:
     """apply_beat decodes a beat's body and applies it; every refusal (400, 403, 404) is raised before any write."""
-    beat = Heartbeat() if not raw.strip() else decode(Heartbeat, parse_json(raw))
+    beat = Heartbeat() if not raw.strip() else decode_valid(Heartbeat, parse_json(raw))
     return await context.writes.heartbeat(caller, name, beat)
 
 

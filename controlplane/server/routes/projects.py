@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -19,26 +19,43 @@ from controlplane.api import (
     ProjectStatus,
     ProjectStatusPatch,
     decode,
+    decode_valid,
     set_condition,
 )
-from controlplane.store.base import Conflict
+from controlplane.store.base import AlreadyExists, Conflict
 
 from ..context import CallerDep, Ctx, read_json
 from ..identity import Forbidden, Role, require_reader, require_writer
 from ..problems import problem_responses
-from ._common import check_path_name, json_body, parse_selector, wire, without_status
+from ..watch import ListSource, watch_response, watch_responses
+from ._common import (
+    DryRun,
+    TimeoutSeconds,
+    WatchFlag,
+    check_path_name,
+    exists,
+    is_dry_run,
+    json_body,
+    parse_selector,
+    wire,
+    without_status,
+)
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 
 
-@router.get("", responses={200: {"model": ProjectList}, **problem_responses(400)})
+@router.get("", responses={**watch_responses(ProjectList), **problem_responses(400)})
 async def list_projects(
+    request: Request,
     context: Ctx,
     caller: CallerDep,
     phase: Annotated[list[str] | None, Query()] = None,
     node_ref: Annotated[str | None, Query(alias="nodeRef")] = None,
     label_selector: Annotated[str | None, Query(alias="labelSelector")] = None,
-) -> JSONResponse:
+    watch: WatchFlag = False,
+    timeout_seconds: TimeoutSeconds = None,
+) -> Response:
+    """list answers a ProjectList; with watch=true, a stream of events instead (controlplane.server.watch)."""
     require_reader(caller)
     phases = []
     for value in phase or ():
@@ -47,10 +64,21 @@ async def list_projects(
         except ValueError:
             allowed = ", ".join(p.value for p in ProjectPhase)
             raise InvalidObject([f"phase: {value!r} is not one of {allowed}"]) from None
-    projects = await context.store.list_projects(
-        phases=phases or None, node_ref=node_ref or None, labels=parse_selector(label_selector)
-    )
-    return wire(ProjectList(items=projects))
+    selector = parse_selector(label_selector)
+
+    async def matching() -> list[Project]:
+        projects = await context.store.list_projects(
+            phases=phases or None, node_ref=node_ref or None, labels=selector.equalities() or None
+        )
+        return [p for p in projects if selector.matches(p.metadata.labels)]
+
+    if watch:
+
+        async def list_all() -> list[dict[str, Any]]:
+            return [project.to_wire() for project in await matching()]
+
+        return watch_response(ListSource(list_all), selector, timeout_seconds, request, context.stopping)
+    return wire(ProjectList(items=await matching()))
 
 
 @router.post(
@@ -59,11 +87,15 @@ async def list_projects(
     responses={201: {"model": Project}, **problem_responses(400, 409, 413)},
     openapi_extra=json_body(Project),
 )
-async def create_project(request: Request, context: Ctx, caller: CallerDep) -> JSONResponse:
+async def create_project(request: Request, context: Ctx, caller: CallerDep, dry_run: DryRun = None) -> JSONResponse:
     require_writer(caller)
-    project = decode(Project, without_status(await read_json(request)))
+    project = decode_valid(Project, without_status(await read_json(request)))
     project.metadata.created_at = project.metadata.updated_at = context.now()
     project.status = ProjectStatus(phase=ProjectPhase.PENDING)
+    if is_dry_run(dry_run):
+        if await exists(context.store.get_project, project.name):
+            raise AlreadyExists("project", project.name)
+        return wire(project, 201)
     return wire(await context.store.create_project(project), 201)
 
 
@@ -78,27 +110,33 @@ async def get_project(name: str, context: Ctx, caller: CallerDep) -> JSONRespons
     responses={200: {"model": Project}, **problem_responses(400, 404, 409, 413)},
     openapi_extra=json_body(Project),
 )
-async def replace_project(name: str, request: Request, context: Ctx, caller: CallerDep) -> JSONResponse:
+async def replace_project(
+    name: str, request: Request, context: Ctx, caller: CallerDep, dry_run: DryRun = None
+) -> JSONResponse:
     require_writer(caller)
     body = without_status(await read_json(request))
     check_path_name(body, name)
     if isinstance(body, dict) and "metadata" not in body:
         body = {**body, "metadata": {"name": name}}
-    given = decode(Project, body)
+    given = decode_valid(Project, body)
     now = context.now()
 
     def replace(project: Project) -> Project:
-        if project.status.phase not in REPLACEABLE_PHASES:
-            raise Conflict(
-                f'project "{name}" is {project.status.phase}; its spec can be replaced only while Pending or Failed'
-            )
         metadata = project.metadata.model_copy(
             update={"labels": given.metadata.labels, "annotations": given.metadata.annotations, "updated_at": now}
         )
+        if project.status.phase not in REPLACEABLE_PHASES:
+            if given.spec.to_wire() == project.spec.to_wire():  # labels and annotations only: no spec change
+                return project.model_copy(update={"metadata": metadata})
+            raise Conflict(
+                f'project "{name}" is {project.status.phase}; its spec can be replaced only while Pending or Failed'
+            )
         # A failed project with a new spec gets another chance: back to Pending for the scheduler.
         status = ProjectStatus(phase=ProjectPhase.PENDING, conditions=project.status.conditions)
         return project.model_copy(update={"metadata": metadata, "spec": given.spec, "status": status})
 
+    if is_dry_run(dry_run):
+        return wire(replace(await context.store.get_project(name)))
     return wire(await context.store.update_project(name, replace))
 
 

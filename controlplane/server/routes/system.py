@@ -1,4 +1,4 @@
-"""System routes: health and Prometheus metrics."""
+"""System routes: health, version and Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from controlplane.api import NodeState
+from controlplane.api import API_VERSION, NodeState
 
 from ..context import Ctx
 from ..problems import problem_response, problem_responses
@@ -24,6 +24,23 @@ async def healthz(context: Ctx) -> Response:
         return PlainTextResponse("OK")
     errors = [f"{loop}: {why}" for loop, why in sorted(problems.items())]
     return problem_response(503, f"unhealthy: {', '.join(sorted(problems))}", errors)
+
+
+#: The distribution whose version the server reports.
+DISTRIBUTION = "caravanserai-mesh"
+
+
+@router.get("/api/version")
+async def version() -> dict[str, str]:
+    """version is the server's own version and API version (Kubernetes' /version, for `caractrl version`)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        found = package_version(DISTRIBUTION)
+    except PackageNotFoundError:
+        found = "unknown"
+    return {"version": found, "apiVersion": API_VERSION}
 
 
 @router.get("/metrics", response_class=Response)

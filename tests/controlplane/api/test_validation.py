@@ -83,7 +83,7 @@ def test_node_errors_name_the_field(doc: dict[str, Any], expected: list[str]) ->
         ),
         (
             {"services": [SERVICE], "volumes": [{"name": "d", "type": "Disk"}]},
-            ["spec.volumes[0].type: must be one of 'Ephemeral'"],
+            ['spec.volumes[0].type: Unsupported value: "Disk": supported values: "Ephemeral"'],
         ),
         (
             {"services": [SERVICE], "ingress": [{"name": "i", "target": {"service": "db", "port": 80}}]},
@@ -130,6 +130,7 @@ def test_body_that_is_not_an_object() -> None:
 
 def test_status_patch_requires_a_known_phase() -> None:
     assert errors_of(ProjectStatusPatch, {"phase": "Done"}) == [
-        "phase: must be one of 'Pending', 'Scheduled', 'Running', 'Failed', 'Terminating' or 'Terminated'"
+        'phase: Unsupported value: "Done": supported values: "Pending", "Scheduled", "Running", "Failed", '
+        '"Terminating", "Terminated"'
     ]
     assert decode(ProjectStatusPatch, {"phase": "Running", "reason": "Started"}).reason == "Started"

@@ -116,8 +116,9 @@ BAD_CASES = [
     pytest.param(
         NODE + "---\n" + NODE.replace("name: edge-1", "name: Edge_1"),
         [
-            "Error: bad.yaml: document 2: metadata.name: must be 1-253 characters of lower-case letters, digits, "
-            "'-' and '.', starting and ending with a letter or digit"
+            'Error: bad.yaml: document 2: metadata.name: Invalid value: "Edge_1": a lowercase RFC 1123 subdomain must '
+            "consist of lower case alphanumeric characters, '-' or '.', each '.'-separated part starting and ending "
+            "with an alphanumeric character and at most 63 characters, 253 characters in all (e.g. 'example.com')"
         ],
         id="invalid-name",
     ),
@@ -185,7 +186,7 @@ async def test_a_missing_file_is_named(caractrl: Caractrl, tmp_path: Path, memor
 async def test_a_body_over_the_limit_is_refused_before_anything_is_sent(
     caractrl: Caractrl, memory_store: Store
 ) -> None:
-    huge = NODE.replace("edge-1", "big").replace("site: lab", "blob: " + "x" * (1024 * 1024))
+    huge = NODE.replace("edge-1", "big").replace("hostname: big", "hostname: " + "x" * (1024 * 1024))
     result = await caractrl("apply", "-f", "-", input=NODE + "---\n" + huge)
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: <stdin>: document 2: node/big is ")
@@ -195,7 +196,7 @@ async def test_a_body_over_the_limit_is_refused_before_anything_is_sent(
 
 async def test_the_server_limit_answers_with_a_problem_document(caractrl: Caractrl) -> None:
     # The test app's limit (64 KiB) is below the client's 1 MiB check: the server's 413 is reported.
-    big = NODE.replace("site: lab", "blob: " + "x" * (100 * 1024))
+    big = NODE.replace("labels: {site: lab}", "annotations: {blob: " + "x" * (100 * 1024) + "}")
     result = await caractrl("apply", "-f", "-", input=big)
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: <stdin>: document 1: node/edge-1: Content Too Large: ")

@@ -233,3 +233,17 @@ def test_describe_renders_lists_of_objects_and_empty_status() -> None:
         "      type:  Ephemeral",
     ]
     assert lines[-1] == "Conditions:   <none>"
+
+
+def test_state_reads_like_kubectls_status() -> None:
+    ready = {"type": "Ready", "status": "True", "reason": "AgentReady"}
+    lost = {"type": "Ready", "status": "False", "reason": "HeartbeatTimeout"}
+
+    def node(state: str, unschedulable: bool, condition: dict[str, str]) -> dict[str, object]:
+        return {"spec": {"unschedulable": unschedulable}, "status": {"state": state, "conditions": [condition]}}
+
+    assert printers.node_state(node("Ready", False, ready)) == "Ready"
+    assert printers.node_state(node("Ready", True, ready)) == "Ready,SchedulingDisabled"
+    assert printers.node_state(node("NotReady", True, lost)) == "NotReady(HeartbeatTimeout),SchedulingDisabled"
+    assert printers.node_state(node("Draining", True, ready)) == "Ready,Draining"
+    assert printers.node_state(node("Draining", True, lost)) == "NotReady(HeartbeatTimeout),Draining"

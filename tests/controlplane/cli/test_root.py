@@ -126,11 +126,24 @@ def test_a_broken_config_file_is_named(tmp_path: Path, text: str, message: str) 
     assert result.stderr.startswith(f"Error: {tmp_path}/caravanserai/config.yaml: ")
 
 
+def _server(request: httpx.Request) -> httpx.Response:
+    if request.url.path == "/api/version":
+        return httpx.Response(200, json={"version": "0.1.0", "apiVersion": "caravanserai/v1"})
+    return httpx.Response(200, text="OK")
+
+
 def test_version_prints_client_and_server() -> None:
-    result, _ = invoke(["version"], {"CARA_SERVER": "http://cara:8080"}, lambda r: httpx.Response(200, text="OK"))
+    result, _ = invoke(["version"], {"CARA_SERVER": "http://cara:8080"}, _server)
     assert result.exit_code == 0
-    assert result.stdout == f"Client Version: {client_version()}\nServer: http://cara:8080 (healthz: OK)\n"
+    assert result.stdout == (
+        f"Client Version: {client_version()}\nServer Version: 0.1.0\nServer: http://cara:8080 (healthz: OK)\n"
+    )
     assert client_version() == "0.1.0"
+
+
+def test_version_of_a_server_without_a_version_route() -> None:
+    result, _ = invoke(["version"], {"CARA_SERVER": "http://cara:8080"}, lambda r: httpx.Response(200, text="OK"))
+    assert result.exit_code == 0 and "Server Version: unknown\n" in result.stdout
 
 
 def test_version_client_only_needs_no_server() -> None:

@@ -38,7 +38,7 @@ async def test_cordon_then_uncordon(caractrl: Caractrl, memory_store: Store) -> 
 async def test_drain_then_uncordon(caractrl: Caractrl, memory_store: Store) -> None:
     await caractrl("apply", "-f", "-", input=NODE)
     drained = await caractrl("drain", "edge-1")
-    assert (drained.exit_code, drained.stdout) == (0, "node/edge-1 drained\n")
+    assert (drained.exit_code, drained.stdout) == (0, "node/edge-1 cordoned and draining\nnode/edge-1 drained\n")
     node = await memory_store.get_node("edge-1")
     assert (node.status.state, node.spec.unschedulable) == (NodeState.DRAINING, True)
     assert (await caractrl("uncordon", "edge-1")).exit_code == 0

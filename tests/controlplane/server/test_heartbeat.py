@@ -103,12 +103,58 @@ async def test_going_away_beat_releases_the_lease(api: httpx.AsyncClient, leases
     ],
     ids=["syntax", "wrong-type", "condition-without-status", "not-object"],
 )
-async def test_bad_beats_are_400_and_change_nothing(
+async def test_bad_beats_are_400_and_change_nothing_but_the_lease(
     api: httpx.AsyncClient, leases: LeaseTable, body: bytes, error: str
 ) -> None:
+    """A bug in one collector must not take a Node NotReady: the agent spoke, so its lease renews."""
+    before = (await api.get(f"{NODES}/edge1")).json()
     answer = await api.post(f"{NODES}/edge1/heartbeat", content=body)
     assert answer.status_code == 400 and answer.json()["errors"] == [error]
-    assert leases.get("edge1") is None
+    assert answer.json()["detail"] == error
+    assert leases.get("edge1") is not None
+    after = (await api.get(f"{NODES}/edge1")).json()
+    served = ("lastHeartbeat", "factsStale")  # the served view of the lease, which renewed
+    assert {k: v for k, v in after["status"].items() if k not in served} == {
+        k: v for k, v in before["status"].items() if k not in served
+    }
+
+
+@pytest.mark.usefixtures("registered")
+async def test_a_beat_with_invalid_facts_names_them_stores_none_and_renews_the_lease(
+    api: httpx.AsyncClient, leases: LeaseTable
+) -> None:
+    body = {
+        "capacity": {"cpu": "lots", "memory": "-5Gi"},
+        "network": {"ip": "not-an-ip"},
+        "info": {"osImage": "Debian 13"},
+    }
+    answer = await api.post(f"{NODES}/edge1/heartbeat", json=body)
+    assert answer.status_code == 400
+    errors = answer.json()["errors"]
+    assert errors == [
+        "network.ip: Invalid value: \"not-an-ip\": must be a valid IP address (e.g. '100.64.0.5')",
+        "capacity.cpu: Invalid value: \"lots\": must be a quantity such as '500m', '2', '512Mi' or '10Gi'",
+        'capacity.memory: Invalid value: "-5Gi": must be greater than or equal to 0',
+    ]
+    assert "network.ip" in answer.json()["detail"] and "capacity.memory" in answer.json()["detail"]
+    status = (await api.get(f"{NODES}/edge1")).json()["status"]
+    assert "capacity" not in status and "info" not in status and "ip" not in status.get("network", {})
+    assert leases.get("edge1") is not None
+
+
+async def test_an_invalid_beat_for_an_unknown_node_is_still_404(api: httpx.AsyncClient) -> None:
+    answer = await api.post(f"{NODES}/ghost/heartbeat", json={"network": {"ip": "x"}})
+    assert answer.status_code == 404
+
+
+@pytest.mark.usefixtures("registered")
+async def test_the_go_agents_beat_with_zero_times_passes(api: httpx.AsyncClient) -> None:
+    """The body the Go cara-agent sends (../shared/contract/go-wire-transcripts.md), zero time and all."""
+    body = (
+        b'{"state":"Ready","network":{"ip":"100.64.0.9","agentPort":18703,'
+        b'"throughput":{"lastTestTime":"0001-01-01T00:00:00Z"}}}'
+    )
+    assert (await api.post(f"{NODES}/edge1/heartbeat", content=body)).status_code == 204
 
 
 async def test_deleted_node_beats_get_404(api: httpx.AsyncClient, registered: None) -> None:

@@ -42,14 +42,30 @@ async def test_empty_list_has_items(api: httpx.AsyncClient) -> None:
 
 
 async def test_label_selector(api: httpx.AsyncClient) -> None:
-    await api.post(NODES, json=node("a"))
+    unlabelled = node("a")
+    del unlabelled["metadata"]["labels"]
+    await api.post(NODES, json=unlabelled)
     other = node("b")
     other["metadata"]["labels"] = {"zone": "b"}
     await api.post(NODES, json=other)
     items = (await api.get(NODES, params={"labelSelector": "zone=b"})).json()["items"]
     assert [n["metadata"]["name"] for n in items] == ["b"]
-    bad = await api.get(NODES, params={"labelSelector": "zone"})
-    assert bad.status_code == 400 and bad.json()["errors"] == ["labelSelector: 'zone' is not of the form key=value"]
+    for selector, names in [
+        ("zone", ["b"]),
+        ("!zone", ["a"]),
+        ("zone!=b", ["a"]),
+        ("zone==b", ["b"]),
+        ("zone in (a, b)", ["b"]),
+        ("zone notin (b)", ["a"]),
+        ("zone=b,!zone", []),
+    ]:
+        items = (await api.get(NODES, params={"labelSelector": selector})).json()["items"]
+        assert [n["metadata"]["name"] for n in items] == names, selector
+    for selector in ("app!x", "zone=a=b", "zone in a", "bad key=1", "a,"):
+        bad = await api.get(NODES, params={"labelSelector": selector})
+        assert bad.status_code == 400, selector
+        assert bad.json()["errors"][0].startswith(f'labelSelector: invalid selector "{selector}"')
+        assert selector in bad.json()["detail"]
 
 
 async def test_duplicate_is_409(api: httpx.AsyncClient) -> None:

@@ -67,16 +67,24 @@ async def test_memory_and_default_file_urls(tmp_path: Path) -> None:
         await memory.close()
     url = default_store_url(tmp_path / "data")
     assert url == f"sqlite://{tmp_path}/data/cara.db"
-    store = await open_store(url)  # creates the missing data directory
+    (tmp_path / "data").mkdir()  # cara-server makes its own data directory; the store makes no folder
+    store = await open_store(url)
     await store.close()
     assert (tmp_path / "data" / "cara.db").is_file()
+
+
+async def test_a_store_url_whose_folder_does_not_exist_is_an_error(tmp_path: Path) -> None:
+    """A mistyped --store must not start the server on a new, empty store in a folder it made up."""
+    with pytest.raises(StoreError, match="does not exist"):
+        await open_store(f"sqlite://{tmp_path}/no/such/dir/cara.db")
+    assert not (tmp_path / "no").exists()
 
 
 async def test_an_unusable_sqlite_path_is_a_store_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
     with pytest.raises(StoreError, match="sqlite"):
         await open_store(f"sqlite://{tmp_path}")  # a directory, not a database file
-    with pytest.raises(StoreError, match="cannot create the directory"):
+    with pytest.raises(StoreError, match="does not exist"):
         await open_store(f"sqlite://{tmp_path}/file/cara.db")
     (tmp_path / "garbage.db").write_bytes(b"this is not an SQLite database, not at all" * 100)
     with pytest.raises(StoreError, match="sqlite"):

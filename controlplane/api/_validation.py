@@ -1,0 +1,307 @@
+"""The write rules of caravanserai/v1, as Kubernetes states them: names, labels, images, quantities, IPs, ports.
+
+The models decide the shape of a document (and read anything stored under older, looser rules); the rules here
+are what a document must also meet to be written. They read the wire dict, so one pass reports every error of a
+document at once, each as `path: Invalid value: "<value>": <what is allowed>`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Final, TypeVar
+
+from pydantic import BaseModel
+
+from ._errors import InvalidObject, decode, shown
+from ._quantity import parse_quantity, parse_throughput
+
+DNS1123_LABEL_MAX: Final = 63
+DNS1123_SUBDOMAIN_MAX: Final = 253
+_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+#: An OCI image reference: [registry[:port]/]path[:tag][@digest] (the distribution project's grammar).
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE = re.compile(
+    r"(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?/)?"
+    rf"{_PATH_PART}(?:/{_PATH_PART})*"
+    r"(?::[\w][\w.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+)
+#: The total size of an object's annotations, keys and values (Kubernetes' TotalAnnotationSizeLimitB).
+ANNOTATIONS_MAX_BYTES: Final = 256 * 1024
+
+SUBDOMAIN_RULE: Final = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', each "
+    "'.'-separated part starting and ending with an alphanumeric character and at most 63 characters, "
+    "253 characters in all (e.g. 'example.com')"
+)
+LABEL_RULE: Final = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', start and end with an "
+    "alphanumeric character, and be at most 63 characters (e.g. 'my-name')"
+)
+QUALIFIED_NAME_RULE: Final = (
+    "a qualified name must be an optional DNS subdomain prefix and '/', then a name of at most 63 alphanumeric "
+    "characters, '-', '_' or '.', starting and ending with an alphanumeric character (e.g. 'app' or "
+    "'example.com/tier')"
+)
+LABEL_VALUE_RULE: Final = (
+    "a valid label value must be empty or at most 63 alphanumeric characters, '-', '_' or '.', starting and ending "
+    "with an alphanumeric character (e.g. 'web')"
+)
+IMAGE_RULE: Final = "must be an image reference such as 'nginx', 'nginx:1.27' or 'registry.example:5000/team/app:v2'"
+QUANTITY_RULE: Final = "must be a quantity such as '500m', '2', '512Mi' or '10Gi'"
+PORT_MAX: Final = 65535
+PORT_RULE: Final = "must be between 1 and 65535, inclusive"
+IP_RULE: Final = "must be a valid IP address (e.g. '100.64.0.5')"
+
+
+def invalid(path: str, value: Any, rule: str) -> str:
+    """invalid is Kubernetes' `path: Invalid value: "value": rule`."""
+    return f"{path}: Invalid value: {shown(value)}: {rule}"
+
+
+def unsupported(path: str, value: Any, allowed: list[str]) -> str:
+    """unsupported is Kubernetes' `path: Unsupported value: "value": supported values: "a", "b"`."""
+    return f"{path}: Unsupported value: {shown(value)}: supported values: {', '.join(json.dumps(a) for a in allowed)}"
+
+
+# --- single rules: each returns what is wrong with value, or None -------------------------------------------------
+
+
+def subdomain_problem(value: str) -> str | None:
+    """subdomain_problem checks a DNS-1123 subdomain whose every label is at most 63 characters."""
+    if not value or len(value) > DNS1123_SUBDOMAIN_MAX:
+        return SUBDOMAIN_RULE
+    parts = value.split(".")
+    if any(len(part) > DNS1123_LABEL_MAX or not _DNS1123_LABEL.fullmatch(part) for part in parts):
+        return SUBDOMAIN_RULE
+    return None
+
+
+def label_problem(value: str) -> str | None:
+    """label_problem checks a DNS-1123 label (a service, volume or ingress name)."""
+    if len(value) > DNS1123_LABEL_MAX or not _DNS1123_LABEL.fullmatch(value):
+        return LABEL_RULE
+    return None
+
+
+def qualified_name_problem(key: str) -> str | None:
+    """qualified_name_problem checks a label or annotation key: `[prefix/]name`."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and subdomain_problem(prefix) is not None:
+        return f"prefix part: {SUBDOMAIN_RULE}"
+    if not name or len(name) > DNS1123_LABEL_MAX or not _QUALIFIED_NAME.fullmatch(name):
+        return QUALIFIED_NAME_RULE
+    return None
+
+
+def label_value_problem(value: str) -> str | None:
+    """label_value_problem checks a label value."""
+    if len(value) > DNS1123_LABEL_MAX or not _LABEL_VALUE.fullmatch(value):
+        return LABEL_VALUE_RULE
+    return None
+
+
+def image_problem(value: str) -> str | None:
+    """image_problem checks an OCI image reference."""
+    return None if len(value) <= 512 and _IMAGE.fullmatch(value) else IMAGE_RULE
+
+
+def quantity_problem(value: str) -> str | None:
+    """quantity_problem checks a non-negative Kubernetes quantity."""
+    negative = value.strip().startswith("-")
+    try:
+        parse_quantity(value.strip().removeprefix("-"))
+    except ValueError:
+        return QUANTITY_RULE
+    return "must be greater than or equal to 0" if negative else None
+
+
+def ip_problem(value: str) -> str | None:
+    """ip_problem checks an IPv4 or IPv6 address."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return IP_RULE
+    return None
+
+
+# --- walking a wire document ---------------------------------------------------------------------------------------
+
+
+def _at(doc: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(doc, Mapping):
+            return None
+        doc = doc.get(key)
+    return doc
+
+
+def _items(doc: Any, *keys: str) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    value = _at(doc, *keys)
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, Mapping):
+                yield index, item
+
+
+def _string(errors: list[str], path: str, value: Any, problem: Callable[[str], str | None]) -> None:
+    if isinstance(value, str):
+        found = problem(value)
+        if found is not None:
+            errors.append(invalid(path, value, found))
+
+
+def metadata_errors(doc: Any) -> list[str]:
+    """metadata_errors checks metadata.name, labels and annotations of a wire object."""
+    errors: list[str] = []
+    _string(errors, "metadata.name", _at(doc, "metadata", "name"), subdomain_problem)
+    labels = _at(doc, "metadata", "labels")
+    if isinstance(labels, Mapping):
+        for key, value in labels.items():
+            _string(errors, "metadata.labels", key, qualified_name_problem)
+            _string(errors, f"metadata.labels[{key}]", value, label_value_problem)
+    annotations = _at(doc, "metadata", "annotations")
+    if isinstance(annotations, Mapping):
+        size = 0
+        for key, value in annotations.items():
+            _string(errors, "metadata.annotations", key, qualified_name_problem)
+            size += len(str(key).encode()) + len(str(value).encode())
+        if size > ANNOTATIONS_MAX_BYTES:
+            errors.append(f"metadata.annotations: Too long: must have at most {ANNOTATIONS_MAX_BYTES} bytes")
+    return errors
+
+
+def _resource_list_errors(errors: list[str], path: str, resources: Any) -> None:
+    if isinstance(resources, Mapping):
+        for key, value in resources.items():
+            _string(errors, path, key, qualified_name_problem)
+            _string(errors, f"{path}.{key}", value, quantity_problem)
+
+
+def status_fact_errors(doc: Any, prefix: str = "") -> list[str]:
+    """status_fact_errors checks what an agent reports: addresses, quantities and rates."""
+    errors: list[str] = []
+    network = _at(doc, "network")
+    _string(errors, f"{prefix}network.ip", _at(network, "ip"), ip_problem)
+    for direction in ("download", "upload"):
+        _string(errors, f"{prefix}network.throughput.{direction}", _at(network, "throughput", direction), _rate)
+    for index, peer in _items(network, "peers"):
+        _string(errors, f"{prefix}network.peers[{index}].ip", peer.get("ip"), ip_problem)
+    for field in ("capacity", "allocatable", "available"):
+        _resource_list_errors(errors, f"{prefix}{field}", _at(doc, field))
+    return errors
+
+
+def _rate(value: str) -> str | None:
+    if not value:
+        return None
+    try:
+        parse_throughput(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def node_errors(doc: Any) -> list[str]:
+    """node_errors checks the parts of a Node a client writes (status is the control plane's, dropped on write)."""
+    return metadata_errors(doc)
+
+
+def project_errors(doc: Any) -> list[str]:
+    """project_errors checks a Project's metadata and spec: names, images, mounts, references and requests."""
+    errors = metadata_errors(doc)
+    spec = _at(doc, "spec")
+    services = list(_items(spec, "services"))
+    seen: set[str] = set()
+    for index, service in services:
+        path = f"spec.services[{index}]"
+        name = service.get("name")
+        _string(errors, f"{path}.name", name, label_problem)
+        if isinstance(name, str):
+            if name in seen:
+                errors.append(f"{path}.name: Duplicate value: {shown(name)}")
+            seen.add(name)
+        _string(errors, f"{path}.image", service.get("image"), image_problem)
+        for e_index, env in _items(service, "env"):
+            _string(errors, f"{path}.env[{e_index}].name", env.get("name"), _env_name)
+        for m_index, mount in _items(service, "volumeMounts"):
+            _string(errors, f"{path}.volumeMounts[{m_index}].mountPath", mount.get("mountPath"), _mount_path)
+    volumes = set()
+    for index, volume in _items(spec, "volumes"):
+        _string(errors, f"spec.volumes[{index}].name", volume.get("name"), label_problem)
+        volumes.add(volume.get("name"))
+    for index, service in services:
+        for m_index, mount in _items(service, "volumeMounts"):
+            if isinstance(mount.get("name"), str) and mount["name"] not in volumes:
+                errors.append(
+                    f"spec.services[{index}].volumeMounts[{m_index}].name: Not found: {shown(mount['name'])}: "
+                    "must be declared in spec.volumes"
+                )
+    for index, ingress in _items(spec, "ingress"):
+        path = f"spec.ingress[{index}]"
+        _string(errors, f"{path}.name", ingress.get("name"), label_problem)
+        _string(errors, f"{path}.host", ingress.get("host") or None, subdomain_problem)
+        port = _at(ingress, "target", "port")
+        if isinstance(port, int) and not isinstance(port, bool) and not 1 <= port <= PORT_MAX:
+            errors.append(invalid(f"{path}.target.port", port, PORT_RULE))
+        target = _at(ingress, "target", "service")
+        if isinstance(target, str) and target not in seen:
+            errors.append(f"{path}.target.service: Not found: {shown(target)}: must be a service of this project")
+    for field in ("cpu", "memory"):
+        _string(errors, f"spec.resources.{field}", _at(spec, "resources", field), quantity_problem)
+    return errors
+
+
+def _env_name(value: str) -> str | None:
+    if _ENV_NAME.fullmatch(value):
+        return None
+    return (
+        "a valid environment variable name must consist of alphabetic characters, digits, '_', '-' or '.', and "
+        "must not start with a digit"
+    )
+
+
+def _mount_path(value: str) -> str | None:
+    return None if value.startswith("/") else "must be an absolute path (e.g. '/data')"
+
+
+def heartbeat_errors(doc: Any) -> list[str]:
+    """heartbeat_errors checks the facts of a heartbeat body."""
+    return status_fact_errors(doc)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+#: The write rules of each model that has them (the model's name → rules over its wire dict).
+RULES: Final[dict[str, Callable[[Any], list[str]]]] = {
+    "Node": node_errors,
+    "Project": project_errors,
+    "Heartbeat": heartbeat_errors,
+}
+
+
+def _path_of(error: str) -> str:
+    return error.split(": ", 1)[0]
+
+
+def decode_valid(model: type[M], data: Any, *, prefix: str = "") -> M:
+    """decode_valid decodes data as model and applies the write rules; raises InvalidObject listing every error.
+
+    A path both the model and a rule object to is reported once, as the rule words it (with the value).
+    """
+    rules = RULES.get(model.__name__)
+    found = [f"{prefix}.{e}" if prefix else e for e in rules(data)] if rules and isinstance(data, dict) else []
+    try:
+        obj = decode(model, data, prefix=prefix)
+    except InvalidObject as exc:
+        covered = {_path_of(error) for error in found}
+        raise InvalidObject([*found, *(e for e in exc.errors if _path_of(e) not in covered)]) from None
+    if found:
+        raise InvalidObject(found)
+    return obj
