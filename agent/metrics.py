@@ -1,6 +1,7 @@
 """The agent's Prometheus metrics, rendered from its live state at scrape time (no bookkeeping on the beat path).
 
-The text exposition format is written here by hand: prometheus_client would cost the agent more resident memory
+Every series is in base units (seconds, bytes, bits per second), as Prometheus asks and as the server's are. The
+text exposition format is written here by hand: prometheus_client would cost the agent more resident memory
 than all of its own metrics put together, and the edge budget is 40 MiB (issue 5).
 """
 
@@ -104,10 +105,10 @@ def agent_families(out: Exposition, beats: BeatState, status: AgentStatus) -> No
     out.family("cara_agent_path_direct", "gauge", "1 when the path to the control plane is Direct, 0 on DERP.", mode)
     if network is not None and network.latency_ms is not None:
         out.family(
-            "cara_agent_path_latency_ms",
+            "cara_agent_path_latency_seconds",
             "gauge",
-            "Round trip to the control plane in milliseconds.",
-            [({}, network.latency_ms)],
+            "Round trip to the control plane in seconds.",
+            [({}, network.latency_ms / 1000)],
         )
     view = status.last_view
     running = int(view is not None and view.backend_state == "Running")
@@ -115,9 +116,11 @@ def agent_families(out: Exposition, beats: BeatState, status: AgentStatus) -> No
     m = status.measurement
     if m is not None:
         rates = [({"direction": "download"}, m.download_bps), ({"direction": "upload"}, m.upload_bps)]
-        out.family("cara_agent_throughput_bps", "gauge", "Last measured throughput in bits per second.", rates)
         out.family(
-            "cara_agent_throughput_bytes_used", "gauge", "Bytes the last throughput test moved.", [({}, m.bytes_used)]
+            "cara_agent_throughput_bits_per_second", "gauge", "Last measured throughput in bits per second.", rates
+        )
+        out.family(
+            "cara_agent_throughput_test_bytes", "gauge", "Bytes the last throughput test moved.", [({}, m.bytes_used)]
         )
 
 

@@ -89,10 +89,11 @@ def signature(
     pressure: tuple[int, int],
     measurement: Measurement | None,
 ) -> tuple[object, ...]:
-    """signature is what must change for a full beat: identity, path modes, capacity, pressure steps, condition."""
+    """signature is what must change for a full beat: identity, path modes and relay reasons, capacity, pressure
+    steps, condition."""
     net: tuple[object, ...] = ()
     if network is not None:
-        peers = tuple((p.name, p.mode) for p in network.peers or ())
+        peers = tuple((p.name, p.mode, p.relay_reason) for p in network.peers or ())
         witnessed = tuple((w.name, w.at) for w in network.witnessed or ())
         net = (network.ip, network.dns_name, network.mode, network.derp_region, peers, witnessed)
     return (

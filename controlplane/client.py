@@ -365,6 +365,18 @@ class Client:
             _api.NodeHistory, await self._send("GET", f"/api/v1/nodes/{_name(name)}/history", want_status=200)
         )
 
+    async def availability(self, name: str) -> _api.NodeAvailability:
+        """availability returns the share of the last 24 h / 7 d the Node was Ready and each path Direct."""
+        path = f"/api/v1/nodes/{_name(name)}/availability"
+        return _decode(_api.NodeAvailability, await self._send("GET", path, want_status=200))
+
+    async def list_events(
+        self, *, kind: str | None = None, name: str | None = None, limit: int | None = None
+    ) -> _api.EventList:
+        """list_events returns the newest kept Events (about kind/name when given), oldest first."""
+        params = {key: str(value) for key, value in (("kind", kind), ("name", name), ("limit", limit)) if value}
+        return _decode(_api.EventList, await self._send("GET", "/api/v1/events", want_status=200, params=params))
+
     async def delete_node(self, name: str) -> None:
         """delete_node deletes the Node; raises NotFound, or Conflict while projects are assigned to it (there is
         no force: drain the Node and wait for its Projects to leave)."""

@@ -25,6 +25,7 @@ from ._models import (
 )
 from ._names import SelfIdentity, find_peer, find_peers, resolve, self_identity
 from ._paths import Path, PathMode, Via, classify_peer, classify_pong, classify_pongs, probe_path, wait_for_mode
+from ._reasons import RelayExplanation, RelayReason, explain_path
 from ._transports import DEFAULT_SOCKET, SOCKET_ENV, socket_path
 
 __all__ = [
@@ -48,6 +49,8 @@ __all__ = [
     "PingResult",
     "PingType",
     "PreconditionFailed",
+    "RelayExplanation",
+    "RelayReason",
     "RequestTimeout",
     "SelfIdentity",
     "Status",
@@ -59,6 +62,7 @@ __all__ = [
     "classify_peer",
     "classify_pong",
     "classify_pongs",
+    "explain_path",
     "find_peer",
     "find_peers",
     "probe_path",

@@ -25,7 +25,21 @@ from typing import Final
 
 from controlplane.api import NODE_TAG, NetworkMode, Node, PeerPath, ProbeTarget
 from controlplane.client import Client, ClientError, NotFound
-from mesh import IPAddress, LocalClient, MeshError, Path, PathMode, PeerStatus, Status, classify_peer, probe_path
+from mesh import (
+    IPAddress,
+    LocalClient,
+    MeshError,
+    Path,
+    PathMode,
+    PeerStatus,
+    RelayExplanation,
+    RelayReason,
+    Status,
+    Via,
+    classify_peer,
+    explain_path,
+    probe_path,
+)
 
 log = logging.getLogger("cara.agent")
 
@@ -43,8 +57,12 @@ PROBE_PING_TIMEOUT: Final = 1.0
 NODE_LIST_REFRESH: Final = 300.0
 
 _MODES: Final = {PathMode.DIRECT: NetworkMode.DIRECT, PathMode.DERP: NetworkMode.DERP}
+#: The explanation of a tracked peer no probe has reached yet.
+_NOT_PROBED: Final = RelayExplanation(RelayReason.NOT_PROBED, "tracked, not probed yet.")
 
 Probe = Callable[[IPAddress], Awaitable[Path]]
+#: The peer's advertised endpoints (whois Node.Endpoints); None when the lookup failed.
+EndpointLookup = Callable[[IPAddress], Awaitable[Sequence[str] | None]]
 ListFellows = Callable[[], Awaitable[Sequence[ProbeTarget]]]
 
 
@@ -57,6 +75,23 @@ def disco_probe(local: LocalClient) -> Probe:
         )
 
     return probe
+
+
+def whois_endpoints(local: LocalClient) -> EndpointLookup:
+    """whois_endpoints looks a peer's advertised endpoints up in this node's netmap (LocalAPI whois)."""
+
+    async def lookup(ip: IPAddress) -> Sequence[str] | None:
+        try:
+            return (await local.whois(str(ip))).node.endpoints
+        except MeshError as exc:
+            log.debug("whois %s failed: %s", ip, exc)
+            return None
+
+    return lookup
+
+
+async def _no_lookup(ip: IPAddress) -> Sequence[str] | None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +123,15 @@ class PeerRecord:
     probed_at: datetime | None = None
     # urgent: probe before the rotation's turn (never probed, passive verdict changed, just stopped answering).
     urgent: bool = True
+    # why: why the path is not Direct (None while Direct); set by each probe.
+    why: RelayExplanation | None = None
+    # since: when the path took its current mode (Direct, DERP or unknown); None before the first probe.
+    since: datetime | None = None
 
     def to_path(self) -> PeerPath:
+        why = self.why if self.mode is not NetworkMode.DIRECT else None
+        if why is None and self.probed_at is None:
+            why = _NOT_PROBED
         return PeerPath(
             name=self.name,
             ip=str(self.ip),
@@ -97,7 +139,16 @@ class PeerRecord:
             derp_region=self.derp_region if self.mode is NetworkMode.DERP else None,
             latency_ms=round(self.latency_ms, 3) if self.latency_ms is not None else None,
             last_seen=self.last_seen,
+            relay_reason=why.reason.value if why else None,
+            relay_message=why.message if why else None,
+            since=self.since,
         )
+
+    def settle(self, mode: NetworkMode | None, now: datetime) -> None:
+        """settle records the probe's mode, moving `since` when the mode changed (or on the first probe)."""
+        if self.probed_at is None or mode != self.mode:
+            self.since = now
+        self.mode = mode
 
 
 def round_budget(tracked: int, config: PeerProbeConfig) -> int:
@@ -193,8 +244,10 @@ class PeerProber:
         probe: Probe,
         now: Callable[[], datetime],
         config: PeerProbeConfig = PeerProbeConfig(),
+        endpoints: EndpointLookup = _no_lookup,
     ) -> None:
         self.self_name, self._list_nodes, self._probe, self._now = self_name, list_nodes, probe, now
+        self._endpoints = endpoints
         self.config = config
         self.records: dict[str, PeerRecord] = {}
         self._nodes: Sequence[ProbeTarget] | None = None
@@ -251,21 +304,31 @@ class PeerProber:
             )
         return budget
 
-    async def _probe_one(self, record: PeerRecord, now: datetime) -> None:
+    async def _probe_one(self, record: PeerRecord, now: datetime, status: Status, peer: PeerStatus | None) -> None:
         try:
             path = await self._probe(record.ip)
         except MeshError as exc:
             log.debug("probing %s failed: %s", record.name, exc)
             path = None
-        record.probed_at = now
         mode = _MODES.get(path.mode) if path is not None and path.mode else None
+        verdict = path or Path(Via.NO_ANSWER)
+        # Only a DERP verdict needs the peer's endpoints (one whois, relayed peers only).
+        advertised = await self._endpoints(record.ip) if verdict.via is Via.DERP else None
+        elsewhere = any(r.mode is NetworkMode.DIRECT for r in self.records.values() if r is not record)
+        record.why = explain_path(
+            verdict, peer=peer, status=status, probed=True, endpoints=advertised, direct_elsewhere=elsewhere
+        )
         if path is None or mode is None:
             # No answer: the path is unknown now. Re-probe first next round only if it was known until now, so
             # a peer that stays silent does not take the budget from the rotation.
             record.urgent = record.mode is not None
-            record.mode = record.derp_region = record.latency_ms = None
+            record.settle(None, now)
+            record.probed_at = now
+            record.derp_region = record.latency_ms = None
             return
-        record.mode, record.derp_region, record.latency_ms = mode, path.derp_region or None, path.latency_ms
+        record.settle(mode, now)
+        record.probed_at = now
+        record.derp_region, record.latency_ms = path.derp_region or None, path.latency_ms
         record.last_seen, record.urgent = now, False
 
     async def round(self, status: Status) -> list[PeerPath]:
@@ -273,9 +336,9 @@ class PeerProber:
         now = self._now()
         self._status = status
         await self._read_nodes(now, status)
-        self._track(status)
+        fellows = self._track(status)
         chosen = choose(list(self.records.values()), self._budget())
-        await asyncio.gather(*(self._probe_one(record, now) for record in chosen))
+        await asyncio.gather(*(self._probe_one(record, now, status, fellows.get(record.name)) for record in chosen))
         return self.paths()
 
     def address(self, name: str, default_port: int) -> tuple[IPAddress, int] | None:

@@ -36,6 +36,7 @@ from mesh import (
     Status,
     classify_peer,
     classify_pong,
+    explain_path,
     find_peer,
     probe_path,
     self_identity,
@@ -90,6 +91,7 @@ def peer_paths(status: Status, limit: int) -> list[PeerPath]:
     for peer in talking[:limit]:
         path = classify_peer(peer)
         mode = _MODES.get(path.mode) if path.mode else None
+        why = explain_path(path, peer=peer, status=status, probed=False)
         paths.append(
             PeerPath(
                 name=_peer_name(peer),
@@ -97,6 +99,8 @@ def peer_paths(status: Status, limit: int) -> list[PeerPath]:
                 mode=mode,
                 derp_region=path.derp_region or None,
                 last_seen=peer.last_write,
+                relay_reason=why.reason.value if why else None,
+                relay_message=why.message if why else None,
             )
         )
     return sorted(paths, key=lambda p: p.name)

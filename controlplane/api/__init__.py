@@ -22,6 +22,17 @@ from ._conditions import (
 )
 from ._discovery import PeerAssignment, ProbeTarget
 from ._errors import InvalidObject, decode, describe_errors, shown
+from ._event import (
+    AvailabilityWindow,
+    Event,
+    EventList,
+    EventSource,
+    EventType,
+    NodeAvailability,
+    ObjectReference,
+    PathAvailability,
+    Transition,
+)
 from ._history import CONTROL_PLANE_PEER, NodeHistory, PathChange, ThroughputSample
 from ._json import MAX_INTEGER_DIGITS, NotStrictJSON, strict_json_loads
 from ._liveness import (
@@ -140,9 +151,14 @@ __all__ = [
     "SILENT_REASONS",
     "WITNESS_HEADER",
     "ZERO_TIME",
+    "AvailabilityWindow",
     "Condition",
     "ConditionStatus",
     "EnvVar",
+    "Event",
+    "EventList",
+    "EventSource",
+    "EventType",
     "Freshness",
     "Heartbeat",
     "IngressAccess",
@@ -153,6 +169,7 @@ __all__ = [
     "InvalidSelector",
     "NetworkMode",
     "Node",
+    "NodeAvailability",
     "NodeBinding",
     "NodeConditionType",
     "NodeHistory",
@@ -165,6 +182,8 @@ __all__ = [
     "NodeThroughput",
     "NotStrictJSON",
     "ObjectMeta",
+    "ObjectReference",
+    "PathAvailability",
     "PathChange",
     "PathRequirement",
     "PeerAssignment",
@@ -186,6 +205,7 @@ __all__ = [
     "TailnetInfo",
     "ThroughputSample",
     "Timestamp",
+    "Transition",
     "VolumeDef",
     "VolumeMount",
     "VolumeType",

@@ -69,6 +69,14 @@ class PeerPath(WireModel):
     latency_ms: LatencyMs | None = Field(default=None, alias="latencyMs")
     # LastSeen: when the path was last probed successfully.
     last_seen: Timestamp = Field(default=None, alias="lastSeen")
+    # RelayReason (extension): why the path is not Direct, a CamelCase code of a closed set (mesh.RelayReason:
+    # PeerRelay, NoEndpoints, UDPBlocked, NoDirectPaths, TailscaledHealth, NoAnswer, NotProbed, Unknown);
+    # unset when Direct or when the agent predates it.
+    relay_reason: StrictStr | None = Field(default=None, alias="relayReason", max_length=64)
+    # RelayMessage (extension): the reason as a sentence, from what the agent observed.
+    relay_message: StrictStr | None = Field(default=None, alias="relayMessage", max_length=1024)
+    # Since (extension): when the path took its current mode (Direct, DERP or unknown) as the agent saw it.
+    since: Timestamp = None
 
 
 class WitnessReport(WireModel):

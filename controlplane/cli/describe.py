@@ -1,8 +1,11 @@
-"""`caractrl describe TYPE NAME... | TYPE/NAME...`: every field of each object, its conditions and a Node's history."""
+"""`caractrl describe TYPE NAME... | TYPE/NAME...`: every field of each object, its conditions, a Node's history and
+availability, and the object's last Events."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -10,8 +13,33 @@ from . import printers
 from .context import Env, complete_kind, complete_name, fail, resolve_targets, run
 
 if TYPE_CHECKING:
-    from controlplane.api import Node, NodeHistory, Project
+    from controlplane.api import EventList, Node, NodeAvailability, NodeHistory, Project
     from controlplane.client import Client
+
+T = TypeVar("T")
+
+#: Events `describe` shows: the newest, as kubectl does.
+EVENTS_SHOWN = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Described:
+    """Described is what one `describe` page prints: the object and what the server keeps about it."""
+
+    obj: Node | Project
+    history: NodeHistory | None
+    availability: NodeAvailability | None
+    events: EventList | None
+
+
+async def _optional(call: Awaitable[T]) -> T | None:
+    """_optional is call's answer, or None when the server does not know the route (or the object went away)."""
+    from controlplane.client import NotFound
+
+    try:
+        return await call
+    except NotFound:
+        return None
 
 
 @click.command()
@@ -24,26 +52,30 @@ def describe(env: Env, resource: str, names: tuple[str, ...]) -> None:
     if any(name is None for _, name in targets):
         raise fail("describe needs a NAME (or TYPE/NAME)")
 
-    from controlplane.client import NotFound
-
-    async def fetch(client: Client) -> list[tuple[Node | Project, NodeHistory | None]]:
-        found: list[tuple[Node | Project, NodeHistory | None]] = []
+    async def fetch(client: Client) -> list[Described]:
+        found: list[Described] = []
         for kind, name in targets:
             assert name is not None
+            api_kind = "Project" if kind == "project" else "Node"
+            events = await _optional(client.list_events(kind=api_kind, name=name, limit=EVENTS_SHOWN))
             if kind == "project":
-                found.append((await client.get_project(name), None))
+                found.append(Described(await client.get_project(name), None, None, events))
                 continue
             node = await client.get_node(name)
-            try:
-                found.append((node, await client.history(name)))
-            except NotFound:  # a server without history (older than issue 7), or the Node was deleted meanwhile
-                found.append((node, None))
+            # Each is None from a server that predates it (history: issue 7; availability and events: issue 14).
+            history = await _optional(client.history(name))
+            found.append(Described(node, history, await _optional(client.availability(name)), events))
         return found
 
     pages = []
-    for obj, history in run(env, fetch):
-        lines = [printers.describe(obj, env.now())]
-        if history is not None:
-            lines += printers.history_lines(history)
+    now = env.now()
+    for page in run(env, fetch):
+        lines = [printers.describe(page.obj, now)]
+        if page.history is not None:
+            lines += printers.history_lines(page.history)
+        if page.availability is not None:
+            lines += printers.availability_lines(page.availability)
+        if page.events is not None:
+            lines += printers.events_lines(page.events.items, now)
         pages.append("\n".join(lines))
     click.echo("\n\n".join(pages))

@@ -12,6 +12,7 @@ import click
 from . import output as outputs
 from . import printers
 from .context import Env, Failure, Kind, complete_kind, complete_name, fail, problem_lines, resolve_targets, run
+from .events import EVENT_WORDS, get_events
 
 if TYPE_CHECKING:
     from controlplane.client import Client
@@ -97,6 +98,7 @@ def _as_list(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
 @click.option(
     "--request-timeout", type=float, metavar="SECONDS", help="With -w: stop watching after this many seconds."
 )
+@click.option("--for", "for_", metavar="KIND/NAME", help="events: only those about node/NAME or project/NAME.")
 @click.pass_obj
 def get(
     env: Env,
@@ -109,8 +111,16 @@ def get(
     no_headers: bool,
     show_labels: bool,
     request_timeout: float | None,
+    for_: str | None,
 ) -> None:
-    """List Nodes or Projects, or show some by NAME (several names, or TYPE/NAME forms)."""
+    """List Nodes, Projects or Events, or show Nodes or Projects by NAME (several names, or TYPE/NAME forms)."""
+    if resource.lower() in EVENT_WORDS:
+        if names or selector:
+            raise fail("events take no NAME and no -l; use --for node/NAME")
+        get_events(env, for_=for_, watch=watch, output=output, timeout=request_timeout)
+        return
+    if for_ is not None:
+        raise fail("--for applies to events only")
     shown = Shown(output or "", show_labels, no_headers)
     targets = resolve_targets(resource, names)
     selector_text = label_selector(selector)

@@ -1,45 +1,80 @@
-"""`caractrl mesh`: the fleet's path matrix (Direct / DERP(region) / unknown, with latency) from every Node's peers."""
+"""`caractrl mesh`: the fleet's paths at a glance: a one-line summary and the paths that are not Direct (with the
+agent's reason and since when); `--matrix` for a grid of one-character cells; `-o json` for tools."""
 
 from __future__ import annotations
 
 import json
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import click
 
+from . import printers
 from .context import Env, run
+from .get import label_selector
 
 if TYPE_CHECKING:
-    from controlplane.api import NetworkMode, Node, NodeList
+    from controlplane.api import Node, NodeList, PeerPath
     from controlplane.client import Client
 
-CORNER: Final = "FROM \\ TO"
-SELF: Final = "-"
-UNKNOWN: Final = "unknown"
-#: The style key of a path reported by a Node whose facts are stale (`controlplane.api.fact_freshness`).
-STALE: Final = "stale"
-GAP: Final = "   "
-#: ANSI styles per cell kind: green Direct, yellow DERP, dim unknown.
+#: One-character cells of `--matrix`, and what each means (the legend prints them in this order).
+CELLS: Final = {
+    "Direct": ("·", "Direct"),
+    "DERP": ("D", "DERP"),
+    "relay": ("R", "peer relay"),
+    "unknown": ("?", "unknown (probed, no answer, or idle)"),
+    "notprobed": (" ", "not probed (no agent reported the pair)"),
+    "stale": ("s", "stale (the Node's last known path, not current)"),
+    "self": ("\\", "self"),
+}
+#: ANSI styles of the cells and the list's PATH column.
 STYLES: Final[Mapping[str, Mapping[str, Any]]] = {
     "Direct": {"fg": "green"},
     "DERP": {"fg": "yellow"},
-    UNKNOWN: {"dim": True},
-    SELF: {"dim": True},
-    STALE: {"dim": True},
+    "relay": {"fg": "magenta"},
+    "unknown": {"dim": True},
+    "stale": {"dim": True},
+    "self": {"dim": True},
 }
+#: The column of each Node's own path to the control plane (the peer name the server's history uses).
+CONTROL_PLANE: Final = "cara-server"
+#: The REASON of a stale Node's path that had none of its own.
+STALE: Final = "Stale"
+#: The sentence of a reason is cut to this many characters in the list (`-o wide` prints it whole).
+WHY_WIDTH: Final = 60
 
 
-def _path_fields(mode: NetworkMode | None, region: str | None, latency: float | None) -> tuple[str, str]:
-    """_path_fields returns (style key, cell text) of one path."""
-    if mode is None:
-        return UNKNOWN, UNKNOWN
-    label = "Direct" if mode.value == "Direct" else f"DERP({region or '?'})"  # the STYLES key
-    if latency is not None:
-        label += f" {latency:.1f}ms" if latency < 10 else f" {latency:.0f}ms"
-    return mode.value, label
+@dataclass(frozen=True, slots=True)
+class Row:
+    """Row is one path that is not Direct, as the default output lists it."""
+
+    source: str
+    target: str
+    kind: str
+    text: str
+    reason: str
+    since: datetime | None
+    message: str
+    # stale: the reporting Node has not reconfirmed its facts within the grace: a last known path, not current.
+    stale: bool = False
+
+
+def kind_of(mode: str | None, reason: str | None) -> str:
+    """kind_of is a reported path's cell kind: Direct, DERP, relay (a peer relay) or unknown."""
+    if mode == "Direct":
+        return "Direct"
+    if mode == "DERP":
+        return "relay" if reason == "PeerRelay" else "DERP"
+    return "unknown"
+
+
+def _path_text(mode: str | None, region: str | None) -> str:
+    if mode == "Direct":
+        return "Direct"
+    return f"DERP({region})" if mode == "DERP" and region else (mode or "unknown")
 
 
 def is_stale(node: Node, now: datetime) -> bool:
@@ -50,12 +85,9 @@ def is_stale(node: Node, now: datetime) -> bool:
     return served if served is not None else fact_freshness(node.status, now).stale
 
 
-def _stale_fields(mode: NetworkMode | None, region: str | None, age: str) -> tuple[str, str]:
-    """_stale_fields is a stale path's cell: its last known mode with `?`, never a latency (it is not current)."""
-    if mode is None:
-        return UNKNOWN, UNKNOWN
-    label = "Direct?" if mode.value == "Direct" else f"DERP({region or '?'})?"
-    return STALE, f"{label} stale {age}" if age else label
+def _peers(node: Node) -> dict[str, PeerPath]:
+    network = node.status.network
+    return {peer.name: peer for peer in (network.peers or [])} if network else {}
 
 
 def paths(nodes: Sequence[Node], now: datetime) -> list[dict[str, Any]]:
@@ -67,8 +99,7 @@ def paths(nodes: Sequence[Node], now: datetime) -> list[dict[str, Any]]:
     found = []
     for node in sorted(nodes, key=lambda n: n.name):
         stale = is_stale(node, now)
-        network = node.status.network
-        for peer in sorted((network.peers or []) if network else [], key=lambda p: p.name):
+        for peer in sorted(_peers(node).values(), key=lambda p: p.name):
             if peer.name in names and peer.name != node.name:
                 found.append(
                     {
@@ -79,55 +110,148 @@ def paths(nodes: Sequence[Node], now: datetime) -> list[dict[str, Any]]:
                         "latencyMs": peer.latency_ms,
                         "lastSeen": format_time(peer.last_seen) if peer.last_seen else None,
                         "stale": stale,
+                        "relayReason": peer.relay_reason,
+                        "relayMessage": peer.relay_message,
+                        "since": format_time(peer.since) if peer.since else None,
                     }
                 )
     return found
 
 
-def matrix(nodes: Sequence[Node], now: datetime) -> list[list[tuple[str, str]]]:
-    """matrix is the table as (style key, text) cells: a header row, then one row per Node in name order. The row of
-    a Node whose facts are stale shows its last known modes as `Direct?` / `DERP(r)?`, its own path with the age."""
-    ordered = sorted(nodes, key=lambda n: n.name)
-    names = [node.name for node in ordered]
-    # The first column: each Node's own path to the control plane (the peer name the server's history uses).
-    from controlplane.api import CONTROL_PLANE_PEER, fact_freshness, format_age
+def not_direct(nodes: Sequence[Node], now: datetime) -> list[Row]:
+    """not_direct lists each path (to another Node, or to the control plane) that is not Direct, or not known to be
+    now: relayed first, then unknown, then every path of a Node whose facts are stale (its last known mode with `?`,
+    SINCE its last confirmation), each by from then to."""
+    from controlplane.api import fact_freshness
 
-    rows = [[("", CORNER), ("", CONTROL_PLANE_PEER), *(("", name) for name in names)]]
-    for node in ordered:
+    names = {node.name for node in nodes}
+    rows = []
+    for node in nodes:
         network = node.status.network
+        if is_stale(node, now):
+            confirmed = fact_freshness(node.status, now).confirmed_at
+            why = "the Node's facts are stale: last known, not current"
+            if network is not None and network.mode is not None:
+                text = _path_text(network.mode.value, network.derp_region) + "?"
+                rows.append(Row(node.name, CONTROL_PLANE, "stale", text, STALE, confirmed, why, True))
+            for peer in _peers(node).values():
+                if peer.name in names and peer.name != node.name:
+                    mode = peer.mode.value if peer.mode else None
+                    text = _path_text(mode, peer.derp_region) + ("?" if mode else "")
+                    rows.append(
+                        Row(node.name, peer.name, "stale", text, peer.relay_reason or STALE, confirmed, why, True)
+                    )
+            continue
+        if network is not None and network.mode is not None and network.mode.value != "Direct":
+            rows.append(Row(node.name, CONTROL_PLANE, "DERP", _path_text("DERP", network.derp_region), "", None, ""))
+        for peer in _peers(node).values():
+            if peer.name not in names or peer.name == node.name:
+                continue
+            mode = peer.mode.value if peer.mode else None
+            kind = kind_of(mode, peer.relay_reason)
+            if kind != "Direct":
+                since = peer.since or peer.last_seen
+                text = _path_text(mode, peer.derp_region)
+                rows.append(
+                    Row(node.name, peer.name, kind, text, peer.relay_reason or "", since, peer.relay_message or "")
+                )
+    return sorted(rows, key=lambda r: (r.stale, r.kind == "unknown", r.source, r.target))
+
+
+def summary(nodes: Sequence[Node], now: datetime) -> dict[str, int]:
+    """summary counts the fleet's paths between Nodes: reported Direct, relayed, unknown, stale (reported by a Node
+    whose facts are stale: not current, so in none of the others), and the pairs not probed."""
+    names = {node.name for node in nodes}
+    counts = {"nodes": len(nodes), "direct": 0, "relayed": 0, "unknown": 0, "stale": 0, "notProbed": 0, "notReady": 0}
+    reported = 0
+    for node in nodes:
+        if node.status.state is not None and node.status.state.value == "NotReady":
+            counts["notReady"] += 1
         stale = is_stale(node, now)
-        if stale:
-            age = format_age(fact_freshness(node.status, now).age)
-            own = _stale_fields(network.mode if network else None, network.derp_region if network else None, age)
-        else:
-            own = _path_fields(network.mode, network.derp_region, network.latency_ms) if network else (UNKNOWN, UNKNOWN)
-        reported = {peer.name: peer for peer in (network.peers or [])} if network else {}
-        row = [("", node.name), own]
-        for name in names:
-            peer = reported.get(name)
-            if name == node.name:
-                row.append((SELF, SELF))
-            elif peer is None:
-                row.append((UNKNOWN, UNKNOWN))
-            elif stale:
-                row.append(_stale_fields(peer.mode, peer.derp_region, ""))
-            else:
-                row.append(_path_fields(peer.mode, peer.derp_region, peer.latency_ms))
-        rows.append(row)
-    return rows
+        for peer in _peers(node).values():
+            if peer.name in names and peer.name != node.name:
+                reported += 1
+                kind = kind_of(peer.mode.value if peer.mode else None, peer.relay_reason)
+                if stale:
+                    counts["stale"] += 1
+                else:
+                    counts["direct" if kind == "Direct" else "unknown" if kind == "unknown" else "relayed"] += 1
+    counts["notProbed"] = len(nodes) * (len(nodes) - 1) - reported
+    return counts
 
 
-def render(rows: Sequence[Sequence[tuple[str, str]]], *, color: bool) -> str:
-    """render aligns the cells in columns; with color, each path cell is styled after its mode."""
-    widths = [max(len(row[i][1]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
+def summary_line(counts: Mapping[str, int]) -> str:
+    """summary_line is the one-line summary of the default output."""
+    reported = counts["direct"] + counts["relayed"] + counts["unknown"] + counts["stale"]
+    return (
+        f"{counts['nodes']} nodes ({counts['notReady']} NotReady) · {reported} paths reported:"
+        f" {counts['direct']} Direct, {counts['relayed']} relayed, {counts['unknown']} unknown, {counts['stale']} stale"
+        f" · {counts['notProbed']} pairs not probed"
+    )
+
+
+def list_lines(rows: Sequence[Row], now: datetime, *, wide: bool, color: bool) -> list[str]:
+    """list_lines is the table of the paths that are not Direct: FROM TO PATH REASON SINCE WHY."""
+    if not rows:
+        return ["Every reported path is Direct."]
+    cells = []
     for row in rows:
-        cells = []
-        for (style, text), width in zip(row, widths, strict=True):
-            padded = text.ljust(width)
-            cells.append(click.style(padded, **STYLES[style]) if color and style in STYLES else padded)
-        lines.append(GAP.join(cells).rstrip())
-    return "\n".join(lines)
+        why = row.message if wide or len(row.message) <= WHY_WIDTH else row.message[: WHY_WIDTH - 1].rstrip() + "…"
+        since = printers.age(row.since, now) if row.since else printers.NONE
+        cells.append([row.source, row.target, row.text, row.reason or printers.NONE, since, why or printers.NONE])
+    lines = printers.table(["FROM", "TO", "PATH", "REASON", "SINCE", "WHY"], cells).splitlines()
+    if not color:
+        return lines
+    start = lines[0].index("PATH")
+    styled = [lines[0]]
+    for line, row in zip(lines[1:], rows, strict=True):
+        end = start + len(row.text)
+        styled.append(line[:start] + click.style(line[start:end], **STYLES.get(row.kind, {})) + line[end:])
+    return styled
+
+
+def matrix_lines(nodes: Sequence[Node], now: datetime, *, color: bool) -> list[str]:
+    """matrix_lines is the `--matrix` grid: a legend, column numbers stacked vertically, then one row per Node
+    (its number, its name, its path to the control plane, then one character per Node), in name order."""
+    ordered = sorted(nodes, key=lambda n: n.name)
+    width = len(str(len(ordered)))
+    name_width = max(len(n.name) for n in ordered)
+
+    def cell(kind: str) -> str:
+        char = CELLS[kind][0]
+        return click.style(char, **STYLES[kind]) if color and kind in STYLES else char
+
+    legend = "Legend: " + "  ".join(
+        f"{'(blank)' if char == ' ' else char} {meaning}" for char, meaning in CELLS.values()
+    )
+    lines = [
+        legend,
+        f"Column C is each Node's path to the control plane ({CONTROL_PLANE}); columns are the rows' numbers.",
+    ]
+    pad = " " * (width + 1 + name_width + 1)
+    numbers = [str(i).rjust(width) for i in range(1, len(ordered) + 1)]
+    for digit in range(width):
+        lines.append((pad + ("C " if digit == width - 1 else "  ") + "".join(n[digit] for n in numbers)).rstrip())
+    for i, node in enumerate(ordered, start=1):
+        network = node.status.network
+        own = kind_of(network.mode.value if network and network.mode else None, None) if network else "unknown"
+        own = own if network is not None and network.mode is not None else "unknown"
+        reported = _peers(node)
+        stale = is_stale(node, now)
+        if stale and own != "unknown":
+            own = "stale"
+        row = []
+        for other in ordered:
+            if other.name == node.name:
+                row.append(cell("self"))
+            elif other.name not in reported:
+                row.append(cell("notprobed"))
+            else:
+                peer = reported[other.name]
+                kind = kind_of(peer.mode.value if peer.mode else None, peer.relay_reason)
+                row.append(cell("stale" if stale and kind != "unknown" else kind))
+        lines.append(f"{str(i).rjust(width)} {node.name:<{name_width}} {cell(own)} {''.join(row)}".rstrip())
+    return lines
 
 
 def _use_color(choice: str, environ: Mapping[str, str]) -> bool:
@@ -137,7 +261,14 @@ def _use_color(choice: str, environ: Mapping[str, str]) -> bool:
 
 
 @click.command()
-@click.option("-o", "--output", type=click.Choice(["json"]), help='json: {"nodes": [...], "paths": [...]}.')
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["json", "wide"]),
+    help='json: {"nodes", "paths", "summary"}; wide: whole reasons.',
+)
+@click.option("-l", "--selector", multiple=True, help="Only Nodes with these labels: key=value[,key=value].")
+@click.option("--matrix", "as_matrix", is_flag=True, help="A grid of one-character cells, with a legend.")
 @click.option(
     "--color",
     type=click.Choice(["auto", "always", "never"]),
@@ -146,18 +277,27 @@ def _use_color(choice: str, environ: Mapping[str, str]) -> bool:
     help="auto: colour only on a terminal and without $NO_COLOR.",
 )
 @click.pass_obj
-def mesh(env: Env, output: str | None, color: str) -> None:
-    """Show which Nodes reach each other Direct or through DERP, and how fast (a row per Node, from → to)."""
+def mesh(env: Env, output: str | None, selector: tuple[str, ...], as_matrix: bool, color: str) -> None:
+    """Show which paths between Nodes are not Direct, and why (a summary line, then the list; --matrix: the grid)."""
+    selector_text = label_selector(selector)
 
     async def fetch(client: Client) -> NodeList:
-        return await client.list_nodes()
+        return await client.list_nodes(label_selector=selector_text)
 
     nodes = run(env, fetch).items
     if output == "json":
         names = sorted(node.name for node in nodes)
-        click.echo(json.dumps({"nodes": names, "paths": paths(nodes, env.now())}, indent=2))
+        now = env.now()
+        click.echo(json.dumps({"nodes": names, "paths": paths(nodes, now), "summary": summary(nodes, now)}, indent=2))
         return
     if not nodes:
         click.echo("No resources found", err=True)
         return
-    click.echo(render(matrix(nodes, env.now()), color=_use_color(color, env.environ)), color=True)
+    colored = _use_color(color, env.environ)
+    if as_matrix:
+        click.echo("\n".join(matrix_lines(nodes, env.now(), color=colored)), color=True)
+        return
+    now = env.now()
+    rows = not_direct(nodes, now)
+    lines = [summary_line(summary(nodes, now)), *list_lines(rows, now, wide=output == "wide", color=colored)]
+    click.echo("\n".join(lines), color=True)

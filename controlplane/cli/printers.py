@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from controlplane.api import Condition, Node, NodeHistory, Project
+    from controlplane.api import Condition, Event, Node, NodeAvailability, NodeHistory, Project
 
 #: One object as the server sends it (`Client.wire`): tables read these directly, since decoding 1,000 Nodes
 #: into models takes about 200 ms and a table needs a dozen fields.
@@ -375,3 +375,32 @@ def history_lines(history: NodeHistory, shown: int = HISTORY_SHOWN) -> list[str]
         lines.append(f"{title} (last {len(rows)} of {total}):")
         lines += ["  " + line for line in table(headers, rows).splitlines()]
     return lines
+
+
+def _percent(ratio: float | None) -> str:
+    return NONE if ratio is None else f"{ratio * 100:.1f}%"
+
+
+def availability_lines(availability: NodeAvailability) -> list[str]:
+    """availability_lines is the `Availability:` block of describe node: Ready and each path's Direct share."""
+    names = [w.window for w in availability.ready] or ["24h", "7d"]
+    rows = [["Ready", *(_percent(w.ratio) for w in availability.ready)]]
+    rows += [[f"Direct to {p.peer}", *(_percent(w.ratio) for w in p.windows)] for p in availability.paths]
+    table_text = table(["", *(f"LAST {name.upper()}" for name in names)], rows)
+    return ["Availability:", *("  " + line.rstrip() for line in table_text.splitlines())]
+
+
+def events_lines(events: Sequence[Event], now: datetime) -> list[str]:
+    """events_lines is the `Events:` block of describe: kubectl's columns, oldest first."""
+    if not events:
+        return [f"{'Events:':<14}{NONE}"]
+    rows = [
+        [
+            e.type.value,
+            e.reason,
+            age(e.last_timestamp or e.metadata.created_at, now),
+            e.message + (f" (by {e.actor})" if e.actor else ""),
+        ]
+        for e in events
+    ]
+    return ["Events:", *("  " + line for line in table(["TYPE", "REASON", "AGE", "MESSAGE"], rows).splitlines())]

@@ -17,11 +17,12 @@ from controlplane.store.leases import LeaseTable
 from . import problems
 from .context import ServerContext
 from .discovery import PeerDirectory
+from .events import ACTOR, EventRecorder
 from .fastbeat import FastBeat
 from .identity import Identity
 from .metrics import Metrics
 from .nodewrites import NodeWrites
-from .routes import history, nodes, projects, system, throughput, web
+from .routes import events, history, nodes, projects, system, throughput, web
 from .settings import Settings
 
 log = logging.getLogger("cara.server")
@@ -52,6 +53,20 @@ class RequestMetrics:
             self.metrics.request_seconds.labels(scope["method"]).observe(time.perf_counter() - started)
 
 
+class ActorScope:
+    """ActorScope gives each request its own ACTOR (the identity its writes' Events name), unset outside it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = ACTOR.set(None)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            ACTOR.reset(token)
+
+
 def freeze_startup_heap() -> None:
     """freeze_startup_heap moves every object alive at start (modules, classes, the app and its schemas) out of
     the garbage collector's reach, so a full collection scans only what the server made since: measured at
@@ -73,7 +88,11 @@ def create_app(
     (main.py) runs the lease flusher and the controllers beside uvicorn, and hands in `health`, which names the
     loops that are dead or stalled (none: healthy)."""
     leases = leases if leases is not None else LeaseTable()
-    writes = NodeWrites(store=store, leases=leases, now=now, grace=settings.grace)
+    recorder = EventRecorder(store=store, now=now, limit=settings.event_limit, retention=settings.transition_retention)
+    store.add_observer(recorder.observe)
+    writes = NodeWrites(
+        store=store, leases=leases, now=now, grace=settings.grace, heartbeat_interval=settings.heartbeat_interval
+    )
     context = ServerContext(
         store=store,
         leases=leases,
@@ -81,6 +100,7 @@ def create_app(
         identity=identity,
         settings=settings,
         metrics=Metrics(pair_limit=settings.metrics_pair_limit, grace=settings.grace),
+        events=recorder,
         writes=writes,
         peers=PeerDirectory(
             addresses=lambda: (writes.addresses_version, writes.addresses()), now=now, witness=writes.witness_asked
@@ -98,12 +118,15 @@ def create_app(
     app.state.context = context
     problems.install(app)
 
-    # Added first, so it runs inside RequestMetrics: fast-path beats are counted and timed as every request is.
+    # Added first, so it runs inside ActorScope and RequestMetrics: fast-path beats are counted and timed as every
+    # request is.
     app.add_middleware(FastBeat, context=context)
+    app.add_middleware(ActorScope)
     app.add_middleware(RequestMetrics, metrics=context.metrics)
     app.include_router(system.router)
     app.include_router(nodes.router)
     app.include_router(history.router)
+    app.include_router(events.router)
     app.include_router(projects.router)
     app.include_router(throughput.router)
     app.include_router(web.router)

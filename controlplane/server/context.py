@@ -17,6 +17,7 @@ from controlplane.store.base import Store
 from controlplane.store.leases import LeaseTable
 
 from .discovery import PeerDirectory
+from .events import ACTOR, EventRecorder
 from .identity import Caller, Identity
 from .metrics import Metrics
 from .nodewrites import NodeWrites
@@ -34,6 +35,8 @@ class ServerContext:
     identity: Identity
     settings: Settings
     metrics: Metrics
+    # Events: records Events and Transitions of every stored change (an observer of store).
+    events: EventRecorder
     # Writes: every write to a Node goes through it (binding check, heartbeat merge, drain, uncordon, release).
     writes: NodeWrites
     # Peers: which fellows each agent probes (peer discovery).
@@ -54,7 +57,14 @@ async def get_context(request: Request) -> ServerContext:
 async def get_caller(request: Request) -> Caller:
     """get_caller identifies the caller of this request (a FastAPI dependency); raises Unauthorized."""
     context: ServerContext = request.app.state.context
-    return await context.identity.identify(request)
+    return await identify(context, request)
+
+
+async def identify(context: ServerContext, request: Request) -> Caller:
+    """identify tells who sent request (raises Unauthorized) and names it as the actor of this request's Events."""
+    caller = await context.identity.identify(request)
+    ACTOR.set(caller.name)  # the identity that acted, for the Events this request's writes record
+    return caller
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -18,7 +18,7 @@ from typing import Final
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .context import ServerContext
+from .context import ServerContext, identify
 from .routes.nodes import after_beat, apply_beat
 
 #: The beat route's path, as FastAPI matches it (a name is one path segment).
@@ -79,7 +79,7 @@ class FastBeat:
             return
         raw = b"".join(message.get("body", b"") for message in messages)
         try:
-            caller = await context.identity.identify(Request(scope, receive))
+            caller = await identify(context, Request(scope, receive))
             outcome = await apply_beat(context, caller, match.group(1), raw)
         except Exception:  # a refusal: the route raises it again and renders its problem document
             await self.app(scope, _replaying(messages, receive), send)

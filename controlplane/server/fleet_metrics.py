@@ -6,6 +6,9 @@ the series need), not every Node: at 20k Nodes a full list took about a second o
 Series (every label value is a Node name, a peer name, a mode or a direction):
 
 - `cara_node_heartbeat_age_seconds{node}`: seconds since the last heartbeat (the lease, else the stored time).
+- `cara_node_ready{node,reason}`: 1 while the Node's Ready condition is True, else 0, labelled with that
+  condition's reason (the lifecycle controller's closed set: AgentReady, HeartbeatTimeout, …; `NotReported` when
+  the Node has no Ready condition yet).
 - `cara_node_facts_stale{node}`: 1 while the Node's reported facts are stale (`controlplane.api.facts_stale`: it
   has not reconfirmed them within the grace), else 0. The path and throughput series of a stale Node are left out:
   its last known modes are not current, and a 0/1 mode series would say they are.
@@ -14,11 +17,13 @@ Series (every label value is a Node name, a peer name, a mode or a direction):
 - `cara_node_throughput_bits_per_second{node,direction}`: the last throughput measurement (download, upload).
 - `cara_node_throughput_age_seconds{node}`: seconds since that measurement finished (its lastTestTime).
 - `cara_path_changes_total{node,peer}`: path mode changes recorded in the history since this process started.
+- `cara_node_path_not_direct{node,peer,reason}`: 1 for each reported path that is not Direct (DERP, peer relay, unknown)
+  labelled with why (mesh.RelayReason, a closed set; a value an agent made up reads `Unknown`).
 - `cara_metrics_dropped_paths`: node → peer paths left out of the per-pair series by the pair limit.
 
 The path to the control plane is the pair (node, "cara-server") and is always exported. Peer paths are
 exported up to `pair_limit` pairs in all (Nodes in name order, each Node's peers in name order), so the
-exposition has at most nodes × (4 + 2 + 3) + pair_limit × 4 series whatever the agents report.
+exposition has at most nodes × (5 + 2 + 3) + pair_limit × 5 series whatever the agents report.
 """
 
 from __future__ import annotations
@@ -32,8 +37,10 @@ from prometheus_client.registry import Collector
 
 from controlplane.api import (
     CONTROL_PLANE_PEER,
+    ConditionStatus,
     NetworkMode,
     Node,
+    NodeConditionType,
     NodeState,
     facts_stale,
     parse_throughput,
@@ -41,9 +48,12 @@ from controlplane.api import (
 )
 from controlplane.store.base import NodeView, Store
 from controlplane.store.leases import LeaseTable
+from mesh import RelayReason
 
 #: Default of Settings.metrics_pair_limit: node → peer series exported at most.
 DEFAULT_PAIR_LIMIT = 10_000
+#: The reason label of cara_node_ready for a Node without a Ready condition (registered, never judged).
+READY_UNREPORTED = "NotReported"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +62,8 @@ class _Path:
     peer: str
     mode: NetworkMode | None
     latency_ms: float | None
+    # reason: why the path is not Direct (a RelayReason value); None when Direct or not reported.
+    reason: str | None = None
 
 
 @dataclass(slots=True)
@@ -59,6 +71,7 @@ class _Snapshot:
     """_Snapshot is what the last scrape saw, reduced to the numbers the series need."""
 
     ages: list[tuple[str, float]] = field(default_factory=list)
+    ready: list[tuple[str, str, bool]] = field(default_factory=list)
     stale: list[tuple[str, bool]] = field(default_factory=list)
     tested: list[tuple[str, float]] = field(default_factory=list)
     paths: list[_Path] = field(default_factory=list)
@@ -75,7 +88,20 @@ def _paths_of(node: Node) -> tuple[_Path | None, list[_Path]]:
     if network.mode is not None or network.latency_ms is not None:
         own = _Path(node.name, CONTROL_PLANE_PEER, network.mode, network.latency_ms)
     peers = sorted(network.peers or (), key=lambda peer: peer.name)
-    return own, [_Path(node.name, peer.name, peer.mode, peer.latency_ms) for peer in peers]
+    return own, [
+        _Path(node.name, peer.name, peer.mode, peer.latency_ms, relay_reason(peer.mode, peer.relay_reason))
+        for peer in peers
+    ]
+
+
+def relay_reason(mode: NetworkMode | None, reported: str | None) -> str | None:
+    """relay_reason is the label value of a path's reason: None when Direct or unreported, a RelayReason value
+    otherwise (an unknown code reads Unknown, so the label keeps its closed set whatever an agent sends)."""
+    if mode is NetworkMode.DIRECT or (reported is None and mode is None):
+        return None
+    if reported in {reason.value for reason in RelayReason}:
+        return str(reported)
+    return RelayReason.UNKNOWN.value
 
 
 def _rates(node: Node) -> list[tuple[str, str, float]]:
@@ -103,6 +129,9 @@ class NodeSeries:
     own: _Path | None
     peers: tuple[_Path, ...]
     rates: tuple[tuple[str, str, float], ...]
+    # ready: the Ready condition is True; ready_reason: its reason (READY_UNREPORTED without one).
+    ready: bool = False
+    ready_reason: str = ""
     # Silent: the Ready reason when the control plane judged the Node silent (`silent_reason`), else None.
     silent: str | None = None
     # Tested: when the last throughput measurement finished; None when never.
@@ -114,6 +143,7 @@ class NodeSeries:
         own, peers = _paths_of(node)
         status = node.status
         throughput = status.network.throughput if status.network is not None else None
+        ready = next((c for c in status.conditions or () if c.type == NodeConditionType.READY), None)
         return cls(
             node.name,
             status.state,
@@ -121,6 +151,8 @@ class NodeSeries:
             own,
             tuple(peers),
             tuple(_rates(node)),
+            ready=ready is not None and ready.status is ConditionStatus.TRUE,
+            ready_reason=(ready.reason if ready is not None else None) or READY_UNREPORTED,
             silent=silent_reason(status),
             tested=throughput.last_test_time if throughput is not None else None,
         )
@@ -159,6 +191,7 @@ class FleetCollector(Collector):
             beat = lease.renewed_at if lease is not None else node.last_heartbeat
             if beat is not None:
                 snapshot.ages.append((node.name, max(0.0, (now - beat).total_seconds())))
+            snapshot.ready.append((node.name, node.ready_reason, node.ready))
             stale = facts_stale(beat, node.silent, now, self.grace)
             snapshot.stale.append((node.name, stale))
             if node.tested is not None:
@@ -197,6 +230,13 @@ class FleetCollector(Collector):
         )
         for node, seconds in snapshot.ages:
             age.add_metric([node], seconds)
+        ready = GaugeMetricFamily(
+            "cara_node_ready",
+            "1 while the node's Ready condition is True, else 0; reason is that condition's reason.",
+            labels=["node", "reason"],
+        )
+        for node, reason, is_ready in snapshot.ready:
+            ready.add_metric([node, reason], 1.0 if is_ready else 0.0)
         stale = GaugeMetricFamily(
             "cara_node_facts_stale",
             "1 while the node has not reconfirmed its facts within the grace: its path and throughput series are left"
@@ -232,6 +272,14 @@ class FleetCollector(Collector):
         )
         for node, direction, rate in snapshot.throughput:
             throughput.add_metric([node, direction], rate)
+        relayed = GaugeMetricFamily(
+            "cara_node_path_not_direct",
+            "1 for a path that is not Direct, labelled with why (a closed set of reasons).",
+            labels=["node", "peer", "reason"],
+        )
+        for path in snapshot.paths:
+            if path.reason is not None:
+                relayed.add_metric([path.node, path.peer, path.reason], 1.0)
         counted = CounterMetricFamily(
             "cara_path_changes", "Path mode changes recorded since the server started.", labels=["node", "peer"]
         )
@@ -241,4 +289,4 @@ class FleetCollector(Collector):
             "cara_metrics_dropped_paths", "Peer paths left out of the per-pair series by the pair limit."
         )
         dropped.add_metric([], snapshot.dropped)
-        return [age, stale, mode, latency, throughput, tested, counted, dropped]
+        return [age, ready, stale, mode, latency, throughput, tested, relayed, counted, dropped]

@@ -121,8 +121,12 @@ def controllers_loop(
             progress=progress.tick,
             pass_bound=pass_bound,
             witnesses=context.writes.witnesses,
-            on_isolation=context.metrics.isolated.set,
+            on_isolation=on_isolation,
         )
+
+    def on_isolation(isolated: bool) -> None:
+        context.metrics.isolated.set(isolated)
+        context.events.isolation(isolated)  # an Event when the guard turns
 
     return run
 

@@ -36,6 +36,21 @@ class Metrics:
         self.nodes = Gauge(
             "cara_nodes", "Nodes known to the control plane, by state.", ["state"], registry=self.registry
         )
+        self.projects = Gauge(
+            "cara_projects", "Projects known to the control plane, by phase.", ["phase"], registry=self.registry
+        )
+        self.ready_ratio = Gauge(
+            "cara_node_ready_ratio",
+            "Share (0-1) of the window the node's Ready condition was True, over the time its state was known.",
+            ["node", "window"],
+            registry=self.registry,
+        )
+        self.direct_ratio = Gauge(
+            "cara_node_path_direct_ratio",
+            "Share (0-1) of the window the path from node to peer was Direct, over the time its mode was known.",
+            ["node", "peer", "window"],
+            registry=self.registry,
+        )
         self.isolated = Gauge(
             "cara_control_plane_isolated",
             "1 while the leader judges the control plane itself cut off (most Nodes went silent within one grace"

@@ -41,3 +41,8 @@ class Settings:
     # MetricsPairLimit: the most node → peer paths exported as per-pair metric series; bounds /metrics cardinality
     # (the path to the control plane of every Node is always exported).
     metrics_pair_limit: int = 10_000
+    # EventLimit: events kept in all (the oldest go first); a transition of a Node or Project writes one or two.
+    event_limit: int = 10_000
+    # TransitionRetention: how long Ready and Direct transitions are kept for availability (its longest window
+    # is 7 days; each subject's last transition is kept whatever its age, as the state its window starts in).
+    transition_retention: timedelta = timedelta(days=8)

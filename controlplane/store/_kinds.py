@@ -11,7 +11,7 @@ from typing import Any, Final, Generic, TypeVar
 
 from controlplane.api import Node, NodeHistory, PathChange, Project, ProjectPhase, ThroughputSample
 
-from .base import NodeChanges, NodeMutator, ProjectedChanges, ProjectMutator
+from .base import NodeChanges, NodeMutator, ProjectedChanges, ProjectMutator, WriteObserver
 
 M = TypeVar("M", Node, Project)
 
@@ -63,6 +63,11 @@ PROJECTS: Kind[Project] = Kind(
 )
 
 
+def prefix_end(prefix: str) -> str:
+    """prefix_end is the smallest string above every string starting with prefix (for a range scan)."""
+    return prefix + "\U0010ffff"
+
+
 def require_utc(value: datetime, what: str) -> datetime:
     """require_utc returns value in UTC; a naive datetime is a caller bug (design §3.3: never a naive time)."""
     if value.tzinfo is None:
@@ -72,6 +77,9 @@ def require_utc(value: datetime, what: str) -> datetime:
 
 class KindStore(ABC):
     """KindStore is the Node and Project half of Store, built on five row operations each backend writes once."""
+
+    #: Told of every create and update (add_observer); none by default, and then a write costs nothing extra.
+    _observers: tuple[WriteObserver, ...] = ()
 
     @abstractmethod
     async def _create(self, kind: Kind[M], obj: M) -> M:
@@ -109,9 +117,34 @@ class KindStore(ABC):
     async def _delete(self, kind: Kind[M], name: str) -> None:
         """_delete removes one object; raises NotFound."""
 
+    def add_observer(self, observer: WriteObserver) -> None:
+        """add_observer has observer told of every Node and Project create and update made through this instance."""
+        self._observers = (*self._observers, observer)
+
+    async def _observed_create(self, kind: Kind[M], obj: M) -> M:
+        created = await self._create(kind, obj)
+        for observer in self._observers:
+            await observer(None, created)
+        return created
+
+    async def _observed_update(self, kind: Kind[M], name: str, mutate: Callable[[M], M]) -> M:
+        observers = self._observers
+        if not observers:
+            return await self._update(kind, name, mutate)
+        seen: list[M] = []
+
+        def spy(current: M) -> M:
+            seen.append(current)  # the last call is the one stored (a backend may retry a transaction)
+            return mutate(current)
+
+        after = await self._update(kind, name, spy)
+        for observer in observers:
+            await observer(seen[-1] if seen else None, after)
+        return after
+
     async def create_node(self, node: Node) -> Node:
         """create_node stores a new Node; raises AlreadyExists."""
-        return await self._create(NODES, node)
+        return await self._observed_create(NODES, node)
 
     async def get_node(self, name: str) -> Node:
         """get_node returns the Node; raises NotFound."""
@@ -162,7 +195,7 @@ class KindStore(ABC):
 
     async def update_node(self, name: str, mutate: NodeMutator) -> Node:
         """update_node applies mutate to the stored Node in one transaction; raises NotFound."""
-        return await self._update(NODES, name, mutate)
+        return await self._observed_update(NODES, name, mutate)
 
     async def delete_node(self, name: str) -> None:
         """delete_node removes the Node and its lease; raises NotFound."""
@@ -170,7 +203,7 @@ class KindStore(ABC):
 
     async def create_project(self, project: Project) -> Project:
         """create_project stores a new Project; raises AlreadyExists."""
-        return await self._create(PROJECTS, project)
+        return await self._observed_create(PROJECTS, project)
 
     async def get_project(self, name: str) -> Project:
         """get_project returns the Project; raises NotFound."""
@@ -188,7 +221,7 @@ class KindStore(ABC):
 
     async def update_project(self, name: str, mutate: ProjectMutator) -> Project:
         """update_project applies mutate to the stored Project in one transaction; raises NotFound."""
-        return await self._update(PROJECTS, name, mutate)
+        return await self._observed_update(PROJECTS, name, mutate)
 
     async def delete_project(self, name: str) -> None:
         """delete_project removes the Project; raises NotFound."""

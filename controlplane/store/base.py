@@ -12,12 +12,12 @@ No HTTP here: the server maps these to problem documents in one table.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
-from controlplane.api import Node, NodeHistory, PathChange, Project, ProjectPhase, ThroughputSample
+from controlplane.api import Event, Node, NodeHistory, PathChange, Project, ProjectPhase, ThroughputSample, Transition
 
 
 class StoreError(Exception):
@@ -47,6 +47,9 @@ class Conflict(StoreError):
 #: A mutator gets the current object and returns the object to store; it may raise Conflict to abort.
 NodeMutator = Callable[[Node], Node]
 ProjectMutator = Callable[[Project], Project]
+#: Told of every Node and Project create or update once it is stored: (before, after); before is None on create.
+#: Called in the writer's task, so context variables of the request that wrote are visible.
+WriteObserver = Callable[[Node | Project | None, Node | Project], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +171,40 @@ class Store(Protocol):
 
     async def get_history(self, name: str) -> NodeHistory:
         """get_history returns the Node's kept throughput samples and path changes, oldest first; raises NotFound."""
+        ...
+
+    async def count_projects(self) -> dict[str, int]:
+        """count_projects returns phase → number of Projects in it (phases without Projects left out); no document
+        is decoded."""
+        ...
+
+    def add_observer(self, observer: WriteObserver) -> None:
+        """add_observer has observer told of every Node and Project create and update this store instance makes."""
+        ...
+
+    async def append_events(self, events: Sequence[Event], *, limit: int) -> None:
+        """append_events stores events and keeps only the newest limit of all events (one transaction)."""
+        ...
+
+    async def list_events(
+        self, *, kind: str | None = None, name: str | None = None, limit: int | None = None
+    ) -> list[Event]:
+        """list_events returns the kept events about kind/name (each filter optional), the newest `limit` of
+        them (all when None), oldest first."""
+        ...
+
+    async def append_transitions(self, transitions: Sequence[Transition]) -> None:
+        """append_transitions stores transitions (their retention is prune_transitions', not the events')."""
+        ...
+
+    async def list_transitions(self, prefix: str, since: datetime) -> list[Transition]:
+        """list_transitions returns, for every subject starting with prefix, its transitions at or after since and
+        the last one before since (the state the window starts in); ordered by subject, then time."""
+        ...
+
+    async def prune_transitions(self, before: datetime) -> int:
+        """prune_transitions deletes transitions older than before, except each subject's last one; returns how
+        many it deleted."""
         ...
 
     async def try_acquire_leadership(self, holder: str, ttl_s: float, now: datetime) -> bool:

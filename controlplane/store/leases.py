@@ -8,6 +8,7 @@ here, never from the stored Node.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,6 +38,9 @@ class LeaseTable:
     def __init__(self) -> None:
         self._leases: dict[str, Lease] = {}
         self._dirty: set[str] = set()
+        # Goodbye: set by release; the lifecycle controller waits on it to pass at once rather than at its next
+        # period, so a going-away beat turns the Node NotReady within the write of one pass.
+        self.goodbye = asyncio.Event()
 
     def renew(self, name: str, at: datetime) -> None:
         """renew records a heartbeat from name at time at."""
@@ -47,6 +51,7 @@ class LeaseTable:
         """release records the agent's going-away beat: the node is NotReady at once."""
         self._leases[name] = Lease(at, released=True)
         self._dirty.add(name)
+        self.goodbye.set()
 
     def get(self, name: str) -> Lease | None:
         """get returns the lease of name, or None when it never beat (since the last load)."""

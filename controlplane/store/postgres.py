@@ -20,9 +20,9 @@ import psycopg.conninfo
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from controlplane.api import NodeHistory, PathChange, ProjectPhase, ThroughputSample
+from controlplane.api import Event, NodeHistory, PathChange, ProjectPhase, ThroughputSample, Transition
 
-from ._kinds import Kind, KindStore, M, history_batches, history_of, require_utc
+from ._kinds import Kind, KindStore, M, history_batches, history_of, prefix_end, require_utc
 from .base import AlreadyExists, NotFound, StoreError
 
 #: pg_advisory_xact_lock key taken while migrating ("cara" in ASCII).
@@ -65,6 +65,16 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         ' name text COLLATE "C" NOT NULL REFERENCES nodes (name) ON DELETE CASCADE, kind text NOT NULL,'
         " doc jsonb NOT NULL)",
         "CREATE INDEX node_history_name ON node_history (name, kind, seq)",
+    ),
+    (
+        # Events: bounded by count (append_events trims), kept when their object is deleted, as in Kubernetes.
+        "CREATE TABLE events (seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, kind text NOT NULL,"
+        ' name text COLLATE "C" NOT NULL, doc jsonb NOT NULL)',
+        "CREATE INDEX events_object ON events (kind, name, seq)",
+        # Transitions (availability): bounded by age (prune_transitions keeps each subject's last one).
+        "CREATE TABLE transitions (seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+        ' subject text COLLATE "C" NOT NULL, at timestamptz NOT NULL, good boolean NOT NULL)',
+        "CREATE INDEX transitions_subject ON transitions (subject, at)",
     ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -322,6 +332,87 @@ class PostgresStore(KindStore):
                 cur = await conn.execute("SELECT kind, doc FROM node_history WHERE name = %s ORDER BY seq", (name,))
                 rows = await cur.fetchall()
         return history_of(name, rows)
+
+    async def count_projects(self) -> dict[str, int]:
+        """count_projects returns phase → number of Projects, from the indexed phase column."""
+        with _pg_errors():
+            async with self._pool.connection() as conn:
+                rows = await (await conn.execute("SELECT phase, COUNT(*) FROM projects GROUP BY phase")).fetchall()
+        return {str(phase): int(count) for phase, count in rows}
+
+    # Events and transitions.
+
+    async def append_events(self, events: Sequence[Event], *, limit: int) -> None:
+        """append_events stores events and trims all events to the newest limit, in one transaction."""
+        if not events:
+            return
+        with _pg_errors():
+            async with self._pool.connection() as conn, conn.transaction():
+                await conn.execute(
+                    "INSERT INTO events (kind, name, doc) SELECT k, n, d FROM unnest(%s::text[], %s::text[],"
+                    " %s::jsonb[]) WITH ORDINALITY AS t (k, n, d, i) ORDER BY i",
+                    (
+                        [e.involved_object.kind for e in events],
+                        [e.involved_object.name for e in events],
+                        [Jsonb(e.to_wire()) for e in events],
+                    ),
+                )
+                await conn.execute(
+                    "DELETE FROM events WHERE seq <= (SELECT seq FROM events ORDER BY seq DESC LIMIT 1 OFFSET %s)",
+                    (limit,),
+                )
+
+    async def list_events(
+        self, *, kind: str | None = None, name: str | None = None, limit: int | None = None
+    ) -> list[Event]:
+        """list_events returns the newest limit (None: all) kept events about kind/name, oldest first."""
+        filters = [(column, value) for column, value in (("kind", kind), ("name", name)) if value is not None]
+        where = " AND ".join(f"{column} = %s" for column, _ in filters)
+        with _pg_errors():
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(
+                    f"SELECT doc FROM events {'WHERE ' + where if where else ''} ORDER BY seq DESC LIMIT %s",
+                    [*(value for _, value in filters), limit],
+                )
+                rows = await cur.fetchall()
+        return [Event.model_validate(doc) for (doc,) in reversed(rows)]
+
+    async def append_transitions(self, transitions: Sequence[Transition]) -> None:
+        """append_transitions stores transitions."""
+        rows = [(t.subject, require_utc(t.time, "transition time"), t.good) for t in transitions if t.time]
+        if not rows:
+            return
+        with _pg_errors():
+            async with self._pool.connection() as conn, conn.transaction():
+                async with conn.cursor() as cur:
+                    await cur.executemany("INSERT INTO transitions (subject, at, good) VALUES (%s, %s, %s)", rows)
+
+    async def list_transitions(self, prefix: str, since: datetime) -> list[Transition]:
+        """list_transitions returns each matching subject's transitions since `since` and its last one before."""
+        low, high, at = prefix, prefix_end(prefix), require_utc(since, "since")
+        with _pg_errors():
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT subject, at, good FROM transitions WHERE subject >= %s AND subject < %s AND at >= %s"
+                    " UNION ALL SELECT t.subject, t.at, t.good FROM transitions t JOIN"
+                    " (SELECT MAX(seq) AS seq FROM transitions WHERE subject >= %s AND subject < %s AND at < %s"
+                    " GROUP BY subject) last ON t.seq = last.seq ORDER BY 1, 2",
+                    (low, high, at, low, high, at),
+                )
+                rows = await cur.fetchall()
+        return [Transition(subject=subject, time=when.astimezone(UTC), good=good) for subject, when, good in rows]
+
+    async def prune_transitions(self, before: datetime) -> int:
+        """prune_transitions deletes transitions older than before except each subject's last one."""
+        at = require_utc(before, "before")
+        with _pg_errors():
+            async with self._pool.connection() as conn, conn.transaction():
+                cur = await conn.execute(
+                    "DELETE FROM transitions WHERE at < %s AND seq NOT IN"
+                    " (SELECT MAX(seq) FROM transitions WHERE at < %s GROUP BY subject)",
+                    (at, at),
+                )
+                return cur.rowcount
 
     async def try_acquire_leadership(self, holder: str, ttl_s: float, now: datetime) -> bool:
         """try_acquire_leadership takes the leader lease if it is free or expired, or renews it if holder has it.

@@ -27,9 +27,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from controlplane.api import Node, NodeHistory, PathChange, Project, ProjectPhase, ThroughputSample
+from controlplane.api import (
+    Event,
+    Node,
+    NodeHistory,
+    PathChange,
+    Project,
+    ProjectPhase,
+    ThroughputSample,
+    Transition,
+)
 
-from ._kinds import Kind, KindStore, M, history_batches, history_of, require_utc
+from ._kinds import Kind, KindStore, M, history_batches, history_of, prefix_end, require_utc
 from .base import AlreadyExists, NotFound, StoreError
 
 T = TypeVar("T")
@@ -77,6 +86,16 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         " name TEXT NOT NULL REFERENCES nodes (name) ON DELETE CASCADE, kind TEXT NOT NULL, doc TEXT NOT NULL)",
         "CREATE INDEX node_history_name ON node_history (name, kind, seq)",
     ),
+    (
+        # Events: bounded by count (append_events trims), kept when their object is deleted, as in Kubernetes.
+        "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, name TEXT NOT NULL,"
+        " doc TEXT NOT NULL)",
+        "CREATE INDEX events_object ON events (kind, name, seq)",
+        # Transitions (availability): bounded by age (prune_transitions keeps each subject's last one).
+        "CREATE TABLE transitions (seq INTEGER PRIMARY KEY AUTOINCREMENT, subject TEXT NOT NULL,"
+        " at_us INTEGER NOT NULL, good INTEGER NOT NULL)",
+        "CREATE INDEX transitions_subject ON transitions (subject, at_us)",
+    ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
@@ -102,7 +121,7 @@ def _from_micros(value: int) -> datetime:
     return _EPOCH + value * _MICROSECOND
 
 
-def _dump(obj: Node | Project | ThroughputSample | PathChange) -> str:
+def _dump(obj: Node | Project | ThroughputSample | PathChange | Event) -> str:
     return obj.to_wire_json()
 
 
@@ -462,6 +481,93 @@ class SqliteStore(KindStore):
         if rows is None:
             raise NotFound("Node", name)
         return history_of(name, rows)
+
+    async def count_projects(self) -> dict[str, int]:
+        """count_projects returns phase → number of Projects, from the indexed phase column."""
+
+        def select(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+            with _sqlite_errors():
+                return conn.execute("SELECT phase, COUNT(*) FROM projects GROUP BY phase").fetchall()
+
+        return dict(await self._worker.call(select, write=False))
+
+    # Events and transitions.
+
+    async def append_events(self, events: Sequence[Event], *, limit: int) -> None:
+        """append_events stores events and trims all events to the newest limit, in one transaction."""
+        rows = [(e.involved_object.kind, e.involved_object.name, _dump(e)) for e in events]
+        if not rows:
+            return
+
+        def append(conn: sqlite3.Connection) -> None:
+            with _sqlite_errors():
+                conn.executemany("INSERT INTO events (kind, name, doc) VALUES (?, ?, ?)", rows)
+                conn.execute(
+                    "DELETE FROM events WHERE seq <= (SELECT seq FROM events ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                    (limit,),
+                )
+
+        await self._worker.call(append, write=True)
+
+    async def list_events(
+        self, *, kind: str | None = None, name: str | None = None, limit: int | None = None
+    ) -> list[Event]:
+        """list_events returns the newest limit (None: all) kept events about kind/name, oldest first."""
+        where = " AND ".join(f"{column} = ?" for column, value in (("kind", kind), ("name", name)) if value is not None)
+        params: list[Any] = [value for value in (kind, name) if value is not None]
+
+        def select(conn: sqlite3.Connection) -> list[tuple[str]]:
+            with _sqlite_errors():
+                return conn.execute(
+                    f"SELECT doc FROM events {'WHERE ' + where if where else ''} ORDER BY seq DESC LIMIT ?",
+                    [*params, -1 if limit is None else limit],
+                ).fetchall()
+
+        return [Event.model_validate_json(doc) for (doc,) in reversed(await self._worker.call(select, write=False))]
+
+    async def append_transitions(self, transitions: Sequence[Transition]) -> None:
+        """append_transitions stores transitions."""
+        rows = [(t.subject, _micros(t.time), int(t.good)) for t in transitions if t.time is not None]
+        if not rows:
+            return
+
+        def append(conn: sqlite3.Connection) -> None:
+            with _sqlite_errors():
+                conn.executemany("INSERT INTO transitions (subject, at_us, good) VALUES (?, ?, ?)", rows)
+
+        await self._worker.call(append, write=True)
+
+    async def list_transitions(self, prefix: str, since: datetime) -> list[Transition]:
+        """list_transitions returns each matching subject's transitions since `since` and its last one before."""
+        low, high, at = prefix, prefix_end(prefix), _micros(since)
+
+        def select(conn: sqlite3.Connection) -> list[tuple[str, int, int]]:
+            with _sqlite_errors():
+                return conn.execute(
+                    "SELECT subject, at_us, good FROM transitions WHERE subject >= ? AND subject < ? AND at_us >= ?"
+                    " UNION ALL SELECT t.subject, t.at_us, t.good FROM transitions t JOIN"
+                    " (SELECT MAX(seq) AS seq FROM transitions WHERE subject >= ? AND subject < ? AND at_us < ?"
+                    " GROUP BY subject) last ON t.seq = last.seq ORDER BY 1, 2",
+                    (low, high, at, low, high, at),
+                ).fetchall()
+
+        rows = await self._worker.call(select, write=False)
+        return [Transition(subject=subject, time=_from_micros(us), good=bool(good)) for subject, us, good in rows]
+
+    async def prune_transitions(self, before: datetime) -> int:
+        """prune_transitions deletes transitions older than before except each subject's last one."""
+        at = _micros(before)
+
+        def delete(conn: sqlite3.Connection) -> int:
+            with _sqlite_errors():
+                return conn.execute(
+                    "DELETE FROM transitions WHERE at_us < ? AND seq NOT IN"
+                    " (SELECT MAX(seq) FROM transitions WHERE at_us < ? GROUP BY subject)",
+                    (at, at),
+                ).rowcount
+
+        deleted: int = await self._worker.call(delete, write=True)
+        return deleted
 
     async def try_acquire_leadership(self, holder: str, ttl_s: float, now: datetime) -> bool:
         """try_acquire_leadership always succeeds: one SQLite file has one server, which is the leader."""

@@ -43,9 +43,9 @@ def test_metrics_parse_and_carry_the_live_state() -> None:
     assert samples[("cara_agent_heartbeats_total", (("result", "empty"),))] == 7
     assert samples[("cara_agent_heartbeats_total", (("result", "full"),))] == 2
     assert samples[("cara_agent_path_direct", ())] == 0
-    assert samples[("cara_agent_path_latency_ms", ())] == 3.5
+    assert samples[("cara_agent_path_latency_seconds", ())] == 0.0035
     assert samples[("cara_agent_tailscaled_running", ())] == 1
-    assert samples[("cara_agent_throughput_bps", (("direction", "download"),))] == 94.1e6
+    assert samples[("cara_agent_throughput_bits_per_second", (("direction", "download"),))] == 94.1e6
     assert samples[("cara_agent_last_heartbeat_timestamp_seconds", ())] == NOW.timestamp()
     assert samples[("process_resident_memory_bytes", ())] > 1e6
     assert samples[("process_cpu_seconds_total", ())] > 0

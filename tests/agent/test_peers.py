@@ -366,6 +366,10 @@ async def test_a_probed_change_reaches_the_signature_so_the_next_beat_is_full(cl
         "derpRegion": "headscale",
         "latencyMs": 40.0,
         "lastSeen": "2026-11-24T12:00:20Z",
+        # fleet()'s Self advertises no endpoint of its own, which is the first thing that rules out a direct path.
+        "relayReason": "NoEndpoints",
+        "relayMessage": "this node advertises no direct endpoint (its own Addrs are empty).",
+        "since": "2026-11-24T12:00:20Z",
     }
 
 
@@ -415,6 +419,42 @@ async def test_the_assignment_is_asked_with_its_etag_and_a_go_server_is_listed_i
         ("/api/v1/nodes/edge1/peers", '"v1"'),
         ("/api/v1/nodes", None),
     ]
+
+
+async def test_a_relayed_probe_says_why_and_since_when(clock: FakeClock) -> None:
+    status = fleet(2)
+    assert status.self_ is not None
+    status = status.model_copy(update={"self_": status.self_.model_copy(update={"addrs": ["10.99.11.2:41641"]})})
+    probe, nodes = FakeProbe(), FakeNodes(nodes_of(status))
+    looked_up: list[str] = []
+
+    async def endpoints(ip: IPAddress) -> list[str]:
+        looked_up.append(str(ip))
+        return [f"10.99.1{str(ip)[-1]}.2:41641"]
+
+    peers = PeerProber(self_name="edge1", list_nodes=nodes, probe=probe, now=clock.now, endpoints=endpoints)
+    first = {p.name: p for p in await peers.round(status)}
+    assert first["edge3"].relay_reason is None and first["edge3"].since == clock.now()
+    assert looked_up == []  # Direct paths need no lookup
+    start = clock.now()
+    clock.step(10)
+    probe.paths["100.64.0.3"] = Path(Via.DERP, derp_region="headscale", latency_ms=40.0)
+    second = {p.name: p for p in await peers.round(status)}
+    edge3 = second["edge3"]
+    assert (edge3.mode, edge3.relay_reason, edge3.since) == (NetworkMode.DERP, "UDPBlocked", clock.now())
+    assert edge3.relay_message is not None and "10.99.13.2:41641" in edge3.relay_message
+    assert looked_up == ["100.64.0.3"]
+    assert second["edge2"].since == start  # unchanged mode: since stays
+    clock.step(10)
+    third = {p.name: p for p in await peers.round(status)}
+    assert third["edge3"].since == edge3.since  # still DERP
+
+
+async def test_a_tracked_peer_not_probed_yet_is_not_probed(clock: FakeClock) -> None:
+    peers, _, _ = prober(fleet(3), clock, per_round=1, refresh_period=30.0)
+    paths = {p.name: p for p in await peers.round(fleet(3))}
+    waiting = [p for p in paths.values() if p.mode is None]
+    assert waiting and all(p.relay_reason == "NotProbed" and p.since is None for p in waiting)
 
 
 async def test_the_address_of_a_fellow_for_a_witness_check(clock: FakeClock) -> None:

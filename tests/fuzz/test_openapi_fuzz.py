@@ -31,6 +31,8 @@ OPERATIONS = [
     "POST /api/v1/nodes/{name}/uncordon",
     "GET /api/v1/nodes/{name}/history",
     "GET /api/v1/nodes/{name}/peers",
+    "GET /api/v1/nodes/{name}/availability",
+    "GET /api/v1/events",
     "GET /api/v1/projects",
     "POST /api/v1/projects",
     "GET /api/v1/projects/{name}",

@@ -79,6 +79,36 @@ def metrics_modes(plane: ControlPlane) -> dict[tuple[str, str], str]:
     return modes
 
 
+def metrics_reasons(plane: ControlPlane) -> dict[tuple[str, str], str]:
+    """metrics_reasons is the reason label of each (node, peer) series of cara_node_path_not_direct."""
+    code, text = plane.call("operator", "GET", "/metrics", timeout=10)
+    assert code == 200, text
+    reasons = {}
+    for labels in re.findall(r"^cara_node_path_not_direct\{([^}]*)\} 1(?:\.0)?$", text, re.M):
+        found = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        reasons[(found["node"], found["peer"])] = found["reason"]
+    return reasons
+
+
+def page_reasons(lab: Lab, plane: ControlPlane, profile: Path) -> dict[tuple[str, str], str]:
+    """page_reasons is the reason of each row of the page's list of paths that are not Direct."""
+    done = lab.run(
+        "operator",
+        "env",
+        f"HOME={profile}",
+        "chromium",
+        *HEADLESS_FLAGS,
+        f"--user-data-dir={profile}",
+        "--dump-dom",
+        f"{plane.url}/ui",
+        timeout=90,
+    )
+    rows = parse(done.stdout).by_id("relayed").find_all("tr")
+    return {
+        (r.attrs["data-from"], r.attrs["data-to"]): r.attrs["data-reason"] for r in rows if "data-reason" in r.attrs
+    }
+
+
 def page_modes(lab: Lab, plane: ControlPlane, profile: Path) -> dict[tuple[str, str], str]:
     """page_modes renders /ui in headless Chromium in `operator` and returns each matrix cell's data-mode."""
     done = lab.run(
@@ -92,8 +122,8 @@ def page_modes(lab: Lab, plane: ControlPlane, profile: Path) -> dict[tuple[str, 
         f"{plane.url}/ui",
         timeout=90,
     )
-    cells = parse(done.stdout).by_id("matrix").find_all("g", class_="cell")
-    return {(g.attrs["data-from"], g.attrs["data-to"]): g.attrs["data-mode"] for g in cells}
+    cells = parse(done.stdout).by_id("matrix").find_all("rect", class_="cell")
+    return {(r.attrs["data-from"], r.attrs["data-to"]): r.attrs["data-mode"] for r in cells}
 
 
 def both_ways(modes: dict[tuple[str, str], Any], want: str) -> bool:
@@ -157,6 +187,29 @@ def test_blocked_pair_shows_derp_everywhere_then_direct_again(
         relayed = [p for p in derp_doc["paths"] if (p["from"], p["to"]) in (PAIR, PAIR[::-1])]
         assert all(p["derpRegion"] == "headscale" for p in relayed), relayed
         assert matrix_modes(derp_doc)[("edge1", "edge3")] == "Direct"  # the other pairs are untouched
+        # Why: each end pinged the other's advertised endpoint, got no pong, and is Direct with edge3.
+        reasons = {(p["from"], p["to"]): (p["relayReason"], p["relayMessage"]) for p in relayed}
+        print(f"\nreasons after `lab block {a} {b}`: {reasons}")
+        assert {reason for reason, _ in reasons.values()} == {"UDPBlocked"}, reasons
+        assert f"{lab.hosts[b]['underlay']}:41641" in reasons[PAIR][1]
+        assert all(p["since"] for p in relayed)
+        assert {k: v for k, v in metrics_reasons(plane).items() if k in (PAIR, PAIR[::-1])} == {
+            PAIR: "UDPBlocked",
+            PAIR[::-1]: "UDPBlocked",
+        }
+        assert page_reasons(lab, plane, tmp_path / "chromium").get(PAIR) == "UDPBlocked"
+        # …and the change is an Event about edge1, with the reason in its sentence.
+        done = lab.run(
+            "operator", "env", f"HOME={tmp_path}", str(BIN / "caractrl"), "get", "events", "--for", f"node/{a}",
+            "-o", "json", timeout=30,
+        )  # fmt: skip
+        changed = [
+            e for e in json.loads(done.stdout)["items"] if e["reason"] == "PathChanged" and e["type"] == "Warning"
+        ]
+        # (from Direct, or from unknown when the first probe after the block got no pong at all)
+        assert any(
+            f"{a} → {b}: " in e["message"] and "→ DERP(headscale) (UDPBlocked:" in e["message"] for e in changed
+        ), [e["message"] for e in changed]
     finally:
         lab.unblock(a, b)
     wait_until(f"{a}'s tailscaled trusts {b}'s direct address again", lambda: curaddr(lab, a, b), TAILSCALE_VERDICT)

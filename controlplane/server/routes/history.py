@@ -1,18 +1,20 @@
-"""Node history: what a full heartbeat adds to it (throughput samples, path changes) and GET .../{name}/history."""
+"""Node history: what a full heartbeat adds to it (throughput samples, path changes), GET .../{name}/history and
+GET .../{name}/availability."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from controlplane.api import CONTROL_PLANE_PEER, NetworkMode, Node, NodeHistory, PathChange, ThroughputSample
+from controlplane.api import Node, NodeAvailability, NodeHistory, ThroughputSample
 from controlplane.store.base import NodeMutator, StoreError
 
+from ..availability import node_availability
 from ..context import CallerDep, Ctx, ServerContext
 from ..identity import require_reader
+from ..path_changes import path_changes
 from ..problems import problem_responses
 from ._common import wire
 
@@ -51,41 +53,6 @@ def new_samples(before: Node, after: Node) -> list[ThroughputSample]:
     ]
 
 
-def _modes(node: Node) -> dict[str, NetworkMode | None]:
-    network = node.status.network
-    if network is None:
-        return {}
-    modes: dict[str, NetworkMode | None] = {peer.name: peer.mode for peer in network.peers or ()}
-    modes[CONTROL_PLANE_PEER] = network.mode
-    return modes
-
-
-def path_changes(before: Node, after: Node, now: datetime) -> list[PathChange]:
-    """path_changes lists the paths of after whose known mode differs from before's (unknown there counts too).
-
-    The path to the control plane comes first, then the peers in the order after reports them. A path whose
-    mode becomes unknown (idle) is not a change; when it is known again, it is a change from unknown.
-    """
-    network = after.status.network
-    if network is None:
-        return []
-    old = _modes(before)
-    current = [(CONTROL_PLANE_PEER, network.mode, network.derp_region, network.latency_ms)]
-    current += [(peer.name, peer.mode, peer.derp_region, peer.latency_ms) for peer in network.peers or ()]
-    return [
-        PathChange(
-            time=now,
-            peer=peer,
-            from_mode=old.get(peer),
-            to_mode=mode,
-            derp_region=region if mode is NetworkMode.DERP else None,
-            latency_ms=latency,
-        )
-        for peer, mode, region, latency in current
-        if mode is not None and old.get(peer) is not mode
-    ]
-
-
 async def record(context: ServerContext, before: Node | None, after: Node) -> None:
     """record appends what changed between before and after to the Node's history and counts path changes."""
     if before is None or before.status.network == after.status.network:
@@ -109,3 +76,11 @@ async def get_history(name: str, context: Ctx, caller: CallerDep) -> JSONRespons
     """history returns the Node's last throughput samples and path changes, oldest first (viewer or better)."""
     require_reader(caller)
     return wire(await context.store.get_history(name))
+
+
+@router.get("/{name}/availability", responses={200: {"model": NodeAvailability}, **problem_responses(404)})
+async def get_availability(name: str, context: Ctx, caller: CallerDep) -> JSONResponse:
+    """availability answers the share of the last 24 h and 7 d the Node was Ready and each path Direct (viewer)."""
+    require_reader(caller)
+    await context.store.get_node(name)  # NotFound → 404
+    return wire(await node_availability(context.store, name, context.now()))

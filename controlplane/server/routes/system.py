@@ -6,8 +6,9 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from controlplane.api import API_VERSION, NodeState
+from controlplane.api import API_VERSION
 
+from .. import scrape
 from ..context import Ctx
 from ..problems import problem_response, problem_responses
 
@@ -45,10 +46,5 @@ async def version() -> dict[str, str]:
 
 @router.get("/metrics", response_class=Response)
 async def metrics(context: Ctx) -> Response:
-    counts = dict.fromkeys(NodeState, 0)
-    for node in await context.metrics.fleet.scrape(context.store, context.leases, context.now()):
-        if node.state is not None:
-            counts[node.state] += 1
-    for state, count in counts.items():
-        context.metrics.nodes.labels(state.value).set(count)
+    await scrape.refresh(context)
     return Response(context.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -16,9 +16,22 @@ from .conftest import API_URL, Caractrl
 LAST_SEEN = "2026-11-24T11:59:58Z"
 
 
-def peer(name: str, mode: str | None, latency: float | None = None, region: str | None = None) -> dict[str, Any]:
+UDP_BLOCKED = "disco pings to the peer's endpoints (10.99.3.2:41641) went unanswered while this node is direct"
+
+
+def peer(
+    name: str, mode: str | None, latency: float | None = None, region: str | None = None, reason: str | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {"name": name, "ip": f"100.64.0.{name[-1]}", "lastSeen": LAST_SEEN}
-    for key, value in (("mode", mode), ("latencyMs", latency), ("derpRegion", region)):
+    why = (reason, UDP_BLOCKED, LAST_SEEN) if reason else (None, None, None)
+    for key, value in (
+        ("mode", mode),
+        ("latencyMs", latency),
+        ("derpRegion", region),
+        ("relayReason", why[0]),
+        ("relayMessage", why[1]),
+        ("since", why[2]),
+    ):
         if value is not None:
             body[key] = value
     return body
@@ -33,7 +46,11 @@ async def fleet(api: httpx.AsyncClient, clock: FakeClock) -> None:
         "edge1": {
             "mode": "Direct",
             "latencyMs": 2.25,
-            "peers": [peer("edge3", "DERP", 41.0, "lab"), peer("edge2", "Direct", 1.5), peer("laptop9", "Direct")],
+            "peers": [
+                peer("edge3", "DERP", 41.0, "lab", "UDPBlocked"),
+                peer("edge2", "Direct", 1.5),
+                peer("laptop9", "Direct"),
+            ],
         },
         "edge2": {"mode": "DERP", "derpRegion": "lab", "latencyMs": 38.0, "peers": [peer("edge1", "Direct", 1.4)]},
     }
@@ -42,32 +59,56 @@ async def fleet(api: httpx.AsyncClient, clock: FakeClock) -> None:
         assert answer.status_code == 204
 
 
-MATRIX = [
-    "FROM \\ TO   cara-server      edge1          edge2          edge3",
-    "edge1       Direct 2.2ms     -              Direct 1.5ms   DERP(lab) 41ms",
-    "edge2       DERP(lab) 38ms   Direct 1.4ms   -              unknown",
-    "edge3       unknown          unknown        unknown        -",
-]
-
-
 @pytest.mark.usefixtures("fleet")
-async def test_the_matrix_is_plain_and_aligned_when_piped(caractrl: Caractrl) -> None:
+async def test_the_default_is_a_summary_and_the_paths_not_direct(caractrl: Caractrl, clock: FakeClock) -> None:
+    clock.step(20)
     result = await caractrl("mesh")
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.splitlines() == MATRIX
+    assert result.stdout.splitlines() == [
+        "3 nodes (3 NotReady) · 3 paths reported: 2 Direct, 1 relayed, 0 unknown, 0 stale · 3 pairs not probed",
+        "FROM    TO            PATH        REASON       SINCE    WHY",
+        "edge1   edge3         DERP(lab)   UDPBlocked   22s      "
+        "disco pings to the peer's endpoints (10.99.3.2:41641) went…",
+        "edge2   cara-server   DERP(lab)   <none>       <none>   <none>",
+    ]
     assert "\x1b[" not in result.stdout
+    wide = (await caractrl("mesh", "-o", "wide")).stdout.splitlines()
+    assert wide[2].endswith(UDP_BLOCKED)
 
 
 @pytest.mark.usefixtures("fleet")
-async def test_cells_are_exactly_the_reported_paths(caractrl: Caractrl) -> None:
-    lines = (await caractrl("mesh")).stdout.splitlines()
-    cells = [[cell.strip() for cell in line.split("   ") if cell.strip()] for line in lines]
-    assert cells == [
-        ["FROM \\ TO", "cara-server", "edge1", "edge2", "edge3"],
-        ["edge1", "Direct 2.2ms", "-", "Direct 1.5ms", "DERP(lab) 41ms"],
-        ["edge2", "DERP(lab) 38ms", "Direct 1.4ms", "-", "unknown"],
-        ["edge3", "unknown", "unknown", "unknown", "-"],
+async def test_the_matrix_has_one_character_cells_and_a_legend(caractrl: Caractrl) -> None:
+    result = await caractrl("mesh", "--matrix")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Legend: · Direct  D DERP  R peer relay  ? unknown")
+    assert "(blank) not probed" in lines[0] and "\\ self" in lines[0]
+    assert lines[2:] == [
+        "        C 123",
+        "1 edge1 · \\·D",
+        "2 edge2 D ·\\",  # edge2 reports no path to edge3: not probed (blank), not unknown
+        "3 edge3 ?   \\",  # edge3 never reported: its path to the control plane is unknown, its pairs not probed
     ]
+
+
+async def test_unknown_is_apart_from_not_probed_and_selectors_narrow_the_fleet(
+    caractrl: Caractrl, api: httpx.AsyncClient
+) -> None:
+    for name, labels in (("a1", {"site": "a"}), ("a2", {"site": "a"}), ("b1", {"site": "b"})):
+        body = {"metadata": {"name": name, "labels": labels}}
+        assert (await api.post("/api/v1/nodes", json=body)).status_code == 201
+    network = {"mode": "Direct", "peers": [{"name": "a2", "relayReason": "NoAnswer"}, peer("b1", "Direct", 1.0)]}
+    assert (await api.post("/api/v1/nodes/a1/heartbeat", json={"network": network})).status_code == 204
+    everything = (await caractrl("mesh", "--matrix")).stdout.splitlines()[-3:]
+    assert everything == ["1 a1 · \\?·", "2 a2 ?  \\", "3 b1 ?   \\"]
+    site_a = await caractrl("mesh", "-l", "site=a")
+    assert site_a.stdout.splitlines() == [
+        "2 nodes (2 NotReady) · 1 paths reported: 0 Direct, 0 relayed, 1 unknown, 0 stale · 1 pairs not probed",
+        "FROM   TO   PATH      REASON     SINCE    WHY",
+        "a1     a2   unknown   NoAnswer   <none>   <none>",
+    ]
+    assert (await caractrl("mesh", "-l", "site!")).exit_code == 1
+    assert len((await caractrl("mesh", "-l", "site notin (b)")).stdout.splitlines()) == 3  # set-based selectors too
 
 
 @pytest.mark.usefixtures("fleet")
@@ -85,8 +126,9 @@ async def test_colour_only_when_asked_or_on_a_terminal(
 ) -> None:
     result = await caractrl("mesh", *args, environ={"CARA_SERVER": API_URL, **environ})
     assert result.exit_code == 0
-    assert ("\x1b[32mDirect 1.5ms" in result.stdout) is colored
-    assert ("\x1b[33mDERP(lab) 41ms" in result.stdout) is colored
+    assert ("\x1b[33mDERP(lab)\x1b[0m" in result.stdout) is colored
+    grid = await caractrl("mesh", "--matrix", *args, environ={"CARA_SERVER": API_URL, **environ})
+    assert ("\x1b[32m·\x1b[0m" in grid.stdout) is colored
 
 
 @pytest.mark.usefixtures("fleet")
@@ -104,6 +146,9 @@ async def test_json_lists_the_nodes_and_every_reported_path_between_nodes(caract
                 "latencyMs": 1.5,
                 "lastSeen": LAST_SEEN,
                 "stale": False,
+                "relayReason": None,
+                "relayMessage": None,
+                "since": None,
             },
             {
                 "from": "edge1",
@@ -113,6 +158,9 @@ async def test_json_lists_the_nodes_and_every_reported_path_between_nodes(caract
                 "latencyMs": 41.0,
                 "lastSeen": LAST_SEEN,
                 "stale": False,
+                "relayReason": "UDPBlocked",
+                "relayMessage": UDP_BLOCKED,
+                "since": LAST_SEEN,
             },
             {
                 "from": "edge2",
@@ -122,8 +170,13 @@ async def test_json_lists_the_nodes_and_every_reported_path_between_nodes(caract
                 "latencyMs": 1.4,
                 "lastSeen": LAST_SEEN,
                 "stale": False,
+                "relayReason": None,
+                "relayMessage": None,
+                "since": None,
             },
         ],
+        # A key added by issue 14; the others keep their shape.
+        "summary": {"nodes": 3, "direct": 2, "relayed": 1, "unknown": 0, "stale": 0, "notProbed": 3, "notReady": 3},
     }
 
 
@@ -135,9 +188,17 @@ async def test_a_silent_nodes_paths_are_shown_stale_never_as_current(
     assert (await api.post("/api/v1/nodes/edge2/heartbeat")).status_code == 204  # edge2 reconfirms; edge1 does not
     clock.step(15)  # edge1 last beat 45 s ago: past the 40 s grace
     lines = (await caractrl("mesh")).stdout.splitlines()
-    cells = [[cell.strip() for cell in line.split("   ") if cell.strip()] for line in lines]
-    assert cells[1] == ["edge1", "Direct? stale 45s", "-", "Direct?", "DERP(lab)?"]
-    assert cells[2] == ["edge2", "DERP(lab) 38ms", "Direct 1.4ms", "-", "unknown"]
+    assert lines[0].endswith("1 Direct, 0 relayed, 0 unknown, 2 stale · 3 pairs not probed")
+    # Every path of edge1 is listed, last known (with ?), not current: since its last confirmation, 45 s ago.
+    assert [line.split()[:5] for line in lines[2:]] == [
+        ["edge2", "cara-server", "DERP(lab)", "<none>", "<none>"],
+        ["edge1", "cara-server", "Direct?", "Stale", "45s"],
+        ["edge1", "edge2", "Direct?", "Stale", "45s"],
+        ["edge1", "edge3", "DERP(lab)?", "UDPBlocked", "45s"],
+    ]
+    assert lines[3].endswith("the Node's facts are stale: last known, not current")
+    grid = (await caractrl("mesh", "--matrix")).stdout.splitlines()[-3:]
+    assert grid[0] == "1 edge1 s \\ss"  # its own path and both reported paths stale, never "·" or "D"
     listed = json.loads((await caractrl("mesh", "-o", "json")).stdout)["paths"]
     assert [(p["from"], p["to"], p["stale"]) for p in listed] == [
         ("edge1", "edge2", True),
@@ -150,7 +211,11 @@ async def test_an_empty_fleet(caractrl: Caractrl) -> None:
     table = await caractrl("mesh")
     assert (table.exit_code, table.stdout, table.stderr) == (0, "", "No resources found\n")
     as_json = await caractrl("mesh", "-o", "json")
-    assert json.loads(as_json.stdout) == {"nodes": [], "paths": []}
+    assert json.loads(as_json.stdout) == {
+        "nodes": [],
+        "paths": [],
+        "summary": {"nodes": 0, "direct": 0, "relayed": 0, "unknown": 0, "stale": 0, "notProbed": 0, "notReady": 0},
+    }
 
 
 @pytest.mark.usefixtures("fleet")
@@ -171,15 +236,32 @@ async def test_describe_node_ends_with_its_recent_history(
     assert lines[start + 6].split()[:2] == ["2026-11-24T12:07:00Z", "96.0Mbps"]
     paths = lines.index("Path changes (last 5 of 9):")
     assert lines[paths + 1].split() == ["TIME", "PEER", "FROM", "TO", "LATENCY"]
+    block = lines[paths + 1 : lines.index("Availability:")]
     # The beats carry no latency, so the fleet's stored 38 ms stays (network merges field by field, design §3.4).
-    assert lines[-1].split() == ["2026-11-24T12:07:00Z", "cara-server", "DERP", "Direct", "38ms"]
-    assert lines[-2].split() == ["2026-11-24T12:06:00Z", "cara-server", "Direct", "DERP(lab)", "38ms"]
+    assert block[-1].split() == ["2026-11-24T12:07:00Z", "cara-server", "DERP", "Direct", "38ms"]
+    assert block[-2].split() == ["2026-11-24T12:06:00Z", "cara-server", "Direct", "DERP(lab)", "38ms"]
+    # Then its availability (only a path to the control plane was reported; no Ready judgement in this test)
+    # and its last Events, the path changes among them.
+    availability = lines.index("Availability:")
+    assert [line.split()[:3] for line in lines[availability + 1 : availability + 4]] == [
+        ["LAST", "24H", "LAST"],
+        ["Ready", "<none>", "<none>"],
+        ["Direct", "to", "cara-server"],
+    ]
+    events = lines[lines.index("Events:") + 1 :]
+    assert events[0].split() == ["TYPE", "REASON", "AGE", "MESSAGE"]
+    assert len(events) == 1 + 9  # registered, then its 8 path changes (the first Direct one is no news)
+    assert events[-1].split()[:3] == ["Normal", "PathChanged", "0s"]
+    assert "edge2 → cara-server: DERP → Direct" in events[-1]
 
 
 @pytest.mark.usefixtures("fleet")
 async def test_describe_node_without_history_says_none(caractrl: Caractrl) -> None:
     lines = (await caractrl("describe", "node", "edge3")).stdout.splitlines()
-    assert lines[-2:] == ["Throughput history:<none>", "Path changes: <none>"]
+    start = lines.index("Throughput history:<none>")
+    assert lines[start : start + 3] == ["Throughput history:<none>", "Path changes: <none>", "Availability:"]
+    assert lines[-3] == "Events:"
+    assert lines[-1].split()[:2] == ["Normal", "Registered"]
 
 
 async def test_client_history_raises_not_found_for_an_unknown_node(api_transport: httpx.ASGITransport) -> None:

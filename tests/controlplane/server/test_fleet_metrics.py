@@ -8,7 +8,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from controlplane.api import ConditionStatus, Node, ProjectPhase, set_condition
 from controlplane.server.settings import Settings
+from controlplane.store import Store
 from tests.conftest import FakeClock
 
 NODES = "/api/v1/nodes"
@@ -151,6 +153,55 @@ async def test_an_empty_fleet_exports_only_the_totals(api: httpx.AsyncClient) ->
     assert of(samples, "cara_node_path_mode") == {}
     assert of(samples, "cara_metrics_dropped_paths") == {(): 0}
     assert of(samples, "cara_nodes")[L(state="Ready")] == 0
+
+
+async def test_paths_not_direct_carry_their_reason_from_a_closed_set(api: httpx.AsyncClient) -> None:
+    for name in ("edge1", "edge2"):
+        assert (await api.post(NODES, json={"metadata": {"name": name}})).status_code == 201
+    peers = [
+        {**peer("edge2", "DERP", 40.0, "lab"), "relayReason": "UDPBlocked"},
+        {**peer("edge3", "DERP", 40.0, "lab"), "relayReason": "MadeUpByAnAgent"},
+        {"name": "edge4", "relayReason": "NotProbed"},
+        peer("edge5", "Direct", 1.0),  # past the pair limit (3), as the rest
+    ]
+    await beat(api, "edge1", {"mode": "Direct", "peers": peers})
+    assert of(await scrape(api), "cara_node_path_not_direct") == {
+        L(node="edge1", peer="edge2", reason="UDPBlocked"): 1,
+        L(node="edge1", peer="edge3", reason="Unknown"): 1,  # not one of mesh.RelayReason: the label stays closed
+        L(node="edge1", peer="edge4", reason="NotProbed"): 1,
+    }
+    await beat(api, "edge1", {"mode": "Direct", "peers": [peer("edge2", "DERP", 41.0, "lab")]})
+    await beat(api, "edge2", {"mode": "Direct", "peers": [peer("edge1", "Direct", 1.0)]})
+    assert of(await scrape(api), "cara_node_path_not_direct") == {
+        L(node="edge1", peer="edge2", reason="Unknown"): 1,  # an agent from before reasons
+    }
+
+
+async def test_ready_per_node_with_its_reason_and_projects_by_phase(
+    api: httpx.AsyncClient, memory_store: Store, clock: FakeClock
+) -> None:
+    for name in ("edge1", "edge2", "edge3"):
+        assert (await api.post(NODES, json={"metadata": {"name": name}})).status_code == 201
+    verdicts = {"edge1": (ConditionStatus.TRUE, "AgentReady"), "edge2": (ConditionStatus.FALSE, "ControlLinkDown")}
+    for name, (status, reason) in verdicts.items():
+
+        def judge(node: Node, status: ConditionStatus = status, reason: str = reason) -> Node:
+            conditions = set_condition(node.status.conditions, "Ready", status, reason, "judged", clock.now())
+            return node.model_copy(update={"status": node.status.model_copy(update={"conditions": conditions})})
+
+        await memory_store.update_node(name, judge)
+    for name in ("web", "db"):
+        body = {"metadata": {"name": name}, "spec": {"services": [{"name": "app", "image": "nginx"}]}}
+        assert (await api.post("/api/v1/projects", json=body)).status_code == 201
+    samples = await scrape(api)
+    assert of(samples, "cara_node_ready") == {
+        L(node="edge1", reason="AgentReady"): 1,
+        L(node="edge2", reason="ControlLinkDown"): 0,
+        L(node="edge3", reason="NotReported"): 0,
+    }
+    projects = of(samples, "cara_projects")
+    assert projects[L(phase="Pending")] == 2
+    assert sum(projects.values()) == 2 and len(projects) == len(ProjectPhase)
 
 
 @pytest.mark.usefixtures("fleet")

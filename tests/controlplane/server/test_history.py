@@ -12,7 +12,7 @@ from controlplane.api import CONTROL_PLANE_PEER, NetworkMode, Node, NodeNetworkS
 from controlplane.api import NodeStatus as Status
 from controlplane.server.app import create_app
 from controlplane.server.identity import Caller, Role, Unauthorized
-from controlplane.server.routes.history import path_changes
+from controlplane.server.path_changes import path_changes
 from controlplane.server.settings import Settings
 from controlplane.store.base import Store, StoreError
 from tests.conftest import API_URL, FakeClock

@@ -1,0 +1,110 @@
+"""Events and transitions on both backends: events bounded by count, transitions by age (each subject's last kept),
+and the write observers every create and update reports to."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from controlplane.api import Event, EventType, Node, ObjectMeta, ObjectReference, Project, Transition
+
+from ._factories import node
+from .conftest import AnyStore
+
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def event(i: int, name: str = "edge1", kind: str = "Node") -> Event:
+    return Event(
+        metadata=ObjectMeta(name=f"{name}.{i:016x}", created_at=T0 + timedelta(seconds=i)),
+        involved_object=ObjectReference(kind=kind, name=name),
+        type=EventType.WARNING if i % 2 else EventType.NORMAL,
+        reason=f"Reason{i}",
+        message=f"message {i}",
+        actor="ops" if i % 3 == 0 else None,
+        first_timestamp=T0 + timedelta(seconds=i),
+        last_timestamp=T0 + timedelta(seconds=i),
+    )
+
+
+async def test_events_are_kept_newest_first_within_the_limit_and_filtered(store: AnyStore) -> None:
+    await store.append_events([event(i) for i in range(3)], limit=5)
+    await store.append_events([event(i, "edge2") for i in range(3, 5)] + [event(5, "web", "Project")], limit=5)
+    kept = await store.list_events()
+    assert [e.reason for e in kept] == ["Reason1", "Reason2", "Reason3", "Reason4", "Reason5"]  # 0 trimmed
+    assert kept[0] == event(1)  # every field survives the round trip
+    assert [e.reason for e in await store.list_events(kind="Node", name="edge2")] == ["Reason3", "Reason4"]
+    assert [e.reason for e in await store.list_events(kind="Project")] == ["Reason5"]
+    assert [e.reason for e in await store.list_events(limit=2)] == ["Reason4", "Reason5"]
+    assert await store.list_events(kind="Node", name="nobody") == []
+    await store.append_events([], limit=5)
+
+
+async def test_events_outlive_their_object(store: AnyStore) -> None:
+    await store.create_node(node("edge1"))
+    await store.append_events([event(1)], limit=10)
+    await store.delete_node("edge1")
+    assert len(await store.list_events(name="edge1")) == 1
+
+
+def tr(subject: str, minutes: float, good: bool) -> Transition:
+    return Transition(subject=subject, time=T0 + timedelta(minutes=minutes), good=good)
+
+
+async def test_transitions_since_a_time_start_with_the_state_before_it(store: AnyStore) -> None:
+    await store.append_transitions(
+        [
+            tr("node/edge1", 0, True),
+            tr("node/edge1", 10, False),
+            tr("node/edge1", 20, True),
+            tr("node/edge10", 5, False),
+            tr("path/edge1/edge2", 1, True),
+            tr("node/edge2", 30, True),
+        ]
+    )
+    got = await store.list_transitions("node/edge1", T0 + timedelta(minutes=15))
+    assert got == [tr("node/edge1", 10, False), tr("node/edge1", 20, True), tr("node/edge10", 5, False)]
+    assert await store.list_transitions("path/", T0) == [tr("path/edge1/edge2", 1, True)]
+    assert await store.list_transitions("node/edge2", T0) == [tr("node/edge2", 30, True)]
+    assert await store.list_transitions("node/edge3", T0) == []
+
+
+async def test_pruning_keeps_each_subjects_last_transition(store: AnyStore) -> None:
+    await store.append_transitions(
+        [tr("node/a", 0, True), tr("node/a", 1, False), tr("node/a", 100, True), tr("node/b", 2, False)]
+    )
+    assert await store.prune_transitions(T0 + timedelta(minutes=50)) == 1
+    assert await store.list_transitions("node/", T0) == [
+        tr("node/a", 1, False),
+        tr("node/a", 100, True),
+        tr("node/b", 2, False),
+    ]
+    assert await store.prune_transitions(T0 + timedelta(minutes=50)) == 0
+
+
+async def test_observers_see_creates_and_updates_with_the_state_before(store: AnyStore) -> None:
+    seen: list[tuple[str | None, str, bool | None, bool | None]] = []
+
+    async def observe(before: Node | Project | None, after: Node | Project) -> None:
+        def cordoned(obj: Node | Project | None) -> bool | None:
+            return obj.spec.unschedulable if isinstance(obj, Node) else None
+
+        seen.append((before.metadata.name if before else None, after.metadata.name, cordoned(before), cordoned(after)))
+
+    await store.create_node(node("edge1"))  # before the observer: not seen
+    store.add_observer(observe)
+    await store.create_node(node("edge2"))
+
+    def cordon(current: Node) -> Node:
+        return current.model_copy(update={"spec": current.spec.model_copy(update={"unschedulable": True})})
+
+    await store.update_node("edge1", cordon)
+    assert seen == [(None, "edge2", None, False), ("edge1", "edge1", False, True)]
+
+
+async def test_projects_are_counted_by_phase_without_decoding(store: AnyStore) -> None:
+    from ._factories import project
+
+    assert await store.count_projects() == {}
+    for name in ("a", "b", "c"):
+        await store.create_project(project(name))
+    assert await store.count_projects() == {"Pending": 3}
