@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random as random_module
+import time
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -298,6 +299,7 @@ class Heartbeater:
             return False
         try:
             await self._client.heartbeat(self.node_name, Heartbeat(state=NodeState.NOT_READY))
+            log.debug("goodbye beat answered at monotonic %.3f", time.monotonic())
         except ClientError as exc:
             log.warning("could not say goodbye to the control plane: %s", exc)
             return False

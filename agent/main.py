@@ -13,10 +13,11 @@ import random
 import signal
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
-from typing import Final, Protocol
+from typing import Final, NoReturn, Protocol
 from urllib.parse import urlsplit
 
 import click
@@ -348,6 +349,7 @@ async def run_agent(
 
                 loops.add("throughput", throughput, stall_after=2 * settings.throughput_duration + THROUGHPUT_SLACK)
             code = await loops.run(stop)
+            log.debug("loops stopped at monotonic %.3f: saying goodbye", time.monotonic())
             try:
                 said = await asyncio.wait_for(beater.going_away(), GOODBYE_TIMEOUT)
             except TimeoutError:
@@ -419,18 +421,36 @@ def _command() -> click.Command:
         except SettingsError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(2)
-        sys.exit(asyncio.run(_main(settings)))
+        exit_now(asyncio.run(_main(settings)))
 
     for flag, dest, text in _FLAGS:
         command = click.option(flag, dest, default=None, help=text)(command)
     return command
 
 
+def exit_now(code: int) -> NoReturn:
+    """exit_now ends the process with code once the logs and stdio are flushed, skipping the interpreter's
+    finalization: the goodbye is said and every client and server closed, and tearing down the modules and the heap
+    of an agent took 0.1–0.2 s on an idle machine and over 1 s on a loaded one, all of it between SIGTERM and the
+    exit that systemd (and a restart) waits for."""
+    log.debug("exiting %d at monotonic %.3f", code, time.monotonic())
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
 async def _main(settings: Settings) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def stopping(sig: signal.Signals) -> None:
+        log.debug("%s at monotonic %.3f: stopping", sig.name, time.monotonic())
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stopping, sig)
     return await run_agent(settings, stop=stop)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -549,7 +550,9 @@ class NodeLifecycleController:
 
     async def _write(self, name: str, now: datetime) -> bool:
         try:
-            self._remember(await self._store.update_node(name, lambda current: self._apply(current, now)), now)
+            written = await self._store.update_node(name, lambda current: self._apply(current, now))
+            self._remember(written, now)
+            log.debug("node %s written %s at monotonic %.3f", name, written.status.state, time.monotonic())
         except NotFound:
             self._cache.pop(name, None)  # deleted since the list; nothing to do
             return False
@@ -593,5 +596,8 @@ class NodeLifecycleController:
     async def run(
         self, stop: asyncio.Event, *, gate: Gate | None = None, on_pass: Callable[[], None] | None = None
     ) -> None:
-        """run passes every lifecycle_period until stop is set, applying `resume`'s stall rule before each."""
-        await run_every("node-lifecycle", self._pass, self._config.lifecycle_period, stop, gate, on_pass)
+        """run passes every lifecycle_period until stop is set, applying `resume`'s stall rule before each; a
+        going-away beat (`LeaseTable.release`) starts a pass at once, so AgentShutdown does not wait for the period."""
+        await run_every(
+            "node-lifecycle", self._pass, self._config.lifecycle_period, stop, gate, on_pass, wake=self._leases.goodbye
+        )

@@ -10,6 +10,8 @@ does not say "this caller" is never trusted: the store is asked, so a newly boun
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -34,6 +36,8 @@ from controlplane.store.leases import LeaseTable, facts_confirmed_at
 from controlplane.store.witnesses import WitnessBoard
 
 from .identity import Caller, Forbidden, Role
+
+log = logging.getLogger("controlplane.server")
 
 #: The status fields a full beat replaces when it carries them non-empty (design §3.4); `network` merges.
 REPLACED_FIELDS: Final = ("capacity", "allocatable", "available", "info")
@@ -258,6 +262,7 @@ class NodeWrites:
             outcome = BeatOutcome(before=seen[-1], after=after)
         if beat.state is NodeState.NOT_READY:
             self._leases.release(name, now)
+            log.debug("goodbye of node %s: lease released at monotonic %.3f", name, time.monotonic())
         else:
             self._leases.renew(name, now, facts=beat.has_facts())
         return replace(outcome, asked=tuple(self._witness_exchange(name, beat, now)))

@@ -14,6 +14,7 @@ lastHeartbeat counts as the confirmation again, until the agent's next rejected 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -63,6 +64,9 @@ class LeaseTable:
     def __init__(self) -> None:
         self._leases: dict[str, Lease] = {}
         self._dirty: set[str] = set()
+        # Goodbye: set by release; the lifecycle controller waits on it to pass at once rather than at its next
+        # period, so a going-away beat turns the Node NotReady within the write of one pass.
+        self.goodbye = asyncio.Event()
 
     def renew(self, name: str, at: datetime, *, facts: bool = False) -> None:
         """renew records an accepted heartbeat from name at time at; facts says it carried facts (a full beat),
@@ -90,6 +94,7 @@ class LeaseTable:
         else:
             self._leases[name] = Lease(at, released=True)
         self._dirty.add(name)
+        self.goodbye.set()
 
     def get(self, name: str) -> Lease | None:
         """get returns the lease of name, or None when it never beat (since the last load)."""

@@ -178,6 +178,26 @@ def test_sigterm_exits_0_promptly(tmp_path: Path) -> None:
             process.stderr.close()
 
 
+EXIT_NOW = """
+import atexit, logging, sys
+from agent.main import exit_now
+logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+atexit.register(lambda: print("finalized", file=sys.stderr))
+sys.stdout.write("buffered, no newline")
+logging.getLogger("cara.agent").info("stopping; the control plane was told")
+exit_now(3)
+"""
+
+
+def test_exit_now_flushes_output_and_skips_the_interpreters_finalization() -> None:
+    """After the goodbye the agent ends at once: its code, its last lines written, no atexit/teardown run."""
+    result = subprocess.run([sys.executable, "-c", EXIT_NOW], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == "buffered, no newline"
+    assert "stopping; the control plane was told" in result.stderr
+    assert "finalized" not in result.stderr
+
+
 async def test_discovery_resolves_cara_server_from_the_peer_list_once_tailscaled_runs() -> None:
     daemon = FakeDaemon({"GET status": [(200, "fresh-status-needslogin.json"), (200, "edge1-status.json")]})
     local = LocalClient("/x.sock", transport=httpx.MockTransport(daemon))

@@ -1,17 +1,18 @@
 """Faults in the lab, one test per bullet of issue 8.3: cara-server SIGKILLed mid-writes, headscale down 60 s,
 tailscaled restarted on an edge, cara-server frozen 30 s, an edge's link at 1 Mbit/s.
 
-The module brings up its own lab (`carafault`), because these tests stop headscale and tailscaled under everything
-that uses the lab. One cara-server (grace 40 s, the default) and an agent per edge (beats every 2 s) are shared;
-each test leaves them as it found them. A `Recorder` polls `GET /api/v1/nodes` from `operator` twice a second for
-the whole window of a fault, so "never NotReady" is checked over time, and the heartbeat gaps are the gaps
-between the `lastHeartbeat` values the server stamped (its in-memory lease) on arrival.
+The module brings up its own lab (`$CARA_LAB` + `flt`, else `carafault`), because these tests stop headscale and
+tailscaled under everything that uses the lab. One cara-server (grace 40 s, the default) and an agent per edge
+(beats every 2 s) are shared; each test leaves them as it found them. A `Recorder` polls `GET /api/v1/nodes` from
+`operator` twice a second for the whole window of a fault, so "never NotReady" is checked over time, and the
+heartbeat gaps are the gaps between the `lastHeartbeat` values the server stamped (its in-memory lease) on arrival.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -31,7 +32,8 @@ from tests.lab.control_plane import ControlPlane, start_control_plane
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
-LAB_NAME = "carafault"
+# Its own lab, named after $CARA_LAB when that is set (so engineers sharing a machine never share it).
+LAB_NAME = f"{os.environ['CARA_LAB']}flt" if os.environ.get("CARA_LAB") else "carafault"
 EDGES = ["edge1", "edge2", "edge3"]
 INTERVAL = 2.0  # agents' beat (the bullets fix no interval but the thin link's; 2 s keeps windows short)
 GRACE = 40.0  # the default grace, and the SIGSTOP bullet's

@@ -129,3 +129,20 @@ async def test_run_returns_at_once_when_already_stopped() -> None:
 
     await run_every("test", sync_once, timedelta(seconds=1), stop)
     assert passes == []
+
+
+async def test_wake_starts_the_next_pass_at_once_even_when_set_during_a_pass() -> None:
+    stop, wake = asyncio.Event(), asyncio.Event()
+    passes: list[int] = []
+
+    async def sync_once() -> None:
+        passes.append(len(passes))
+        if len(passes) == 1:
+            wake.set()  # during the pass: the pass it asks for is still to come
+        else:
+            stop.set()
+
+    # An hour's period: only the wake can bring the second pass within the test's bound.
+    await asyncio.wait_for(run_every("test", sync_once, timedelta(hours=1), stop, wake=wake), timeout=30)
+    assert passes == [0, 1]
+    assert not wake.is_set()

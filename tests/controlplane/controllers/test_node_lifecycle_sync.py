@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -336,3 +337,26 @@ async def test_a_write_between_resyncs_keeps_a_drain_the_cache_has_not_seen(
     clock.step(41)
     assert await slow.sync_once() == 1, "the cached Ready node timed out"
     assert (await state_of(memory_store))[:3] == (NodeState.DRAINING, "False", "HeartbeatTimeout")
+
+
+async def test_a_going_away_beat_wakes_the_run_loop_at_once(
+    memory_store: Store, leases: LeaseTable, clock: FakeClock
+) -> None:
+    # An hour's period: the second pass can only be the one the goodbye (LeaseTable.release) starts.
+    config = ControllerConfig(lifecycle_period=timedelta(hours=1))
+    lifecycle = NodeLifecycleController(store=memory_store, leases=leases, now=clock.now, config=config)
+    await memory_store.create_node(make_node("edge1"))
+    leases.renew("edge1", clock.now())
+    stop, passed = asyncio.Event(), asyncio.Event()
+    runner = asyncio.create_task(lifecycle.run(stop, on_pass=passed.set))
+    try:
+        await asyncio.wait_for(passed.wait(), timeout=30)
+        assert (await state_of(memory_store))[:3] == (NodeState.READY, "True", "AgentReady")
+        passed.clear()
+        clock.step(1)
+        leases.release("edge1", clock.now())
+        await asyncio.wait_for(passed.wait(), timeout=30)
+        assert await state_of(memory_store) == (NodeState.NOT_READY, "False", "AgentShutdown", clock.now())
+    finally:
+        stop.set()
+        await runner
