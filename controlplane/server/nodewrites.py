@@ -1,4 +1,4 @@
-"""NodeWrites: the one place for the rules of writing a Node (binding, heartbeat merge, drain, uncordon, release).
+"""NodeWrites: the one place for the rules of writing a Node (binding, beat merge, cordon, drain, uncordon, release).
 
 Authorization of a node's writes is answered from the store: a full beat, a registration and a project status
 report check the Node's binding inside (or right against) the store transaction that applies them. Only the
@@ -303,6 +303,17 @@ class NodeWrites:
             )
         await self._store.delete_node(name)
         self.forget(name)
+
+    async def cordon(self, name: str) -> Node:
+        """cordon marks the Node unschedulable, in one store update (so no concurrent edit of it is lost)."""
+        now = self._now()
+
+        def apply(node: Node) -> Node:
+            spec = node.spec.model_copy(update={"unschedulable": True})
+            metadata = node.metadata.model_copy(update={"updated_at": now})
+            return node.model_copy(update={"spec": spec, "metadata": metadata})
+
+        return self.remember(await self._store.update_node(name, apply))
 
     async def drain(self, name: str) -> Node:
         """drain cordons the Node and marks it Draining; the draining controller moves its Projects to Pending."""

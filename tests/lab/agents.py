@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,13 +61,19 @@ def start_agent(lab: Lab, host: str, workdir: Path, *, env: dict[str, str] | Non
 
 @contextmanager
 def running_agents(
-    lab: Lab, hosts: list[str], workdir: Path, *, env: dict[str, str] | None = None
+    lab: Lab,
+    hosts: list[str],
+    workdir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    host_env: Mapping[str, dict[str, str]] | None = None,
 ) -> Iterator[dict[str, Agent]]:
-    """running_agents starts an agent in each host for a block and always stops them."""
+    """running_agents starts an agent in each host for a block (env, plus host_env[host] when given) and always
+    stops them."""
     agents: dict[str, Agent] = {}
     try:
         for host in hosts:
-            agents[host] = start_agent(lab, host, workdir, env=env)
+            agents[host] = start_agent(lab, host, workdir, env={**(env or {}), **(host_env or {}).get(host, {})})
         yield agents
     finally:
         for agent in agents.values():

@@ -2,7 +2,9 @@
 both; a silent Node's facts are shown stale everywhere.
 
 One cara-server in `control` (beats 2 s, grace 6 s, reschedule wait 15 s) and an agent in every edge, shared by the
-tests in file order; each test leaves the fleet Ready. Projects are only bound (Scheduled): no container runtime.
+tests in file order; each test leaves the fleet Ready. The agents run Projects on the lab's container runtime (podman
+per edge, the lab's busybox image), and one Project is placed on edge1 and one on edge2 (the other edges cordoned while
+it is applied) and is Running there before the first test.
 `lab cut A B` is a firewall in A's netns on tailscale0 that drops every packet to or from B's tailnet address, direct
 or relayed through DERP alike. tailscaled's own disco/TSMP pings do not cross tailscale0, so "the tailnet path works
 again" is measured from the first TCP round trip through it (curl to the agent port; the lab has no `ping`).
@@ -23,6 +25,7 @@ import pytest
 from tests.lab.agents import Agent, condition, node, running_agents, start_agent, wait_until
 from tests.lab.conftest import LAB_SCRIPT, Lab
 from tests.lab.control_plane import BIN, ControlPlane, running_control_plane
+from tests.lab.projects import engine, manifest, phase_is, run_on, runtime_env, runtime_up
 from tests.web._dom import HEADLESS_FLAGS, parse
 
 pytestmark = pytest.mark.lab
@@ -46,7 +49,12 @@ AGENT_ENV = {
 
 
 @pytest.fixture(scope="module")
-def plane(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+def runtime(lab: Lab) -> dict[str, Any]:
+    return runtime_up(lab)
+
+
+@pytest.fixture(scope="module")
+def plane(lab: Lab, runtime: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     workdir = tmp_path_factory.mktemp("liveness-plane")
     extra = ("--reschedule-after", f"{RESCHEDULE_AFTER:g}s")
     with running_control_plane(lab, workdir, *extra, grace=f"{GRACE:g}s") as running:
@@ -59,31 +67,24 @@ def agent_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def agents(lab: Lab, plane: ControlPlane, agent_dir: Path) -> Iterator[dict[str, Agent]]:
-    """agents: one per edge; a test that restarts one replaces its entry, and the new one is stopped at the end."""
-    with running_agents(lab, EDGES, agent_dir, env=AGENT_ENV) as running:
+def agents(lab: Lab, plane: ControlPlane, runtime: dict[str, Any], agent_dir: Path) -> Iterator[dict[str, Agent]]:
+    """agents: one per edge, each on its edge's container runtime; a test that restarts one replaces its entry, and
+    the new one is stopped at the end."""
+    host_env = {host: runtime_env(runtime, host) for host in EDGES}
+    with running_agents(lab, EDGES, agent_dir, env=AGENT_ENV, host_env=host_env) as running:
         for name in EDGES:
             wait_until(f"{name} Ready", lambda n=name: state(plane, n) == "Ready", 60)
         yield running
 
 
 @pytest.fixture(scope="module")
-def projects(plane: ControlPlane, agents: dict[str, Agent]) -> dict[str, str]:
-    """projects binds Projects until edge1 and edge2 each hold one; returns project → node."""
-    placed: dict[str, str] = {}
-    for index in range(6):
-        name = f"live{index}"
-        body = {
-            "metadata": {"name": name},
-            "spec": {"services": [{"name": "web", "image": "nginx:1.27"}], "resources": {"cpu": "100m"}},
-        }
-        code, answer = plane.call("operator", "POST", "/api/v1/projects", body)
-        assert code == 201, answer
-        bound, _ = wait_until(f"{name} Scheduled", lambda n=name: bound_to(plane, n), 15)
-        placed[name] = bound
-        if {"edge1", "edge2"} <= set(placed.values()):
-            return placed
-    raise AssertionError(f"the scheduler never placed a Project on edge1 and edge2: {placed}")
+def projects(plane: ControlPlane, agents: dict[str, Agent], runtime: dict[str, Any]) -> dict[str, str]:
+    """projects runs one Project on edge1 and one on edge2, each Running there before the tests; returns project →
+    node."""
+    placed = {"live1": "edge1", "live2": "edge2"}
+    for project, host in placed.items():
+        run_on(plane, host, EDGES, manifest(project, runtime["image"], resources={"cpu": "100m"}))
+    return placed
 
 
 def state(plane: ControlPlane, name: str) -> str | None:
@@ -121,9 +122,16 @@ def caractrl(lab: Lab, home: Path, *args: str) -> str:
     return lab.run("operator", "env", f"HOME={home}", "NO_COLOR=1", str(BIN / "caractrl"), *args, timeout=30).stdout
 
 
-def restart_agent(lab: Lab, agents: dict[str, Agent], host: str, workdir: Path) -> None:
+def restart_agent(lab: Lab, agents: dict[str, Agent], runtime: dict[str, Any], host: str, workdir: Path) -> None:
     agents[host].stop()
-    agents[host] = start_agent(lab, host, workdir / f"again-{time.monotonic_ns()}", env=AGENT_ENV)
+    env = {**AGENT_ENV, **runtime_env(runtime, host)}
+    agents[host] = start_agent(lab, host, workdir / f"again-{time.monotonic_ns()}", env=env)
+
+
+def container_running(runtime: dict[str, Any], host: str, project: str) -> bool:
+    """container_running: host's container runtime runs the Project's `web` container (asked from the test's own
+    namespace, not over the tailnet)."""
+    return bool(engine(runtime, host, f"/containers/{project}-web/json").get("State", {}).get("Running"))
 
 
 def pings(lab: Lab, source: str, target: str) -> bool:
@@ -146,9 +154,16 @@ def page_projects(lab: Lab, plane: ControlPlane, profile: Path) -> dict[str, str
 
 
 def test_an_edge_cut_from_the_control_host_is_control_link_down_and_keeps_its_project(
-    lab: Lab, plane: ControlPlane, agents: dict[str, Agent], projects: dict[str, str], tmp_path: Path
+    lab: Lab,
+    plane: ControlPlane,
+    agents: dict[str, Agent],
+    runtime: dict[str, Any],
+    projects: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     on_edge1 = sorted(p for p, n in projects.items() if n == "edge1")
+    before = placements(plane)
+    assert all(before[p] == ("Running", "edge1") for p in on_edge1), before
     lab.cut("control", "edge1")
     lab.cut("edge3", "edge1")  # edge2 stays the only fellow that reaches edge1 (Direct), so it is the witness
     try:
@@ -170,20 +185,23 @@ def test_an_edge_cut_from_the_control_host_is_control_link_down_and_keeps_its_pr
         # (harmless: the rescheduler counts from when Ready left True either way). Recorded, not asserted.
         print(f"reasons seen on the way: {sorted(seen)}")
         assert state(plane, "edge1") == "NotReady"
-        # A Project on a Node that is not Ready is not shown as plainly Scheduled (checked while waiting anyway).
+        # A Project on a Node that is not Ready is not shown as plainly Running (checked while waiting anyway).
         listed = caractrl(lab, tmp_path, "get", "projects")
         print(listed)
         phases = {line.split()[0]: line.split()[1] for line in listed.splitlines()[1:]}
-        assert all(phases[p] == "Scheduled(NodeNotReady)" for p in on_edge1), phases
+        assert all(phases[p] == "Running(NodeNotReady)" for p in on_edge1), phases
         shown = page_projects(lab, plane, tmp_path / "chromium")
-        assert all(shown[p] == "Scheduled (node NotReady)" for p in on_edge1), shown
-        # Past the rescheduler's wait (and one of its passes): the witnessed Node keeps its Projects.
+        assert all(shown[p] == "Running (node NotReady)" for p in on_edge1), shown
+        # Past the rescheduler's wait (and one of its passes): the witnessed Node keeps its Projects, bound to it
+        # with the phase its agent last reported (Running), and its containers keep running there.
         held_until = cut + took + RESCHEDULE_AFTER + RESCHEDULER_PERIOD + 2
         while time.monotonic() < held_until:
             assert ready(plane, "edge1").get("reason") == "ControlLinkDown", "the witness must keep coming"
+            assert placements(plane) == before, "no Project may move while edge1 is witnessed"
             time.sleep(1)
-        assert all(bound_to(plane, p) == "edge1" for p in on_edge1), placements(plane)
-        print(f"edge1's {on_edge1} still bound {time.monotonic() - cut - took:.1f}s after NotReady")
+        assert placements(plane) == before
+        assert all(container_running(runtime, "edge1", p) for p in on_edge1)
+        print(f"edge1's {on_edge1} still Running on edge1 {time.monotonic() - cut - took:.1f}s after NotReady")
     finally:
         lab.uncut("control", "edge1")
         lab.uncut("edge3", "edge1")
@@ -194,10 +212,17 @@ def test_an_edge_cut_from_the_control_host_is_control_link_down_and_keeps_its_pr
     print(f"edge1 Ready {recovered:.2f}s after the first successful round trip over the tailnet", end="")
     print(f" ({time.monotonic() - uncut:.2f}s after the cut was lifted)")
     assert recovered <= INTERVAL + SLACK
+    assert placements(plane) == before
 
 
 def test_a_dead_agent_on_a_live_tailscaled_is_heartbeat_timeout_and_its_facts_show_stale(
-    lab: Lab, plane: ControlPlane, agents: dict[str, Agent], projects: dict[str, str], tmp_path: Path, agent_dir: Path
+    lab: Lab,
+    plane: ControlPlane,
+    agents: dict[str, Agent],
+    runtime: dict[str, Any],
+    projects: dict[str, str],
+    tmp_path: Path,
+    agent_dir: Path,
 ) -> None:
     wait_until("edge3 reported its paths", lambda: (node(plane, "edge3") or {})["status"]["network"].get("mode"), 20)
     agents["edge3"].signal(signal.SIGKILL)  # tailscaled stays up: the machine answers disco pings, the agent not
@@ -238,15 +263,20 @@ def test_a_dead_agent_on_a_live_tailscaled_is_heartbeat_timeout_and_its_facts_sh
     }
     assert greyed and set(greyed.values()) == {"stale"}, greyed
     print(f"stale in get -o wide, mesh, /metrics and the page {time.monotonic() - killed:.1f}s after the kill")
-    restart_agent(lab, agents, "edge3", agent_dir)
+    restart_agent(lab, agents, runtime, "edge3", agent_dir)
     wait_until("edge3 Ready again", lambda: state(plane, "edge3") == "Ready", 30)
 
 
 def test_a_dead_machine_is_heartbeat_timeout_and_its_project_is_rescheduled_after_the_wait(
-    lab: Lab, plane: ControlPlane, agents: dict[str, Agent], projects: dict[str, str], agent_dir: Path
+    lab: Lab,
+    plane: ControlPlane,
+    agents: dict[str, Agent],
+    runtime: dict[str, Any],
+    projects: dict[str, str],
+    agent_dir: Path,
 ) -> None:
-    on_edge2 = sorted(p for p, n in projects.items() if n == "edge2" and bound_to(plane, p) == "edge2")
-    assert on_edge2, placements(plane)
+    on_edge2 = sorted(p for p, n in projects.items() if n == "edge2")
+    assert on_edge2 and all(placements(plane)[p] == ("Running", "edge2") for p in on_edge2), placements(plane)
     # The machine dies: its tailscaled stops (for DEAD_FOR), then its agent (no goodbye can get out any more).
     down = subprocess.Popen(
         [str(LAB_SCRIPT), "--name", lab.name, "restart", "edge2", "--down", f"{DEAD_FOR:g}"],
@@ -270,18 +300,28 @@ def test_a_dead_machine_is_heartbeat_timeout_and_its_project_is_rescheduled_afte
         print(f"edge2's {on_edge2} rescheduled {after:.1f}s after NotReady (wait {RESCHEDULE_AFTER:g}s): {moved}")
         assert RESCHEDULE_AFTER - SLACK <= after <= RESCHEDULE_AFTER + RESCHEDULER_PERIOD + SLACK
         assert ready(plane, "edge2").get("reason") == "HeartbeatTimeout"
+
+        def running_elsewhere() -> dict[str, str] | None:
+            docs = {p: phase_is(plane, p, "Running") for p in on_edge2}
+            nodes = {p: str(d["status"]["nodeRef"]) for p, d in docs.items() if d is not None}
+            return nodes if len(nodes) == len(on_edge2) and "edge2" not in nodes.values() else None
+
+        where, started = wait_until(f"{on_edge2} Running elsewhere", running_elsewhere, 30, 0.25)
+        assert all(container_running(runtime, n, p) for p, n in where.items())
+        print(f"and Running there {after + started:.1f}s after NotReady: {where}")
     finally:
         down.wait(90)
-    restart_agent(lab, agents, "edge2", agent_dir)
+    restart_agent(lab, agents, runtime, "edge2", agent_dir)
     wait_until("edge2 Ready again", lambda: state(plane, "edge2") == "Ready", 60)
 
 
 def test_a_control_host_cut_from_every_peer_is_isolated_and_moves_nothing(
-    lab: Lab, plane: ControlPlane, agents: dict[str, Agent], projects: dict[str, str]
+    lab: Lab, plane: ControlPlane, agents: dict[str, Agent], runtime: dict[str, Any], projects: dict[str, str]
 ) -> None:
     for name in EDGES:
         wait_until(f"{name} Ready", lambda n=name: state(plane, n) == "Ready", 30)
     before = placements(plane)
+    assert {phase for phase, _ in before.values()} == {"Running"}, before
     for name in EDGES:
         lab.cut("control", name)
     try:
@@ -299,6 +339,7 @@ def test_a_control_host_cut_from_every_peer_is_isolated_and_moves_nothing(
         while time.monotonic() < hold_until:
             assert placements(plane) == before, "no Project may move while the control plane is isolated"
             time.sleep(1)
+        assert all(container_running(runtime, str(n), p) for p, (_, n) in before.items())
         print(f"no Project moved in {time.monotonic() - cut:.1f}s of isolation: {before}")
     finally:
         for name in EDGES:

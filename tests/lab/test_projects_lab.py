@@ -23,6 +23,7 @@ import pytest
 from tests.lab.agents import Agent, start_agent, wait_until
 from tests.lab.conftest import Lab
 from tests.lab.control_plane import BIN, ControlPlane, running_control_plane
+from tests.lab.projects import apply, engine, get, manifest, phase_is, runtime_env, runtime_up, wait_phase
 
 pytestmark = pytest.mark.lab
 
@@ -32,9 +33,7 @@ APPLIES = 10
 
 @pytest.fixture(scope="module")
 def runtime(lab: Lab) -> dict[str, Any]:
-    lab.cli("runtime", "up", timeout=300)
-    doc: dict[str, Any] = json.loads(lab.cli("runtime", "status").stdout)
-    return doc
+    return runtime_up(lab)
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +53,8 @@ def agents(
             env = {
                 "HEARTBEAT_INTERVAL": "2s",
                 "THROUGHPUT_DURATION": "2s",
-                "CONTAINER_RUNTIME_SOCKET": runtime["sockets"][host],
                 "AGENT_ADMINS": "ops",
+                **runtime_env(runtime, host),
             }
             started[host] = start_agent(lab, host, workdir, env=env)
         for host in EDGES:
@@ -74,46 +73,12 @@ def _measured(plane: ControlPlane, name: str) -> bool:
     )
 
 
-def manifest(name: str, image: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "caravanserai/v1",
-        "kind": "Project",
-        "metadata": {"name": name},
-        "spec": {"services": [{"name": "web", "image": image}], **spec},
-    }
-
-
-def get(plane: ControlPlane, name: str) -> dict[str, Any] | None:
-    code, doc = plane.call("operator", "GET", f"/api/v1/projects/{name}", timeout=5)
-    return doc if code == 200 and isinstance(doc, dict) else None
-
-
-def phase_is(plane: ControlPlane, name: str, *phases: str) -> dict[str, Any] | None:
-    doc = get(plane, name)
-    return doc if doc is not None and doc["status"]["phase"] in phases else None
-
-
-def apply(plane: ControlPlane, doc: dict[str, Any]) -> None:
-    code, body = plane.call("operator", "POST", "/api/v1/projects", doc)
-    assert code == 201, body
-
-
-def wait_phase(plane: ControlPlane, name: str, *phases: str, timeout: float = 30) -> tuple[dict[str, Any], float]:
-    return wait_until(f"{name} {'/'.join(phases)}", lambda: phase_is(plane, name, *phases), timeout, interval=0.2)
-
-
 def phase_condition(doc: dict[str, Any]) -> dict[str, Any]:
     return next(c for c in doc["status"]["conditions"] if c["type"] == "Phase")
 
 
 def _time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def engine(runtime: dict[str, Any], host: str, path: str) -> Any:
-    """engine asks host's podman (Docker API) directly, from the test's own namespace."""
-    with httpx.Client(transport=httpx.HTTPTransport(uds=runtime["sockets"][host]), base_url="http://d/v1.41") as c:
-        return c.get(path).json()
 
 
 def leftovers(runtime: dict[str, Any], host: str, project: str) -> list[str]:

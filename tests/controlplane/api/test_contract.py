@@ -22,12 +22,12 @@ from controlplane.api import (
     NodeSpec,
     NodeState,
     NodeStatus,
+    NodeTailnet,
     NodeThroughput,
     ObjectMeta,
     PeerPath,
     Project,
     ProjectList,
-    TailnetInfo,
     WitnessReport,
     decode,
 )
@@ -99,7 +99,7 @@ def full_node() -> Node:
                         last_seen=T0,
                     )
                 ],
-                tailnet=TailnetInfo(node_id="3", user="tagged-devices", tags=["tag:cara-node"], online=True),
+                tailnet=NodeTailnet(node_id="3", user="tagged-devices", tags=["tag:cara-node"], online=True),
                 observed_at=T0,
                 witnessed=[WitnessReport(name="edge2", at=T0, mode=NetworkMode.DIRECT, latency_ms=2.5)],
             ),
