@@ -18,9 +18,9 @@ from controlplane.api import (
     ConditionStatus,
     NetworkMode,
     NodeNetworkStatus,
+    NodeTailnet,
     PeerPath,
 )
-from controlplane.api import TailnetInfo as TailnetFacts
 from mesh import (
     DaemonUnreachable,
     IPAddress,
@@ -149,7 +149,7 @@ class TailnetCollector:
             agent_port=self._port,
             derp_region=me.derp_region or None,
             peers=peer_paths(status, self._max_peers),  # [] on the wire: "no peers now" (the server merges network)
-            tailnet=TailnetFacts(
+            tailnet=NodeTailnet(
                 node_id=me.node_id or None,
                 user=me.user or None,
                 tags=list(me.tags) or None,

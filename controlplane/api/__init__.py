@@ -71,10 +71,10 @@ from ._node import (
     NodeSpec,
     NodeState,
     NodeStatus,
+    NodeTailnet,
     NodeThroughput,
     PeerPath,
     ResourceList,
-    TailnetInfo,
     WitnessReport,
 )
 from ._project import (
@@ -178,6 +178,7 @@ __all__ = [
     "NodeSpec",
     "NodeState",
     "NodeStatus",
+    "NodeTailnet",
     "NodeThroughput",
     "NotStrictJSON",
     "ObjectMeta",
@@ -199,7 +200,6 @@ __all__ = [
     "ResourceRequests",
     "Selector",
     "ServiceDef",
-    "TailnetInfo",
     "ThroughputSample",
     "Timestamp",
     "Transition",

@@ -1,9 +1,11 @@
 """Liveness and freshness: why a Node is not Ready, and the one rule for whether its reported facts are current.
 
-Every beat, an empty one included, reconfirms the facts the agent last sent (design §4 "Facts age"), so a Node's
-facts were last confirmed at its last heartbeat. Once the control plane has judged the Node silent (its lease older
-than the grace: the Ready condition says so with one of `SILENT_REASONS`), the facts are stale: the CLI, the fleet
-page and /metrics show them as last known values with their age, never as current.
+Every accepted beat, an empty one included, reconfirms the facts the agent last sent (design §4 "Facts age"), so a
+Node's facts were last confirmed at its last accepted heartbeat; a beat whose facts were rejected renews the lease
+but confirms nothing, and the served status.factsConfirmedAt says when they were last confirmed. Once the control
+plane has judged the Node silent (its lease older than the grace: the Ready condition says so with one of
+`SILENT_REASONS`), or their confirmation is older than the grace, the facts are stale: the CLI, the fleet page and
+/metrics show them as last known values with their age, never as current.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class Freshness:
 
     # Stale: the Node has not reconfirmed its facts within the grace (or never reported any).
     stale: bool
-    # ConfirmedAt: the Node's last heartbeat (every beat reconfirms the facts); None when it never beat.
+    # ConfirmedAt: the Node's last accepted beat (factsConfirmedAt); None when it never beat.
     confirmed_at: datetime | None
     # Age: now - confirmed_at (never negative); None when it never beat.
     age: timedelta | None
@@ -69,8 +71,9 @@ def facts_stale(confirmed_at: datetime | None, silent: str | None, now: datetime
 
 
 def fact_freshness(status: NodeStatus, now: datetime, grace: timedelta | None = None) -> Freshness:
-    """fact_freshness applies `facts_stale` to a Node's status (status.lastHeartbeat: its last confirmation)."""
-    confirmed = status.last_heartbeat
+    """fact_freshness applies `facts_stale` to a Node's status: its last confirmation is the served
+    status.factsConfirmedAt, else (a stored Node) status.lastHeartbeat."""
+    confirmed = status.facts_confirmed_at if status.facts_confirmed_at is not None else status.last_heartbeat
     age = max(now - confirmed, timedelta(0)) if confirmed is not None else None
     reason = silent_reason(status)
     stale = facts_stale(confirmed, reason, now, grace)

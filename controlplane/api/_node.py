@@ -92,8 +92,8 @@ class WitnessReport(WireModel):
     latency_ms: LatencyMs | None = Field(default=None, alias="latencyMs")
 
 
-class TailnetInfo(WireModel):
-    """TailnetInfo (extension) is how the tailnet itself sees the Node."""
+class NodeTailnet(WireModel):
+    """NodeTailnet (extension) is how the tailnet itself sees the Node."""
 
     # NodeID: the stable tailnet node ID (e.g. "nXXXX" or headscale's numeric ID as text).
     node_id: StrictStr | None = Field(default=None, alias="nodeID")
@@ -125,7 +125,7 @@ class NodeNetworkStatus(WireModel):
     # Peers (extension): paths to the peers this Node talks to; bounded by the agent.
     peers: list[PeerPath] | None = Field(default=None, max_length=256)
     # Tailnet (extension): the tailnet's own view of the Node.
-    tailnet: TailnetInfo | None = None
+    tailnet: NodeTailnet | None = None
     # ObservedAt (extension): when the agent collected these facts; each later beat reconfirms them (design §4).
     observed_at: Timestamp = Field(default=None, alias="observedAt")
     # Witnessed (extension): fellow agents this Node's agent reached lately; bounded by the agent.
@@ -172,6 +172,9 @@ class NodeStatus(WireModel):
     # FactsStale (extension, served, never stored): true when the Node has not reconfirmed its facts within the
     # grace, so network, throughput and peers are its last known values, not current (`fact_freshness`).
     facts_stale: StrictBool | None = Field(default=None, alias="factsStale")
+    # FactsConfirmedAt (extension, served, never stored): when the Node last reconfirmed its facts (an accepted
+    # beat); older than lastHeartbeat when a beat since was rejected (invalid facts renew only the lease).
+    facts_confirmed_at: Timestamp = Field(default=None, alias="factsConfirmedAt")
 
 
 class Node(WireModel):

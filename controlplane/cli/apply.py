@@ -31,8 +31,8 @@ def _read(filename: str) -> tuple[str, str]:
         raise ManifestError([f"{filename}: {exc.strerror or exc}"]) from None
 
 
-def _same(current: Node | Project, wanted: Node | Project) -> bool:
-    """_same reports whether applying wanted would change nothing a PUT replaces (spec, labels, annotations)."""
+def _unchanged(current: Node | Project, wanted: Node | Project) -> bool:
+    """_unchanged reports whether applying wanted would change nothing a PUT replaces (spec, labels, annotations)."""
     return (
         (current.metadata.labels or {}) == (wanted.metadata.labels or {})
         and (current.metadata.annotations or {}) == (wanted.metadata.annotations or {})
@@ -99,7 +99,7 @@ async def apply_one(client: Client, obj: Node | Project, *, dry_run: bool = Fals
     except Conflict:
         pass
     current = await (client.get_node(obj.name) if isinstance(obj, Node) else client.get_project(obj.name))
-    if _same(current, obj):
+    if _unchanged(current, obj):
         return "unchanged"
     if isinstance(obj, Node):
         await client.replace_node(obj, dry_run=dry_run)

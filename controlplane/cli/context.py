@@ -164,7 +164,7 @@ def complete_name(ctx: click.Context, param: click.Parameter, incomplete: str) -
         return []
 
     async def names(client: Client) -> list[str]:
-        body = await client.wire("nodes" if kind == "node" else "projects")
+        body = await client.get_raw("nodes" if kind == "node" else "projects")
         return [item["metadata"]["name"] for item in body["items"]]
 
     try:

@@ -140,11 +140,11 @@ def get(
         from controlplane.client import NotFound
 
         if tables and any(kind == "project" for kind, _ in targets):
-            node_states.update(printers.node_states(await client.wire("nodes")))
+            node_states.update(printers.node_states(await client.get_raw("nodes")))
         found: dict[Kind, list[dict[str, Any]]] = {}
         for kind, name in targets:
             try:
-                body = await client.wire(RESOURCE[kind], name, label_selector=selector_text)
+                body = await client.get_raw(RESOURCE[kind], name, label_selector=selector_text)
             except NotFound as exc:
                 if len(targets) == 1:
                     raise

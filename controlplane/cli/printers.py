@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from controlplane.api import Condition, Event, Node, NodeAvailability, NodeHistory, Project
 
-#: One object as the server sends it (`Client.wire`): tables read these directly, since decoding 1,000 Nodes
+#: One object as the server sends it (`Client.get_raw`): tables read these directly, since decoding 1,000 Nodes
 #: into models takes about 200 ms and a table needs a dozen fields.
-Wire = Mapping[str, Any]
+JSONObject = Mapping[str, Any]
 
 NONE = "<none>"
 COLUMN_GAP = "   "
@@ -63,7 +63,7 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _field(obj: Wire, *path: str) -> Any:
+def _field(obj: JSONObject, *path: str) -> Any:
     """_field is obj[path[0]][path[1]]...; None where a level is missing or not an object."""
     value: Any = obj
     for key in path:
@@ -78,7 +78,7 @@ def milliseconds(value: float | None) -> str:
     return NONE if value is None else f"{value:g}ms"
 
 
-def ready_reason(node: Wire) -> str | None:
+def ready_reason(node: JSONObject) -> str | None:
     """ready_reason is the reason of the Node's Ready condition, or None."""
     for condition in _field(node, "status", "conditions") or ():
         if _field(condition, "type") == "Ready":
@@ -87,7 +87,7 @@ def ready_reason(node: Wire) -> str | None:
     return None
 
 
-def node_state(node: Wire) -> str:
+def node_state(node: JSONObject) -> str:
     """node_state is the STATE cell: the state, for NotReady why (`NotReady(ControlLinkDown)`), then, as kubectl's
     STATUS, `,SchedulingDisabled` for a cordoned Node; a draining one shows its readiness then `,Draining`
     (`Ready,Draining`, `NotReady(HeartbeatTimeout),Draining`)."""
@@ -102,18 +102,29 @@ def node_state(node: Wire) -> str:
     return f"{text},SchedulingDisabled" if _field(node, "spec", "unschedulable") is True else text
 
 
-def facts_stale(node: Wire) -> bool:
+def facts_stale(node: JSONObject) -> bool:
     """facts_stale is the server's verdict (`status.factsStale`, from `controlplane.api.facts_stale`): the Node has
     not reconfirmed its facts within the grace, so its modes, latencies and throughput are last known values."""
     return _field(node, "status", "factsStale") is True
 
 
-def confirmed_age(node: Wire, now: datetime) -> str:
-    """confirmed_age is how long ago the Node last confirmed its facts (its last heartbeat), e.g. `6m`."""
-    return age(wire_time(_field(node, "status", "lastHeartbeat")), now)
+def confirmed_age(node: JSONObject, now: datetime) -> str:
+    """confirmed_age is how long ago the Node last confirmed its facts (the served factsConfirmedAt, else its last
+    heartbeat), e.g. `6m`."""
+    confirmed = _field(node, "status", "factsConfirmedAt") or _field(node, "status", "lastHeartbeat")
+    return age(wire_time(confirmed), now)
 
 
-def throughput_text(network: Wire, now: datetime, *, stale: bool) -> str:
+def latency_text(node: JSONObject, latency: object, now: datetime, *, stale: bool) -> str:
+    """latency_text is the LATENCY cell: `0.35ms`; `stale 6m` (since the facts were last confirmed) when the Node
+    is stale; `<none>` when the Node never confirmed any fact (no fact is not a stale fact)."""
+    if not stale:
+        return milliseconds(latency if isinstance(latency, int | float) else None)
+    confirmed = confirmed_age(node, now)
+    return NONE if confirmed == NONE else f"stale {confirmed}"
+
+
+def throughput_text(network: JSONObject, now: datetime, *, stale: bool) -> str:
     """throughput_text is `down/up` with the measurement's age (`94.1Mbps/41.0Mbps 3m ago`); `?` after the rates
     when the Node is stale (the measurement is not known to hold any more)."""
     throughput = _field(network, "throughput")
@@ -124,7 +135,7 @@ def throughput_text(network: Wire, now: datetime, *, stale: bool) -> str:
     return rate if tested is None else f"{rate} {age(tested, now)} ago"
 
 
-def node_row(node: Wire, now: datetime, *, wide: bool = False) -> list[str]:
+def node_row(node: JSONObject, now: datetime, *, wide: bool = False) -> list[str]:
     """node_row is one line of `get nodes`; a stale Node's mode reads `Direct?` and its latency `stale 6m`."""
     network = _field(node, "status", "network") or {}
     stale = facts_stale(node)
@@ -140,10 +151,8 @@ def node_row(node: Wire, now: datetime, *, wide: bool = False) -> list[str]:
         latency = _field(network, "latencyMs")
         row += [
             _text(_field(network, "dnsName")),
-            _text(_field(network, "derpRegion")),
-            f"stale {confirmed_age(node, now)}"
-            if stale
-            else milliseconds(latency if isinstance(latency, int | float) else None),
+            _text(_field(network, "derpRegion") if mode == "DERP" else None),  # the relay; a Direct path has none
+            latency_text(node, latency, now, stale=stale),
             throughput_text(network, now, stale=stale),
             _text(bool(_field(node, "spec", "unschedulable"))),
         ]
@@ -160,7 +169,7 @@ def conditions_summary(conditions: object) -> str:
 ON_NODE_PHASES = ("Scheduled", "Running")
 
 
-def node_states(node_list: Wire | None) -> dict[str, str]:
+def node_states(node_list: JSONObject | None) -> dict[str, str]:
     """node_states maps each Node of a wire NodeList to its state ("Unknown" when unset)."""
     items = _field(node_list, "items") if node_list is not None else None
     return {
@@ -170,7 +179,7 @@ def node_states(node_list: Wire | None) -> dict[str, str]:
     }
 
 
-def project_phase(project: Wire, node_states: Mapping[str, str] | None) -> str:
+def project_phase(project: JSONObject, node_states: Mapping[str, str] | None) -> str:
     """project_phase is the PHASE cell: `Running(NodeNotReady)` when the Project's Node is not Ready (its last
     reported phase may no longer hold), `Running(NodeMissing)` when the Node is gone; else the phase."""
     phase = _field(project, "status", "phase")
@@ -184,7 +193,7 @@ def project_phase(project: Wire, node_states: Mapping[str, str] | None) -> str:
 
 
 def project_row(
-    project: Wire, now: datetime, *, wide: bool = False, node_states: Mapping[str, str] | None = None
+    project: JSONObject, now: datetime, *, wide: bool = False, node_states: Mapping[str, str] | None = None
 ) -> list[str]:
     """project_row is one line of `get projects`; node_states (Node name → state) marks Projects on unready Nodes."""
     row = [
@@ -204,29 +213,29 @@ def project_row(
     return row
 
 
-def nodes_table(nodes: Sequence[Wire], now: datetime, *, wide: bool = False) -> str:
+def nodes_table(nodes: Sequence[JSONObject], now: datetime, *, wide: bool = False) -> str:
     """nodes_table is the output of `get nodes`, from the wire objects.
 
-    With `-o wide` it adds DNS, the path to the control plane (MODE, DERP region, LATENCY), THROUGHPUT down/up and
-    UNSCHEDULABLE.
+    With `-o wide` it adds DNS, the path to the control plane (DERP: the relay region of a relayed path, LATENCY),
+    THROUGHPUT down/up and UNSCHEDULABLE.
     """
     return table(NODE_WIDE_COLUMNS if wide else NODE_COLUMNS, [node_row(n, now, wide=wide) for n in nodes])
 
 
 def projects_table(
-    projects: Sequence[Wire], now: datetime, *, wide: bool = False, node_states: Mapping[str, str] | None = None
+    projects: Sequence[JSONObject], now: datetime, *, wide: bool = False, node_states: Mapping[str, str] | None = None
 ) -> str:
     """projects_table is the output of `get projects` (with `-o wide`: SERVICES, CPU, MEMORY), from the wire objects."""
     headers = PROJECT_WIDE_COLUMNS if wide else PROJECT_COLUMNS
     return table(headers, [project_row(p, now, wide=wide, node_states=node_states) for p in projects])
 
 
-def to_json(wire: Wire) -> str:
+def to_json(wire: JSONObject) -> str:
     """to_json is exactly the wire JSON, indented."""
     return json.dumps(wire, indent=2)
 
 
-def to_yaml(wire: Wire) -> str:
+def to_yaml(wire: JSONObject) -> str:
     """to_yaml is the wire JSON as block YAML, keys in wire order."""
     import yaml  # about 15 ms, for -o yaml only
 
@@ -330,7 +339,11 @@ def freshness_lines(node: Node, now: datetime) -> list[str]:
     freshness = fact_freshness(status, now)
     stale = status.facts_stale if status.facts_stale is not None else freshness.stale
     confirmed = "never" if freshness.age is None else f"{format_age(freshness.age)} ago"
+    heard = status.last_heartbeat
+    rejected = freshness.confirmed_at is not None and heard is not None and freshness.confirmed_at < heard
     why = f" ({freshness.reason})" if stale and freshness.reason else ""
+    if stale and not why and rejected:
+        why = " (beats arrive, but their facts were rejected)"
     verdict = "STALE: last known values, not current" if stale else "current"
     lines = [f"{'Facts:':<14}{verdict}{why}; last confirmed {confirmed}"]
     network = status.network

@@ -21,8 +21,8 @@ from controlplane.store.base import Conflict, NotFound, Store
 SCHEDULED: Final = ProjectConditionType.SCHEDULED
 
 
-def says(project: Project, type_: str, status: ConditionStatus, reason: str, message: str) -> bool:
-    """says reports whether project already carries that condition with that status, reason and message."""
+def has_condition(project: Project, type_: str, status: ConditionStatus, reason: str, message: str) -> bool:
+    """has_condition reports whether project already carries that condition with that status, reason and message."""
     found = find_condition(project.status.conditions, type_)
     return found is not None and (found.status, found.reason, found.message) == (status, reason, message)
 

@@ -303,8 +303,10 @@ def node_conditions(
     return result
 
 
-def said(conditions: Sequence[Condition] | None, type_: str) -> tuple[ConditionStatus, str | None, str | None] | None:
-    """said is what the condition of type_ says (status, reason, message), or None when it is missing."""
+def condition_words(
+    conditions: Sequence[Condition] | None, type_: str
+) -> tuple[ConditionStatus, str | None, str | None] | None:
+    """condition_words is what the condition of type_ says (status, reason, message), or None when it is missing."""
     found = find_condition(conditions, type_)
     return None if found is None else (found.status, found.reason, found.message)
 
@@ -315,7 +317,7 @@ def is_stale(node: Node, state: NodeState, verdicts: Mapping[str, Verdict]) -> b
     if node.status.state != state:
         return True
     conditions = node.status.conditions
-    return any(said(conditions, type_) != (v.status, v.reason, v.message) for type_, v in verdicts.items())
+    return any(condition_words(conditions, type_) != (v.status, v.reason, v.message) for type_, v in verdicts.items())
 
 
 @dataclass(slots=True)
@@ -343,11 +345,11 @@ class CachedNode:
         """of reduces node, first seen at observed_at, to its cache entry."""
         status = node.status
         facts_stale = any(
-            said(status.conditions, type_) != (v.status, v.reason, v.message)
+            condition_words(status.conditions, type_) != (v.status, v.reason, v.message)
             for type_, v in fact_verdicts(status).items()
         )
         blocking = tuple(blocking_conditions(status.conditions))
-        ready = said(status.conditions, READY)
+        ready = condition_words(status.conditions, READY)
         steady = status.state == NodeState.READY and ready == _READY_SAID and not facts_stale and not blocking
         return cls(status.state, status.last_heartbeat, blocking, ready, facts_stale, observed_at, steady)
 

@@ -25,7 +25,7 @@ from controlplane.api import (
 from controlplane.store.base import Conflict, NotFound, Store
 
 from ._loop import Gate, run_every
-from ._projects import SCHEDULED, require_phase, says, with_condition
+from ._projects import SCHEDULED, has_condition, require_phase, with_condition
 from ._writes import write_all
 from .config import ControllerConfig
 from .placement import NetworkFacts, facts_of, label_order, misses
@@ -313,7 +313,7 @@ class Scheduler:
                 room = choose_node(request, (r for r in placement.rooms if not misses(wanted, r.facts)))
             if room is None:
                 message = unschedulable_message(placement, request, wanted)
-                if not says(project, SCHEDULED, ConditionStatus.FALSE, UNSCHEDULABLE, message):
+                if not has_condition(project, SCHEDULED, ConditionStatus.FALSE, UNSCHEDULABLE, message):
                     refusals.append((project.name, message))
                 continue
             if wanted is None:

@@ -47,7 +47,7 @@ from controlplane.api import (
     silent_reason,
 )
 from controlplane.store.base import NodeView, Store
-from controlplane.store.leases import LeaseTable
+from controlplane.store.leases import LeaseTable, facts_confirmed_at
 from mesh import RelayReason
 
 #: Default of Settings.metrics_pair_limit: node → peer series exported at most.
@@ -192,7 +192,7 @@ class FleetCollector(Collector):
             if beat is not None:
                 snapshot.ages.append((node.name, max(0.0, (now - beat).total_seconds())))
             snapshot.ready.append((node.name, node.ready_reason, node.ready))
-            stale = facts_stale(beat, node.silent, now, self.grace)
+            stale = facts_stale(facts_confirmed_at(lease, node.last_heartbeat), node.silent, now, self.grace)
             snapshot.stale.append((node.name, stale))
             if node.tested is not None:
                 snapshot.tested.append((node.name, max(0.0, (now - node.tested).total_seconds())))

@@ -7,6 +7,7 @@ administrator (DevIdentity); the tailnet identity (LocalAPI WhoIs) plugs in here
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
@@ -62,17 +63,19 @@ class DevIdentity:
 class TailnetIdentity:
     """TailnetIdentity asks the server's own tailscaled who owns the caller's address (LocalAPI WhoIs).
 
-    Answers are cached for `ttl` seconds per address, so a burst of heartbeats costs one WhoIs; an address
-    the tailnet no longer knows is dropped from the cache at once.
+    Answers are cached for `ttl` seconds per address (measured by `clock`, monotonic seconds), so a burst of
+    heartbeats costs one WhoIs; an address the tailnet no longer knows is dropped from the cache at once.
     """
 
-    def __init__(self, *, local: LocalClient, roles: RolesConfig, ttl: float = 30.0) -> None:
-        self._local, self._roles, self._ttl = local, roles, ttl
+    def __init__(
+        self, *, local: LocalClient, roles: RolesConfig, ttl: float = 30.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._local, self._roles, self._ttl, self._clock = local, roles, ttl, clock
         self._cache: dict[str, tuple[float, WhoIsResponse]] = {}
 
     async def _whois(self, address: str) -> WhoIsResponse:
         cached = self._cache.get(address)
-        if cached is not None and time.monotonic() - cached[0] < self._ttl:
+        if cached is not None and self._clock() - cached[0] < self._ttl:
             return cached[1]
         try:
             answer = await self._local.whois(address)
@@ -83,7 +86,7 @@ class TailnetIdentity:
             raise Unauthorized(f"cannot ask the tailnet who {address} is: {exc}") from None
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[address] = (time.monotonic(), answer)
+        self._cache[address] = (self._clock(), answer)
         return answer
 
     async def identify(self, request: Request) -> Caller:

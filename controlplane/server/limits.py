@@ -9,6 +9,11 @@ limits close such connections with a problem document, before the request reache
   request's first byte on a kept-alive connection) and fit in `max_head_bytes`, else 408 / 431;
 - body: once the head is in, the body may pause at most `body_timeout` between two reads, else 408 (a body
   held back by our own flow control, because the app is busy, is not the client's fault and is not timed).
+
+uvicorn has no public hook for these, so LimitedProtocol subclasses its HttpToolsProtocol and relies on parts of
+it that are not a documented API: the parser callbacks it overrides (`UVICORN_HOOKS`) and the per-connection
+attributes it reads (`UVICORN_ATTRIBUTES`). They were checked against uvicorn `CHECKED_UVICORN` (pinned in
+pyproject.toml); tests/controlplane/server/test_limits_uvicorn.py fails, naming what changed, when uvicorn does.
 """
 
 from __future__ import annotations
@@ -22,6 +27,20 @@ from typing import Any, Final, cast
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .problems import PROBLEM_JSON, problem_body
+
+#: The uvicorn release whose HttpToolsProtocol internals this module was checked against.
+CHECKED_UVICORN: Final = "0.54.0"
+#: HttpToolsProtocol methods LimitedProtocol overrides and extends (each calls the original).
+UVICORN_HOOKS: Final = (
+    "connection_made",
+    "connection_lost",
+    "data_received",
+    "on_message_begin",
+    "on_headers_complete",
+    "on_message_complete",
+)
+#: HttpToolsProtocol attributes LimitedProtocol reads: `flow.read_paused` and `cycle.response_started` included.
+UVICORN_ATTRIBUTES: Final = ("loop", "logger", "transport", "flow", "client", "cycle")
 
 #: Defaults. Head: a request line and headers are one packet or a few; 10 s tolerates a bad link (Go servers often
 #: use 10 s for ReadHeaderTimeout). Body: 20 s without a byte mid-body is a dead link or a hostile client; agents

@@ -1,4 +1,4 @@
-"""NodeWrites: the one place for the rules of writing a Node (binding, heartbeat merge, drain, uncordon, release).
+"""NodeWrites: the one place for the rules of writing a Node (binding, beat merge, cordon, drain, uncordon, release).
 
 Authorization of a node's writes is answered from the store: a full beat, a registration and a project status
 report check the Node's binding inside (or right against) the store transaction that applies them. Only the
@@ -32,7 +32,7 @@ from controlplane.api import (
     silent_reason,
 )
 from controlplane.store.base import AlreadyExists, Conflict, NotFound, Store
-from controlplane.store.leases import LeaseTable
+from controlplane.store.leases import LeaseTable, facts_confirmed_at
 from controlplane.store.witnesses import WitnessBoard
 
 from .identity import Caller, Forbidden, Role
@@ -233,11 +233,12 @@ class NodeWrites:
     async def renew(self, caller: Caller, name: str) -> None:
         """renew renews the lease of a Node whose agent sent a beat that could not be used (invalid facts): none
         of it is stored, but the agent is alive, and a bug in one collector must not take the Node NotReady.
+        The facts are not reconfirmed: they go stale after the grace until an accepted full beat (`LeaseTable.reject`).
         Raises NotFound and Forbidden as heartbeat does."""
         require_node_writer(caller)
         if not self._cached_allows(caller, name):
             await self.authorize(caller, name)
-        self._leases.renew(name, self._now())
+        self._leases.reject(name, self._now())
 
     async def heartbeat(self, caller: Caller, name: str, beat: Heartbeat) -> BeatOutcome:
         """heartbeat applies one beat. An empty one renews the lease in memory (authorized from the binding cache
@@ -263,7 +264,7 @@ class NodeWrites:
             self._leases.release(name, now)
             log.debug("goodbye of node %s: lease released at monotonic %.3f", name, time.monotonic())
         else:
-            self._leases.renew(name, now)
+            self._leases.renew(name, now, facts=beat.has_facts())
         return replace(outcome, asked=tuple(self._witness_exchange(name, beat, now)))
 
     def _witness_exchange(self, name: str, beat: Heartbeat, now: datetime) -> list[str]:
@@ -302,6 +303,17 @@ class NodeWrites:
             )
         await self._store.delete_node(name)
         self.forget(name)
+
+    async def cordon(self, name: str) -> Node:
+        """cordon marks the Node unschedulable, in one store update (so no concurrent edit of it is lost)."""
+        now = self._now()
+
+        def apply(node: Node) -> Node:
+            spec = node.spec.model_copy(update={"unschedulable": True})
+            metadata = node.metadata.model_copy(update={"updated_at": now})
+            return node.model_copy(update={"spec": spec, "metadata": metadata})
+
+        return self.remember(await self._store.update_node(name, apply))
 
     async def drain(self, name: str) -> Node:
         """drain cordons the Node and marks it Draining; the draining controller moves its Projects to Pending."""
@@ -347,12 +359,14 @@ class NodeWrites:
 
     def with_lease(self, node: Node) -> Node:
         """with_lease is the Node as served: status.lastHeartbeat from the in-memory lease (the stored one lags by a
-        flush), and status.factsStale from the freshness rule (`controlplane.api.facts_stale`, this server's grace)."""
+        flush), status.factsConfirmedAt from the last beat that reconfirmed the facts (`facts_confirmed_at`: a
+        rejected beat renews the lease but confirms nothing), and status.factsStale from the freshness rule
+        (`controlplane.api.facts_stale`, this server's grace)."""
         status = node.status
-        confirmed = status.last_heartbeat
         update: dict[str, Any] = {}
         lease = self._leases.get(node.name)
-        if lease is not None and (confirmed is None or confirmed < lease.renewed_at):
-            confirmed = update["last_heartbeat"] = lease.renewed_at
+        if lease is not None and (status.last_heartbeat is None or status.last_heartbeat < lease.renewed_at):
+            update["last_heartbeat"] = lease.renewed_at
+        confirmed = update["facts_confirmed_at"] = facts_confirmed_at(lease, status.last_heartbeat)
         update["facts_stale"] = facts_stale(confirmed, silent_reason(status), self._now(), self._grace)
         return node.model_copy(update={"status": status.model_copy(update=update)})

@@ -46,13 +46,13 @@ def watch_responses(list_model: type[Any]) -> dict[int | str, dict[str, Any]]:
     return {200: {"model": list_model, "content": {NDJSON: {"schema": WATCH_EVENT_SCHEMA}}}}
 
 
-Wire = dict[str, Any]
+JSONObject = dict[str, Any]
 
 
 class Source(Protocol):
     """Source reports, each time it is asked, every object of one kind that changed since it was last asked."""
 
-    async def changes(self) -> tuple[dict[str, Wire], list[str]]:
+    async def changes(self) -> tuple[dict[str, JSONObject], list[str]]:
         """changes returns (name → wire of each object created or changed, names deleted) since the last call."""
         ...
 
@@ -60,11 +60,11 @@ class Source(Protocol):
 class NodeSource:
     """NodeSource watches Nodes through Store.list_nodes_changed: a quiet fleet costs no decodes."""
 
-    def __init__(self, store: Store, show: Callable[[Node], Wire]) -> None:
+    def __init__(self, store: Store, show: Callable[[Node], JSONObject]) -> None:
         self._store, self._show = store, show
         self._revisions: dict[str, int] = {}
 
-    async def changes(self) -> tuple[dict[str, Wire], list[str]]:
+    async def changes(self) -> tuple[dict[str, JSONObject], list[str]]:
         found = await self._store.list_nodes_changed(self._revisions)
         self._revisions = found.revisions
         return {node.name: self._show(node) for node in found.changed}, found.deleted
@@ -73,11 +73,11 @@ class NodeSource:
 class ListSource:
     """ListSource watches any kind by listing it and comparing each document with the last one seen."""
 
-    def __init__(self, list_all: Callable[[], Awaitable[list[Wire]]]) -> None:
+    def __init__(self, list_all: Callable[[], Awaitable[list[JSONObject]]]) -> None:
         self._list_all = list_all
-        self._seen: dict[str, Wire] = {}
+        self._seen: dict[str, JSONObject] = {}
 
-    async def changes(self) -> tuple[dict[str, Wire], list[str]]:
+    async def changes(self) -> tuple[dict[str, JSONObject], list[str]]:
         now = {obj["metadata"]["name"]: obj for obj in await self._list_all()}
         changed = {name: obj for name, obj in now.items() if self._seen.get(name) != obj}
         deleted = [name for name in self._seen if name not in now]
@@ -99,7 +99,7 @@ async def events(
 ) -> AsyncIterator[bytes]:
     """events yields the encoded events of one watch (see the module's docstring); it ends when timeout_s pass, the
     client goes away or the server begins to stop (stopping is set)."""
-    shown: dict[str, Wire] = {}
+    shown: dict[str, JSONObject] = {}
     deadline = time.monotonic() + timeout_s
     first = True
     while True:

@@ -21,7 +21,7 @@ H = TypeVar("H", ThroughputSample, PathChange)
 T = TypeVar("T")
 
 
-def _same(node: Node) -> Node:
+def _as_is(node: Node) -> Node:
     return node
 
 
@@ -156,7 +156,7 @@ class KindStore(ABC):
 
     async def list_nodes_changed(self, known: Mapping[str, int]) -> NodeChanges:
         """list_nodes_changed returns the Nodes whose revision differs from known, and the known names now gone."""
-        changes = await self.project_nodes_changed(known, _same)
+        changes = await self.project_nodes_changed(known, _as_is)
         return NodeChanges(changed=list(changes.changed.values()), deleted=changes.deleted, revisions=changes.revisions)
 
     async def project_nodes_changed(

@@ -4,6 +4,12 @@ An empty heartbeat only renews a lease here; the stored Node is not rewritten. T
 flushes dirty leases every few seconds (`flush`), and loads them at start (`load`), so the
 persisted time lags by at most one flush period. The lifecycle controller reads leases from
 here, never from the stored Node.
+
+A lease also says when the Node's facts were last reconfirmed (`facts_confirmed_at`): every accepted
+beat reconfirms them, but a beat whose facts were rejected (400) renews only the lease, and until an
+accepted full beat the facts keep the time of their last confirmation, so they go stale after the grace
+while the Node stays Ready. That mark lives in memory only: after a restart (`load`) the stored
+lastHeartbeat counts as the confirmation again, until the agent's next rejected beat.
 """
 
 from __future__ import annotations
@@ -26,10 +32,30 @@ class Lease:
     renewed_at: datetime
     # Released: the agent said goodbye (going-away beat); the node is NotReady until it beats again.
     released: bool = False
+    # Rejected: a beat's facts were rejected since the last accepted full beat; the facts were not reconfirmed
+    # since facts_at (None: never confirmed), and empty beats ("nothing changed" since the rejected facts) do
+    # not reconfirm them either.
+    rejected: bool = False
+    facts_at: datetime | None = None
 
     def is_fresh(self, now: datetime, grace: timedelta) -> bool:
         """is_fresh reports whether the node is live: not released, and renewed no longer than grace ago."""
         return not self.released and now - self.renewed_at <= grace
+
+    @property
+    def confirmed_at(self) -> datetime | None:
+        """confirmed_at is when the Node's facts were last reconfirmed: the last beat, unless one was rejected."""
+        return self.facts_at if self.rejected else self.renewed_at
+
+
+def facts_confirmed_at(lease: Lease | None, stored: datetime | None) -> datetime | None:
+    """facts_confirmed_at is THE time a Node's facts were last reconfirmed, from its lease and the stored
+    lastHeartbeat (which a flush or a full beat wrote): the newer of the two, unless a beat since was rejected."""
+    if lease is None:
+        return stored
+    if lease.rejected:
+        return lease.facts_at
+    return lease.renewed_at if stored is None or stored < lease.renewed_at else stored
 
 
 class LeaseTable:
@@ -42,14 +68,31 @@ class LeaseTable:
         # period, so a going-away beat turns the Node NotReady within the write of one pass.
         self.goodbye = asyncio.Event()
 
-    def renew(self, name: str, at: datetime) -> None:
-        """renew records a heartbeat from name at time at."""
-        self._leases[name] = Lease(at)
+    def renew(self, name: str, at: datetime, *, facts: bool = False) -> None:
+        """renew records an accepted heartbeat from name at time at; facts says it carried facts (a full beat),
+        which reconfirms them even after a rejected beat. An empty beat after a rejected one renews only."""
+        held = self._leases.get(name)
+        if held is not None and held.rejected and not facts:
+            self._leases[name] = Lease(at, rejected=True, facts_at=held.facts_at)
+        else:
+            self._leases[name] = Lease(at)
+        self._dirty.add(name)
+
+    def reject(self, name: str, at: datetime) -> None:
+        """reject records a beat whose facts were rejected: the lease renews (the agent is alive), the facts'
+        confirmation stays where it was (never, when no lease is held: the table is loaded at start, so none
+        held means the Node never beat)."""
+        held = self._leases.get(name)
+        self._leases[name] = Lease(at, rejected=True, facts_at=held.confirmed_at if held is not None else None)
         self._dirty.add(name)
 
     def release(self, name: str, at: datetime) -> None:
         """release records the agent's going-away beat: the node is NotReady at once."""
-        self._leases[name] = Lease(at, released=True)
+        held = self._leases.get(name)
+        if held is not None and held.rejected:
+            self._leases[name] = Lease(at, released=True, rejected=True, facts_at=held.facts_at)
+        else:
+            self._leases[name] = Lease(at, released=True)
         self._dirty.add(name)
         self.goodbye.set()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import timedelta
 
 import httpx
@@ -75,7 +75,12 @@ def recorder(api_transport: httpx.ASGITransport) -> Recorder:
     return Recorder(api_transport)
 
 
-def make(recorder: Recorder, clock: FakeClock, source: FakeSource) -> Heartbeater:
+def make(
+    recorder: Recorder,
+    clock: FakeClock,
+    source: FakeSource,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> Heartbeater:
     return Heartbeater(
         client=Client(API_URL, transport=recorder),
         node_name="edge1",
@@ -85,6 +90,7 @@ def make(recorder: Recorder, clock: FakeClock, source: FakeSource) -> Heartbeate
         interval=10.0,
         status_interval=60.0,
         backoff=Backoff(random=lambda: 0.5),
+        sleep=sleep,
     )
 
 
@@ -244,8 +250,7 @@ async def test_run_stops_when_asked(recorder: Recorder, clock: FakeClock) -> Non
             stop.set()
         await asyncio.sleep(0)
 
-    beater = make(recorder, clock, FakeSource())
-    beater._sleep = fake_sleep
+    beater = make(recorder, clock, FakeSource(), sleep=fake_sleep)
     await asyncio.wait_for(beater.run(stop), 5)
     assert slept == [10.0, 10.0, 10.0]
     assert len(recorder.beats()) == 3
@@ -324,8 +329,7 @@ async def test_beats_are_an_interval_apart_start_to_start(recorder: Recorder, cl
             stop.set()
         await asyncio.sleep(0)
 
-    beater = make(recorder, clock, TakesThreeSeconds())
-    beater._sleep = fake_sleep
+    beater = make(recorder, clock, TakesThreeSeconds(), sleep=fake_sleep)
     await asyncio.wait_for(beater.run(stop), 5)
     assert slept == [7.0, 7.0]
 
@@ -343,9 +347,8 @@ async def test_a_late_snapshot_goes_out_as_soon_as_it_is_taken(recorder: Recorde
             stop.set()
         await asyncio.Event().wait()  # the interval's end never comes: only the snapshot (or stop) wakes the loop
 
-    beater = make(recorder, clock, source)
+    beater = make(recorder, clock, source, sleep=never_wakes)
     beater.snapshot_budget = 0.01
-    beater._sleep = never_wakes
     await asyncio.wait_for(beater.run(stop), 5)
     assert recorder.beats()[0] == b"{}" and recorder.beats()[1] != b"{}"  # empty on time, then the full status
     assert len(recorder.beats()) == 2

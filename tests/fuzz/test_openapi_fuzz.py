@@ -26,6 +26,7 @@ OPERATIONS = [
     "PUT /api/v1/nodes/{name}",
     "DELETE /api/v1/nodes/{name}",
     "POST /api/v1/nodes/{name}/heartbeat",
+    "POST /api/v1/nodes/{name}/cordon",
     "POST /api/v1/nodes/{name}/drain",
     "POST /api/v1/nodes/{name}/release",
     "POST /api/v1/nodes/{name}/uncordon",

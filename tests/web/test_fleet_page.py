@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ from controlplane.api import (
     set_condition,
 )
 from controlplane.store.sqlite import SqliteStore
+from tests.helpers import free_port
 
 from ._dom import HEADLESS_FLAGS, Element, parse
 from ._fleet import Fleet, feed, keep_alive, plan
@@ -54,13 +54,6 @@ class Server:
     process: subprocess.Popen[bytes]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _poll(what: str, check: Any, process: subprocess.Popen[bytes]) -> None:
     """_poll calls check until it returns true, the server exits, or STARTUP_S passes (then fails naming what)."""
     deadline = time.monotonic() + STARTUP_S
@@ -77,7 +70,7 @@ def _poll(what: str, check: Any, process: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def _start(data: Path, *extra: str) -> Iterator[Server]:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     command = [
         str(Path(sys.executable).with_name("cara-server")),
         "--dev",

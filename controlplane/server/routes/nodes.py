@@ -1,4 +1,4 @@
-"""Node routes of design §3.1 and §3.5: CRUD, heartbeat, drain, uncordon and release.
+"""Node routes of design §3.1 and §3.5: CRUD, heartbeat, cordon, drain, uncordon and release.
 
 Each handler parses, checks the caller's role and calls the NodeWrites service, which owns the rules.
 """
@@ -118,6 +118,13 @@ async def heartbeat(name: str, request: Request, context: Ctx, caller: CallerDep
         await history.record(context, outcome.before, outcome.after)
     # The silent Nodes the leader wants this agent to look at (agents that do not know the header ignore it).
     return Response(status_code=204, headers={WITNESS_HEADER: ",".join(outcome.asked)} if outcome.asked else None)
+
+
+@router.post("/{name}/cordon", responses={200: {"model": Node}, **problem_responses(404)})
+async def cordon_node(name: str, context: Ctx, caller: CallerDep) -> JSONResponse:
+    """cordon marks the node unschedulable: the scheduler places no new project on it; its projects stay."""
+    require_writer(caller)
+    return wire(context.writes.with_lease(await context.writes.cordon(name)))
 
 
 @router.post("/{name}/drain", responses={200: {"model": Node}, **problem_responses(404)})

@@ -104,6 +104,8 @@ function describeNode(node, now) {
     draining: status.state === "Draining",
     own: { name: CONTROL_PLANE, mode: network.mode, derpRegion: network.derpRegion, latencyMs: network.latencyMs },
     beat: status.lastHeartbeat,
+    // confirmed: when the facts were last reconfirmed (a beat with rejected facts renews beat, not this).
+    confirmed: status.factsConfirmedAt || status.lastHeartbeat,
     notDirect: 0,
     score: 0,
   };
@@ -197,7 +199,7 @@ function renderProblems(m) {
   "relayed paths (all in the list beside the matrix)");
   // A silent Node's facts are stale and it is NotReady, listed above; this lists the others (judged not yet).
   add("info", m.ranked.filter((f) => f.stale && !f.notReady).map((f) => problem("info", { "data-kind": "Stale", "data-node": f.name },
-    `${f.name}: facts stale, last confirmed ${ago(f.beat, m.now)}`)), "nodes with stale facts");
+    `${f.name}: facts stale, last confirmed ${ago(f.confirmed, m.now)}`)), "nodes with stale facts");
   document.getElementById("problems").replaceChildren(...(items.length ? items : [el("li", { class: "none" }, "No problems: every node Ready, every reported path Direct.")]));
 }
 
@@ -293,7 +295,7 @@ function renderFleet(m) {
     const rates = throughput.download || throughput.upload
       ? `${throughput.download || "?"} / ${throughput.upload || "?"}${f.stale ? "?" : ""}${throughput.lastTestTime ? ` · ${ago(throughput.lastTestTime, m.now)}` : ""}` : "—";
     // A stale node's path is its last known one, with "?" and how long ago it was confirmed, never a latency.
-    const own = !f.own.mode ? "unknown" : f.stale ? `${modeText(f.own.mode, f.own.derpRegion)}? · stale ${ago(f.beat, m.now)}`
+    const own = !f.own.mode ? "unknown" : f.stale ? `${modeText(f.own.mode, f.own.derpRegion)}? · stale ${ago(f.confirmed, m.now)}`
       : `${modeText(f.own.mode, f.own.derpRegion)} ${latencyText(f.own.latencyMs)}`.trim();
     const name = el("td", {}, f.name);
     if (f.cordoned) name.append(el("span", { class: "tag cordoned" }, f.draining ? "draining" : "cordoned"));

@@ -22,12 +22,12 @@ from controlplane.api import (
     NodeSpec,
     NodeState,
     NodeStatus,
+    NodeTailnet,
     NodeThroughput,
     ObjectMeta,
     PeerPath,
     Project,
     ProjectList,
-    TailnetInfo,
     WitnessReport,
     decode,
 )
@@ -47,6 +47,7 @@ EXTENSIONS = {
         ("status", "network", "observedAt"),
         ("status", "network", "witnessed"),
         ("status", "factsStale"),
+        ("status", "factsConfirmedAt"),
     ],
     "project": [("spec", "resources")],
 }
@@ -98,7 +99,7 @@ def full_node() -> Node:
                         last_seen=T0,
                     )
                 ],
-                tailnet=TailnetInfo(node_id="3", user="tagged-devices", tags=["tag:cara-node"], online=True),
+                tailnet=NodeTailnet(node_id="3", user="tagged-devices", tags=["tag:cara-node"], online=True),
                 observed_at=T0,
                 witnessed=[WitnessReport(name="edge2", at=T0, mode=NetworkMode.DIRECT, latency_ms=2.5)],
             ),
@@ -108,6 +109,7 @@ def full_node() -> Node:
             info=NodeInfo(kernel_version="6.1.0", os_image="Debian GNU/Linux 12", agent_version="0.1.0"),
             last_heartbeat=T0,
             facts_stale=False,
+            facts_confirmed_at=T0,
             conditions=[
                 Condition(
                     type="Ready",

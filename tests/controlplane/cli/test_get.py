@@ -82,7 +82,7 @@ async def test_get_nodes_wide_adds_dns_derp_throughput_unschedulable(caractrl: C
         "Direct?",
         "5m",
         "edge-1.tailnet.test",
-        "lab",
+        "<none>",  # DERP: the home region "lab" is not shown for a Direct path
         "stale",
         "5m",
         "94.1Mbps/41.0Mbps?",

@@ -247,3 +247,21 @@ def test_state_reads_like_kubectls_status() -> None:
     assert printers.node_state(node("NotReady", True, lost)) == "NotReady(HeartbeatTimeout),SchedulingDisabled"
     assert printers.node_state(node("Draining", True, ready)) == "Ready,Draining"
     assert printers.node_state(node("Draining", True, lost)) == "NotReady(HeartbeatTimeout),Draining"
+
+
+def test_a_node_that_never_beat_has_no_latency_not_a_stale_one() -> None:
+    """The server serves a never-beaten Node as factsStale (no confirmation), but no fact is not a stale fact."""
+    silent = node("edge-9", state="NotReady", factsStale=True).to_wire()
+    mode, age, dns, derp, latency, throughput, unschedulable = printers.node_row(silent, NOW, wide=True)[3:]
+    assert (mode, age, dns, derp, throughput, unschedulable) == ("<none>", "3h", "<none>", "<none>", "<none>", "false")
+    assert latency == "<none>", "never confirmed: no latency, not `stale <none>`"
+    stale = node("edge-8", state="NotReady", factsStale=True, lastHeartbeat=NOW - timedelta(minutes=6)).to_wire()
+    assert printers.node_row(stale, NOW, wide=True)[7] == "stale 6m", "a fact once confirmed is stale with its age"
+
+
+def test_the_derp_column_names_a_relay_only_where_the_path_is_relayed() -> None:
+    """status.network.derpRegion is the home region whatever the path; a Direct path goes through no relay."""
+    direct = node("edge-1", state="Ready", network={"mode": "Direct", "derpRegion": "hub", "latencyMs": 0.3})
+    relayed = node("edge-2", state="Ready", network={"mode": "DERP", "derpRegion": "hub", "latencyMs": 38.5})
+    assert printers.node_row(direct.to_wire(), NOW, wide=True)[6] == "<none>"
+    assert printers.node_row(relayed.to_wire(), NOW, wide=True)[6] == "hub"

@@ -20,10 +20,6 @@ def config() -> ControllerConfig:
     return ControllerConfig()
 
 
-def make_node(name: str, *, status: dict[str, Any] | None = None, **spec: Any) -> Node:
-    return Node.model_validate({"metadata": {"name": name}, "spec": spec, "status": status or {}})
-
-
 def make_project(
     name: str, *, cpu: str | None = None, memory: str | None = None, created: datetime | None = None, **status: Any
 ) -> Project:

@@ -9,8 +9,9 @@ from controlplane.controllers.config import ControllerConfig
 from controlplane.controllers.draining import DrainingController
 from controlplane.store.base import Store
 from tests.conftest import FakeClock
+from tests.factories import node as make_node
 
-from .conftest import make_node, make_project
+from .conftest import make_project
 
 
 @pytest.fixture

@@ -23,8 +23,9 @@ from controlplane.store.base import Store
 from controlplane.store.leases import Lease, LeaseTable
 from controlplane.store.witnesses import Witness, WitnessBoard
 from tests.conftest import FakeClock
+from tests.factories import node as make_node
 
-from .conftest import make_node, make_project
+from .conftest import make_project
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 GRACE = timedelta(seconds=40)

@@ -15,8 +15,9 @@ from controlplane.controllers.config import format_duration
 from controlplane.store.base import NotFound, Store
 from controlplane.store.leases import LeaseTable
 from tests.conftest import FakeClock
+from tests.factories import node as make_node
 
-from .conftest import make_node, make_project
+from .conftest import make_project
 
 
 @pytest.mark.parametrize(

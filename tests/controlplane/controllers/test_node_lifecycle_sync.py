@@ -15,8 +15,9 @@ from controlplane.controllers.node_lifecycle import NodeLifecycleController
 from controlplane.store.base import NodeChanges, ProjectedChanges, Store
 from controlplane.store.leases import LeaseTable
 from tests.conftest import FakeClock
+from tests.factories import node as make_node
 
-from .conftest import conditions_of, make_node, put_status
+from .conftest import conditions_of, put_status
 
 T = TypeVar("T")
 

@@ -13,8 +13,9 @@ from controlplane.controllers.placement import NetworkFacts, facts_of, misses
 from controlplane.controllers.scheduler import Scheduler
 from controlplane.store.base import Store
 from tests.conftest import FakeClock
+from tests.factories import node as make_node
 
-from .conftest import make_node, make_project
+from .conftest import make_project
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 DIRECT = ProjectPlacement.model_validate({"pathToControlPlane": "Direct"})

@@ -12,8 +12,9 @@ from controlplane.controllers.config import ControllerConfig
 from controlplane.controllers.rescheduler import Rescheduler
 from controlplane.store.base import NotFound, Store
 from tests.conftest import FakeClock
+from tests.factories import node as make_node
 
-from .conftest import make_node, make_project
+from .conftest import make_project
 
 
 @pytest.fixture

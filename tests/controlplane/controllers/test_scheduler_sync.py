@@ -12,8 +12,9 @@ from controlplane.controllers.config import ControllerConfig
 from controlplane.controllers.scheduler import Scheduler
 from controlplane.store.base import Store
 from tests.conftest import FakeClock
+from tests.factories import node as make_node
 
-from .conftest import make_node, make_project
+from .conftest import make_project
 
 READY: dict[str, Any] = {"state": "Ready", "allocatable": {"cpu": "4000m", "memory": "8Gi"}}
 

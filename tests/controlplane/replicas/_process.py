@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tests.helpers import free_port
+
 SERVER = str(Path(sys.executable).with_name("cara-server"))
 #: How long a server may take to answer /api/healthz after it is started (a loaded 2-core machine).
 START_TIMEOUT_S = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -85,18 +79,3 @@ def start_server(store_url: str, log: Path, *args: str, port: int | None = None)
             time.sleep(0.1)
     process.kill()
     raise AssertionError(f"cara-server did not answer within {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
-
-
-def wait_until(
-    condition: Callable[[], bool], timeout: float, what: str, *, every: Callable[[], None] | None = None
-) -> float:
-    """wait_until polls condition (calling every first, e.g. to send due heartbeats) until it holds; returns
-    the monotonic time it held, or fails naming what it waited for."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if every is not None:
-            every()
-        if condition():
-            return time.monotonic()
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ._process import ServerProcess, start_server, wait_until
+from tests.helpers import wait_until
+
+from ._process import ServerProcess, start_server
 
 #: Short timings keep the test in tens of seconds. The grace must exceed how late a beat received by a
 #: replica reaches the leader: one lease flush (5 s) plus one leader renewal (10 s / 3).

@@ -74,6 +74,7 @@ async def test_viewer_reads_but_never_writes(app: FastAPI, as_: Any) -> None:
         ("POST", NODES, node("x")),
         ("PUT", f"{NODES}/edge1", node("edge1")),
         ("DELETE", f"{NODES}/edge1", None),
+        ("POST", f"{NODES}/edge1/cordon", None),
         ("POST", f"{NODES}/edge1/drain", None),
         ("POST", f"{NODES}/edge1/heartbeat", None),
         ("POST", "/api/v1/projects", {"metadata": {"name": "p"}}),
@@ -106,6 +107,7 @@ async def test_a_node_cannot_write_another_node(app: FastAPI, as_: Any, memory_s
     for method, path, body in [
         ("PUT", f"{NODES}/edge2", node("edge2")),
         ("DELETE", f"{NODES}/edge1", None),
+        ("POST", f"{NODES}/edge1/cordon", None),
         ("POST", f"{NODES}/edge1/drain", None),
         ("POST", f"{NODES}/edge1/uncordon", None),
         ("POST", f"{NODES}/edge1/release", None),

@@ -15,7 +15,8 @@ import psycopg
 import pytest
 
 from tests.controlplane.conftest import with_schema
-from tests.controlplane.replicas._process import ServerProcess, start_server, wait_until
+from tests.controlplane.replicas._process import ServerProcess, start_server
+from tests.helpers import wait_until
 
 HEARTBEAT_S = 1.0
 GRACE_S = 6.0

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from controlplane.server.settings import Settings
 from controlplane.store.base import Store
 from controlplane.store.leases import LeaseTable
 from tests.conftest import FakeClock
@@ -247,3 +248,41 @@ async def test_explicit_empty_peer_list_clears_the_peers(api: httpx.AsyncClient)
     cleared = {"network": {"ip": "100.64.0.3", "peers": []}}
     assert (await api.post(f"{NODES}/edge1/heartbeat", json=cleared)).status_code == 204
     assert (await api.get(f"{NODES}/edge1")).json()["status"]["network"]["peers"] == []
+
+
+@pytest.mark.usefixtures("registered")
+async def test_a_rejected_beat_renews_the_lease_but_never_makes_the_facts_fresh(
+    api: httpx.AsyncClient, leases: LeaseTable, clock: FakeClock
+) -> None:
+    """A 400 beat keeps the Node alive (its lease renews) but confirms nothing: the facts keep the time of the last
+    accepted beat and go stale after the grace in every view, until a full beat is accepted again."""
+    from controlplane.api import Node
+    from controlplane.cli.mesh import not_direct
+    from controlplane.cli.printers import freshness_lines, node_row
+
+    assert (await api.post(f"{NODES}/edge1/heartbeat", json=FULL)).status_code == 204
+    confirmed = (await api.get(f"{NODES}/edge1")).json()["status"]["lastHeartbeat"]
+    for _ in range(3):  # one rejected beat, then "nothing changed" since the rejected facts: no reconfirmation
+        clock.step(30)
+        assert (await api.post(f"{NODES}/edge1/heartbeat", json={"network": {"ip": "bad"}})).status_code == 400
+        clock.step(30)
+        assert (await api.post(f"{NODES}/edge1/heartbeat")).status_code == 204
+    lease = leases.get("edge1")
+    assert lease is not None and lease.is_fresh(clock.now(), Settings().grace), "liveness kept: the Node stays Ready"
+    served = (await api.get(f"{NODES}/edge1")).json()
+    status = served["status"]
+    assert status["factsStale"] is True, "confirmed 180 s ago, past the grace, though the last beat was 0 s ago"
+    assert status["factsConfirmedAt"] == confirmed and status["lastHeartbeat"] != confirmed
+    row = node_row(served, clock.now(), wide=True)
+    assert row[3] == "Direct?" and row[7] == "stale 3m", row
+    facts = freshness_lines(Node.model_validate(served), clock.now())[0]
+    assert "STALE" in facts and "3m ago" in facts and "rejected" in facts, facts
+    (own,) = not_direct([Node.model_validate(served)], clock.now())
+    assert (own.kind, own.text, own.stale) == ("stale", "Direct?", True), "mesh: the last known mode, not current"
+    assert own.since is not None and own.since.isoformat().replace("+00:00", "Z") == confirmed, "since confirmed"
+    metrics = (await api.get("/metrics")).text
+    assert 'cara_node_facts_stale{node="edge1"} 1.0' in metrics
+    assert 'cara_node_path_mode{mode="Direct",node="edge1"' not in metrics, "a stale path is not exported as a mode"
+    assert (await api.post(f"{NODES}/edge1/heartbeat", json=FULL)).status_code == 204  # valid facts again
+    status = (await api.get(f"{NODES}/edge1")).json()["status"]
+    assert status["factsStale"] is False and status["factsConfirmedAt"] == status["lastHeartbeat"]

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import resource
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import pytest
 
 from controlplane.api import MAX_BODY_BYTES
 from controlplane.server.limits import BODY_TIMEOUT, HEAD_TIMEOUT, MAX_HEAD_BYTES
+from tests.helpers import free_port
 
 #: Connections of the load test: issue 8 asks for 1,000 at once.
 CONNECTIONS = 1000
@@ -57,18 +57,12 @@ class Server:
         return int(self.process.memory_info().rss)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """server runs the real cara-server --dev (its own process, SQLite in a temp dir) on a free loopback port."""
     _raise_nofile()
     data = tmp_path_factory.mktemp("cara-server")
-    port = _free_port()
+    port = free_port()
     log = data / "server.log"
     command = [str(Path(sys.executable).parent / "cara-server"), "--dev", "--listen", f"127.0.0.1:{port}"]
     with log.open("wb") as out:

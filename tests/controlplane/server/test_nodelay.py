@@ -14,6 +14,7 @@ from agent.http import AgentHTTPServer
 from controlplane.server.binding import dev_addresses, open_sockets, tailnet_addresses
 from controlplane.server.serving import uvicorn_config
 from mesh import Status
+from tests.helpers import free_port
 
 
 async def _app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -51,17 +52,11 @@ async def _served_nodelay(sock: socket.socket) -> int:
 TAILNET = Status.model_validate({"BackendState": "Running", "TailscaleIPs": ["127.0.0.1", "::1"]})
 
 
-def _free_port(family: socket.AddressFamily, host: str) -> int:
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
 def _addresses(kind: str) -> list[tuple[str, int]]:
     """_addresses goes through each listener kind's own address rules to a free loopback port."""
     mode, family = kind.split()
     host, fam = ("::1", socket.AF_INET6) if family == "IPv6" else ("127.0.0.1", socket.AF_INET)
-    listen = f"[{host}]:{_free_port(fam, host)}" if family == "IPv6" else f"{host}:{_free_port(fam, host)}"
+    listen = f"[{host}]:{free_port(host, fam)}" if family == "IPv6" else f"{host}:{free_port(host, fam)}"
     return dev_addresses(listen) if mode == "dev" else tailnet_addresses(TAILNET, [listen])
 
 

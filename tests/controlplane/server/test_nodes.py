@@ -1,4 +1,4 @@
-"""Node routes: every status code of design §3.1, drain/uncordon, and what a PUT keeps."""
+"""Node routes: every status code of design §3.1, cordon/drain/uncordon, and what a PUT keeps."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 
+from controlplane.store.base import Store
 from controlplane.store.leases import LeaseTable
 from tests.conftest import FakeClock
 
@@ -119,23 +120,39 @@ async def test_get_and_delete_missing_are_404(api: httpx.AsyncClient) -> None:
     assert (await api.delete(f"{NODES}/ghost")).status_code == 404
 
 
-async def test_delete_is_409_while_projects_are_assigned(api: httpx.AsyncClient) -> None:
+async def test_delete_is_409_while_projects_are_assigned(api: httpx.AsyncClient, memory_store: Store) -> None:
     await api.post(NODES, json=node())
     await api.post("/api/v1/projects", json=project("p1"))
     await api.patch("/api/v1/projects/p1/status", json={"phase": "Running"})
-    # bind it the way the scheduler would: through the store is not visible here, so use the status route
-    app_store = api._transport.app.state.context.store  # type: ignore[attr-defined]
+    # bind it the way the scheduler would: through the store the app was built with
 
     def bind(p: Any) -> Any:
         return p.model_copy(update={"status": p.status.model_copy(update={"node_ref": "edge1"})})
 
-    await app_store.update_project("p1", bind)
+    await memory_store.update_project("p1", bind)
     blocked = await api.delete(f"{NODES}/edge1")
     assert blocked.status_code == 409 and "p1" in blocked.json()["detail"]
     assert (await api.get(f"{NODES}/edge1")).status_code == 200
     await api.delete("/api/v1/projects/p1", params={"force": "true"})
     assert (await api.delete(f"{NODES}/edge1")).status_code == 204
     assert (await api.get(f"{NODES}/edge1")).status_code == 404
+
+
+async def test_cordon_is_one_write_that_keeps_everything_else(api: httpx.AsyncClient) -> None:
+    await api.post(NODES, json=node())
+    await api.post(f"{NODES}/edge1/heartbeat")
+    stored = (await api.get(f"{NODES}/edge1")).json()
+    # A label edit that lands between a client's read and its write is kept: cordon changes only unschedulable.
+    edited = {**stored, "metadata": {**stored["metadata"], "labels": {"zone": "b"}}}
+    assert (await api.put(f"{NODES}/edge1", json=edited)).status_code == 200
+    cordoned = await api.post(f"{NODES}/edge1/cordon")
+    assert cordoned.status_code == 200
+    body = cordoned.json()
+    assert body["spec"]["unschedulable"] is True and body["metadata"]["labels"] == {"zone": "b"}
+    assert body["status"]["state"] == stored["status"]["state"], "cordon is not drain: the state stays"
+    assert (await api.get(f"{NODES}/edge1")).json()["spec"]["unschedulable"] is True
+    assert (await api.post(f"{NODES}/edge1/cordon")).status_code == 200, "cordoning a cordoned Node is a no-op"
+    assert (await api.post(f"{NODES}/ghost/cordon")).status_code == 404
 
 
 async def test_drain_and_uncordon(api: httpx.AsyncClient, leases: LeaseTable) -> None:

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from controlplane.store import AlreadyExists, open_store
+from tests.factories import bump, node, project
 
-from ._factories import bump, node, project
 from .conftest import AnyStore, StoreUrlFactory
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from controlplane.api import NetworkMode, PathChange, ThroughputSample
 from controlplane.store import NotFound, open_store
+from tests.factories import node
 
-from ._factories import node
 from .conftest import AnyStore, StoreUrlFactory
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

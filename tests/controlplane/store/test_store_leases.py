@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from controlplane.store import LeaseTable, open_store
+from tests.factories import node
 
-from ._factories import node
 from .conftest import AnyStore, StoreUrlFactory
 
 T0 = datetime(2026, 11, 24, 12, 0, 0, 654321, tzinfo=UTC)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from controlplane.api import Node
 from controlplane.store.base import NodeView
+from tests.factories import bump, node
 
-from ._factories import bump, node
 from .conftest import AnyStore
 
 

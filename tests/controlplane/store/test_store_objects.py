@@ -8,8 +8,8 @@ import pytest
 
 from controlplane.api import Node, NodeState, Project, ProjectPhase
 from controlplane.store import AlreadyExists, Conflict, NotFound
+from tests.factories import node, project
 
-from ._factories import node, project
 from .conftest import AnyStore
 
 T0 = datetime(2026, 11, 24, 12, 0, 0, 123456, tzinfo=UTC)

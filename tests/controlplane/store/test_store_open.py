@@ -19,8 +19,8 @@ from controlplane.store import (
     postgres,
     sqlite,
 )
+from tests.factories import node, project
 
-from ._factories import node, project
 from .conftest import AnyStore, StoreUrlFactory
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from controlplane.store import open_store
+from tests.factories import node
 
-from ._factories import node
 from .conftest import PG_CLUSTER
 
 

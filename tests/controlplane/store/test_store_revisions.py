@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from controlplane.store import open_store
+from tests.factories import bump, node
 
-from ._factories import bump, node
 from .conftest import AnyStore, StoreUrlFactory
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

@@ -1,33 +1,19 @@
-"""Typed async HTTP client of the caravanserai/v1 control-plane API, raising problem documents as exceptions.
-
-Exception tree::
-
-    ClientError
-     ├── ServerUnreachable      connect failure or timeout; names the URL
-     ├── InvalidResponse        the server answered with something that is not the contract
-     └── ApiError(status, title, detail, errors)   any problem document (RFC 9457)
-          ├── ValidationProblem  400; `.errors` holds one `field: what is wrong` string per field
-          ├── Unauthorized       401
-          ├── Forbidden          403
-          ├── NotFound           404
-          ├── Conflict           409
-          └── ServerError        5xx
-
-Every method is "path + expected status + decode" over the one private `_send`; status codes are
-mapped to exception types in `_raise_for_problem` and httpx's errors in `_map_transport_errors`, nowhere else.
-"""
+"""The Client: one method per API call, each "path + expected status + decode" over the one private `_send`."""
 
 from __future__ import annotations
 
-import contextlib
 import json as jsonlib
-import ssl
-from collections.abc import AsyncIterator, Collection, Iterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
+
+from ._exceptions import InvalidResponse, map_transport_errors, raise_for_problem
+from ._transport import default_transport
+from ._wire import KINDS, Resource, wire_errors
+from ._witness import witness_names
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -46,140 +32,11 @@ else:
 
     _api = _LazyApi()
 
-__all__ = [
-    "DEFAULT_TIMEOUT",
-    "ApiError",
-    "Client",
-    "ClientError",
-    "Conflict",
-    "Forbidden",
-    "InvalidResponse",
-    "NotFound",
-    "ServerError",
-    "ServerUnreachable",
-    "Unauthorized",
-    "ValidationProblem",
-    "witness_names",
-]
 
 #: Seconds to wait for connect, read and write; the server answers in milliseconds, so 10 s means "it is not there".
 DEFAULT_TIMEOUT: Final = 10.0
 
 _M = TypeVar("_M", bound="BaseModel")
-
-#: The collections `wire` reads, with the `kind` of one object and of their list.
-Resource = Literal["nodes", "projects"]
-_KINDS: Final[dict[str, tuple[str, str]]] = {"nodes": ("Node", "NodeList"), "projects": ("Project", "ProjectList")}
-
-
-class ClientError(Exception):
-    """ClientError is the base of every error this client raises."""
-
-
-class ServerUnreachable(ClientError):
-    """ServerUnreachable is raised when the server cannot be connected to, or does not answer in time."""
-
-    def __init__(self, url: str, reason: str, *, connected: bool = True) -> None:
-        self.url, self.reason = url, reason
-        # connected: False when no connection was made (refused, unroutable, connect timeout): the request never
-        # reached the server, so retrying costs it nothing.
-        self.connected = connected
-        super().__init__(f"cannot reach the control plane at {url}: {reason}")
-
-
-class InvalidResponse(ClientError):
-    """InvalidResponse is raised when a success answer does not decode as the expected object."""
-
-    def __init__(self, what: str, errors: Collection[str]) -> None:
-        self.errors = list(errors)
-        super().__init__(f"the server sent an invalid {what}: {'; '.join(self.errors)}")
-
-
-class ApiError(ClientError):
-    """ApiError is raised when the server answers with a problem document (or any unexpected status)."""
-
-    def __init__(self, status: int, title: str, detail: str = "", errors: Collection[str] = ()) -> None:
-        self.status, self.title, self.detail, self.errors = status, title, detail, list(errors)
-        super().__init__(f"{title}: {detail}" if detail else title)
-
-
-class ValidationProblem(ApiError):
-    """ValidationProblem is raised on 400: the request was malformed; `.errors` names each bad field."""
-
-
-class Unauthorized(ApiError):
-    """Unauthorized is raised on 401: the server does not know who is calling."""
-
-
-class Forbidden(ApiError):
-    """Forbidden is raised on 403: the caller may not do this."""
-
-
-class NotFound(ApiError):
-    """NotFound is raised on 404: the named object (or route) does not exist."""
-
-
-class Conflict(ApiError):
-    """Conflict is raised on 409: the name is taken, or the object's current state forbids the write."""
-
-
-class ServerError(ApiError):
-    """ServerError is raised on any 5xx answer."""
-
-
-_BY_STATUS: Final[dict[int, type[ApiError]]] = {
-    400: ValidationProblem,
-    401: Unauthorized,
-    403: Forbidden,
-    404: NotFound,
-    409: Conflict,
-}
-
-
-#: At most this many names of a `Cara-Witness` heartbeat response header are used.
-WITNESS_NAMES_MAX: Final = 16
-
-
-def witness_names(header: str) -> list[str]:
-    """witness_names reads a Cara-Witness header: distinct non-empty names, at most WITNESS_NAMES_MAX, in order."""
-    names: list[str] = []
-    for part in header.split(","):
-        name = part.strip()
-        if name and name not in names and len(name) <= 253:
-            names.append(name)
-    return names[:WITNESS_NAMES_MAX]
-
-
-def _raise_for_problem(response: httpx.Response) -> None:
-    """_raise_for_problem raises the ApiError subclass for response's status, read from its problem document."""
-    status = response.status_code
-    title, detail, errors = response.reason_phrase or f"HTTP {status}", "", []
-    try:
-        body = response.json()
-    except ValueError:
-        detail = response.text.strip()[:300]
-    else:
-        if isinstance(body, dict):
-            title = str(body.get("title") or title)
-            detail = str(body.get("detail") or "")
-            raw_errors = body.get("errors")
-            if isinstance(raw_errors, list):
-                errors = [e if isinstance(e, str) else jsonlib.dumps(e) for e in raw_errors]
-    cls = ServerError if status >= 500 else _BY_STATUS.get(status, ApiError)
-    raise cls(status, title, detail, errors)
-
-
-@contextlib.contextmanager
-def _map_transport_errors(url: str) -> Iterator[None]:
-    """_map_transport_errors turns httpx's connection-level errors into ServerUnreachable naming url."""
-    try:
-        yield
-    except httpx.TimeoutException as exc:
-        connected = not isinstance(exc, httpx.ConnectTimeout)
-        raise ServerUnreachable(url, f"timed out ({type(exc).__name__})", connected=connected) from exc
-    except httpx.TransportError as exc:
-        connected = not isinstance(exc, httpx.ConnectError)
-        raise ServerUnreachable(url, str(exc) or type(exc).__name__, connected=connected) from exc
 
 
 def _decode(model: type[_M], response: httpx.Response) -> _M:
@@ -190,39 +47,6 @@ def _decode(model: type[_M], response: httpx.Response) -> _M:
         raise InvalidResponse(what, exc.errors if isinstance(exc, _api.InvalidObject) else [str(exc)]) from None
 
 
-def _wire_errors(body: Any, kind: str) -> list[str]:
-    """_wire_errors checks the shape `wire` promises: an object of kind with a metadata.name, or a list of them
-    (whose items need only be objects with a metadata.name)."""
-    if not isinstance(body, dict):
-        return ["must be an object"]
-    if body.get("kind", kind) != kind:  # absent is tolerated, as the models do
-        return [f"kind: must be {kind}"]
-    if not kind.endswith("List"):
-        return [] if _named(body) else ["metadata.name: is required"]
-    items = body.get("items")
-    if not isinstance(items, list):
-        return ["items: must be a list"]
-    return [f"items[{i}]: must be an object with a metadata.name" for i, item in enumerate(items) if not _named(item)]
-
-
-def _named(obj: Any) -> bool:
-    meta = obj.get("metadata") if isinstance(obj, dict) else None
-    return isinstance(meta, dict) and isinstance(meta.get("name"), str)
-
-
-def _default_transport(base_url: str) -> httpx.AsyncBaseTransport:
-    """_default_transport is httpx's own, with the CA bundle loaded only for https.
-
-    Loading certifi's bundle into an SSL context takes about 70 ms, a quarter of `caractrl get`'s budget, and a
-    plain http:// server never uses it. Such a client gets a context that trusts no CA at all, so a stray TLS
-    connection fails verification instead of going unverified.
-    """
-    if httpx.URL(base_url).scheme == "https":
-        return httpx.AsyncHTTPTransport()
-    return httpx.AsyncHTTPTransport(verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
-
-
-#: The query of a dry-run write (Kubernetes' spelling).
 _DRY_RUN: Final = {"dryRun": "All"}
 
 
@@ -246,7 +70,7 @@ class Client:
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        transport = transport or _default_transport(self.base_url)
+        transport = transport or default_transport(self.base_url)
         self._http = httpx.AsyncClient(base_url=self.base_url, transport=transport, timeout=timeout)
 
     async def __aenter__(self) -> Self:
@@ -272,10 +96,10 @@ class Client:
     ) -> httpx.Response:
         """_send makes one request and returns the response if its status is wanted; raises otherwise."""
         wanted = {want_status} if isinstance(want_status, int) else set(want_status)
-        with _map_transport_errors(self.base_url):
+        with map_transport_errors(self.base_url):
             response = await self._http.request(method, path, json=json, params=params)
         if response.status_code not in wanted:
-            _raise_for_problem(response)
+            raise_for_problem(response)
         return response
 
     # --- health -------------------------------------------------------------------------------
@@ -304,13 +128,13 @@ class Client:
             params["labelSelector"] = label_selector
         if timeout_s is not None:
             params["timeoutSeconds"] = str(max(1, int(timeout_s)))
-        with _map_transport_errors(self.base_url):
+        with map_transport_errors(self.base_url):
             async with self._http.stream(
                 "GET", f"/api/v1/{resource}", params=params, timeout=httpx.Timeout(DEFAULT_TIMEOUT, read=None)
             ) as response:
                 if response.status_code != 200:
                     await response.aread()
-                    _raise_for_problem(response)
+                    raise_for_problem(response)
                 async for line in response.aiter_lines():
                     if not line.strip():
                         continue
@@ -380,10 +204,8 @@ class Client:
         return witness_names(response.headers.get(_api.WITNESS_HEADER, ""))
 
     async def cordon(self, name: str) -> _api.Node:
-        """cordon marks the Node unschedulable (GET, then PUT with spec.unschedulable true) and returns it."""
-        node = await self.get_node(name)
-        spec = node.spec.model_copy(update={"unschedulable": True})
-        return await self.replace_node(node.model_copy(update={"spec": spec}))
+        """cordon marks the Node unschedulable (one server-side action, POST .../cordon) and returns it."""
+        return _decode(_api.Node, await self._send("POST", f"/api/v1/nodes/{_name(name)}/cordon", want_status=200))
 
     async def uncordon(self, name: str) -> _api.Node:
         """uncordon makes the Node schedulable again and ends Draining; returns the Node."""
@@ -444,16 +266,16 @@ class Client:
 
     # --- undecoded reads ----------------------------------------------------------------------
 
-    async def wire(
+    async def get_raw(
         self, resource: Resource, name: str | None = None, *, label_selector: str | None = None
     ) -> dict[str, Any]:
-        """wire returns GET /api/v1/{resource}[/{name}] exactly as the server sent it, without building models.
+        """get_raw returns GET /api/v1/{resource}[/{name}] exactly as the server sent it, without building models.
 
         It is for printing: `caractrl get` shows 1,000 Nodes in a few ms this way, where decoding them takes about
         200 ms. Only the shape is checked (an object of the right kind with `metadata.name`, or a list of such);
         raises InvalidResponse otherwise, NotFound when name does not exist.
         """
-        kind, list_kind = _KINDS[resource]
+        kind, list_kind = KINDS[resource]
         path = f"/api/v1/{resource}/{_name(name)}" if name else f"/api/v1/{resource}"
         params = {"labelSelector": label_selector} if label_selector and not name else None
         response = await self._send("GET", path, want_status=200, params=params)
@@ -462,7 +284,7 @@ class Client:
             body = response.json()
         except ValueError as exc:
             raise InvalidResponse(expected, [str(exc)]) from None
-        errors = _wire_errors(body, expected)
+        errors = wire_errors(body, expected)
         if errors:
             raise InvalidResponse(expected, errors)
         return dict(body)
