@@ -25,7 +25,6 @@ import click
 import httpx
 import psutil
 
-from controlplane.api import Node
 from controlplane.client import Client
 from controlplane.supervision import Progress, Supervisor
 from mesh import LocalClient, MeshError, resolve, socket_path
@@ -33,7 +32,7 @@ from mesh import LocalClient, MeshError, resolve, socket_path
 from .api.auth import Authorizer
 from .api.routes import AgentAPI
 from .callers import MetricsCallers
-from .collectors.peers import PeerProbeConfig, PeerProber, disco_probe, whois_endpoints
+from .collectors.peers import PeerProbeConfig, PeerProber, assigned_fellows, disco_probe, whois_endpoints
 from .collectors.resources import PsutilSource, ResourceSource
 from .collectors.system import collect_info
 from .collectors.tailnet import TailnetCollector
@@ -249,13 +248,9 @@ async def run_agent(
             )
             peers = None
             if settings.peer_probes_per_round > 0:
-
-                async def list_nodes() -> list[Node]:
-                    return (await client.list_nodes()).items
-
                 peers = PeerProber(
                     self_name=settings.node_name,
-                    list_nodes=list_nodes,
+                    list_nodes=assigned_fellows(client, settings.node_name),
                     probe=disco_probe(local),
                     endpoints=whois_endpoints(local),
                     now=now,

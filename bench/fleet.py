@@ -3,10 +3,11 @@
 Each simulated agent does what cara-agent does on the wire (agent/heartbeat.py, agent/collectors/peers.py):
 a beat every heartbeat interval over a fresh connection (the agent keeps none alive), empty unless its status
 changed or the status interval passed, then the full status (network with its probed peers, capacity,
-allocatable, available, info, conditions, state Ready); the Node list read every NODE_LIST_REFRESH for peer
-discovery; now and then a probed peer's path changes (a full beat at once), and a throughput sample is added
-once per throughput interval (its first soon after start, as the agent measures at start). The measurement
-traffic itself is not simulated: the control plane's beat and list paths are what this measures.
+allocatable, available, info, conditions, state Ready); its peer assignment (GET /nodes/{name}/peers) read
+every NODE_LIST_REFRESH for peer discovery; now and then a probed peer's path changes (a full beat at once),
+and a throughput sample is added once per throughput interval (its first soon after start, as the agent
+measures at start). The measurement traffic itself is not simulated: the control plane's beat and discovery
+paths are what this measures.
 
 The agents start registered (seeded into the store, as after a server restart), their first beats spread over
 one interval. The server (and its database) run pinned to one core and the simulator to the other. Figures:
@@ -268,7 +269,9 @@ class Simulator:
             self.stats.skipped += 1
             return
         if kind == "discovery":
-            label, request = "discovery", (b"GET /api/v1/nodes HTTP/1.1\r\nHost: cara-server:8080\r\n\r\n")
+            # As the agent: its peer assignment (asked without the ETag here, so every ask is a whole answer).
+            label = "discovery"
+            request = f"GET /api/v1/nodes/{name}/peers HTTP/1.1\r\nHost: cara-server:8080\r\n\r\n".encode()
         else:
             full = agent.changed or now - agent.last_full >= self.config.status_interval
             body = full_beat(agent, self.names) if full else b""
@@ -423,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         "--discovery-period",
         type=float,
         default=NODE_LIST_REFRESH,
-        help="s between Node list reads per agent; 0 reads none (default: the agent's %(default)g)",
+        help="s between peer-assignment reads per agent; 0 reads none (default: the agent's %(default)g)",
     )
     parser.add_argument("--json", action="store_true", help="print every figure as JSON (default: a summary)")
     args = parser.parse_args(argv)

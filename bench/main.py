@@ -17,12 +17,12 @@ from math import nan
 from pathlib import Path
 from typing import Any
 
-from bench import _proc, cli, fleet, floor, heartbeat, notready, scheduling
+from bench import _proc, cli, discovery, fleet, floor, heartbeat, notready, scheduling
 from bench._pg import Cluster, fresh_schema, private_cluster
 from bench._server import LOAD_CPU, start_server
 
 STORES = ("sqlite", "postgresql")
-BENCHMARKS = ("heartbeat", "notready", "caractrl", "scheduling", "fleet")
+BENCHMARKS = ("heartbeat", "notready", "caractrl", "scheduling", "discovery", "fleet")
 Progress = Callable[[str], None]
 
 
@@ -304,6 +304,60 @@ def bench_scheduling(urls: StoreUrls, store: str, progress: Progress) -> list[Ro
     ]
 
 
+#: Fleet sizes of the discovery rows (issue 16: flat at 1k, 10k and 20k Nodes).
+DISCOVERY_NODES = (1000, 10000, 20000)
+#: Largest growth of per-agent discovery CPU from the smallest fleet to the largest that still counts as flat.
+DISCOVERY_FLAT = 2.0
+
+
+def bench_discovery(urls: StoreUrls, store: str, sizes: tuple[int, ...], progress: Progress) -> list[Row]:
+    """bench_discovery prices peer discovery per agent per 5-minute period at each fleet size (bench/discovery.py)."""
+    rows: list[Row] = []
+    costs: list[discovery.DiscoveryCost] = []
+    for nodes in sizes:
+        progress(f"discovery: {nodes:,} addressed Nodes, {discovery.SAMPLE} agents asking for their peers")
+        url = urls.fresh(store)
+        cost = discovery.measure(url, nodes, urls.log("discovery"), urls.cluster if store == "postgresql" else None)
+        costs.append(cost)
+        at = f"@{nodes:,} nodes"
+        key = {1000: "1k", 10000: "10k", 20000: "20k"}.get(nodes)
+        rows += [
+            Row(
+                f"discovery {at}: bytes per agent per 5 min (1 answer + 4 not-modified)",
+                store,
+                cost.bytes_per_period,
+                "B",
+                "flat",
+                None,
+                f"discovery_bytes_per_agent_{key}" if key else None,
+            ),
+            Row(
+                f"discovery {at}: server CPU per agent per 5 min",
+                store,
+                cost.cpu_ms_per_period,
+                "ms",
+                "flat",
+                None,
+                f"discovery_cpu_ms_per_agent_{key}" if key else None,
+            ),
+        ]
+    if len(costs) > 1:
+        growth = costs[-1].cpu_ms_per_period / costs[0].cpu_ms_per_period
+        size = costs[-1].bytes_per_period / costs[0].bytes_per_period
+        rows.append(
+            Row(
+                f"discovery CPU per agent, {costs[-1].nodes:,} vs {costs[0].nodes:,} nodes",
+                store,
+                growth,
+                "x",
+                f"<= {DISCOVERY_FLAT:g} (flat)",
+                growth <= DISCOVERY_FLAT and size <= DISCOVERY_FLAT,
+                "discovery_cpu_growth",
+            )
+        )
+    return rows
+
+
 def bench_fleet(urls: StoreUrls, store: str, nodes: int, seconds: float, progress: Progress) -> list[Row]:
     """bench_fleet runs the fleet simulator (bench/fleet.py) with the agent's cadence against one server."""
     url = urls.fresh(store)
@@ -328,7 +382,7 @@ def bench_fleet(urls: StoreUrls, store: str, nodes: int, seconds: float, progres
         Row(f"fleet {at}: errors", store, f["errors"], "", "0", f["errors"] == 0, "fleet_errors"),
         Row(f"fleet {at}: beat p50", store, f["beat_p50_ms"], "ms", "", None, "fleet_beat_p50_ms"),
         Row(f"fleet {at}: beat p99", store, f["beat_p99_ms"], "ms", "", None, "fleet_beat_p99_ms"),
-        Row(f"fleet {at}: discovery (Node list) p99", store, f["discovery_p99_ms"], "ms", "", None),
+        Row(f"fleet {at}: discovery (peer assignment) p99", store, f["discovery_p99_ms"], "ms", "", None),
         Row(
             f"fleet {at}: bytes per agent per 5 min (sent + received)",
             store,
@@ -430,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     progress(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
     runs = 5 if args.quick else 15
+    discovery_sizes = (1000, 2000) if args.quick else DISCOVERY_NODES
     fleet_nodes, fleet_seconds = (100, 20.0) if args.quick else (args.fleet_nodes, args.fleet_seconds)
     rows: list[Row] = []
     with _workspace() as (stack, tmp):
@@ -449,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
                 "notready": partial(bench_notready, urls, store, progress),
                 "caractrl": partial(bench_caractrl, urls, store, runs, progress),
                 "scheduling": partial(bench_scheduling, urls, store, progress),
+                "discovery": partial(bench_discovery, urls, store, discovery_sizes, progress),
                 "fleet": partial(bench_fleet, urls, store, fleet_nodes, fleet_seconds, progress),
             }
             for name, run in benchmarks.items():

@@ -1,7 +1,9 @@
 """Peers: probes the paths to fellow agents, a bounded number per round, rotating so each is refreshed in time.
 
-Fellow agents are the Nodes the control plane lists, intersected with the tailnet peers carrying the agent tag
-(design §5.3), matched by tailnet IP, then MagicDNS name, then Node name. Each round (one per heartbeat) probes
+Fellow agents are the ones the control plane assigns this agent (GET /api/v1/nodes/{name}/peers: a bounded,
+stable share of the fleet plus any Node it is asked to witness; a server without that route, such as the Go
+Caravanserai, is asked for its Node list instead), intersected with the tailnet peers carrying the agent tag
+(design §5.3), matched by tailnet IP, then Node name. Each round (one per heartbeat) probes
 at most `budget` of them with one or two disco pings (design §5.2): first the *urgent* ones (never probed, the
 passive verdict from status names another mode than the last probe, or a path just stopped answering), then the
 least recently probed. The budget is `per_round`, raised when needed so that every tracked peer is probed at
@@ -21,8 +23,8 @@ from datetime import datetime
 from ipaddress import ip_address
 from typing import Final
 
-from controlplane.api import NODE_TAG, NetworkMode, Node, PeerPath
-from controlplane.client import ClientError
+from controlplane.api import NODE_TAG, NetworkMode, Node, PeerPath, ProbeTarget
+from controlplane.client import Client, ClientError, NotFound
 from mesh import (
     IPAddress,
     LocalClient,
@@ -50,8 +52,8 @@ PROBE_INTERVAL: Final = 0.2
 #: Bound on one ping: a path that just died eats pings until magicsock's trust in it lapses (6.5 s), so a short
 #: timeout keeps a round (and the heartbeat that waits for it) short; the peer is then re-probed next round.
 PROBE_PING_TIMEOUT: Final = 1.0
-#: How often the Node list is read again without a reason (it can be large); an unmatched tagged peer (a new
-#: agent) triggers a read too, at most once per refresh period.
+#: How often the assignment is asked for again without a reason; an unmatched tagged peer (a new agent, or one
+#: assigned to others) asks again too, at most once per refresh period (an unchanged assignment is a 304).
 NODE_LIST_REFRESH: Final = 300.0
 
 _MODES: Final = {PathMode.DIRECT: NetworkMode.DIRECT, PathMode.DERP: NetworkMode.DERP}
@@ -61,7 +63,7 @@ _NOT_PROBED: Final = RelayExplanation(RelayReason.NOT_PROBED, "tracked, not prob
 Probe = Callable[[IPAddress], Awaitable[Path]]
 #: The peer's advertised endpoints (whois Node.Endpoints); None when the lookup failed.
 EndpointLookup = Callable[[IPAddress], Awaitable[Sequence[str] | None]]
-ListNodes = Callable[[], Awaitable[Sequence[Node]]]
+ListFellows = Callable[[], Awaitable[Sequence[ProbeTarget]]]
 
 
 def disco_probe(local: LocalClient) -> Probe:
@@ -171,19 +173,49 @@ def _pair_rank(a: str, b: str) -> bytes:
     return hashlib.sha256("\0".join(sorted((a, b))).encode()).digest()
 
 
-def match_fellows(
-    status: Status, nodes: Sequence[Node] | None, *, self_name: str, tag: str
-) -> tuple[dict[str, PeerStatus], int]:
-    """match_fellows maps Node name → online tagged peer; the count is the tagged peers that match no Node.
+def fellows_of(nodes: Sequence[Node]) -> list[ProbeTarget]:
+    """fellows_of reduces a Node list (a server without the peers route) to the Nodes with a tailnet address."""
+    return [
+        ProbeTarget(name=node.name, ip=node.status.network.ip, agent_port=node.status.network.agent_port or None)
+        for node in nodes
+        if node.status.network is not None and node.status.network.ip
+    ]
 
-    Without a Node list (never read yet) each tagged peer stands for itself under its MagicDNS short name.
+
+def assigned_fellows(client: Client, name: str) -> ListFellows:
+    """assigned_fellows asks the control plane which fellows Node name probes (and witnesses), sending the last
+    answer's ETag so an unchanged one costs a 304; a server without the route is asked for its Node list."""
+    etag: str | None = None
+    last: list[ProbeTarget] = []
+    supported = True
+
+    async def fellows() -> list[ProbeTarget]:
+        nonlocal etag, last, supported
+        if supported:
+            try:
+                assignment, etag = await client.peer_assignment(name, etag=etag)
+            except NotFound:
+                supported = False  # the Go Caravanserai (or not registered yet): fall back for this run
+            else:
+                if assignment is not None:
+                    last = [*assignment.peers, *assignment.witness]
+                return last
+        return fellows_of((await client.list_nodes()).items)
+
+    return fellows
+
+
+def match_fellows(
+    status: Status, nodes: Sequence[ProbeTarget] | None, *, self_name: str, tag: str
+) -> tuple[dict[str, PeerStatus], int]:
+    """match_fellows maps fellow name → online tagged peer; the count is the tagged peers that match no fellow.
+
+    Without a fellow list (never read yet) each tagged peer stands for itself under its MagicDNS short name.
     """
     by_key: dict[str, str] = {}
     for node in nodes or ():
-        network = node.status.network if node.status else None
-        for key in (network.ip if network else None, network.dns_name if network else None, node.metadata.name):
-            if key:
-                by_key.setdefault(key.lower().rstrip("."), node.metadata.name)
+        for key in (node.ip, node.name):
+            by_key.setdefault(key.lower().rstrip("."), node.name)
     fellows: dict[str, PeerStatus] = {}
     unmatched = 0
     for peer in status.peers:
@@ -208,7 +240,7 @@ class PeerProber:
         self,
         *,
         self_name: str,
-        list_nodes: ListNodes,
+        list_nodes: ListFellows,
         probe: Probe,
         now: Callable[[], datetime],
         config: PeerProbeConfig = PeerProbeConfig(),
@@ -218,7 +250,7 @@ class PeerProber:
         self._endpoints = endpoints
         self.config = config
         self.records: dict[str, PeerRecord] = {}
-        self._nodes: Sequence[Node] | None = None
+        self._nodes: Sequence[ProbeTarget] | None = None
         self._nodes_read: datetime | None = None
         self._warned_budget = 0
         # The last tailnet status seen: where a fellow not yet in the Node list is found by its MagicDNS name.
@@ -237,7 +269,7 @@ class PeerProber:
         try:
             self._nodes = list(await self._list_nodes())
         except ClientError as exc:
-            log.warning("cannot list Nodes for peer probing (%s); using the last list", exc)
+            log.warning("cannot read the fellows to probe (%s); using the last list", exc)
 
     def _track(self, status: Status) -> dict[str, PeerStatus]:
         """_track updates the records to the current fellows (at most max_peers) and notes passive changes."""
@@ -312,18 +344,17 @@ class PeerProber:
     def address(self, name: str, default_port: int) -> tuple[IPAddress, int] | None:
         """address is where fellow `name`'s agent listens: its tailnet IP (as tracked, else from the Node list) and
         its reported agent port (default_port when it reported none); None when this agent does not know it."""
-        node = next((n for n in self._nodes or () if n.metadata.name == name), None)
-        network = node.status.network if node is not None else None
-        port = (network.agent_port if network is not None else None) or default_port
+        fellow = next((n for n in self._nodes or () if n.name == name), None)
+        port = (fellow.agent_port if fellow is not None else None) or default_port
         record = self.records.get(name)
         if record is not None:
             return record.ip, port
-        if network is not None and network.ip:
+        if fellow is not None:
             try:
-                return ip_address(network.ip), port
+                return ip_address(fellow.ip), port
             except ValueError:
                 pass
-        # A fellow that registered after our last Node list read: its tagged tailnet peer, by MagicDNS or host name.
+        # A fellow not (yet) in the last list read: its tagged tailnet peer, by MagicDNS or host name.
         for peer in self._status.peers if self._status is not None else ():
             names = (peer.dns_name_short.lower(), peer.host_name.lower())
             if peer.has_tag(self.config.tag) and peer.ipv4 is not None and name in names:

@@ -20,6 +20,7 @@ from ._conditions import (
     find_condition,
     set_condition,
 )
+from ._discovery import PeerAssignment, ProbeTarget
 from ._errors import InvalidObject, decode, describe_errors, shown
 from ._event import (
     AvailabilityWindow,
@@ -199,7 +200,9 @@ __all__ = [
     "PathAvailability",
     "PathChange",
     "PathRequirement",
+    "PeerAssignment",
     "PeerPath",
+    "ProbeTarget",
     "Project",
     "ProjectConditionType",
     "ProjectList",

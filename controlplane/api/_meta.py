@@ -77,6 +77,10 @@ class WireModel(BaseModel):
         """to_wire returns the JSON-ready dict of this object as the Go project writes it."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
+    def to_wire_json(self) -> str:
+        """to_wire_json is to_wire as JSON text, serialized in one pass by pydantic-core (no dict in between)."""
+        return self.model_dump_json(by_alias=True, exclude_none=True)
+
 
 StringMap = dict[StrictStr, StrictStr]
 

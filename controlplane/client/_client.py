@@ -93,11 +93,12 @@ class Client:
         want_status: int | Collection[int],
         json: Any = None,
         params: Mapping[str, str | list[str]] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """_send makes one request and returns the response if its status is wanted; raises otherwise."""
         wanted = {want_status} if isinstance(want_status, int) else set(want_status)
         with map_transport_errors(self.base_url):
-            response = await self._http.request(method, path, json=json, params=params)
+            response = await self._http.request(method, path, json=json, params=params, headers=headers)
         if response.status_code not in wanted:
             raise_for_problem(response)
         return response
@@ -170,6 +171,17 @@ class Client:
         """list_nodes returns the Nodes, asking the server for those matching `key=value[,key=value]`."""
         params = {"labelSelector": label_selector} if label_selector else None
         return _decode(_api.NodeList, await self._send("GET", "/api/v1/nodes", want_status=200, params=params))
+
+    async def peer_assignment(self, name: str, *, etag: str | None = None) -> tuple[_api.PeerAssignment | None, str]:
+        """peer_assignment returns the fellows Node name's agent probes and witnesses, and the answer's ETag;
+        with the ETag of the last answer it returns (None, etag) while nothing changed (304). Raises NotFound."""
+        headers = {"if-none-match": etag} if etag else None
+        path = f"/api/v1/nodes/{_name(name)}/peers"
+        response = await self._send("GET", path, want_status=(200, 304), headers=headers)
+        etag = response.headers.get("etag", "")
+        if response.status_code == 304:
+            return None, etag
+        return _decode(_api.PeerAssignment, response), etag
 
     async def history(self, name: str) -> _api.NodeHistory:
         """history returns the Node's last throughput samples and path changes, oldest first; raises NotFound."""

@@ -16,7 +16,9 @@ from controlplane.store.leases import LeaseTable
 
 from . import problems
 from .context import ServerContext
+from .discovery import PeerDirectory
 from .events import ACTOR, EventRecorder
+from .fastbeat import FastBeat
 from .identity import Identity
 from .metrics import Metrics
 from .nodewrites import NodeWrites
@@ -88,6 +90,9 @@ def create_app(
     leases = leases if leases is not None else LeaseTable()
     recorder = EventRecorder(store=store, now=now, limit=settings.event_limit, retention=settings.transition_retention)
     store.add_observer(recorder.observe)
+    writes = NodeWrites(
+        store=store, leases=leases, now=now, grace=settings.grace, heartbeat_interval=settings.heartbeat_interval
+    )
     context = ServerContext(
         store=store,
         leases=leases,
@@ -96,8 +101,9 @@ def create_app(
         settings=settings,
         metrics=Metrics(pair_limit=settings.metrics_pair_limit, grace=settings.grace),
         events=recorder,
-        writes=NodeWrites(
-            store=store, leases=leases, now=now, grace=settings.grace, heartbeat_interval=settings.heartbeat_interval
+        writes=writes,
+        peers=PeerDirectory(
+            addresses=lambda: (writes.addresses_version, writes.addresses()), now=now, witness=writes.witness_asked
         ),
         health=health if health is not None else dict,
     )
@@ -112,6 +118,9 @@ def create_app(
     app.state.context = context
     problems.install(app)
 
+    # Added first, so it runs inside ActorScope and RequestMetrics: fast-path beats are counted and timed as every
+    # request is.
+    app.add_middleware(FastBeat, context=context)
     app.add_middleware(ActorScope)
     app.add_middleware(RequestMetrics, metrics=context.metrics)
     app.include_router(system.router)

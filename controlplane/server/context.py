@@ -16,6 +16,7 @@ from controlplane.api import InvalidObject, NotStrictJSON, strict_json_loads
 from controlplane.store.base import Store
 from controlplane.store.leases import LeaseTable
 
+from .discovery import PeerDirectory
 from .events import ACTOR, EventRecorder
 from .identity import Caller, Identity
 from .metrics import Metrics
@@ -38,21 +39,29 @@ class ServerContext:
     events: EventRecorder
     # Writes: every write to a Node goes through it (binding check, heartbeat merge, drain, uncordon, release).
     writes: NodeWrites
+    # Peers: which fellows each agent probes (peer discovery).
+    peers: PeerDirectory
     # Health: loop name → why it is dead or stalled, from the process root's supervisor; empty when healthy.
     health: Callable[[], Mapping[str, str]]
     # Stopping: set as soon as the server begins to stop, so that open watches end instead of holding the stop.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-def get_context(request: Request) -> ServerContext:
-    """get_context returns the app's ServerContext (a FastAPI dependency)."""
+async def get_context(request: Request) -> ServerContext:
+    """get_context returns the app's ServerContext (a FastAPI dependency; async, so FastAPI does not hand it to
+    a worker thread on every request)."""
     context: ServerContext = request.app.state.context
     return context
 
 
 async def get_caller(request: Request) -> Caller:
     """get_caller identifies the caller of this request (a FastAPI dependency); raises Unauthorized."""
-    context = get_context(request)
+    context: ServerContext = request.app.state.context
+    return await identify(context, request)
+
+
+async def identify(context: ServerContext, request: Request) -> Caller:
+    """identify tells who sent request (raises Unauthorized) and names it as the actor of this request's Events."""
     caller = await context.identity.identify(request)
     ACTOR.set(caller.name)  # the identity that acted, for the Events this request's writes record
     return caller
@@ -94,7 +103,8 @@ def parse_json(raw: bytes) -> Any:
 
 async def read_json(request: Request) -> Any:
     """read_json reads and decodes the JSON body within the configured size limit."""
-    raw = await read_body(request, get_context(request).settings.max_body_bytes)
+    context: ServerContext = request.app.state.context
+    raw = await read_body(request, context.settings.max_body_bytes)
     if not raw.strip():
         raise InvalidObject(["body: is required (a JSON object)"])
     return parse_json(raw)

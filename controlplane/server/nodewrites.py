@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -46,6 +46,20 @@ REPLACED_FIELDS: Final = ("capacity", "allocatable", "available", "info")
 def _bound_id(node: Node) -> str | None:
     binding = node.status.binding
     return binding.node_id if binding is not None else None
+
+
+#: A Node's tailnet address as the Node cache keeps it: IP and agent port (None when it reported none).
+Address = tuple[str, int | None]
+
+
+def _address(node: Node) -> Address | None:
+    network = node.status.network
+    return (network.ip, network.agent_port or None) if network is not None and network.ip else None
+
+
+def _cached(node: Node) -> tuple[str | None, Address | None]:
+    """_cached is what the Node cache keeps of a Node: its bound tailnet node ID and its tailnet address."""
+    return _bound_id(node), _address(node)
 
 
 def require_node_writer(caller: Caller) -> None:
@@ -123,6 +137,8 @@ class BeatOutcome:
 
     before: Node | None = None
     after: Node | None = None
+    # Full: the beat carried something besides a renewal (facts, or a state), as the heartbeat metric counts it.
+    full: bool = False
     asked: tuple[str, ...] = ()
 
 
@@ -143,28 +159,53 @@ class NodeWrites:
         # Witnesses: which fellow agent last reached each Node (from the beats' `network.witnessed`), and the
         # silent Nodes the leader's lifecycle controller wants looked at; in memory, like the leases.
         self.witnesses = WitnessBoard()
+        # Asked of: node name → the silent Nodes its agent was last asked (by a beat's answer) to witness.
+        self._asked_of: dict[str, tuple[str, ...]] = {}
         # Bound: node name → bound tailnet node ID (None while unbound) of every Node seen to exist; only the
         # empty beat reads it, and only to accept the machine it names. Revisions: the store's snapshot of
         # Node revisions at the last refresh. Touched: names written here since a refresh began, which that
         # refresh (reading older rows) must not overwrite.
         self._bound: dict[str, str | None] = {}
+        # Addresses: node name → tailnet IP and agent port of every Node seen with an IP (peer discovery reads
+        # it), and a version that changes whenever an address comes, goes or moves, so readers rebuild only then.
+        self._addresses: dict[str, Address] = {}
+        self.addresses_version = 0
         self._revisions: dict[str, int] = {}
         self._touched: set[str] = set()
 
     # ---- the binding cache
 
     def remember(self, node: Node) -> Node:
-        """remember records the binding of a Node just read from or written to the store; returns the Node."""
+        """remember records the binding and address of a Node just read from or written to the store; returns it."""
         self._bound[node.name] = _bound_id(node)
+        self._set_address(node.name, _address(node))
         self._touched.add(node.name)
         return node
 
     def forget(self, name: str) -> None:
-        """forget drops a deleted Node's binding and lease."""
+        """forget drops a deleted Node's binding, address and lease."""
         self._bound.pop(name, None)
+        self._set_address(name, None)
         self._touched.add(name)
         self._leases.forget(name)
         self.witnesses.forget(name)
+
+    def _set_address(self, name: str, address: Address | None) -> None:
+        if self._addresses.get(name) == address:
+            return
+        if address is None:
+            del self._addresses[name]
+        else:
+            self._addresses[name] = address
+        self.addresses_version += 1
+
+    def known(self, name: str) -> bool:
+        """known says whether Node name is in the cache (seen to exist, and not seen deleted since)."""
+        return name in self._bound
+
+    def addresses(self) -> Mapping[str, Address]:
+        """addresses is node name → tailnet IP and agent port of every cached Node with an IP (read-only)."""
+        return self._addresses
 
     async def refresh_bindings(self) -> None:
         """refresh_bindings brings the binding cache up to date with the store: the light name/revision read of
@@ -172,15 +213,17 @@ class NodeWrites:
         the lease flusher before every flush, so a released machine is refused within one flush interval."""
         touched: set[str] = set()
         self._touched = touched
-        changes = await self._store.project_nodes_changed(self._revisions, _bound_id)
+        changes = await self._store.project_nodes_changed(self._revisions, _cached)
         # Gone: every cached name the store no longer holds (also one created and deleted between two refreshes).
         for name in [name for name in self._bound if name not in changes.revisions and name not in touched]:
             del self._bound[name]
+            self._set_address(name, None)
             self._leases.forget(name)
             self.witnesses.forget(name)
-        for name, bound in changes.changed.items():
+        for name, (bound, address) in changes.changed.items():
             if name not in touched:
                 self._bound[name] = bound
+                self._set_address(name, address)
         self._revisions = changes.revisions
 
     def _cached_allows(self, caller: Caller, name: str) -> bool:
@@ -247,7 +290,7 @@ class NodeWrites:
         Raises NotFound (the agent registers again) and Forbidden."""
         require_node_writer(caller)
         now = self._now()
-        outcome = BeatOutcome()
+        outcome = BeatOutcome(full=not beat.is_empty())
         if not beat.has_facts():  # a renewal (or a goodbye): nothing to store
             if not self._cached_allows(caller, name):
                 await self.authorize(caller, name)
@@ -259,7 +302,7 @@ class NodeWrites:
                 return merge_beat(checked_binding(node, caller, now), beat, now)
 
             after = self.remember(await self._store.update_node(name, apply))
-            outcome = BeatOutcome(before=seen[-1], after=after)
+            outcome = BeatOutcome(before=seen[-1], after=after, full=True)
         if beat.state is NodeState.NOT_READY:
             self._leases.release(name, now)
             log.debug("goodbye of node %s: lease released at monotonic %.3f", name, time.monotonic())
@@ -273,7 +316,18 @@ class NodeWrites:
         network = beat.network
         if network is not None and network.witnessed:
             self.witnesses.record(name, network.witnessed, now)
-        return self.witnesses.ask(name, now, self._interval)
+        asked = self.witnesses.ask(name, now, self._interval)
+        if asked:
+            self._asked_of[name] = tuple(asked)
+        else:
+            self._asked_of.pop(name, None)
+        return asked
+
+    def witness_asked(self, name: str) -> tuple[str, ...]:
+        """witness_asked is what Node name's agent was last asked to witness, of what still wants a witness
+        (peer discovery names them beside the fellows to probe)."""
+        wanted = set(self.witnesses.wanted)
+        return tuple(asked for asked in self._asked_of.get(name, ()) if asked in wanted)
 
     # ---- operator writes
 

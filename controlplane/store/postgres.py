@@ -29,6 +29,8 @@ from .base import AlreadyExists, NotFound, StoreError
 MIGRATION_LOCK: Final = 0x63617261
 #: Seconds to wait for a new connection when the URL does not say (libpq waits forever otherwise).
 CONNECT_TIMEOUT_S: Final = 10
+#: Compare-and-set attempts of an update before it locks the row instead (lost only to a concurrent writer).
+OPTIMISTIC_TRIES: Final = 3
 
 #: Schema migrations: entry i takes the database from schema_version i to i + 1. Append only.
 #: Names are COLLATE "C" so that "ordered by name" is the same byte order as in SQLite and Python.
@@ -218,19 +220,36 @@ class PostgresStore(KindStore):
         return [(str(doc), int(revision)) for doc, revision in rows]
 
     async def _update(self, kind: Kind[M], name: str, mutate: Callable[[M], M]) -> M:
+        """_update is a read and a conditional write, two statements outside a transaction: the UPDATE applies
+        only while the row is still the version read (its xmin, the transaction that wrote it: compare and set),
+        and is tried again from a fresh read when another writer came between. After OPTIMISTIC_TRIES lost
+        races, the row is locked instead."""
         assignments = ", ".join(f"{column} = %s" for column in (*kind.columns, "doc"))
         with _pg_errors(kind.name, name):
-            async with self._pool.connection() as conn, conn.transaction():
-                cur = await conn.execute(f"SELECT doc::text FROM {kind.table} WHERE name = %s FOR UPDATE", (name,))
-                row = await cur.fetchone()
-                if row is None:
-                    raise NotFound(kind.name, name)
-                obj: M = kind.check_mutated(name, mutate(kind.load(row[0])))
-                doc = obj.to_wire()
-                await conn.execute(
-                    f"UPDATE {kind.table} SET {assignments} WHERE name = %s", (*kind.values(obj), Jsonb(doc), name)
-                )
-        return kind.load(doc)
+            async with self._pool.connection() as conn:
+                for _ in range(OPTIMISTIC_TRIES):
+                    cur = await conn.execute(f"SELECT doc::text, xmin::text FROM {kind.table} WHERE name = %s", (name,))
+                    row = await cur.fetchone()
+                    if row is None:
+                        raise NotFound(kind.name, name)
+                    obj: M = kind.check_mutated(name, mutate(kind.load(row[0])))
+                    cur = await conn.execute(
+                        f"UPDATE {kind.table} SET {assignments}::jsonb WHERE name = %s AND xmin = %s::xid",
+                        (*kind.values(obj), obj.to_wire_json(), name, row[1]),
+                    )
+                    if cur.rowcount == 1:
+                        return obj
+                async with conn.transaction():
+                    cur = await conn.execute(f"SELECT doc::text FROM {kind.table} WHERE name = %s FOR UPDATE", (name,))
+                    row = await cur.fetchone()
+                    if row is None:
+                        raise NotFound(kind.name, name)
+                    obj = kind.check_mutated(name, mutate(kind.load(row[0])))
+                    await conn.execute(
+                        f"UPDATE {kind.table} SET {assignments} WHERE name = %s",
+                        (*kind.values(obj), Jsonb(obj.to_wire()), name),
+                    )
+        return obj
 
     async def _delete(self, kind: Kind[M], name: str) -> None:
         with _pg_errors(kind.name, name):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import json
 import queue
 import sqlite3
 import threading
@@ -123,7 +122,7 @@ def _from_micros(value: int) -> datetime:
 
 
 def _dump(obj: Node | Project | ThroughputSample | PathChange | Event) -> str:
-    return json.dumps(obj.to_wire(), separators=(",", ":"), ensure_ascii=False)
+    return obj.to_wire_json()
 
 
 @dataclass(slots=True, eq=False)
@@ -381,17 +380,17 @@ class SqliteStore(KindStore):
         assignments = ", ".join(f"{column} = ?" for column in (*kind.columns, "doc"))
         sql = f"UPDATE {kind.table} SET {assignments} WHERE name = ?"
 
-        def read_modify_write(conn: sqlite3.Connection) -> str:
+        def read_modify_write(conn: sqlite3.Connection) -> M:
             with _sqlite_errors(kind.name, name):
                 row = conn.execute(f"SELECT doc FROM {kind.table} WHERE name = ?", (name,)).fetchone()
                 if row is None:
                     raise NotFound(kind.name, name)
                 obj: M = kind.check_mutated(name, mutate(kind.load(str(row[0]))))
-                doc = _dump(obj)
-                conn.execute(sql, (*kind.values(obj), doc, name))
-            return doc
+                conn.execute(sql, (*kind.values(obj), _dump(obj), name))
+            return obj
 
-        return kind.load(await self._worker.call(read_modify_write, write=True))
+        # The mutated object is returned as it is: decoding the document just written would only rebuild it.
+        return await self._worker.call(read_modify_write, write=True)
 
     async def _delete(self, kind: Kind[M], name: str) -> None:
         def delete(conn: sqlite3.Connection) -> None:

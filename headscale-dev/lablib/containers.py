@@ -259,7 +259,18 @@ def teardown(plan: Plan) -> None:
         kids = [int(k) for k in children.read_text().split()] if children.exists() else []
         for victim in (*kids, pid):
             sy.stop(victim, grace=1.0)
+    _unmount_under(plan.dir)
     _state_path(plan).unlink(missing_ok=True)
+
+
+def _unmount_under(directory: str) -> None:
+    """_unmount_under unmounts what is still mounted below directory, deepest first: podman's overlay driver
+    bind-mounts its `root/overlay` onto itself and `system reset` does not always undo it, which left the lab dir
+    impossible to remove and the lab name unusable for the next `up`."""
+    prefix = f"{directory}/"
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+        sy.run(["umount", point], check=False)
 
 
 def _leftover_monitors(plan: Plan) -> list[int]:

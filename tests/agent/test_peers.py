@@ -8,6 +8,7 @@ from ipaddress import IPv4Address
 from pathlib import Path as FsPath
 from typing import Any
 
+import httpx
 import pytest
 
 from agent.collectors.peers import (
@@ -15,7 +16,9 @@ from agent.collectors.peers import (
     PeerProbeConfig,
     PeerProber,
     PeerRecord,
+    assigned_fellows,
     choose,
+    fellows_of,
     match_fellows,
     merge_peers,
     round_budget,
@@ -34,8 +37,9 @@ from controlplane.api import (
     NodeStatus,
     ObjectMeta,
     PeerPath,
+    ProbeTarget,
 )
-from controlplane.client import ServerUnreachable
+from controlplane.client import Client, ServerUnreachable
 from mesh import IPAddress, Path, Status, Via
 from tests.conftest import FakeClock
 
@@ -70,12 +74,11 @@ def fleet(count: int) -> Status:
     return tailnet(*(peer(f"edge{i}", i) for i in range(2, count + 2)))
 
 
-def node(name: str, ip: str | None = None) -> Node:
-    network = NodeNetworkStatus(ip=ip, dns_name=f"{name}.tailnet.test") if ip else None
-    return Node(metadata=ObjectMeta(name=name), status=NodeStatus(network=network))
+def node(name: str, ip: str) -> ProbeTarget:
+    return ProbeTarget(name=name, ip=ip)
 
 
-def nodes_of(status: Status) -> list[Node]:
+def nodes_of(status: Status) -> list[ProbeTarget]:
     return [node("edge1", "100.64.0.1")] + [node(p.host_name, str(p.ipv4)) for p in status.peers]
 
 
@@ -92,10 +95,10 @@ class FakeProbe:
 
 
 class FakeNodes:
-    def __init__(self, nodes: Sequence[Node]) -> None:
+    def __init__(self, nodes: Sequence[ProbeTarget]) -> None:
         self.nodes, self.reads, self.fail = list(nodes), 0, False
 
-    async def __call__(self) -> Sequence[Node]:
+    async def __call__(self) -> Sequence[ProbeTarget]:
         self.reads += 1
         if self.fail:
             raise ServerUnreachable("http://cara-server:8080", "connection refused")
@@ -382,6 +385,42 @@ def test_peer_settings_defaults_environment_and_errors() -> None:
         load_settings({}, {"PEER_REFRESH_PERIOD": "often"}, hostname="h")
 
 
+def test_a_node_list_reduces_to_the_nodes_with_an_address() -> None:
+    with_ip = Node(metadata=ObjectMeta(name="edge2"), status=NodeStatus(network=NodeNetworkStatus(ip="100.64.0.2")))
+    assert fellows_of([with_ip, Node(metadata=ObjectMeta(name="fresh"))]) == [node("edge2", "100.64.0.2")]
+
+
+async def test_the_assignment_is_asked_with_its_etag_and_a_go_server_is_listed_instead() -> None:
+    seen: list[tuple[str, str | None]] = []
+    assignment = {"peers": [{"name": "edge2", "ip": "100.64.0.2"}], "witness": [{"name": "edge9", "ip": "100.64.0.9"}]}
+    go_server = False
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.path, request.headers.get("if-none-match")))
+        if request.url.path.endswith("/peers"):
+            if go_server:
+                return httpx.Response(404, json={"error": "not found"})
+            if request.headers.get("if-none-match") == '"v1"':
+                return httpx.Response(304, headers={"etag": '"v1"'})
+            return httpx.Response(200, json=assignment, headers={"etag": '"v1"'})
+        nodes = [{"metadata": {"name": "edge3"}, "status": {"network": {"ip": "100.64.0.3"}}}]
+        return httpx.Response(200, json={"items": nodes})
+
+    async with Client("http://cara-server:8080", transport=httpx.MockTransport(answer)) as client:
+        fellows = assigned_fellows(client, "edge1")
+        expected = [node("edge2", "100.64.0.2"), node("edge9", "100.64.0.9")]
+        assert await fellows() == expected
+        assert await fellows() == expected, "a 304 keeps the last answer"
+        go_server = True
+        assert await fellows() == [node("edge3", "100.64.0.3")]
+    assert seen == [
+        ("/api/v1/nodes/edge1/peers", None),
+        ("/api/v1/nodes/edge1/peers", '"v1"'),
+        ("/api/v1/nodes/edge1/peers", '"v1"'),
+        ("/api/v1/nodes", None),
+    ]
+
+
 async def test_a_relayed_probe_says_why_and_since_when(clock: FakeClock) -> None:
     status = fleet(2)
     assert status.self_ is not None
@@ -421,8 +460,8 @@ async def test_a_tracked_peer_not_probed_yet_is_not_probed(clock: FakeClock) -> 
 async def test_the_address_of_a_fellow_for_a_witness_check(clock: FakeClock) -> None:
     status = fleet(2)  # edge2, edge3
     probing, _, nodes = prober(status, clock)
-    nodes.nodes = [node("edge1", "100.64.0.1"), node("edge2", "100.64.0.2")]  # edge3 registered after the read
-    nodes.nodes[1].status.network.agent_port = 9191  # type: ignore[union-attr]
+    # edge3 registered after the read
+    nodes.nodes = [node("edge1", "100.64.0.1"), ProbeTarget(name="edge2", ip="100.64.0.2", agent_port=9191)]
     assert probing.address("edge2", 9090) is None, "nothing seen yet"
     await probing.round(status)
     assert probing.address("edge2", 9090) == (IPv4Address("100.64.0.2"), 9191), "its reported agent port"

@@ -31,6 +31,7 @@ OPERATIONS = [
     "POST /api/v1/nodes/{name}/release",
     "POST /api/v1/nodes/{name}/uncordon",
     "GET /api/v1/nodes/{name}/history",
+    "GET /api/v1/nodes/{name}/peers",
     "GET /api/v1/nodes/{name}/availability",
     "GET /api/v1/events",
     "GET /api/v1/projects",

@@ -10,10 +10,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from controlplane.api import WITNESS_HEADER, Heartbeat, InvalidObject, Node, NodeList, decode_valid
+from controlplane.api import WITNESS_HEADER, Heartbeat, InvalidObject, Node, NodeList, PeerAssignment, decode_valid
 
-from ..context import CallerDep, Ctx, parse_json, read_body, read_json
-from ..identity import Role, require_reader, require_writer
+from ..context import CallerDep, Ctx, ServerContext, parse_json, read_body, read_json
+from ..identity import Caller, Role, require_reader, require_writer
+from ..nodewrites import BeatOutcome
 from ..problems import problem_responses
 from ..watch import NodeSource, watch_response, watch_responses
 from . import history
@@ -105,19 +106,50 @@ async def delete_node(name: str, context: Ctx, caller: CallerDep) -> Response:
 )
 async def heartbeat(name: str, request: Request, context: Ctx, caller: CallerDep) -> Response:
     """heartbeat renews the Node's lease (empty body) or stores its facts too; 404 tells the agent to register.
-    The answer may carry `Cara-Witness: edge1,edge3`: silent Nodes the leader asks this agent to look at."""
+
+    The answer may carry `Cara-Witness: edge1,edge3`: silent Nodes the leader asks this agent to look at. The
+    fast path (controlplane/server/fastbeat.py) answers the same beats ahead of FastAPI, through the same steps
+    below; this route answers whatever it hands back (every refusal, so problems render in one place)."""
     raw = await read_body(request, context.settings.max_body_bytes)
     try:
-        beat = Heartbeat() if not raw.strip() else decode_valid(Heartbeat, parse_json(raw))
+        outcome = await apply_beat(context, caller, name, raw)
     except InvalidObject:
         await context.writes.renew(caller, name)  # none of the facts is stored, but the agent is alive
         raise
-    outcome = await context.writes.heartbeat(caller, name, beat)
-    context.metrics.heartbeats.labels("empty" if beat.is_empty() else "full").inc()
+    return Response(status_code=204, headers=await after_beat(context, outcome))
+
+
+async def apply_beat(context: ServerContext, caller: Caller, name: str, raw: bytes) -> BeatOutcome:
+    """apply_beat decodes a beat's body and applies it; every refusal (400, 403, 404) is raised before any write."""
+    beat = Heartbeat() if not raw.strip() else decode_valid(Heartbeat, parse_json(raw))
+    return await context.writes.heartbeat(caller, name, beat)
+
+
+async def after_beat(context: ServerContext, outcome: BeatOutcome) -> dict[str, str] | None:
+    """after_beat counts an applied beat, records what it changed in the Node's history, and returns the headers
+    of the answer: the silent Nodes the leader wants this agent to look at (agents that do not know the header
+    ignore it)."""
+    context.metrics.heartbeats.labels("full" if outcome.full else "empty").inc()
     if outcome.after is not None:
         await history.record(context, outcome.before, outcome.after)
-    # The silent Nodes the leader wants this agent to look at (agents that do not know the header ignore it).
-    return Response(status_code=204, headers={WITNESS_HEADER: ",".join(outcome.asked)} if outcome.asked else None)
+    return {WITNESS_HEADER: ",".join(outcome.asked)} if outcome.asked else None
+
+
+@router.get(
+    "/{name}/peers",
+    responses={200: {"model": PeerAssignment}, 304: {"description": "Not Modified"}, **problem_responses(404)},
+)
+async def peers(name: str, request: Request, context: Ctx, caller: CallerDep) -> Response:
+    """peers is the bounded set of fellow agents Node name's agent probes, and the Nodes it is asked to witness
+    (names and tailnet addresses); If-None-Match with the last ETag answers 304 while it is unchanged."""
+    require_reader(caller)
+    if not context.writes.known(name):
+        context.writes.remember(await context.store.get_node(name))  # raises NotFound
+    answer = context.peers.answer(name)
+    headers = {"etag": answer.etag, "cache-control": "no-cache"}
+    if request.headers.get("if-none-match") == answer.etag:
+        return Response(status_code=304, headers=headers)
+    return Response(answer.body, media_type="application/json", headers=headers)
 
 
 @router.post("/{name}/cordon", responses={200: {"model": Node}, **problem_responses(404)})
