@@ -22,6 +22,8 @@ MAX_HEAD: Final = 8 * 1024
 READ_TIMEOUT: Final = 5.0
 
 Handler = Callable[[], tuple[int, str, bytes]]
+#: Authorize: the peer address → None when it may read a protected route, else why not.
+Authorize = Callable[[str], Awaitable[str | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,17 +54,27 @@ _REASONS: Final = {
     404: "Not Found",
     405: "Method Not Allowed",
     400: "Bad Request",
+    403: "Forbidden",
     503: "Service Unavailable",
 }
 
 
 class AgentHTTPServer:
-    """AgentHTTPServer answers GET on `routes` (path → handler giving status, content type, body)."""
+    """AgentHTTPServer answers GET on `routes` (path → handler giving status, content type, body); a path in
+    `protected` answers only a peer `authorize` accepts (403 otherwise)."""
 
-    def __init__(self, routes: dict[str, Handler], *, streams: dict[str, StreamHandler] | None = None) -> None:
+    def __init__(
+        self,
+        routes: dict[str, Handler],
+        *,
+        streams: dict[str, StreamHandler] | None = None,
+        protected: frozenset[str] = frozenset(),
+        authorize: Authorize | None = None,
+    ) -> None:
         self.routes = routes
         # streams: path prefix → handler that owns the connection (the agent API).
         self.streams = streams or {}
+        self.protected, self.authorize = protected, authorize
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> None:
@@ -93,6 +105,14 @@ class AgentHTTPServer:
             return 404, "text/plain; charset=utf-8", b"not found\n"
         return handler()
 
+    async def _refusal(self, target: str, writer: asyncio.StreamWriter) -> str | None:
+        if target.split("?", 1)[0] not in self.protected:
+            return None
+        if self.authorize is None:
+            return "forbidden"
+        peer = writer.get_extra_info("peername")
+        return await self.authorize(str(peer[0])) if peer else "the request has no peer address"
+
     def _stream_for(self, parts: list[str]) -> StreamHandler | None:
         if len(parts) != 3:
             return None
@@ -112,7 +132,11 @@ class AgentHTTPServer:
                 method = "GET"
             else:
                 method = parts[0]
-                status, ctype, body = self.respond(method, parts[1])
+                refusal = await self._refusal(parts[1], writer)
+                if refusal is not None:
+                    status, ctype, body = 403, "text/plain; charset=utf-8", refusal.encode() + b"\n"
+                else:
+                    status, ctype, body = self.respond(method, parts[1])
             header = (
                 f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: {ctype}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"

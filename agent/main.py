@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Final, NoReturn, Protocol
 from urllib.parse import urlsplit
 
@@ -30,6 +31,7 @@ from mesh import LocalClient, MeshError, resolve, socket_path
 
 from .api.auth import Authorizer
 from .api.routes import AgentAPI
+from .callers import MetricsCallers
 from .collectors.peers import PeerProbeConfig, PeerProber, assigned_fellows, disco_probe, whois_endpoints
 from .collectors.resources import PsutilSource, ResourceSource
 from .collectors.system import collect_info
@@ -41,7 +43,7 @@ from .ingress import IngressProxy
 from .metrics import metrics_handler
 from .projects.reconciler import ReconcileConfig, Reconciler
 from .runtime import RuntimeClient
-from .settings import DEFAULT_AGENT_PORT, Settings, SettingsError, find_runtime_socket, load_settings
+from .settings import DEFAULT_AGENT_PORT, TABLE, SettingError, Settings, find_runtime_socket, load_settings
 from .status import AgentStatus
 from .throughput import Meter, ServerMeter, SpeedtestMeter, ThroughputError
 
@@ -322,6 +324,8 @@ async def run_agent(
                     "/healthz": _health(beater, status, loops),
                     "/metrics": metrics_handler(beater.state, status, restarts=loops.restarts),
                 },
+                protected=frozenset({"/metrics"}),
+                authorize=MetricsCallers(local=local, allowed=settings.metrics_readers).refusal,
                 streams=api.streams(),
             )
             ingress = IngressProxy(projects=lambda: reconciler.running.values(), runtime=lambda: runtime)
@@ -359,67 +363,32 @@ async def run_agent(
     return code
 
 
-_FLAGS = (
-    ("--node-name", "node_name", "Node name (env NODE_NAME; default: the OS hostname, lowercased)."),
-    ("--server", "server", "Control plane URL (env SERVER_URL; default: MagicDNS cara-server, port 8080)."),
-    ("--socket", "socket", "tailscaled LocalAPI socket (env TS_SOCKET)."),
-    ("--heartbeat-interval", "heartbeat_interval", "Beat period, e.g. 10s or 1m (env HEARTBEAT_INTERVAL)."),
-    ("--status-interval", "status_interval", "Full status at least this often (env STATUS_INTERVAL; default 60s)."),
-    ("--throughput-interval", "throughput_interval", "Measurement period (env THROUGHPUT_INTERVAL; default 30m)."),
-    ("--throughput-duration", "throughput_duration", "Seconds per direction (env THROUGHPUT_DURATION; default 3s)."),
-    ("--throughput-streams", "throughput_streams", "Parallel streams (env THROUGHPUT_STREAMS; default 4)."),
-    ("--throughput-backend", "throughput_backend", "server, speedtest or off (env THROUGHPUT_BACKEND)."),
-    ("--listen-port", "listen_port", "Port of /healthz and /metrics (env AGENT_LISTEN_PORT; default 9090)."),
-    (
-        "--listen-address",
-        "listen_address",
-        "Address of /healthz and /metrics (env AGENT_LISTEN_ADDRESS; default: tailnet IP).",
-    ),
-    ("--data-dir", "data_dir", "Directory whose disk is reported (env DATA_DIR; default /var/lib/caravanserai)."),
-    (
-        "--system-reserved",
-        "system_reserved",
-        "Kept from allocatable, e.g. cpu=100m,memory=256Mi,disk=1Gi (env SYSTEM_RESERVED).",
-    ),
-    ("--max-peers", "max_peers", "Most peers listed in status.network.peers (env MAX_PEERS; default 16)."),
-    (
-        "--runtime-socket",
-        "runtime_socket",
-        "Docker Engine API socket of dockerd or podman; off: none (env CONTAINER_RUNTIME_SOCKET; default: found).",
-    ),
-    ("--project-poll-interval", "project_poll_interval", "Reconcile period (env PROJECT_POLL_INTERVAL; default 1s)."),
-    ("--ingress-port", "ingress_port", "Projects' ingress proxy port; 0: off (env INGRESS_PORT; default 8081)."),
-    ("--agent-admins", "agent_admins", "Tailnet users/tags that may port-forward and read logs (env AGENT_ADMINS)."),
-    ("--agent-viewers", "agent_viewers", "Tailnet users/tags that may read logs (env AGENT_VIEWERS)."),
-    (
-        "--peer-probes-per-round",
-        "peer_probes_per_round",
-        "Fellow agents probed per heartbeat; 0: off (env PEER_PROBES_PER_ROUND; default 4).",
-    ),
-    (
-        "--peer-refresh-period",
-        "peer_refresh_period",
-        "Each fellow agent probed at least this often (env PEER_REFRESH_PERIOD; default 60s).",
-    ),
-)
-
-
 def _command() -> click.Command:
     @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-    @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
-    def command(log_level: str, **flags: str | None) -> None:
+    @click.option(
+        "--env-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Environment file of KEY=VALUE settings (the unit's /etc/caravanserai/agent.env); flags and the "
+        "environment override it; an unknown variable stops the agent.",
+    )
+    @click.option("--check-config", is_flag=True, help="Validate the settings and exit (0: valid) without starting.")
+    def command(env_file: Path | None, check_config: bool, **flags: str | None) -> None:
         """Run the Caravanserai node agent: register this machine, beat, measure, serve /healthz and /metrics."""
-        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per beat is noise; failures are logged by us
         try:
-            settings = load_settings(flags, os.environ, hostname=socket.gethostname())
-        except SettingsError as exc:
+            settings = load_settings(flags, os.environ, hostname=socket.gethostname(), env_file=env_file)
+        except SettingError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(2)
+        if check_config:
+            click.echo(f"cara-agent: settings valid{f' ({env_file})' if env_file else ''}; node {settings.node_name}")
+            return
+        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per beat is noise; failures are logged by us
         exit_now(asyncio.run(_main(settings)))
 
-    for flag, dest, text in _FLAGS:
-        command = click.option(flag, dest, default=None, help=text)(command)
+    for setting in TABLE:
+        command = click.option(setting.flag_name, setting.name, default=None, help=setting.help_line())(command)
     return command
 
 

@@ -23,8 +23,8 @@ from lablib.client import Lab, using_lab
 __all__ = ["Lab", "using_lab"]
 
 BIN = Path(sys.executable).parent
-#: The lab's roles: the `ops` user (host operator) administers; the edges (tag:cara-node) are nodes.
-LAB_ROLES = "roles:\n  admin: {users: [ops]}\n  node: {tags: ['tag:cara-node']}\n"
+#: The deployment's settings file (its roles fit the lab: the `ops` user administers, tag:cara-node are nodes).
+SERVER_TOML = ROOT / "deploy" / "server.toml"
 T = TypeVar("T")
 
 
@@ -65,19 +65,20 @@ class ControlPlane:
 
 
 @contextmanager
-def running_control_plane(lab: Lab, workdir: Path) -> Iterator[ControlPlane]:
-    """running_control_plane runs cara-server in `control` until `operator` reaches it, and always stops it."""
+def running_control_plane(lab: Lab, workdir: Path, *extra: str) -> Iterator[ControlPlane]:
+    """running_control_plane runs cara-server in `control` until `operator` reaches it, and always stops it;
+    `extra` flags go after the lab's (e.g. --listen)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "server.yaml").write_text(LAB_ROLES)
     log_file = (workdir / "cara-server.log").open("wb")
     control = lab.hosts["control"]
-    args = ["--socket", control["socket"], "--config", str(workdir / "server.yaml")]
+    args = ["--socket", control["socket"], "--config", str(SERVER_TOML)]
     process = lab.popen(
         "control",
         str(BIN / "cara-server"),
         *args,
         "--store",
         f"sqlite:///{workdir}/cara.db",
+        *extra,
         stdout=log_file,
         stderr=subprocess.STDOUT,
     )

@@ -29,7 +29,9 @@ from bench._lab import ControlPlane, Lab, node, running_control_plane, start_age
 
 PROBE_HOST = "edge1"
 AGENT_HOST = "edge2"
-IPERF_PORT = 5201
+#: The tailnet policy (deploy/headscale/policy.hujson) lets edges reach the control host on 8080 only: iperf3 listens
+#: there on the control host's tailnet IPv6 address while cara-server listens on its IPv4 one (same tunnel, same path).
+IPERF_PORT = 8080
 TARGET_DIFF_PERCENT = 5.0
 TARGET_RSS_MIB = 40.0
 TARGET_CPU_PERCENT = 0.5
@@ -188,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     say = _progress(time.monotonic())
     with using_lab(args.lab) as lab, tempfile.TemporaryDirectory(prefix="cara-bench-agent-") as tmp:
         say(f"lab {args.lab!r} is up; starting cara-server in control")
-        with running_control_plane(lab, Path(tmp) / "plane") as plane:
-            server_ip = lab.hosts["control"]["ip"]
+        listen = f"{lab.hosts['control']['ip']}:8080"
+        with running_control_plane(lab, Path(tmp) / "plane", "--listen", listen) as plane:
+            server_ip = lab.hosts["control"]["ipv6"]
             rates = [rate for rate in args.rates.split(",") if rate]
             rows = bench_throughput(lab, plane.url, server_ip, rates, args.repeats, say)
             footprint = bench_footprint(lab, plane, args.seconds, Path(tmp) / "agents", say) if args.seconds > 0 else {}

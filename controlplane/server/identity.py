@@ -21,11 +21,13 @@ if TYPE_CHECKING:
 
 
 class Role(StrEnum):
-    """Role is what a caller may do: admin writes anything, viewer reads, node writes only its own Node."""
+    """Role is what a caller may do: admin writes anything, viewer reads, node writes only its own Node, scraper
+    reads /metrics only."""
 
     ADMIN = "admin"
     VIEWER = "viewer"
     NODE = "node"
+    SCRAPER = "scraper"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,15 @@ def require_writer(caller: Caller) -> None:
     """require_writer raises Forbidden unless the caller may change specs (admin)."""
     if caller.role is not Role.ADMIN:
         raise Forbidden(f"{caller.role} {caller.name!r} may not change specs; an admin role is needed")
+
+
+def require_metrics_reader(caller: Caller) -> None:
+    """require_metrics_reader raises Forbidden unless the caller may read /metrics (admin, viewer, scraper): the
+    page names every Node, its paths and throughput, so a node's machine may not read the fleet's metrics."""
+    if caller.role not in (Role.ADMIN, Role.VIEWER, Role.SCRAPER):
+        raise Forbidden(
+            f"{caller.role} {caller.name!r} may not read /metrics; an admin, viewer or scraper role is needed"
+        )
 
 
 def require_reader(caller: Caller) -> None:

@@ -17,10 +17,11 @@ from pathlib import Path
 import click
 from prometheus_client import Gauge
 
-from controlplane.api import parse_duration
+from controlplane.api import SettingError
 from controlplane.controllers.config import ControllerConfig
 from controlplane.controllers.manager import PASS_BOUND, Leadership, run_when_leading
 from controlplane.store import LeaseTable, StoreError, default_store_url, open_store
+from controlplane.store.copy import copy_store
 from controlplane.supervision import LoopFn, Progress, Supervisor
 from mesh import LocalClient, MeshError
 
@@ -29,9 +30,9 @@ from .binding import BindError, dev_addresses, open_sockets, read_tailnet_addres
 from .context import ServerContext
 from .identity import DevIdentity, Identity, TailnetIdentity
 from .loops import flush_stall_bound, http_server, lease_flusher
-from .roles import RolesConfig, load_config
+from .roles import RolesConfig
 from .serving import uvicorn_config
-from .settings import Settings
+from .settings import TABLE, Settings
 
 log = logging.getLogger("cara.server")
 
@@ -44,18 +45,6 @@ DEV_WARNING = (
 def utc_now() -> datetime:
     """utc_now is the control plane's clock."""
     return datetime.now(UTC)
-
-
-def _duration(param: str) -> click.ParamType[timedelta]:
-    def convert(text: str | timedelta) -> timedelta:
-        if isinstance(text, timedelta):
-            return text
-        try:
-            return timedelta(seconds=parse_duration(text))
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint=param) from None
-
-    return click.types.FuncParamType(convert)
 
 
 #: The lifecycle pass period of a real server (ControllerConfig's default is the 1 s upper bound).
@@ -158,138 +147,149 @@ def supervise_server(
         )
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--dev", is_flag=True, help="Development mode: loopback only, every caller is an admin.")
-@click.option("--listen", multiple=True, help="HOST:PORT to listen on; repeatable (default: the tailnet IPs, :8080).")
-@click.option(
-    "--socket",
-    "ts_socket",
-    default=None,
-    help="tailscaled LocalAPI socket (default $TS_SOCKET, then /var/run/tailscale/tailscaled.sock).",
-)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="YAML configuration file (roles of tailnet users and tags).",
-)
-@click.option("--store", "store_url", default=None, help="sqlite:///PATH or postgresql://... (default: data dir).")
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Where the default SQLite store lives (default ~/.local/share/caravanserai).",
-)
-@click.option("--heartbeat-interval", type=_duration("--heartbeat-interval"), default="10s", show_default=True)
-@click.option(
-    "--grace",
-    type=_duration("--grace"),
-    default="40s",
-    show_default=True,
-    help="Silence after which a node is NotReady.",
-)
-@click.option(
-    "--reschedule-after",
-    type=_duration("--reschedule-after"),
-    default="3m",
-    show_default=True,
-    help="A NotReady (HeartbeatTimeout) node's projects go back to Pending after this long.",
-)
-@click.option(
-    "--control-link-limit",
-    type=_duration("--control-link-limit"),
-    default="1h",
-    show_default=True,
-    help="A ControlLinkDown node (silent to us, reached by a fellow agent) keeps its projects this long at most.",
-)
-@click.option(
-    "--isolation-fraction",
-    type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
-    default=0.5,
-    show_default=True,
-    help="More than this fraction of the nodes (at least 3) silent at once: the control plane is the one cut off.",
-)
-@click.option(
-    "--replica-id",
-    default=None,
-    help="This replica's name in the leader lease (default: hostname-pid).",
-)
-@click.option(
-    "--leader-ttl",
-    type=_duration("--leader-ttl"),
-    default="10s",
-    show_default=True,
-    help="Leader lease lifetime, renewed every third of it; a dead leader is replaced within TTL + TTL/3.",
-)
-@click.option(
-    "--history-limit",
-    type=click.IntRange(min=1),
-    default=50,
-    show_default=True,
-    help="Throughput samples and path changes kept per node (each).",
-)
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
-def main(
-    dev: bool,
-    listen: tuple[str, ...],
-    ts_socket: str | None,
-    config_path: Path | None,
-    store_url: str | None,
-    data_dir: Path | None,
-    heartbeat_interval: timedelta,
-    grace: timedelta,
-    reschedule_after: timedelta,
-    control_link_limit: timedelta,
-    isolation_fraction: float,
-    replica_id: str | None,
-    leader_ttl: timedelta,
-    history_limit: int,
-    log_level: str,
-) -> None:
-    """Run the Caravanserai control plane on this machine's tailnet addresses."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if grace <= heartbeat_interval:
-        raise click.BadParameter(
-            f"--grace ({grace.total_seconds():g}s) must be longer than --heartbeat-interval "
-            f"({heartbeat_interval.total_seconds():g}s)",
-            param_hint="--grace",
+def _command() -> click.Command:
+    @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+    @click.option("--dev", is_flag=True, help="Development mode: loopback only, every caller is an admin.")
+    @click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="TOML settings file (the unit's /etc/caravanserai/server.toml); flags and CARA_* variables override it.",
+    )
+    @click.option("--check-config", is_flag=True, help="Validate the settings and exit (0: valid) without starting.")
+    @click.option(
+        "--copy-store-to",
+        "copy_to",
+        metavar="URL",
+        default=None,
+        help="Copy the configured store (stop the server first) into the new, empty store at URL, e.g. "
+        "postgresql://..., and exit.",
+    )
+    def command(dev: bool, config_path: Path | None, check_config: bool, copy_to: str | None, **flags: object) -> None:
+        """Run the Caravanserai control plane on this machine's tailnet addresses."""
+        try:
+            run = _settings(dev, config_path, flags)
+        except SettingError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+        if check_config:
+            shown = run.store_url if run.store_url.startswith("sqlite:") else run.store_url.split(":", 1)[0]
+            click.echo(f"cara-server: settings valid{f' ({config_path})' if config_path else ''}; store {shown}")
+            return
+        if copy_to is not None:
+            sys.exit(asyncio.run(_copy(run.store_url, copy_to)))
+        logging.basicConfig(level=run.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if run.store_url == default_store_url(run.settings.data_dir):
+            run.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if dev:
+            click.echo(DEV_WARNING, err=True)
+        code = asyncio.run(
+            _serve(
+                run.settings,
+                run.replica,
+                run.store_url,
+                run.addresses,
+                list(run.listen),
+                run.socket,
+                run.roles,
+                run.log_level,
+            )
         )
-    if leader_ttl <= timedelta(0):
-        raise click.BadParameter("must be positive", param_hint="--leader-ttl")
+        sys.exit(code)
+
+    for setting in TABLE:
+        if setting.flag:
+            command = click.option(
+                setting.flag_name, setting.name, default=None, multiple=setting.multiple, help=setting.help_line()
+            )(command)
+    return command
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunSettings:
+    """RunSettings is everything `main` resolved from flags, environment and file, before anything starts."""
+
+    settings: Settings
+    replica: ReplicaSettings
+    store_url: str
+    addresses: list[tuple[str, int]] | None
+    listen: tuple[str, ...]
+    socket: str | None
+    roles: RolesConfig
+    log_level: str
+
+
+def _settings(dev: bool, config_path: Path | None, flags: dict[str, object]) -> RunSettings:
+    """_settings reads and checks every setting; raises SettingError naming the flag, variable or file key."""
+    file = TABLE.read_toml(config_path) if config_path is not None else {}
+    where = str(config_path)
+    v = TABLE.load(flags=flags, environ=os.environ, file=file, file_label=where)
+
+    def label(name: str) -> str:
+        return TABLE.source(TABLE[name], flags, os.environ, file, where)[0] or TABLE[name].flag_name
+
+    if v["grace"] <= v["heartbeat_interval"]:
+        raise SettingError(
+            f"{label('grace')}: {v['grace'].total_seconds():g}s must be longer than the heartbeat interval "
+            f"({v['heartbeat_interval'].total_seconds():g}s)"
+        )
+    # The flag, not TS_SOCKET: a shell (or a lab host) may export that for other tools; --dev just ignores it.
+    if dev and (len(v["listen"]) > 1 or flags.get("socket") or config_path):
+        raise SettingError("--dev takes one loopback --listen and no --socket or --config")
     try:
-        config = load_config(config_path)
-        addresses = dev_addresses(listen[0] if listen else None) if dev else None
-    except (BindError, ValueError) as exc:
-        raise click.UsageError(str(exc)) from None
-    if dev and (len(listen) > 1 or ts_socket or config_path):
-        raise click.UsageError("--dev takes one loopback --listen and no --socket or --config")
-    for flag, value in (("--reschedule-after", reschedule_after), ("--control-link-limit", control_link_limit)):
-        if value <= timedelta(0):
-            raise click.BadParameter("must be positive", param_hint=flag)
+        addresses = dev_addresses(v["listen"][0] if v["listen"] else None) if dev else None
+    except BindError as exc:
+        raise SettingError(f"{label('listen')}: {exc}") from None
     settings = Settings(
         dev=dev,
-        heartbeat_interval=heartbeat_interval,
-        grace=grace,
-        history_limit=history_limit,
-        reschedule_after=reschedule_after,
-        control_link_limit=control_link_limit,
-        isolation_fraction=isolation_fraction,
+        data_dir=Path(v["data_dir"]).expanduser(),
+        heartbeat_interval=v["heartbeat_interval"],
+        grace=v["grace"],
+        history_limit=v["history_limit"],
+        metrics_pair_limit=v["metrics_pair_limit"],
+        reschedule_after=v["reschedule_after"],
+        control_link_limit=v["control_link_limit"],
+        isolation_fraction=v["isolation_fraction"],
     )
-    if data_dir is not None:
-        settings = dataclasses.replace(settings, data_dir=data_dir)
-    if store_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    url = store_url or default_store_url(settings.data_dir)
+    url = v["store"] or default_store_url(settings.data_dir)
     replica = ReplicaSettings(
-        replica_id=replica_id or f"{socket.gethostname()}-{os.getpid()}",
-        leader_ttl=leader_ttl,
+        replica_id=v["replica_id"] or f"{socket.gethostname()}-{os.getpid()}",
+        leader_ttl=v["leader_ttl"],
         replicated=not url.startswith("sqlite:"),
     )
-    if dev:
-        click.echo(DEV_WARNING, err=True)
-    code = asyncio.run(_serve(settings, replica, url, addresses, list(listen), ts_socket, config.roles, log_level))
-    sys.exit(code)
+    return RunSettings(settings, replica, url, addresses, v["listen"], v["socket"], v["roles"], v["log_level"])
+
+
+async def _copy(source_url: str, target_url: str) -> int:
+    """_copy copies the store at source_url into the empty store at target_url; 0 on success, 1 with one line."""
+    try:
+        source = await open_store(source_url)
+    except (ValueError, StoreError) as exc:
+        click.echo(f"Error: the configured store: {exc}", err=True)
+        return 1
+    try:
+        target = await open_store(target_url)
+    except (ValueError, StoreError) as exc:
+        await source.close()
+        click.echo(f"Error: --copy-store-to: {exc}", err=True)
+        return 1
+    try:
+        copied = await copy_store(source, target)
+    except StoreError as exc:
+        click.echo(f"Error: --copy-store-to: {exc}", err=True)
+        return 1
+    finally:
+        await source.close()
+        await target.close()
+    click.echo(
+        f"copied {copied.nodes} nodes, {copied.projects} projects, {copied.leases} leases and "
+        f"{copied.history_entries} history entries"
+    )
+    return 0
+
+
+main = _command()
 
 
 async def _serve(

@@ -1,13 +1,11 @@
-"""Roles from the server's configuration file: which tailnet users and tags are admins, viewers and nodes."""
+"""Roles from the server's configuration file ([roles] in server.toml): which tailnet users and tags are admins,
+viewers, nodes and metrics scrapers."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from pydantic import BaseModel, ConfigDict, Field
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from controlplane.api import NODE_TAG, describe_errors
+from controlplane.api import NODE_TAG
 
 from .identity import Role
 
@@ -30,39 +28,25 @@ class RoleRule(BaseModel):
 
 
 class RolesConfig(BaseModel):
-    """RolesConfig maps tailnet identities to roles; the first matching role of admin, viewer, node wins."""
+    """RolesConfig maps tailnet identities to roles; the first matching role of admin, viewer, node, scraper wins."""
 
     model_config = ConfigDict(extra="forbid")
 
     admin: RoleRule = Field(default_factory=RoleRule)
     viewer: RoleRule = Field(default_factory=RoleRule)
     node: RoleRule = Field(default_factory=lambda: RoleRule(tags=[DEFAULT_NODE_TAG]))
+    # scraper: may read /metrics and nothing else (the Prometheus machine).
+    scraper: RoleRule = Field(default_factory=RoleRule)
 
     def role_of(self, login_name: str, tags: list[str]) -> Role | None:
         """role_of returns the caller's role, or None when no rule names it."""
-        for role, rule in ((Role.ADMIN, self.admin), (Role.VIEWER, self.viewer), (Role.NODE, self.node)):
+        rules = (
+            (Role.ADMIN, self.admin),
+            (Role.VIEWER, self.viewer),
+            (Role.NODE, self.node),
+            (Role.SCRAPER, self.scraper),
+        )
+        for role, rule in rules:
             if rule.matches(login_name, tags):
                 return role
         return None
-
-
-class ServerConfig(BaseModel):
-    """ServerConfig is the server's configuration file (YAML)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    roles: RolesConfig = Field(default_factory=RolesConfig)
-
-
-def load_config(path: Path | None) -> ServerConfig:
-    """load_config reads the YAML file at path (defaults when None); raises ValueError naming the bad field."""
-    if path is None:
-        return ServerConfig()
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    try:
-        return ServerConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ValueError(f"{path}: " + "; ".join(describe_errors(exc))) from None

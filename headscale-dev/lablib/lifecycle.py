@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from . import containers
 from . import system as sy
 from .plan import (
+    CONTROL_TAGS,
     DERP_REGION_CODE,
     HEADSCALE_PORT,
     HOST_WATCH_NFT,
@@ -22,7 +23,7 @@ from .plan import (
     HUB_NFT,
     NODE_TAG,
     OPERATOR_USER,
-    SERVER_TAG,
+    STRANGER_USER,
     TAILSCALED_PORT,
     Host,
     LabError,
@@ -183,7 +184,7 @@ def _headscale(plan: Plan, bins: Path, *args: str) -> Any:
 
 def _start_headscale(plan: Plan, state: State, bins: Path, step: Progress) -> None:
     _write(f"{plan.hub_dir}/config.yaml", json.dumps(headscale_config(plan), indent=2))
-    _write(f"{plan.hub_dir}/policy.json", json.dumps(policy(), indent=2))
+    _write(f"{plan.hub_dir}/policy.hujson", policy())
     argv = [str(bins / "headscale"), "-c", f"{plan.hub_dir}/config.yaml", "serve"]
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": plan.hub_dir}
     state.pids["headscale"] = sy.start_daemon(plan.hub_netns, argv, log=f"{plan.hub_dir}/headscale.log", env=env)
@@ -200,12 +201,15 @@ def _start_headscale(plan: Plan, state: State, bins: Path, step: Progress) -> No
 
 
 def _make_keys(plan: Plan, bins: Path) -> dict[str, str]:
-    """Return a reusable 24 h pre-auth key per role: tag-only keys for control and nodes, user `ops` for operator."""
+    """Return a reusable 24 h pre-auth key per role: tag-only keys for control and nodes, user `ops` for operator,
+    user `stranger` (untagged, in no rule of the policy) for the stranger."""
     ops = _headscale(plan, bins, "users", "create", OPERATOR_USER)
+    stranger = _headscale(plan, bins, "users", "create", STRANGER_USER)
     create = ["preauthkeys", "create", "--reusable", "-e", "24h"]
     return {
         "operator": _headscale(plan, bins, *create, "--user", str(ops["id"]))["key"],
-        "control": _headscale(plan, bins, *create, "--tags", SERVER_TAG)["key"],
+        "stranger": _headscale(plan, bins, *create, "--user", str(stranger["id"]))["key"],
+        "control": _headscale(plan, bins, *create, "--tags", ",".join(CONTROL_TAGS))["key"],
         "node": _headscale(plan, bins, *create, "--tags", NODE_TAG)["key"],
     }
 
@@ -283,9 +287,11 @@ def _registered(plan: Plan, bins: Path, count: int, h: Host, p: subprocess.Popen
 
 
 def mesh_problem(plan: Plan) -> str | None:
-    """Return why the tailnet is not settled (a host not Running, a peer missing or offline), or None."""
-    want = len(plan.hosts) - 1
+    """Return why the tailnet is not settled (a host not Running, a peer missing or offline), or None. Under the
+    policy every member sees every other member, and the stranger sees nobody."""
+    members = sum(h.member for h in plan.hosts)
     for h in plan.hosts:
+        want = members - 1 if h.member else 0
         st = sy.localapi(h.socket, "status")
         if st.get("BackendState") != "Running":
             return f"{h.name} is {st.get('BackendState')}"
@@ -312,7 +318,7 @@ def _wait_mesh(plan: Plan, step: Progress) -> None:
         sy.wait_for("all peers online", settled, timeout=UP_TIMEOUT)
     except LabError as exc:
         raise LabError(f"{exc}: {last[0]}") from exc
-    step(f"all {len(plan.hosts)} hosts Running, every peer online via DERP region {DERP_REGION_CODE}")
+    step(f"all {len(plan.hosts)} hosts Running, every allowed peer online via DERP region {DERP_REGION_CODE}")
 
 
 def health_problem(plan: Plan, state: State) -> str | None:

@@ -25,8 +25,16 @@ TAILSCALED_PORT = 41641
 
 SERVER_TAG = "tag:cara-server"
 NODE_TAG = "tag:cara-node"
+#: The image registry's tag (the policy lets agents reach it on :5000); the lab's registry runs on the control host.
+REGISTRY_TAG = "tag:cara-registry"
+#: The control host's tags: the control plane and, in the lab, the image registry.
+CONTROL_TAGS = (SERVER_TAG, REGISTRY_TAG)
 OPERATOR_USER = "ops"
 SERVER_HOSTNAME = "cara-server"
+#: An untagged machine of another user, outside every rule of the policy: it must reach nothing of Caravanserai.
+STRANGER_USER = "stranger"
+#: The deployment's tailnet policy: the lab's headscale runs with this very file.
+POLICY_FILE = Path(__file__).resolve().parents[2] / "deploy" / "headscale" / "policy.hujson"
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")  # keeps netns, veth and socket names short
 
@@ -49,8 +57,13 @@ class Host:
     netns: str  # network namespace, e.g. cara-edge1
     index: int  # third octet of the host's /24
     hostname: str  # tailnet hostname (MagicDNS label)
-    role: str  # control, operator or node
+    role: str  # control, operator, node or stranger
     dir: str  # statedir of its tailscaled
+
+    @property
+    def member(self) -> bool:
+        """Return whether the policy lets the host talk to Caravanserai machines (every host but the stranger)."""
+        return self.role != "stranger"
 
     @property
     def underlay(self) -> str:
@@ -120,6 +133,7 @@ def make_plan(name: str = DEFAULT_NAME, edges: int = DEFAULT_EDGES, root: str = 
     lab_dir = f"{root}/{name}-lab"
     specs = [("control", 1, SERVER_HOSTNAME, "control"), ("operator", 2, "operator", "operator")]
     specs += [(f"edge{k}", 10 + k, f"edge{k}", "node") for k in range(1, edges + 1)]
+    specs += [("stranger", 3, "stranger", "stranger")]  # joins last: the others keep their addresses
     hosts = tuple(
         Host(name=n, netns=f"{name}-{n}", index=i, hostname=hn, role=r, dir=f"{lab_dir}/{n}") for n, i, hn, r in specs
     )
@@ -162,7 +176,7 @@ def headscale_config(plan: Plan) -> dict[str, Any]:
         },
         "unix_socket": f"{hub}/headscale.sock",
         "unix_socket_permission": "0770",
-        "policy": {"mode": "file", "path": f"{hub}/policy.json"},
+        "policy": {"mode": "file", "path": f"{hub}/policy.hujson"},
         "log": {"level": "info"},
         "logtail": {"enabled": False},
         # Faster peer propagation than the 800 ms default, so `up` and path flips settle sooner.
@@ -170,13 +184,9 @@ def headscale_config(plan: Plan) -> dict[str, Any]:
     }
 
 
-def policy() -> dict[str, Any]:
-    """Return the headscale policy: the lab tags are owned by the operator user and all traffic is allowed."""
-    owner = f"{OPERATOR_USER}@"
-    return {
-        "tagOwners": {SERVER_TAG: [owner], NODE_TAG: [owner]},
-        "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}],
-    }
+def policy() -> str:
+    """Return the headscale policy: the deployment's own deploy/headscale/policy.hujson (HuJSON)."""
+    return POLICY_FILE.read_text()
 
 
 HUB_NFT = """table inet lab {

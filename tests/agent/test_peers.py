@@ -25,7 +25,7 @@ from agent.collectors.peers import (
 )
 from agent.collectors.resources import Usage
 from agent.collectors.tailnet import TailnetView, _condition
-from agent.settings import Reservation, SettingsError, load_settings
+from agent.settings import Reservation, SettingError, load_settings
 from agent.status import AgentStatus
 from controlplane.api import (
     ConditionStatus,
@@ -379,9 +379,9 @@ def test_peer_settings_defaults_environment_and_errors() -> None:
     env = {"PEER_PROBES_PER_ROUND": "0", "PEER_REFRESH_PERIOD": "2m"}
     s = load_settings({"peer_probes_per_round": "8"}, env, hostname="h")
     assert (s.peer_probes_per_round, s.peer_refresh_period) == (8, 120.0)
-    with pytest.raises(SettingsError, match=r"^PEER_PROBES_PER_ROUND: 300 is out of range \[0, 256\]$"):
+    with pytest.raises(SettingError, match=r"^PEER_PROBES_PER_ROUND: 300 is out of range \[0, 256\]$"):
         load_settings({}, {"PEER_PROBES_PER_ROUND": "300"}, hostname="h")
-    with pytest.raises(SettingsError, match=r"^PEER_REFRESH_PERIOD: 'often' is not a duration"):
+    with pytest.raises(SettingError, match=r"^PEER_REFRESH_PERIOD: 'often' is not a duration"):
         load_settings({}, {"PEER_REFRESH_PERIOD": "often"}, hostname="h")
 
 

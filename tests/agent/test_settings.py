@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from agent.settings import Reservation, SettingsError, find_runtime_socket, load_settings, parse_reservation
+from agent.main import main
+from agent.settings import TABLE, Reservation, SettingError, find_runtime_socket, load_settings, parse_reservation
 
 
 def load(env: dict[str, str] | None = None, hostname: str = "Edge-Box", **flags: str | None) -> object:
@@ -97,20 +99,66 @@ def test_environment_values_are_read() -> None:
 def test_bad_values_stop_with_one_line_naming_the_variable(
     env: dict[str, str], flags: dict[str, str | None], message: str
 ) -> None:
-    with pytest.raises(SettingsError) as caught:
+    with pytest.raises(SettingError) as caught:
         load_settings(flags, env, hostname="h")
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
 
 
 def test_an_invalid_hostname_names_the_hostname_and_the_way_out() -> None:
-    with pytest.raises(SettingsError, match=r"the OS hostname 'my_box' \(set NODE_NAME\)"):
+    with pytest.raises(SettingError, match=r"the OS hostname 'my_box' \(set NODE_NAME\)"):
         load_settings({}, {}, hostname="my_box")
 
 
 def test_reservation_keeps_defaults_for_missing_keys() -> None:
-    assert parse_reservation("disk=10Gi", "X") == Reservation(disk_bytes=10 * 2**30)
-    assert parse_reservation("", "X") == Reservation()
+    assert parse_reservation("disk=10Gi") == Reservation(disk_bytes=10 * 2**30)
+    assert parse_reservation("") == Reservation()
+
+
+def test_the_environment_file_is_read_and_the_environment_overrides_it(tmp_path: Path) -> None:
+    path = tmp_path / "agent.env"
+    path.write_text('# edge settings\n\nNODE_NAME=edge7\nHEARTBEAT_INTERVAL="5s"\nMETRICS_CALLERS=tag:a, ops\n')
+    s = load_settings({}, {"HEARTBEAT_INTERVAL": "8s"}, hostname="h", env_file=path)
+    assert (s.node_name, s.heartbeat_interval, s.metrics_callers) == ("edge7", 8.0, ("tag:a", "ops"))
+    assert load_settings({}, {}, hostname="h", env_file=path).heartbeat_interval == 5.0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "NODE_NAME=e\nHEARTBEET=5s\n",
+            "agent.env:2: HEARTBEET: unknown variable (known: AGENT_ADMINS, AGENT_LISTEN_ADDRESS,",
+        ),
+        ("just words\n", "agent.env:1: 'just words' is not VARIABLE=VALUE"),
+        ("HEARTBEAT_INTERVAL=soon\n", "agent.env: HEARTBEAT_INTERVAL: 'soon' is not a duration"),
+        ("NODE_NAME=Bad_Name\n", "agent.env: NODE_NAME: 'Bad_Name' is not a valid Node name"),
+    ],
+    ids=["unknown", "malformed", "bad-value", "bad-name"],
+)
+def test_a_bad_environment_file_names_the_file_the_line_or_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "agent.env"
+    path.write_text(text)
+    with pytest.raises(SettingError) as caught:
+        load_settings({}, {}, hostname="h", env_file=path)
+    assert str(caught.value).startswith(f"{tmp_path}/{message}")
+    assert "\n" not in str(caught.value)
+
+
+def test_check_config_exits_0_on_valid_settings_and_2_naming_the_problem(tmp_path: Path) -> None:
+    path = tmp_path / "agent.env"
+    path.write_text("NODE_NAME=edge7\n")
+    ok = CliRunner().invoke(main, ["--env-file", str(path), "--check-config"], env={"NODE_NAME": None})
+    assert (ok.exit_code, ok.output) == (0, f"cara-agent: settings valid ({path}); node edge7\n")
+    path.write_text("MAX_PEERS=lots\n")
+    bad = CliRunner().invoke(main, ["--env-file", str(path), "--check-config"], env={"MAX_PEERS": None})
+    assert bad.exit_code == 2 and f"Error: {path}: MAX_PEERS: 'lots' is not a whole number" in bad.output
+
+
+def test_every_setting_has_a_documented_row() -> None:
+    table = TABLE.markdown(file_column=False)
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "agent.md").read_text()
+    assert table in docs, "docs/agent.md's settings table differs from agent.settings.TABLE"
 
 
 def test_project_settings_are_read() -> None:
@@ -125,8 +173,13 @@ def test_project_settings_are_read() -> None:
     assert (s.runtime_socket, s.project_poll_interval, s.ingress_port) == ("/run/podman/podman.sock", 0.5, 0)
     assert (s.agent_admins, s.agent_viewers) == (("ops", "tag:cara-admin"), ("dev",))
     assert load_settings({"runtime_socket": "off"}, {}, hostname="edge").runtime_socket == ""
-    with pytest.raises(SettingsError, match="PROJECT_POLL_INTERVAL"):
+    with pytest.raises(SettingError, match="PROJECT_POLL_INTERVAL"):
         load_settings({}, {"PROJECT_POLL_INTERVAL": "0s"}, hostname="edge")
+
+
+def test_agent_admins_and_viewers_may_read_metrics_too() -> None:
+    env = {"METRICS_CALLERS": "tag:scrape", "AGENT_ADMINS": "ops", "AGENT_VIEWERS": "dev, tag:view"}
+    assert load_settings({}, env, hostname="edge").metrics_readers == ("tag:scrape", "ops", "dev", "tag:view")
 
 
 @pytest.mark.parametrize(

@@ -93,7 +93,12 @@ async def agent(api_transport: httpx.ASGITransport, clock: FakeClock) -> AsyncIt
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> Running:
         daemon = FakeDaemon(
-            {"GET status": (200, "edge1-status-direct.json"), "POST ping": (200, "edge1-ping-edge2-direct.json")}
+            {
+                "GET status": (200, "edge1-status-direct.json"),
+                "POST ping": (200, "edge1-ping-edge2-direct.json"),
+                # /metrics asks who the caller is: the captured answer names the operator `ops`, a metrics caller.
+                "GET whois": (200, "edge1-whois-operator.json"),
+            }
         )
         port = free_port()
         settings = Settings(
@@ -106,6 +111,7 @@ async def agent(api_transport: httpx.ASGITransport, clock: FakeClock) -> AsyncIt
             listen_port=port,
             throughput_backend="off",
             peer_probes_per_round=0,
+            metrics_callers=("ops",),
             runtime_socket="",
             ingress_port=0,  # not the default 8081 on loopback: parallel test runs share it
         )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
+from tests.deploy.units import install_settings, load_unit, localize
 from tests.lab.conftest import Lab
 from tests.lab.control_plane import BIN, ControlPlane
 
@@ -48,14 +49,32 @@ class Agent:
         return self.log.read_text(errors="replace")
 
 
-def start_agent(lab: Lab, host: str, workdir: Path, *, env: dict[str, str] | None = None) -> Agent:
-    """start_agent runs cara-agent in `host` with NODE_NAME=host, finding the server by MagicDNS (no SERVER_URL)."""
+#: Agents run as their unit does: its ExecStart, with the settings file deploy/agent.env.
+AGENT_UNIT = "cara-agent.service"
+
+
+def start_agent(
+    lab: Lab,
+    host: str,
+    workdir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    bin_dir: Path = BIN,
+    wrap: tuple[str, ...] = (),
+    command: list[str] | None = None,
+) -> Agent:
+    """start_agent runs cara-agent in `host` with its unit's command line and NODE_NAME=host, finding the server by
+    MagicDNS (no SERVER_URL); bin_dir: where the console scripts are; wrap: a command prefix (e.g. strace);
+    command: instead of the unit's command line (a release from before the units)."""
     data = workdir / host
     data.mkdir(parents=True, exist_ok=True)
     log = workdir / f"agent-{host}.log"
     log_file = log.open("wb")
     variables = {"NODE_NAME": host, "DATA_DIR": str(data), **(env or {})}
-    process = lab.popen(host, str(BIN / "cara-agent"), env=variables, stdout=log_file, stderr=subprocess.STDOUT)
+    etc = workdir / "etc"
+    install_settings(etc)
+    argv = [*wrap, *(command or localize(load_unit(AGENT_UNIT).exec_start(), bin_dir=bin_dir, etc=etc))]
+    process = lab.popen(host, *argv, env=variables, stdout=log_file, stderr=subprocess.STDOUT)
     return Agent(host, process, log, log_file)
 
 

@@ -13,16 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from tests.deploy.units import install_settings, load_unit, localize
 from tests.lab.conftest import Lab
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
-#: The lab's roles: the `ops` user (host operator) administers; the control host itself is a viewer (so a test
-#: can call as a viewer from there); machines tagged tag:cara-node (the edges) are nodes.
-LAB_ROLES = (
-    "roles:\n  admin: {users: [ops]}\n  viewer: {tags: ['tag:cara-server']}\n  node: {tags: ['tag:cara-node']}\n"
-)
+#: The lab runs cara-server as its unit does (deploy/systemd/cara-server.service: its ExecStart, with the settings
+#: file deploy/server.toml, whose roles the lab's identities fill: the `ops` user (host operator) administers, the
+#: control host itself is a viewer (so a test can call as a viewer from there), the edges (tag:cara-node) are nodes.
+SERVER_UNIT = "cara-server.service"
 
 
 @dataclass
@@ -59,23 +59,30 @@ class ControlPlane:
 
 
 def start_control_plane(
-    lab: Lab, workdir: Path, *extra: str, grace: str = "40s", log_name: str = "cara-server.log"
+    lab: Lab,
+    workdir: Path,
+    *extra: str,
+    grace: str = "40s",
+    log_name: str = "cara-server.log",
+    bin_dir: Path = BIN,
+    wrap: tuple[str, ...] = (),
+    command: list[str] | None = None,
 ) -> ControlPlane:
     """start_control_plane runs cara-server in `control` (tailnet mode) and waits until `operator` reaches it;
-    started again on the same `workdir` it finds the same SQLite store (give it another `log_name` to keep logs)."""
+    started again on the same `workdir` it finds the same SQLite store (give it another `log_name` to keep logs).
+    bin_dir: where the console scripts are (default: this venv's); wrap: a command prefix (e.g. strace); command:
+    instead of the unit's command line (a release from before the units)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    config = workdir / "server.yaml"
-    config.write_text(LAB_ROLES)
+    install_settings(workdir / "etc")
     log = workdir / log_name
     log_file = log.open("wb")
     control = lab.hosts["control"]
     process = lab.popen(
         "control",
-        str(BIN / "cara-server"),
+        *wrap,
+        *(command or localize(load_unit(SERVER_UNIT).exec_start(), bin_dir=bin_dir, etc=workdir / "etc")),
         "--socket",
         control["socket"],
-        "--config",
-        str(config),
         "--store",
         f"sqlite:///{workdir}/cara.db",
         "--grace",

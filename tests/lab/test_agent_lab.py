@@ -94,10 +94,11 @@ def test_agent_serves_healthz_and_metrics_on_its_tailnet_ip(
     lab: Lab, plane: ControlPlane, ready: dict[str, Any]
 ) -> None:
     ip = lab.hosts["edge1"]["ip"]
-    health = lab.run("control", "curl", "-sS", "-m", "5", f"http://{ip}:9090/healthz").stdout
+    # From the operator's machine: the policy lets operators (not the control plane) reach the agents' port.
+    health = lab.run("operator", "curl", "-sS", "-m", "5", f"http://{ip}:9090/healthz").stdout
     doc = json.loads(health)
     assert (doc["status"], doc["node"], doc["registered"], doc["tailscaled"]) == ("ok", "edge1", True, "Running")
-    metrics = lab.run("control", "curl", "-sS", "-m", "5", f"http://{ip}:9090/metrics").stdout
+    metrics = lab.run("operator", "curl", "-sS", "-m", "5", f"http://{ip}:9090/metrics").stdout
     assert "cara_agent_path_direct 1.0" in metrics
     assert 'cara_agent_heartbeats_total{result="empty"}' in metrics
     assert "process_resident_memory_bytes" in metrics

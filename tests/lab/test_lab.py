@@ -6,6 +6,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -23,7 +24,9 @@ from lablib import lifecycle, plan
 
 EDGE_NAMES = ["edge1", "edge2", "edge3"]
 HOSTNAMES = {"control": "cara-server", "operator": "operator"} | {e: e for e in EDGE_NAMES}
-TAGS = {"control": ["tag:cara-server"], "operator": None} | {e: ["tag:cara-node"] for e in EDGE_NAMES}
+TAGS = {"control": ["tag:cara-registry", "tag:cara-server"], "operator": None} | {
+    e: ["tag:cara-node"] for e in EDGE_NAMES
+}
 
 
 # ---- pure helpers (no root, no lab) ---------------------------------------------------------------------------------
@@ -32,7 +35,7 @@ TAGS = {"control": ["tag:cara-server"], "operator": None} | {e: ["tag:cara-node"
 def test_plan_gives_every_host_its_own_slash24_and_short_names() -> None:
     p = plan.make_plan("cara", plan.MAX_EDGES)
     nets = [ipaddress.ip_network(f"{h.underlay}/24", strict=False) for h in p.hosts]
-    assert len(set(nets)) == len(p.hosts) == plan.MAX_EDGES + 2
+    assert len(set(nets)) == len(p.hosts) == plan.MAX_EDGES + 3
     assert ipaddress.ip_address(plan.HUB_IP) not in nets[0]
     assert all(len(h.hub_veth) <= 15 and len(h.netns) <= 20 for h in p.hosts)
     assert max(len(h.socket) for h in p.hosts) < 100  # unix socket paths stop at ~107 bytes
@@ -65,10 +68,28 @@ def test_headscale_config_is_hermetic() -> None:
     assert env["TS_LOGS_DIR"] == "/run/cara-lab/edge1" and env["PATH"].startswith("/bin-dir:")
 
 
-def test_policy_declares_both_tags_and_allows_all() -> None:
-    pol = plan.policy()
-    assert set(pol["tagOwners"]) == {"tag:cara-server", "tag:cara-node"}
-    assert pol["acls"] == [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]
+def _hujson(text: str) -> Any:
+    """The policy as JSON: HuJSON's comments and trailing commas removed (the file has no // inside strings)."""
+    return json.loads(re.sub(r",(\s*[}\]])", r"\1", re.sub(r"//[^\n]*", "", text)))
+
+
+def test_the_lab_runs_the_deployment_policy_which_allows_only_the_caravanserai_flows() -> None:
+    assert plan.POLICY_FILE == Path(__file__).resolve().parents[2] / "deploy" / "headscale" / "policy.hujson"
+    assert plan.policy() == plan.POLICY_FILE.read_text()
+    pol = _hujson(plan.policy())
+    operators = "group:cara-operators"
+    assert pol["groups"] == {operators: [f"{plan.OPERATOR_USER}@"]}
+    assert set(pol["tagOwners"]) == {"tag:cara-server", "tag:cara-node", "tag:cara-scraper", "tag:cara-registry"}
+    rules = {(tuple(r["src"]), tuple(r["dst"])) for r in pol["acls"]}
+    assert all(r["action"] == "accept" for r in pol["acls"])
+    assert rules == {
+        (("tag:cara-node",), ("tag:cara-server:8080",)),
+        ((operators,), ("tag:cara-server:8080", "tag:cara-node:9090,8081")),
+        (("tag:cara-node",), ("tag:cara-node:9090",)),
+        (("tag:cara-node",), ("tag:cara-registry:5000",)),
+        (("tag:cara-scraper",), ("tag:cara-server:8080", "tag:cara-node:9090")),
+    }
+    assert "*" not in json.dumps(pol)
 
 
 @pytest.mark.parametrize(
@@ -142,7 +163,7 @@ def test_every_host_is_running_with_its_addresses_names_and_tags(lab: Lab) -> No
         assert st["TailscaleIPs"] == [h["ip"], h["ipv6"]]
         assert ipaddress.ip_address(h["ip"]) in ipaddress.ip_network("100.64.0.0/10")
         assert h["dnsName"] == st["Self"]["DNSName"].rstrip(".") == f"{expected_hostname}.tailnet.test"
-        assert st["Self"].get("Tags") == TAGS[name]
+        assert sorted(st["Self"].get("Tags") or []) == (TAGS[name] or [])
         assert h["netns"] == f"{lab.name}-{name}" and h["socket"].endswith(f"/{name}/ts.sock")
         addrs = json.loads(lab.run(name, "ip", "-j", "-4", "addr", "show", "dev", "eth0").stdout)
         assert h["underlay"] in [a["local"] for a in addrs[0]["addr_info"]]
@@ -150,10 +171,13 @@ def test_every_host_is_running_with_its_addresses_names_and_tags(lab: Lab) -> No
 
 @pytest.mark.lab
 def test_every_host_sees_all_peers_online_via_the_embedded_derp(lab: Lab) -> None:
+    members = [n for n in lab.hosts if n != "stranger"]
     for name in lab.hosts:
         st = lab.status(name)
         peers = {p["DNSName"].rstrip("."): p for p in (st["Peer"] or {}).values()}
-        assert set(peers) == {h["dnsName"] for n, h in lab.hosts.items() if n != name}
+        # The policy: every member sees every other; the stranger, in no rule, sees nobody and nobody sees it.
+        want = {lab.hosts[n]["dnsName"] for n in members if n != name} if name in members else set()
+        assert set(peers) == want
         assert all(p["Online"] and p["Relay"] == "headscale" for p in peers.values())
         assert st["Self"]["Relay"] == "headscale"
 
@@ -168,7 +192,7 @@ def test_whois_tells_the_roles_apart(lab: Lab) -> None:
     edge = whois(lab.hosts["edge1"]["ip"])
     assert edge["Node"]["Tags"] == ["tag:cara-node"] and edge["UserProfile"]["LoginName"] == "tagged-devices"
     server = lab.run("edge1", "tailscale", "whois", "--json", lab.hosts["control"]["ip"]).stdout
-    assert json.loads(server)["Node"]["Tags"] == ["tag:cara-server"]
+    assert sorted(json.loads(server)["Node"]["Tags"]) == ["tag:cara-registry", "tag:cara-server"]
 
 
 @pytest.mark.lab
@@ -212,10 +236,12 @@ def test_exec_runs_inside_the_host_with_ts_socket(lab: Lab) -> None:
 
 @pytest.mark.lab
 def test_popen_runs_a_server_reachable_over_the_tailnet(lab: Lab) -> None:
-    server = lab.popen("control", "iperf3", "-s", "-1", "-B", lab.hosts["control"]["ip"], stdout=subprocess.DEVNULL)
+    # Port 8080: the only port of the control host the policy opens to the edges.
+    ip = lab.hosts["control"]["ip"]
+    server = lab.popen("control", "iperf3", "-s", "-1", "-B", ip, "-p", "8080", stdout=subprocess.DEVNULL)
     try:
-        _until(lambda: lab.run("control", "ss", "-ltn").stdout.count(":5201") > 0, 10, "iperf3 listening")
-        out = lab.run("edge3", "iperf3", "-c", lab.hosts["control"]["ip"], "-t", "1", "-J").stdout
+        _until(lambda: lab.run("control", "ss", "-ltn").stdout.count(":8080") > 0, 10, "iperf3 listening")
+        out = lab.run("edge3", "iperf3", "-c", ip, "-p", "8080", "-t", "1", "-J").stdout
         assert json.loads(out)["end"]["sum_received"]["bytes"] > 0
     finally:
         server.kill()

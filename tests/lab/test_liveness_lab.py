@@ -7,7 +7,7 @@ per edge, the lab's busybox image), and one Project is placed on edge1 and one o
 it is applied) and is Running there before the first test.
 `lab cut A B` is a firewall in A's netns on tailscale0 that drops every packet to or from B's tailnet address, direct
 or relayed through DERP alike. tailscaled's own disco/TSMP pings do not cross tailscale0, so "the tailnet path works
-again" is measured from the first TCP round trip through it (curl to the agent port; the lab has no `ping`).
+again" is measured from the first TCP round trip through it (curl; the lab has no `ping`; see `pings`).
 Every figure is printed for the closing note."""
 
 from __future__ import annotations
@@ -135,8 +135,18 @@ def container_running(runtime: dict[str, Any], host: str, project: str) -> bool:
 
 
 def pings(lab: Lab, source: str, target: str) -> bool:
-    """pings: one TCP round trip from source to target's tailnet IP, port 9090, within 1 s (the lab has no `ping`;
-    a refused connection counts too: the packets crossed the tailnet)."""
+    """pings: one TCP round trip between source and target over the tailnet within 1 s (the lab has no `ping`).
+
+    Between two edges: to the target's agent port 9090, where a refused connection counts too (the packets crossed
+    the tailnet). Between the control host and an edge the tailnet policy (deploy/headscale/policy.hujson) opens
+    only the edge → control plane direction, port 8080: the round trip goes that way, through the same tunnel and
+    the same `lab cut` firewall, and only an answer counts (the edge's own refusal, e.g. its tailscaled stopped,
+    must not)."""
+    if "control" in (source, target):
+        edge = target if source == "control" else source
+        url = f"http://{lab.hosts['control']['ip']}:8080/api/healthz"
+        done = lab.run(edge, "curl", "-s", "-o", "/dev/null", "-m", "1", url, check=False, timeout=5)
+        return done.returncode == 0
     url = f"http://{lab.hosts[target]['ip']}:9090/healthz"
     done = lab.run(source, "curl", "-s", "-o", "/dev/null", "-m", "1", url, check=False, timeout=5)
     return done.returncode in (0, 7)  # 7: refused (an agent down), 28: timed out (no path)

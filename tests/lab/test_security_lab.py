@@ -10,7 +10,7 @@ import pytest
 
 from controlplane.server.app import create_app
 from controlplane.server.identity import TailnetIdentity
-from controlplane.server.roles import load_config
+from controlplane.server.roles import RolesConfig
 from controlplane.server.settings import Settings
 from controlplane.store import open_store
 from mesh import LocalClient
@@ -85,7 +85,7 @@ async def test_caller_unknown_to_the_tailnet_is_401(lab: Lab, tmp_path: Path) ->
     """A request arriving from an address the tailnet does not know (here loopback) gets 401 from real WhoIs."""
     store = await open_store("sqlite:///:memory:")
     local = LocalClient(lab.hosts["control"]["socket"])
-    identity = TailnetIdentity(local=local, roles=load_config(None).roles)
+    identity = TailnetIdentity(local=local, roles=RolesConfig())
     app = create_app(store=store, now=FakeClock().now, identity=identity, settings=Settings())
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
     try:

@@ -1,4 +1,4 @@
-"""System routes: health, version and Prometheus metrics."""
+"""System routes: health (open to any caller), version and Prometheus metrics (admin, viewer or scraper)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from controlplane.api import API_VERSION
 
 from .. import scrape
-from ..context import Ctx
+from ..context import CallerDep, Ctx
+from ..identity import require_metrics_reader
 from ..problems import problem_response, problem_responses
 
 router = APIRouter(tags=["system"])
@@ -45,6 +46,7 @@ async def version() -> dict[str, str]:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(context: Ctx) -> Response:
+async def metrics(context: Ctx, caller: CallerDep) -> Response:
+    require_metrics_reader(caller)
     await scrape.refresh(context)
     return Response(context.metrics.render(), media_type=CONTENT_TYPE_LATEST)

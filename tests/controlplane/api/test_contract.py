@@ -158,14 +158,17 @@ def full_project() -> Project:
     )
 
 
+@pytest.mark.contract
 def test_full_node_matches_the_go_schema() -> None:
     _validate(_strip(full_node().to_wire(), "node"), "node")
 
 
+@pytest.mark.contract
 def test_minimal_node_matches_the_go_schema() -> None:
     _validate(Node(metadata=ObjectMeta(name="n")).to_wire(), "node")
 
 
+@pytest.mark.contract
 def test_full_project_matches_the_go_schema() -> None:
     _validate(_strip(full_project().to_wire(), "project"), "project")
 
@@ -175,6 +178,7 @@ def test_lists_never_have_null_items() -> None:
     assert ProjectList().to_wire()["items"] == []
 
 
+@pytest.mark.contract
 def test_the_schema_check_catches_a_wrong_shape() -> None:
     doc = full_node().to_wire()
     doc["spec"]["unschedulable"] = "yes"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -138,7 +139,8 @@ def test_version_prints_client_and_server() -> None:
     assert result.stdout == (
         f"Client Version: {client_version()}\nServer Version: 0.1.0\nServer: http://cara:8080 (healthz: OK)\n"
     )
-    assert client_version() == "0.1.0"
+    with (Path(__file__).resolve().parents[3] / "pyproject.toml").open("rb") as f:
+        assert client_version() == tomllib.load(f)["project"]["version"]  # the installed package's, not a constant
 
 
 def test_version_of_a_server_without_a_version_route() -> None:

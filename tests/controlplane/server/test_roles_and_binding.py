@@ -1,14 +1,12 @@
-"""Role rules from the configuration file, and the listen-address rules of tailnet and development mode."""
+"""Role rules, and the listen-address rules of tailnet and development mode."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from controlplane.server.binding import BindError, dev_addresses, open_sockets, tailnet_addresses
 from controlplane.server.identity import Role
-from controlplane.server.roles import RoleRule, RolesConfig, load_config
+from controlplane.server.roles import RoleRule, RolesConfig
 from mesh import Status
 
 ROLES = RolesConfig(admin=RoleRule(users=["ops"]), viewer=RoleRule(users=["auditor@example.com"], tags=["tag:ro"]))
@@ -32,30 +30,11 @@ def test_role_of(login: str, tags: list[str], role: Role | None) -> None:
     assert ROLES.role_of(login, tags) is role
 
 
-def test_config_file(tmp_path: Path) -> None:
-    path = tmp_path / "server.yaml"
-    path.write_text("roles:\n  admin: {users: [ops]}\n  node: {tags: ['tag:edge']}\n")
-    config = load_config(path)
-    assert config.roles.role_of("ops@", []) is Role.ADMIN
-    assert config.roles.role_of("x", ["tag:edge"]) is Role.NODE
-    assert config.roles.role_of("x", ["tag:cara-node"]) is None
-    assert load_config(None).roles.role_of("x", ["tag:cara-node"]) is Role.NODE
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("roles: {admin: {users: ops}}", "roles.admin.users: must be a list"),
-        ("roles: {admins: {}}", "roles.admins: extra inputs are not permitted"),
-        ("roles: [", "while parsing a flow"),
-    ],
-)
-def test_bad_config_names_the_field(tmp_path: Path, text: str, message: str) -> None:
-    path = tmp_path / "server.yaml"
-    path.write_text(text)
-    with pytest.raises(ValueError, match=str(path)) as caught:
-        load_config(path)
-    assert message in str(caught.value)
+def test_a_scraper_reads_metrics_only_when_nothing_else_names_it() -> None:
+    roles = RolesConfig(viewer=RoleRule(users=["ops"]), scraper=RoleRule(tags=["tag:cara-scraper"]))
+    assert roles.role_of("tagged-devices", ["tag:cara-scraper"]) is Role.SCRAPER
+    assert roles.role_of("ops", ["tag:cara-scraper"]) is Role.VIEWER
+    assert RolesConfig().role_of("tagged-devices", ["tag:cara-scraper"]) is None
 
 
 STATUS = Status.model_validate({"BackendState": "Running", "TailscaleIPs": ["100.64.0.1", "fd7a:115c:a1e0::1"]})
