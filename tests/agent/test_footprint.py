@@ -13,10 +13,11 @@ import sys
 
 from agent.entrypoint import KEPT_OUT
 
-#: Never at start: loaded on a rare path (html: a 502 page; ctypes: after a throughput test; websockets: the first
-#: port-forward), never used (a web framework, httpx's CLI and its rich/pygments, a CA bundle for http:// URLs), or
-#: not the agent's (the server, the store, caractrl).
+#: Never at start: not needed (click: argparse reads the one command line), loaded on a rare path (html: a 502 page;
+#: ctypes: after a throughput test; websockets: the first port-forward), never used (a web framework, httpx's CLI and
+#: its rich/pygments, a CA bundle for http:// URLs), or not the agent's (the server, the store, caractrl).
 DENIED = (
+    "click",
     "html",
     "ctypes",
     "websockets",
