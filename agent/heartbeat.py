@@ -153,7 +153,8 @@ class Heartbeater:
         self.snapshot_budget = min(SNAPSHOT_BUDGET, interval / 4)
         self.hedge_after = min(hedge_after, interval / 4)
         # The round trip of the last answered beat (loop clock), None before the first: beats are hedged only while
-        # the server answers in well under hedge_after, so a slow server is never sent more load than one beat.
+        # the last one was answered within hedge_after, so a server too slow for that gets one beat, no more; a
+        # server that slows under hedged beats stops being hedged after its first slow answer.
         self._round_trip: float | None = None
         # collecting: a snapshot still being taken when its beat went out; the next beat uses it.
         self._collecting: asyncio.Future[Snapshot] | None = None
@@ -210,8 +211,8 @@ class Heartbeater:
         return self.interval
 
     async def _send(self, body: Heartbeat) -> list[str]:
-        """_send sends one beat and returns the Nodes the control plane asks us to look at. While the server has
-        been answering fast, a beat not answered within hedge_after is sent again over a new connection (up to
+        """_send sends one beat and returns the Nodes the control plane asks us to look at. When the last beat was
+        answered within hedge_after, a beat not answered within hedge_after goes again over a new connection (up to
         HEDGES times, hedge_after apart); the first answer wins and the other attempts are cancelled. A transport
         failure of one attempt waits for the others; an answer from the server (even an error) ends the beat."""
         loop = asyncio.get_running_loop()
@@ -221,7 +222,7 @@ class Heartbeater:
             asked = await self._client.heartbeat(self.node_name, body)
             return asked, loop.time() - started
 
-        hedging = self._round_trip is not None and self._round_trip < self.hedge_after / 2
+        hedging = self._round_trip is not None and self._round_trip < self.hedge_after
         pending: set[asyncio.Task[tuple[list[str], float]]] = {asyncio.ensure_future(attempt())}
         attempts = [*pending]
         unreachable: ServerUnreachable | None = None
@@ -235,6 +236,7 @@ class Heartbeater:
                     exc = task.exception()
                     if exc is None:
                         asked, self._round_trip = task.result()
+                        log.debug("beat answered in %.3fs (attempt %d)", self._round_trip, attempts.index(task) + 1)
                         return asked
                     if not isinstance(exc, ServerUnreachable):
                         raise exc
