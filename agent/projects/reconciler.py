@@ -5,10 +5,11 @@ One pass (`sync_once`) lists this Node's Scheduled, Running and Terminating Proj
 - Scheduled: creates what is missing (network `cara-<p>`, volumes `cara-<p>-<v>`, images, containers `<p>-<svc>`),
   then reports Running/ContainersRunning; on any error removes what this pass made and reports
   Failed/ReconcileError with the runtime's words (a failed pull names the image).
-- Running: checks every container, crashes first (non-zero exit → ContainerCrashed, exit 0 → ContainerExited,
-  inspect failure → InspectError). A *missing* container is recreated, and one that ended before this host booted is
-  started again (the Go agent reports ContainerMissing or a crash: after an edge reboot or a runtime reset that fails
-  a whole fleet for nothing); ContainerMissing only when that fails.
+- Running (every `check_interval`, 5 s, not every pass): checks every container, crashes first (non-zero exit →
+  ContainerCrashed, exit 0 → ContainerExited, inspect failure → InspectError). A *missing* container is recreated,
+  and one that ended before this host booted is started again (the Go agent reports ContainerMissing or a crash:
+  after an edge reboot or a runtime reset that fails a whole fleet for nothing); ContainerMissing only when that
+  fails.
 - Terminating: stops and removes every container labelled `cara.project=<p>`, the network and the volumes, then
   reports Terminated/ResourcesRemoved, or Failed/RemoveError.
 - A Scheduled or Running Project whose `spec.expireAt` has passed is reported Terminating (reason Expired); the
@@ -96,6 +97,10 @@ class ReconcileConfig:
     # poll_interval: seconds between passes. 1 s keeps apply → Running within the 5 s target (the Go agent polls
     # every 10 s); the list is filtered by nodeRef on the server, so a pass costs one small indexed query.
     poll_interval: float = 1.0
+    # check_interval: seconds between checks of a Running Project's containers (a crash, a container gone): an
+    # inspect per container every pass was over a third of an agent's CPU with one Project (issue 16: 0.5 % of a
+    # core); the Go agent checks every 10 s. Scheduled and Terminating Projects are acted on at every pass.
+    check_interval: float = 5.0
     # runtime_grace: how long the runtime may be unreachable before bound Projects are failed (a restart of
     # dockerd or podman's service takes a second or two and must not fail anything).
     runtime_grace: float = 30.0
@@ -133,6 +138,8 @@ class Reconciler:
         self._reported: dict[str, tuple[ProjectPhase, datetime]] = {}
         # The work in flight, by Project name (SWEEP for the orphan sweep).
         self._busy: dict[str, asyncio.Task[None]] = {}
+        # When each Running Project's containers were last checked.
+        self._checked: dict[str, datetime] = {}
         # The bound set the last sweep started with, and when (None: no sweep yet, or the last one failed).
         self._swept: tuple[frozenset[str], datetime] | None = None
         #: The Running Projects of the last pass, by name (the ingress and the agent API read it).
@@ -153,8 +160,10 @@ class Reconciler:
         bound = (await self._api.list_projects(phases=KEPT, node_ref=self._node)).items
         projects = [p for p in bound if p.status.phase in WATCHED]
         self.running = {p.name: p for p in projects if p.status.phase == ProjectPhase.RUNNING}
-        fresh = [p for p in projects if not self._is_busy(p.name) and not self._stale(p)]
         names = frozenset(p.name for p in bound)
+        for gone in self._checked.keys() - names:
+            del self._checked[gone]
+        fresh = [p for p in projects if not self._is_busy(p.name) and not self._stale(p) and self._due(p)]
         sweep = self._runtime is not None and not self._is_busy(SWEEP) and self._sweep_due(names)
         # The runtime is pinged only when this pass creates, removes or sweeps, or it was found unreachable: checking
         # a Running Project inspects its containers anyway, and an inspect that cannot reach the runtime marks it
@@ -176,6 +185,18 @@ class Reconciler:
         if reported is None or _RANK[project.status.phase] >= _RANK[reported[0]]:
             return False
         return self._now() - reported[1] < STALE_AFTER
+
+    def _due(self, project: Project) -> bool:
+        """_due is whether this pass acts on project: always, unless it is Running and was checked less than
+        check_interval ago (then it is marked as checked now)."""
+        if project.status.phase != ProjectPhase.RUNNING:
+            self._checked.pop(project.name, None)
+            return True
+        now, last = self._now(), self._checked.get(project.name)
+        if last is not None and (now - last).total_seconds() < self._config.check_interval:
+            return False
+        self._checked[project.name] = now
+        return True
 
     def _sweep_due(self, bound: frozenset[str]) -> bool:
         """_sweep_due is whether the orphan sweep should run: the bound set changed since the last, or SWEEP_PERIOD

@@ -60,7 +60,7 @@ class FakeAPI:
 
 
 def setup(
-    *projects: Project, engine: FakeEngine | None = None, booted_at: datetime | None = None
+    *projects: Project, engine: FakeEngine | None = None, booted_at: datetime | None = None, check_interval: float = 0.0
 ) -> tuple[FakeAPI, FakeEngine, Reconciler, list[datetime]]:
     engine = engine or FakeEngine(images={IMAGE, "registry:5000/db:1"})
     api = FakeAPI(*projects)
@@ -71,7 +71,7 @@ def setup(
         node_name="edge1",
         now=lambda: clock[0],
         booted_at=booted_at,
-        config=ReconcileConfig(runtime_grace=30.0),
+        config=ReconcileConfig(runtime_grace=30.0, check_interval=check_interval),
     )
     return api, engine, reconciler, clock
 
@@ -325,3 +325,19 @@ async def test_a_running_project_is_checked_without_a_ping_and_still_failed_when
         ("Running", "ContainersRunning"),
         ("Failed", "InspectError"),
     ]
+
+
+async def test_a_running_project_is_checked_every_check_interval_not_every_pass() -> None:
+    api, engine, reconciler, clock = setup(project(), check_interval=5.0)
+    await reconciler.sync_once()  # Scheduled -> Running
+    engine.calls.clear()
+    await reconciler.sync_once()  # first check of the Running Project
+    assert paths(engine) == ["GET /containers/demo-web/json", "GET /containers/demo-db/json"]
+    engine.calls.clear()
+    engine.exit("demo-web", 137)
+    clock[0] = NOW + timedelta(seconds=4.9)
+    await reconciler.sync_once()
+    assert engine.calls == [] and api.patches == [running()]
+    clock[0] = NOW + timedelta(seconds=5)
+    await reconciler.sync_once()
+    assert api.patches[-1]["reason"] == "ContainerCrashed"
