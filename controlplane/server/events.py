@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from controlplane.api import (
     CONTROL_PLANE_PEER,
@@ -223,6 +223,31 @@ def project_draft(before: Project | None, after: Project, now: datetime, actor: 
             if old_why is None or said != (old_why.status, old_why.reason, old_why.message):
                 draft.event(EventType.WARNING, FAILED_SCHEDULING, new_why.message or new_why.reason or "")
     return draft
+
+
+class EventFeed:
+    """EventFeed is the watch Source of Events (controlplane.server.watch): first the newest `first` kept Events
+    about kind/name, then each one stored after, read through Store.events_after. An Event is never changed, so
+    the feed is append-only: each Event is ADDED once, never MODIFIED or DELETED (trimming is not a deletion)."""
+
+    append_only = True
+
+    def __init__(self, store: Store, *, kind: str | None, name: str | None, first: int) -> None:
+        self._store, self._kind, self._name, self._first = store, kind, name, first
+        self._cursor: int | None = None
+        # Names of the first answer: an Event stored between taking the cursor and listing is in both.
+        self._listed: set[str] = set()
+
+    async def changes(self) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        if self._cursor is None:
+            _, self._cursor = await self._store.events_after(None)
+            found = await self._store.list_events(kind=self._kind, name=self._name, limit=self._first)
+            self._listed = {event.metadata.name for event in found}
+            return {event.metadata.name: event.to_wire() for event in found}, []
+        found, self._cursor = await self._store.events_after(self._cursor, kind=self._kind, name=self._name)
+        fresh = {event.metadata.name: event.to_wire() for event in found if event.metadata.name not in self._listed}
+        self._listed.clear()
+        return fresh, []
 
 
 class EventRecorder:
