@@ -3,7 +3,8 @@
 The mode of the path to the control plane is tailscale's own verdict, read passively from status
 (`CurAddr` set: Direct; `Active` with a `Relay`: DERP), because heartbeats keep that session active. Only when
 status says nothing (idle path) does the collector probe with disco pings. One disco ping per collection gives
-the latency.
+the latency. When the path is not Direct, it carries a relay reason and sentence (mesh.explain_path), as the peer
+paths do: a probe's verdict when the ping (or the idle probe) agreed with status, else status's alone (NotProbed).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from mesh import (
     PingType,
     RequestTimeout,
     Status,
+    Via,
     classify_peer,
     classify_pong,
     explain_path,
@@ -41,6 +43,8 @@ from mesh import (
     probe_path,
     self_identity,
 )
+
+from .peers import whois_endpoints
 
 #: The condition type the agent owns for the local tailscaled (design: agents report facts as conditions).
 NETWORK_UNAVAILABLE: Final = "NetworkUnavailable"
@@ -172,19 +176,32 @@ class TailnetCollector:
             return network
         path = classify_peer(server)
         latency: float | None = None
+        answered = False
         try:
             pong = classify_pong(await self._local.ping(server.ipv4, PingType.DISCO, PING_TIMEOUT))
-            latency = pong.latency_ms
+            latency, answered = pong.latency_ms, True
         except (RequestTimeout, MeshError):
             pong = Path(path.via)
+        # Probed: the disco ping went to the server's endpoints and came back the way status says (or the idle
+        # probe gave the verdict); a pong that disagrees with status leaves status's verdict unexamined.
+        probed = answered and pong.via is path.via
         if path.mode is None:  # idle: status has no verdict, so ask the path itself
-            path = await self._prober(self._local, server.ipv4)
+            path, probed = await self._prober(self._local, server.ipv4), True
         mode = _MODES.get(path.mode) if path.mode else None
         region = path.derp_region or (pong.derp_region if mode is NetworkMode.DERP else "") or network.derp_region
+        why = None
+        if mode is not NetworkMode.DIRECT:
+            endpoints = await whois_endpoints(self._local)(server.ipv4) if probed and path.via is Via.DERP else None
+            elsewhere = any(p.mode is NetworkMode.DIRECT for p in network.peers or ())
+            why = explain_path(
+                path, peer=server, status=status, probed=probed, endpoints=endpoints, direct_elsewhere=elsewhere
+            )
         return network.model_copy(
             update={
                 "mode": mode,
                 "latency_ms": round(latency, 3) if latency is not None else None,
                 "derp_region": region or None,
+                "relay_reason": why.reason.value if why else None,
+                "relay_message": why.message if why else None,
             }
         )

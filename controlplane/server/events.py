@@ -27,10 +27,12 @@ from controlplane.api import (
     NetworkMode,
     Node,
     NodeConditionType,
+    NodeNetworkStatus,
     NodeState,
     ObjectMeta,
     ObjectReference,
     PathChange,
+    PeerPath,
     Project,
     ProjectPhase,
     Transition,
@@ -127,9 +129,11 @@ def _path_text(change: PathChange, after: Node) -> str:
 
     text = f"{after.name} → {change.peer}: {mode(change.from_mode)} → {mode(change.to_mode, change.derp_region)}"
     network = after.status.network
-    peer = next((p for p in (network.peers or []) if p.name == change.peer), None) if network else None
-    if change.to_mode is not NetworkMode.DIRECT and peer is not None and peer.relay_reason:
-        text += f" ({peer.relay_reason}: {peer.relay_message or ''})".replace(": )", ")")
+    said: NodeNetworkStatus | PeerPath | None = network
+    if network is not None and change.peer != CONTROL_PLANE_PEER:
+        said = next((p for p in (network.peers or []) if p.name == change.peer), None)
+    if change.to_mode is not NetworkMode.DIRECT and said is not None and said.relay_reason:
+        text += f" ({said.relay_reason}: {said.relay_message or ''})".replace(": )", ")")
     return text
 
 

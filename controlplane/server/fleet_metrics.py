@@ -86,7 +86,13 @@ def _paths_of(node: Node) -> tuple[_Path | None, list[_Path]]:
         return None, []
     own = None
     if network.mode is not None or network.latency_ms is not None:
-        own = _Path(node.name, CONTROL_PLANE_PEER, network.mode, network.latency_ms)
+        own = _Path(
+            node.name,
+            CONTROL_PLANE_PEER,
+            network.mode,
+            network.latency_ms,
+            relay_reason(network.mode, network.relay_reason),
+        )
     peers = sorted(network.peers or (), key=lambda peer: peer.name)
     return own, [
         _Path(node.name, peer.name, peer.mode, peer.latency_ms, relay_reason(peer.mode, peer.relay_reason))

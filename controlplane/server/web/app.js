@@ -102,7 +102,10 @@ function describeNode(node, now) {
     stale: status.factsStale === true,
     cordoned: !!(node.spec || {}).unschedulable,
     draining: status.state === "Draining",
-    own: { name: CONTROL_PLANE, mode: network.mode, derpRegion: network.derpRegion, latencyMs: network.latencyMs },
+    own: {
+      name: CONTROL_PLANE, mode: network.mode, derpRegion: network.derpRegion, latencyMs: network.latencyMs,
+      relayReason: network.relayReason, relayMessage: network.relayMessage,
+    },
     beat: status.lastHeartbeat,
     // confirmed: when the facts were last reconfirmed (a beat with rejected facts renews beat, not this).
     confirmed: status.factsConfirmedAt || status.lastHeartbeat,
