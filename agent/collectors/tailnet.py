@@ -5,6 +5,8 @@ The mode of the path to the control plane is tailscale's own verdict, read passi
 status says nothing (idle path) does the collector probe with disco pings. One disco ping per collection gives
 the latency. When the path is not Direct, it carries a relay reason and sentence (mesh.explain_path), as the peer
 paths do: a probe's verdict when the ping (or the idle probe) agreed with status, else status's alone (NotProbed).
+A probed explanation stays while the mode stays, so one ping lost on the relayed path does not turn the reason
+into NotProbed and back (each turn would be a full beat).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from mesh import (
     PeerStatus,
     PeerUnknown,
     PingType,
+    RelayExplanation,
     RequestTimeout,
     Status,
     Via,
@@ -127,6 +130,8 @@ class TailnetCollector:
     ) -> None:
         self._local, self.server_host, self._port, self._max_peers = local, server_host, agent_port, max_peers
         self._prober = prober
+        # The last probed explanation of the path to the control plane, with the mode it explained.
+        self._probed_why: tuple[NetworkMode | None, RelayExplanation] | None = None
 
     async def collect(self, now: datetime) -> TailnetView:
         """collect returns the network status and the NetworkUnavailable condition; it never raises MeshError."""
@@ -196,6 +201,12 @@ class TailnetCollector:
             why = explain_path(
                 path, peer=server, status=status, probed=probed, endpoints=endpoints, direct_elsewhere=elsewhere
             )
+            if probed:
+                self._probed_why = (mode, why) if why is not None else None
+            elif self._probed_why is not None and self._probed_why[0] is mode:
+                why = self._probed_why[1]
+        else:
+            self._probed_why = None
         return network.model_copy(
             update={
                 "mode": mode,

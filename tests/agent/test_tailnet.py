@@ -100,6 +100,36 @@ async def test_a_control_path_status_calls_relayed_but_no_ping_confirmed_is_not_
     assert not [r for r in daemon.requests if r.url.path.endswith("/whois")]  # no endpoints asked for
 
 
+async def test_a_probed_reason_stays_while_the_mode_does_when_a_ping_is_lost() -> None:
+    """One ping lost on the relayed path keeps the probed reason (no NotProbed flapping); a Direct path drops it,
+    and a relayed path no ping confirmed is NotProbed again."""
+    tc, _ = collector(
+        {
+            "GET status": [(200, "edge1-status-blocked-edge2.json")] * 2
+            + [(200, "edge1-status-direct.json"), (200, "edge1-status-blocked-edge2.json")],
+            "POST ping": [
+                (200, "edge1-ping-edge2-derp.json"),
+                httpx.ReadTimeout("timed out"),
+                (200, "edge1-ping-edge2-direct.json"),
+                httpx.ReadTimeout("timed out"),
+            ],
+            "GET whois": (200, "edge1-whois-edge2-blocked.json"),
+        },
+        "edge2",
+    )
+    said = []
+    for _ in range(4):
+        net = (await tc.collect(NOW)).network
+        assert net is not None
+        said.append((net.mode, net.relay_reason))
+    assert said == [
+        (NetworkMode.DERP, "UDPBlocked"),
+        (NetworkMode.DERP, "UDPBlocked"),  # the lost ping
+        (NetworkMode.DIRECT, None),
+        (NetworkMode.DERP, "NotProbed"),
+    ]
+
+
 async def test_a_direct_control_path_has_no_reason_on_the_wire() -> None:
     tc, _ = collector(
         {"GET status": (200, "edge1-status-direct.json"), "POST ping": (200, "edge1-ping-edge2-direct.json")}, "edge2"
