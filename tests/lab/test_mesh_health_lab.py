@@ -1,4 +1,5 @@
-"""Issue 7 end to end: after `lab block edge1 edge2`, the matrix, the metrics and the fleet page show that pair DERP.
+"""Issue 7 end to end: after `lab block edge1 edge2`, the matrix, the metrics and the fleet page show that pair DERP
+(and, blocked at the same time, edge3's own path to the control plane relayed, with its reason).
 
 A real cara-server in `control`, an agent in every edge probing its fellow agents; `caractrl mesh -o json` and a
 headless Chromium run from `operator` over the tailnet, `/metrics` is read from there too. The bound is the agent
