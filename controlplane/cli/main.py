@@ -1,4 +1,9 @@
-"""The `caractrl` root: global options, the client factory in click's context, and the verbs' registration."""
+"""The `caractrl` root: global options, the client factory in click's context, and the verbs' registration.
+
+A verb's module is imported only when that verb runs. `-h`, of the root or of a verb, prints the static text of
+`helptext.HELP` (written by scripts/caractrl-help from the commands themselves, and kept in step by a test), so
+asking for help imports no verb module, and the verb modules import what they use at their top.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,10 @@ from typing import Final
 
 import click
 
-from .context import Env
+from .env import Env
+from .helptext import HELP
 
-#: Each verb and the module that defines it. A module is imported only when its verb runs (or `-h` lists them):
-#: `get` then loads neither pydantic's models nor YAML nor the tailnet client, which is most of caractrl's start.
+#: Each verb and the module that defines it.
 VERBS: Final[dict[str, str]] = {
     "annotate": "label",
     "apply": "apply",
@@ -33,6 +38,11 @@ VERBS: Final[dict[str, str]] = {
 
 #: The root's options, which kubectl users put anywhere on the line (`get nodes --server X`); those taking a value.
 GLOBAL_FLAGS: Final = {"--server": True, "--socket": True, "-v": False, "--verbose": False}
+
+HELP_FLAGS: Final = ("-h", "--help")
+
+#: The width help is written for (click's own maximum): the static text is the same on every terminal.
+HELP_WIDTH: Final = 80
 
 
 def hoist_global_flags(args: list[str]) -> list[str]:
@@ -62,11 +72,32 @@ def hoist_global_flags(args: list[str]) -> list[str]:
     return [*args[:index], *hoisted, args[index], *rest]
 
 
+def asks_help(args: list[str]) -> bool:
+    """asks_help says whether a verb's arguments hold -h or --help (before any `--`), as click would read them."""
+    for arg in args:
+        if arg == "--":
+            return False
+        if arg in HELP_FLAGS:
+            return True
+    return False
+
+
 class _Verbs(click.Group):
-    """_Verbs is a click group whose commands come from VERBS, each imported on first use."""
+    """_Verbs is a click group whose commands come from VERBS, each imported on first use; help is static."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_flags(args))
+
+    def get_help(self, ctx: click.Context) -> str:
+        return HELP.get("") or click.Group.get_help(self, ctx)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] in VERBS and asks_help(args[1:]):
+            click.echo(HELP[args[0]], color=ctx.color)
+            ctx.exit(0)
+        return super().resolve_command(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(VERBS)
@@ -119,6 +150,18 @@ def cli(ctx: click.Context, server: str | None, socket: str | None, verbose: boo
     ctx.obj = env
     if verbose:
         _enable_verbose(ctx)
+
+
+def rendered_help() -> dict[str, str]:
+    """rendered_help is what click writes for `caractrl -h` ("") and each `caractrl VERB -h`, at HELP_WIDTH: the
+    text scripts/caractrl-help stores in helptext.HELP. It imports every verb."""
+    root = click.Context(cli, info_name="caractrl", terminal_width=HELP_WIDTH, **cli.context_settings)
+    texts = {"": click.Group.get_help(cli, root)}
+    for verb in sorted(VERBS):
+        command = cli.get_command(root, verb)
+        assert command is not None
+        texts[verb] = command.get_help(click.Context(command, info_name=verb, parent=root))
+    return texts
 
 
 def main() -> None:

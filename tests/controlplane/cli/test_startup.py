@@ -16,7 +16,7 @@ SCRIPT = textwrap.dedent(
     import json, sys
     from controlplane.entrypoints import without_httpx_cli
     without_httpx_cli()
-    from controlplane.cli.context import Env
+    from controlplane.cli.env import Env
     from controlplane.cli.main import cli
 
     def factory(url):
