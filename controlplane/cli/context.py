@@ -10,6 +10,7 @@ from typing import IO, Any, Literal, TypeVar
 import click
 
 from controlplane.client import ApiError, Client, ClientError
+from controlplane.naming import NAME_RULE, validate_name
 
 from .config import ConfigError, resolve_server
 from .env import Env as Env  # re-exported: the verbs and tests take Env from here with the rest
@@ -85,9 +86,6 @@ def resolve_targets(resource: str, names: tuple[str, ...]) -> list[tuple[Kind, s
 
 def check_name(name: str) -> str:
     """check_name returns name if it is a valid object name; raises Failure naming the rule."""
-    # pydantic and every model: about 100 ms that `get nodes` (which reads the wire JSON) does without.
-    from controlplane.api import NAME_RULE, validate_name
-
     try:
         return validate_name(name)
     except ValueError:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import click
 
 from controlplane.client import Client, NotFound
+from controlplane.selectors import InvalidSelector, parse_selector
 
 from . import output as outputs
 from . import printers
@@ -36,9 +37,6 @@ def label_selector(terms: tuple[str, ...]) -> str | None:
     text = ",".join(term.strip() for term in terms if term.strip())
     if not text:
         return None
-    # pydantic and every model: about 100 ms that `get nodes` without -l does without.
-    from controlplane.api import InvalidSelector, parse_selector
-
     try:
         parse_selector(text)
     except InvalidSelector as exc:

@@ -10,8 +10,9 @@ from typing import Literal, TypeVar
 
 import click
 
-from controlplane.api import Node, Project, label_value_problem, qualified_name_problem
+from controlplane.api import Node, Project
 from controlplane.client import Client
+from controlplane.naming import label_value_problem, qualified_name_problem
 
 from .context import Env, fail, resolve_targets, run
 

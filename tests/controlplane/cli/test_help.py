@@ -1,4 +1,4 @@
-"""Help is static text (controlplane/cli/helptext.py): in step with the commands, and printed without importing a verb."""
+"""Help is static text (controlplane/cli/helptext.py): in step with the commands, printed without importing a verb."""
 
 from __future__ import annotations
 
