@@ -1,8 +1,8 @@
 """The `caractrl` root: global options, the client factory in click's context, and the verbs' registration.
 
 A verb's module is imported only when that verb runs. `-h`, of the root or of a verb, prints the static text of
-`helptext.HELP` (written by scripts/caractrl-help from the commands themselves, and kept in step by a test), so
-asking for help imports no verb module, and the verb modules import what they use at their top.
+help.txt beside this module (written by scripts/caractrl-help from the commands themselves, and kept in step by a
+test), so asking for help imports no verb module, and the verb modules import what they use at their top.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from functools import cache
+from pathlib import Path
 from typing import Final
 
 import click
 
 from .env import Env
-from .helptext import HELP
 
 #: Each verb and the module that defines it.
 VERBS: Final[dict[str, str]] = {
@@ -43,6 +44,29 @@ HELP_FLAGS: Final = ("-h", "--help")
 
 #: The width help is written for (click's own maximum): the static text is the same on every terminal.
 HELP_WIDTH: Final = 80
+
+#: The stored help texts: a `--- caractrl [VERB]` line before each.
+HELP_FILE: Final = Path(__file__).with_name("help.txt")
+HELP_HEAD: Final = "--- caractrl"
+
+
+def help_file_text(texts: dict[str, str]) -> str:
+    """help_file_text is HELP_FILE's content for texts (verb → help; "" is caractrl's own)."""
+    return "".join(f"{HELP_HEAD} {key}".rstrip() + f"\n{text}\n" for key, text in texts.items())
+
+
+@cache
+def stored_help() -> dict[str, str]:
+    """stored_help reads HELP_FILE: verb → the text its `-h` prints ("" for caractrl's own)."""
+    texts: dict[str, str] = {}
+    key: str | None = None
+    for line in HELP_FILE.read_text(encoding="utf-8").splitlines():
+        if line == HELP_HEAD or line.startswith(HELP_HEAD + " "):
+            key = line.removeprefix(HELP_HEAD).strip()
+            texts[key] = ""
+        elif key is not None:
+            texts[key] += line + "\n"
+    return {verb: text.removesuffix("\n") for verb, text in texts.items()}
 
 
 def hoist_global_flags(args: list[str]) -> list[str]:
@@ -89,13 +113,13 @@ class _Verbs(click.Group):
         return super().parse_args(ctx, hoist_global_flags(args))
 
     def get_help(self, ctx: click.Context) -> str:
-        return HELP.get("") or click.Group.get_help(self, ctx)
+        return stored_help()[""]
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
         if args and args[0] in VERBS and asks_help(args[1:]):
-            click.echo(HELP[args[0]], color=ctx.color)
+            click.echo(stored_help()[args[0]], color=ctx.color)
             ctx.exit(0)
         return super().resolve_command(ctx, args)
 
@@ -154,7 +178,7 @@ def cli(ctx: click.Context, server: str | None, socket: str | None, verbose: boo
 
 def rendered_help() -> dict[str, str]:
     """rendered_help is what click writes for `caractrl -h` ("") and each `caractrl VERB -h`, at HELP_WIDTH: the
-    text scripts/caractrl-help stores in helptext.HELP. It imports every verb."""
+    texts scripts/caractrl-help stores in HELP_FILE. It imports every verb."""
     root = click.Context(cli, info_name="caractrl", terminal_width=HELP_WIDTH, **cli.context_settings)
     texts = {"": click.Group.get_help(cli, root)}
     for verb in sorted(VERBS):

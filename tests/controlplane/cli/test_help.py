@@ -1,23 +1,26 @@
-"""Help is static text (controlplane/cli/helptext.py): in step with the commands, printed without importing a verb."""
+"""Help is static text (controlplane/cli/help.txt): in step with the commands, printed without importing a verb."""
 
 from __future__ import annotations
 
 from click.testing import CliRunner
 
 from controlplane.cli.env import Env
-from controlplane.cli.helptext import HELP
-from controlplane.cli.main import VERBS, asks_help, cli, rendered_help
+from controlplane.cli.main import HELP_FILE, VERBS, asks_help, cli, help_file_text, rendered_help, stored_help
 
 
 def test_the_stored_help_is_what_the_commands_render_now() -> None:
-    assert HELP == rendered_help(), "controlplane/cli/helptext.py is stale: run scripts/caractrl-help"
-    assert set(HELP) == {"", *VERBS}
+    rendered = rendered_help()
+    assert HELP_FILE.read_text(encoding="utf-8") == help_file_text(rendered), (
+        "controlplane/cli/help.txt is stale: run scripts/caractrl-help"
+    )
+    assert stored_help() == rendered
+    assert set(rendered) == {"", *VERBS}
 
 
 def test_a_verb_given_help_anywhere_prints_its_stored_text() -> None:
     result = CliRunner().invoke(cli, ["get", "nodes", "-o", "wide", "--help"], obj=Env(environ={}))
     assert result.exit_code == 0
-    assert result.stdout == HELP["get"] + "\n"
+    assert result.stdout == stored_help()["get"] + "\n"
     assert result.stdout.startswith("Usage: caractrl get [OPTIONS] RESOURCE [NAMES]...\n")
 
 
