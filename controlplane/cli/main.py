@@ -118,7 +118,8 @@ class _Verbs(click.Group):
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
-        if args and args[0] in VERBS and asks_help(args[1:]):
+        # Not while completing (resilient parsing): a `-h` on the line being completed is not a request for help.
+        if not ctx.resilient_parsing and args and args[0] in VERBS and asks_help(args[1:]):
             click.echo(stored_help()[args[0]], color=ctx.color)
             ctx.exit(0)
         return super().resolve_command(ctx, args)
