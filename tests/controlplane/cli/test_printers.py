@@ -24,7 +24,7 @@ from controlplane.api import (
     ProjectSpec,
     ServiceDef,
 )
-from controlplane.cli import printers
+from controlplane.cli import pages, printers
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -179,7 +179,7 @@ def test_describe_renders_every_field() -> None:
             ],
         ),
     )
-    assert printers.describe(full, NOW).splitlines() == [
+    assert pages.describe(full, NOW).splitlines() == [
         "Name:         edge-1",
         "Kind:         Node",
         "Labels:       a=1",
@@ -219,7 +219,7 @@ def test_describe_renders_lists_of_objects_and_empty_status() -> None:
             }
         ),
     )
-    lines = printers.describe(project, NOW).splitlines()
+    lines = pages.describe(project, NOW).splitlines()
     spec = lines[lines.index("Spec:") + 1 : lines.index("Status:")]
     assert spec == [
         "  services:",

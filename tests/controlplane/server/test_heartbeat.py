@@ -273,7 +273,8 @@ async def test_a_rejected_beat_renews_the_lease_but_never_makes_the_facts_fresh(
     accepted beat and go stale after the grace in every view, until a full beat is accepted again."""
     from controlplane.api import Node
     from controlplane.cli.mesh import not_direct
-    from controlplane.cli.printers import freshness_lines, node_row
+    from controlplane.cli.pages import freshness_lines
+    from controlplane.cli.printers import node_row
 
     assert (await api.post(f"{NODES}/edge1/heartbeat", json=FULL)).status_code == 204
     confirmed = (await api.get(f"{NODES}/edge1")).json()["status"]["lastHeartbeat"]
