@@ -11,8 +11,8 @@ import pytest
 from controlplane.api import NetworkMode, NodeBinding, NodeState, NodeStatus, PathChange, ThroughputSample
 from controlplane.store import StoreError, open_store
 from controlplane.store.copy import copy_store
-from tests.controlplane.store._factories import node, project
 from tests.controlplane.store.conftest import AnyStore
+from tests.factories import node, project
 
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 
