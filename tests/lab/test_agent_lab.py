@@ -11,6 +11,7 @@ import json
 import signal
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,7 @@ def ready(lab: Lab, plane: ControlPlane, agents: dict[str, Agent]) -> dict[str, 
     docs = {}
     for name in EDGES:
         docs[name], _ = wait_until(
-            f"{name} Ready with network and throughput", lambda n=name: _ready_with_network(plane, n), 60
+            f"{name} Ready with network and throughput", partial(_ready_with_network, plane, name), 60
         )
     return docs
 

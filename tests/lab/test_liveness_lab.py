@@ -17,6 +17,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ def agents(lab: Lab, plane: ControlPlane, runtime: dict[str, Any], agent_dir: Pa
     host_env = {host: runtime_env(runtime, host) for host in EDGES}
     with running_agents(lab, EDGES, agent_dir, env=AGENT_ENV, host_env=host_env) as running:
         for name in EDGES:
-            wait_until(f"{name} Ready", lambda n=name: state(plane, n) == "Ready", 60)
+            wait_until(f"{name} Ready", partial(is_ready, plane, name), 60)
         yield running
 
 
@@ -85,6 +86,10 @@ def projects(plane: ControlPlane, agents: dict[str, Agent], runtime: dict[str, A
     for project, host in placed.items():
         run_on(plane, host, EDGES, manifest(project, runtime["image"], resources={"cpu": "100m"}))
     return placed
+
+
+def is_ready(plane: ControlPlane, name: str) -> bool:
+    return state(plane, name) == "Ready"
 
 
 def state(plane: ControlPlane, name: str) -> str | None:
@@ -329,7 +334,7 @@ def test_a_control_host_cut_from_every_peer_is_isolated_and_moves_nothing(
     lab: Lab, plane: ControlPlane, agents: dict[str, Agent], runtime: dict[str, Any], projects: dict[str, str]
 ) -> None:
     for name in EDGES:
-        wait_until(f"{name} Ready", lambda n=name: state(plane, n) == "Ready", 30)
+        wait_until(f"{name} Ready", partial(is_ready, plane, name), 30)
     before = placements(plane)
     assert {phase for phase, _ in before.values()} == {"Running"}, before
     for name in EDGES:

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ def agents(
             }
             started[host] = start_agent(lab, host, workdir, env=env)
         for host in EDGES:
-            wait_until(f"{host} Ready and measured", lambda h=host: _measured(plane, h), 60)
+            wait_until(f"{host} Ready and measured", partial(_measured, plane, host), 60)
         yield started
     finally:
         for agent in started.values():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import ClassVar
@@ -61,7 +61,7 @@ class Replica:
             for who in HeaderIdentity.callers
         }
 
-    async def beat(self, who: str, body: dict[str, object] | None = None) -> int:
+    async def beat(self, who: str, body: Mapping[str, object] | None = None) -> int:
         answer = await self.clients[who].post(f"{NODES}/edge1/heartbeat", json=body)
         return answer.status_code
 

@@ -56,6 +56,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreU
 async def store(store_url: StoreUrlFactory) -> AsyncIterator[AnyStore]:
     """store is an open, empty store of each backend, closed after the test."""
     opened = await open_store(store_url())
+    assert isinstance(opened, SqliteStore | PostgresStore)
     try:
         yield opened
     finally:

@@ -21,7 +21,7 @@ from controlplane.store import (
 )
 from tests.factories import node, project
 
-from .conftest import AnyStore, StoreUrlFactory
+from .conftest import StoreUrlFactory
 
 
 @pytest.mark.parametrize(
@@ -145,7 +145,7 @@ async def test_a_newer_schema_is_refused(store_url: StoreUrlFactory) -> None:
 
 
 async def test_a_closed_store_refuses_work(store_url: StoreUrlFactory) -> None:
-    store: AnyStore = await open_store(store_url())
+    store = await open_store(store_url())
     await store.close()
     await store.close()  # idempotent
     with pytest.raises(StoreError):
