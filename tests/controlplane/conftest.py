@@ -1,14 +1,18 @@
-"""Fixtures shared by the control-plane suites: the private PostgreSQL cluster of the session."""
+"""Fixtures shared by the control-plane suites: the private PostgreSQL cluster of the session, and `store_url`,
+which makes URLs of fresh stores on each backend."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import quote
 
+import psycopg
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,3 +41,37 @@ def with_schema(url: str, schema: str) -> str:
     """with_schema points url's connections at schema (search_path), so each test has its own tables."""
     option = quote(f"-csearch_path={schema}")
     return f"{url}{'&' if '?' in url else '?'}options={option}"
+
+
+class StoreUrlFactory(Protocol):
+    """StoreUrlFactory returns the URL of a fresh, empty store of the test's backend."""
+
+    def __call__(self) -> str: ...
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+    ]
+)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreUrlFactory]:
+    """store_url makes URLs of fresh stores: SQLite files under tmp_path, or PostgreSQL schemas dropped after."""
+    if request.param == "sqlite":
+        counter = iter(range(1_000_000))
+        yield lambda: f"sqlite://{tmp_path}/store-{next(counter)}.db"
+        return
+    base: str = request.getfixturevalue("postgres_url")
+    schemas: list[str] = []
+
+    def fresh() -> str:
+        schema = f"test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        schemas.append(schema)
+        return with_schema(base, schema)
+
+    yield fresh
+    with psycopg.connect(base, autocommit=True) as conn:
+        for schema in schemas:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -16,11 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lablib.harness import (
+    Agent,
+    ControlPlane,
+    condition,
+    node,
+    running_agents,
+    running_control_plane,
+    start_agent,
+    wait_until,
+)
 
 from controlplane.api import parse_throughput
-from tests.lab.agents import Agent, condition, node, running_agents, start_agent, wait_until
 from tests.lab.conftest import Lab
-from tests.lab.control_plane import ControlPlane, running_control_plane
 
 pytestmark = pytest.mark.lab
 

@@ -26,10 +26,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lablib.harness import (
+    Agent,
+    ControlPlane,
+    condition,
+    node,
+    running_agents,
+    start_agent,
+    start_control_plane,
+    wait_until,
+)
 
-from tests.lab.agents import Agent, condition, node, running_agents, start_agent, wait_until
 from tests.lab.conftest import Lab, using_lab
-from tests.lab.control_plane import ControlPlane, start_control_plane
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 

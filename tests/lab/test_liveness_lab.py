@@ -22,10 +22,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lablib.harness import (
+    BIN,
+    Agent,
+    ControlPlane,
+    condition,
+    node,
+    running_agents,
+    running_control_plane,
+    start_agent,
+    wait_until,
+)
 
-from tests.lab.agents import Agent, condition, node, running_agents, start_agent, wait_until
 from tests.lab.conftest import LAB_SCRIPT, Lab
-from tests.lab.control_plane import BIN, ControlPlane, running_control_plane
 from tests.lab.projects import engine, manifest, phase_is, run_on, runtime_env, runtime_up
 from tests.web._dom import HEADLESS_FLAGS, parse
 

@@ -20,10 +20,9 @@ from typing import Any
 
 import httpx
 import pytest
+from lablib.harness import BIN, Agent, ControlPlane, running_control_plane, start_agent, wait_until
 
-from tests.lab.agents import Agent, start_agent, wait_until
 from tests.lab.conftest import Lab
-from tests.lab.control_plane import BIN, ControlPlane, running_control_plane
 from tests.lab.projects import apply, engine, get, manifest, phase_is, runtime_env, runtime_up, wait_phase
 
 pytestmark = pytest.mark.lab

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from lablib.harness import ControlPlane, running_control_plane
 
 from controlplane.server.app import create_app
 from controlplane.server.identity import TailnetIdentity
@@ -17,7 +18,6 @@ from mesh import LocalClient
 from tests.conftest import FakeClock
 from tests.factories import node_wire
 from tests.lab.conftest import Lab
-from tests.lab.control_plane import ControlPlane, running_control_plane
 
 pytestmark = pytest.mark.lab
 

@@ -26,8 +26,7 @@ from controlplane.server.settings import Settings
 from controlplane.store import open_store
 from controlplane.supervision import Supervisor
 from tests.conftest import API_URL, FakeClock
-from tests.controlplane.store.conftest import StoreUrlFactory
-from tests.controlplane.store.conftest import store_url as store_url  # the fixture, on both backends
+from tests.controlplane.conftest import StoreUrlFactory
 
 NODES = "/api/v1/nodes"
 FLUSH = timedelta(milliseconds=300)
