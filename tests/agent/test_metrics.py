@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.collectors.tailnet import TailnetView, _condition
+from agent.collectors.tailnet import TailnetView, network_condition
 from agent.heartbeat import BeatState
 from agent.metrics import CONTENT_TYPE, metrics_handler
 from agent.settings import Reservation
@@ -29,7 +29,7 @@ def test_metrics_parse_and_carry_the_live_state() -> None:
         now=lambda: NOW,
         measurement=Measurement(94.1e6, 41e6, 1234, NOW),
         last_view=TailnetView(
-            None, _condition(ConditionStatus.FALSE, "TailscaledRunning", "ok", NOW), "100.64.0.3", "Running"
+            None, network_condition(ConditionStatus.FALSE, "TailscaledRunning", "ok", NOW), "100.64.0.3", "Running"
         ),
         last_network=NodeNetworkStatus(mode=NetworkMode.DERP, latency_ms=3.5),
     )

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.collectors.tailnet import TailnetView, _condition
+from agent.collectors.tailnet import TailnetView, network_condition
 from agent.heartbeat import BeatState
 from agent.metrics import metrics_handler
 from agent.settings import Reservation
@@ -170,7 +170,9 @@ def agent_series() -> set[str]:
         reserved=Reservation(),
         now=lambda: now,
         measurement=Measurement(94.1e6, 41e6, 1234, now),
-        last_view=TailnetView(None, _condition(ConditionStatus.FALSE, "TailscaledRunning", "ok", now), None, "Running"),
+        last_view=TailnetView(
+            None, network_condition(ConditionStatus.FALSE, "TailscaledRunning", "ok", now), None, "Running"
+        ),
         last_network=NodeNetworkStatus(mode=NetworkMode.DERP, latency_ms=3.5),
     )
     beats = BeatState(registered=True, server_reachable=True, last_success=now, counts={"full": 1})
