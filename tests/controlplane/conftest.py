@@ -1,8 +1,9 @@
-"""Fixtures shared by the control-plane suites: the private PostgreSQL cluster of the session, and `store_url`,
-which makes URLs of fresh stores on each backend."""
+"""Fixtures shared by the control-plane suites: the private PostgreSQL cluster of the session, a fresh schema of
+it (`postgres_schema`, `fresh_schema`), and `store_url`, which makes URLs of fresh stores on each backend."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -43,6 +44,28 @@ def with_schema(url: str, schema: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}options={option}"
 
 
+@contextlib.contextmanager
+def fresh_schema(base: str) -> Iterator[str]:
+    """fresh_schema is the URL of a new, empty schema in base's database (see with_schema), dropped after the
+    block."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield with_schema(base, schema)
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def postgres_schema(postgres_url: str) -> Iterator[str]:
+    """postgres_schema is the URL of an empty schema of the session's cluster, dropped after the test (several
+    cara-server processes may share it)."""
+    with fresh_schema(postgres_url) as url:
+        yield url
+
+
 class StoreUrlFactory(Protocol):
     """StoreUrlFactory returns the URL of a fresh, empty store of the test's backend."""
 
@@ -62,16 +85,5 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreU
         yield lambda: f"sqlite://{tmp_path}/store-{next(counter)}.db"
         return
     base: str = request.getfixturevalue("postgres_url")
-    schemas: list[str] = []
-
-    def fresh() -> str:
-        schema = f"test_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-        schemas.append(schema)
-        return with_schema(base, schema)
-
-    yield fresh
-    with psycopg.connect(base, autocommit=True) as conn:
-        for schema in schemas:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with contextlib.ExitStack() as schemas:
+        yield lambda: schemas.enter_context(fresh_schema(base))

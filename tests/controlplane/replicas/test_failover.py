@@ -40,9 +40,9 @@ class BeatDriver:
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_killing_the_leader_under_load_hands_over_within_15_s(shared_database: str, tmp_path: Path) -> None:
+def test_killing_the_leader_under_load_hands_over_within_15_s(postgres_schema: str, tmp_path: Path) -> None:
     args = ("--heartbeat-interval", f"{HEARTBEAT_S:g}s", "--grace", f"{GRACE_S:g}s", "--leader-ttl", "10s")
-    replicas = [start_server(shared_database, tmp_path / f"r{i}.log", "--replica-id", f"r{i}", *args) for i in range(3)]
+    replicas = [start_server(postgres_schema, tmp_path / f"r{i}.log", "--replica-id", f"r{i}", *args) for i in range(3)]
     try:
         first = replicas[0]
         for name in [*BEATING, QUIET]:
