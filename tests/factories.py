@@ -1,15 +1,24 @@
-"""The Node and Project builders the tests share: one node factory for every test that needs a Node, as a model
-(`node`) or as the API's JSON (`node_wire`: a request body, a canned server answer)."""
+"""The builders the tests share: one node factory for every test that needs a Node, as a model (`node`) or as
+the API's JSON (`node_wire`: a request body, a canned server answer); Projects; an agent's live status."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
+from agent.collectors.tailnet import TailnetView, network_condition
+from agent.settings import Reservation
+from agent.status import AgentStatus
+from agent.throughput import Measurement
 from controlplane.api import (
     Condition,
+    ConditionStatus,
+    NetworkMode,
     Node,
+    NodeInfo,
+    NodeNetworkStatus,
     NodeState,
     ObjectMeta,
     Project,
@@ -71,3 +80,21 @@ def bump(obj: Obj) -> Obj:
     labels["count"] = str(int(labels.get("count", "0")) + 1)
     obj.metadata.labels = labels
     return obj
+
+
+def agent_status(now: datetime, *, ip: str | None = None) -> AgentStatus:
+    """agent_status is an agent's live status at `now` with a tailnet view (tailscaled Running, at `ip`), a DERP
+    path and a throughput measurement: what /metrics and the status page read (no collectors behind it)."""
+    return AgentStatus(
+        tailnet=None,  # type: ignore[arg-type]
+        resources=None,  # type: ignore[arg-type]
+        info=NodeInfo(),
+        data_dir=Path("/"),
+        reserved=Reservation(),
+        now=lambda: now,
+        measurement=Measurement(94.1e6, 41e6, 1234, now),
+        last_view=TailnetView(
+            None, network_condition(ConditionStatus.FALSE, "TailscaledRunning", "ok", now), ip, "Running"
+        ),
+        last_network=NodeNetworkStatus(mode=NetworkMode.DERP, latency_ms=3.5),
+    )
