@@ -14,15 +14,15 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from lablib.harness import BIN, Agent, ControlPlane, running_control_plane, start_agent, wait_until
 
-from tests.lab.agents import Agent, start_agent, wait_until
 from tests.lab.conftest import Lab
-from tests.lab.control_plane import BIN, ControlPlane, running_control_plane
 from tests.lab.projects import apply, engine, get, manifest, phase_is, runtime_env, runtime_up, wait_phase
 
 pytestmark = pytest.mark.lab
@@ -58,7 +58,7 @@ def agents(
             }
             started[host] = start_agent(lab, host, workdir, env=env)
         for host in EDGES:
-            wait_until(f"{host} Ready and measured", lambda h=host: _measured(plane, h), 60)
+            wait_until(f"{host} Ready and measured", partial(_measured, plane, host), 60)
         yield started
     finally:
         for agent in started.values():

@@ -23,7 +23,7 @@ async def registered(api: httpx.AsyncClient) -> None:
     assert created.status_code == 201
 
 
-FULL = {
+FULL: dict[str, Any] = {
     "network": {"ip": "100.64.0.3", "dnsName": "edge1.tailnet.test", "mode": "Direct", "agentPort": 9090},
     "capacity": {"cpu": "2000m", "memory": "1024Mi", "disk": "10Gi"},
     "info": {"kernelVersion": "6.1.0", "agentVersion": "0.1.0"},
