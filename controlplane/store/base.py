@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Generic, Protocol, TypeVar
 
 from controlplane.api import Event, Node, NodeHistory, PathChange, Project, ProjectPhase, ThroughputSample, Transition
@@ -62,6 +62,31 @@ class NodeChanges:
     deleted: list[str] = field(default_factory=list)
     # Revisions: name → revision of every stored Node, the snapshot to pass next time.
     revisions: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Lease is a node's last heartbeat as the control plane's own clock saw it, with its marks; the store persists
+    all of it (`save_leases`), so a mark set on one replica reaches the leader and survives a restart."""
+
+    # RenewedAt: when the last beat arrived.
+    renewed_at: datetime
+    # Released: the agent said goodbye (going-away beat); the node is NotReady until it beats again.
+    released: bool = False
+    # Rejected: a beat's facts were rejected since the last accepted full beat; the facts were not reconfirmed
+    # since facts_at (None: never confirmed), and empty beats ("nothing changed" since the rejected facts) do
+    # not reconfirm them either.
+    rejected: bool = False
+    facts_at: datetime | None = None
+
+    def is_fresh(self, now: datetime, grace: timedelta) -> bool:
+        """is_fresh reports whether the node is live: not released, and renewed no longer than grace ago."""
+        return not self.released and now - self.renewed_at <= grace
+
+    @property
+    def confirmed_at(self) -> datetime | None:
+        """confirmed_at is when the Node's facts were last reconfirmed: the last beat, unless one was rejected."""
+        return self.facts_at if self.rejected else self.renewed_at
 
 
 T = TypeVar("T")
@@ -147,12 +172,13 @@ class Store(Protocol):
         """delete_project removes the Project; raises NotFound."""
         ...
 
-    async def save_leases(self, leases: Mapping[str, datetime]) -> None:
-        """save_leases persists name → last heartbeat time in one batch; unknown names are skipped."""
+    async def save_leases(self, leases: Mapping[str, Lease]) -> None:
+        """save_leases persists name → lease (its time and marks) in one batch; unknown names are skipped, and a
+        stored lease is replaced only by a newer one (renewed_at), never moved backwards."""
         ...
 
-    async def load_leases(self) -> dict[str, datetime]:
-        """load_leases returns every persisted node lease."""
+    async def load_leases(self) -> dict[str, Lease]:
+        """load_leases returns every persisted node lease, its times in UTC."""
         ...
 
     async def append_history(

@@ -8,44 +8,23 @@ here, never from the stored Node.
 A lease also says when the Node's facts were last reconfirmed (`facts_confirmed_at`): every accepted
 beat reconfirms them, but a beat whose facts were rejected (400) renews only the lease, and until an
 accepted full beat the facts keep the time of their last confirmation, so they go stale after the grace
-while the Node stays Ready. That mark lives in memory only: after a restart (`load`) the stored
-lastHeartbeat counts as the confirmation again, until the agent's next rejected beat.
+while the Node stays Ready. A goodbye beat marks the lease released. Both marks are flushed with the lease
+(the whole `Lease` is stored), so they survive a restart (`load`), and the leader, which merges the leases
+the other replicas flushed (`load` again, the newer lease winning with its marks), sees a goodbye or a
+rejected beat that reached another replica within one flush period plus its renewal period.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from .base import Store
+from .base import Lease, Store
+
+__all__ = ["FLUSH_CHUNK", "Lease", "LeaseTable", "facts_confirmed_at"]
 
 #: Leases persisted per store transaction when flushing.
 FLUSH_CHUNK = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """Lease is a node's last heartbeat as the control plane's own clock saw it."""
-
-    # RenewedAt: when the last beat arrived.
-    renewed_at: datetime
-    # Released: the agent said goodbye (going-away beat); the node is NotReady until it beats again.
-    released: bool = False
-    # Rejected: a beat's facts were rejected since the last accepted full beat; the facts were not reconfirmed
-    # since facts_at (None: never confirmed), and empty beats ("nothing changed" since the rejected facts) do
-    # not reconfirm them either.
-    rejected: bool = False
-    facts_at: datetime | None = None
-
-    def is_fresh(self, now: datetime, grace: timedelta) -> bool:
-        """is_fresh reports whether the node is live: not released, and renewed no longer than grace ago."""
-        return not self.released and now - self.renewed_at <= grace
-
-    @property
-    def confirmed_at(self) -> datetime | None:
-        """confirmed_at is when the Node's facts were last reconfirmed: the last beat, unless one was rejected."""
-        return self.facts_at if self.rejected else self.renewed_at
 
 
 def facts_confirmed_at(lease: Lease | None, stored: datetime | None) -> datetime | None:
@@ -119,15 +98,19 @@ class LeaseTable:
         for start in range(0, len(names), chunk):
             part = names[start : start + chunk]
             try:
-                await store.save_leases({name: self._leases[name].renewed_at for name in part if name in self._leases})
+                await store.save_leases({name: self._leases[name] for name in part if name in self._leases})
             except BaseException:
                 self._dirty.update(names[start:])
                 raise
         return len(names)
 
     async def load(self, store: Store) -> None:
-        """load fills the table from the store (at start); leases already held are kept if newer."""
-        for name, at in (await store.load_leases()).items():
+        """load fills the table from the store (at start, and on the leader at each renewal: the other replicas'
+        flushed leases); a stored lease replaces the one held only when newer, and carries its marks, so a goodbye
+        or a rejected beat another replica received counts here too (a newly merged goodbye wakes `goodbye`)."""
+        for name, stored in (await store.load_leases()).items():
             held = self._leases.get(name)
-            if held is None or held.renewed_at < at:
-                self._leases[name] = Lease(at)
+            if held is None or held.renewed_at < stored.renewed_at:
+                self._leases[name] = stored
+                if stored.released and held is not None and not held.released:
+                    self.goodbye.set()

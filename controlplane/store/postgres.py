@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from controlplane.api import Event, NodeHistory, PathChange, ProjectPhase, ThroughputSample, Transition
 
 from ._kinds import Kind, KindStore, M, history_batches, history_of, prefix_end, require_utc
-from .base import AlreadyExists, NotFound, StoreError
+from .base import AlreadyExists, Lease, NotFound, StoreError
 
 #: pg_advisory_xact_lock key taken while migrating ("cara" in ASCII).
 MIGRATION_LOCK: Final = 0x63617261
@@ -77,6 +77,14 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE TABLE transitions (seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
         ' subject text COLLATE "C" NOT NULL, at timestamptz NOT NULL, good boolean NOT NULL)',
         "CREATE INDEX transitions_subject ON transitions (subject, at)",
+    ),
+    (
+        # The whole lease: its marks (goodbye, rejected facts) reach the leader and survive a restart. Additive: the
+        # marks hold only while marks_at is the row's renewed_at, so a row that a replica still on the previous
+        # release wrote or renewed (its time only) reads as unmarked.
+        "ALTER TABLE node_leases ADD COLUMN released boolean NOT NULL DEFAULT false,"
+        " ADD COLUMN rejected boolean NOT NULL DEFAULT false, ADD COLUMN facts_at timestamptz,"
+        " ADD COLUMN marks_at timestamptz",
     ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -262,32 +270,51 @@ class PostgresStore(KindStore):
 
     # Leases, leadership and lifecycle.
 
-    async def save_leases(self, leases: Mapping[str, datetime]) -> None:
-        """save_leases persists name → last heartbeat in one statement; unknown names are skipped.
+    async def save_leases(self, leases: Mapping[str, Lease]) -> None:
+        """save_leases persists name → lease, marks included, in one statement; unknown names are skipped.
 
-        A lease never moves backwards: an older time than the stored one is ignored.
+        A lease never moves backwards: one older than the stored one (renewed_at) is ignored, marks and all.
         """
         if not leases:
             return
         names = list(leases)
-        times = [require_utc(leases[name], "lease time") for name in names]
+        held = [leases[name] for name in names]
+        times = [require_utc(lease.renewed_at, "lease time") for lease in held]
+        facts = [None if lease.facts_at is None else require_utc(lease.facts_at, "lease time") for lease in held]
         with _pg_errors():
             async with self._pool.connection() as conn:
                 await conn.execute(
-                    "INSERT INTO node_leases (name, renewed_at)"
-                    " SELECT n.name, l.at FROM unnest(%s::text[], %s::timestamptz[]) AS l (name, at)"
+                    "INSERT INTO node_leases (name, renewed_at, marks_at, released, rejected, facts_at)"
+                    " SELECT n.name, l.at, l.at, l.released, l.rejected, l.facts_at"
+                    " FROM unnest(%s::text[], %s::timestamptz[], %s::boolean[], %s::boolean[], %s::timestamptz[])"
+                    " AS l (name, at, released, rejected, facts_at)"
                     " JOIN nodes n ON n.name = l.name"
-                    " ON CONFLICT (name) DO UPDATE SET renewed_at = EXCLUDED.renewed_at"
+                    " ON CONFLICT (name) DO UPDATE SET renewed_at = EXCLUDED.renewed_at, marks_at = EXCLUDED.marks_at,"
+                    " released = EXCLUDED.released, rejected = EXCLUDED.rejected, facts_at = EXCLUDED.facts_at"
                     " WHERE node_leases.renewed_at < EXCLUDED.renewed_at",
-                    (names, times),
+                    (names, times, [lease.released for lease in held], [lease.rejected for lease in held], facts),
                 )
 
-    async def load_leases(self) -> dict[str, datetime]:
-        """load_leases returns every persisted node lease, in UTC."""
+    async def load_leases(self) -> dict[str, Lease]:
+        """load_leases returns every persisted node lease, marks included (those written with its renewal), in UTC."""
         with _pg_errors():
             async with self._pool.connection() as conn:
-                rows = await (await conn.execute("SELECT name, renewed_at FROM node_leases")).fetchall()
-        return {str(name): at.astimezone(UTC) for name, at in rows}
+                rows = await (
+                    await conn.execute(
+                        "SELECT name, renewed_at, marked AND released, marked AND rejected,"
+                        " CASE WHEN marked THEN facts_at END"
+                        " FROM (SELECT *, marks_at IS NOT DISTINCT FROM renewed_at AS marked FROM node_leases) AS l"
+                    )
+                ).fetchall()
+        return {
+            str(name): Lease(
+                at.astimezone(UTC),
+                released=bool(released),
+                rejected=bool(rejected),
+                facts_at=None if facts_at is None else facts_at.astimezone(UTC),
+            )
+            for name, at, released, rejected, facts_at in rows
+        }
 
     # History.
 

@@ -39,7 +39,7 @@ from controlplane.api import (
 )
 
 from ._kinds import Kind, KindStore, M, history_batches, history_of, prefix_end, require_utc
-from .base import AlreadyExists, NotFound, StoreError
+from .base import AlreadyExists, Lease, NotFound, StoreError
 
 T = TypeVar("T")
 
@@ -95,6 +95,15 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE TABLE transitions (seq INTEGER PRIMARY KEY AUTOINCREMENT, subject TEXT NOT NULL,"
         " at_us INTEGER NOT NULL, good INTEGER NOT NULL)",
         "CREATE INDEX transitions_subject ON transitions (subject, at_us)",
+    ),
+    (
+        # The whole lease: its marks (goodbye, rejected facts) reach the leader and survive a restart. Additive: the
+        # marks hold only while marks_at_us is the row's renewed_at_us, so a row that a previous release's server
+        # wrote or renewed (its time only) reads as unmarked.
+        "ALTER TABLE node_leases ADD COLUMN released INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE node_leases ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE node_leases ADD COLUMN facts_at_us INTEGER",
+        "ALTER TABLE node_leases ADD COLUMN marks_at_us INTEGER",
     ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -411,35 +420,60 @@ class SqliteStore(KindStore):
 
     # Leases, leadership and lifecycle.
 
-    async def save_leases(self, leases: Mapping[str, datetime]) -> None:
-        """save_leases persists name → last heartbeat in one transaction; unknown names are skipped.
+    async def save_leases(self, leases: Mapping[str, Lease]) -> None:
+        """save_leases persists name → lease, marks included, in one transaction; unknown names are skipped.
 
-        A lease never moves backwards: an older time than the stored one is ignored.
+        A lease never moves backwards: one older than the stored one (renewed_at) is ignored, marks and all.
         """
-        rows = [(name, _micros(at), name) for name, at in leases.items()]
+        rows = [
+            (
+                name,
+                _micros(lease.renewed_at),
+                _micros(lease.renewed_at),
+                lease.released,
+                lease.rejected,
+                None if lease.facts_at is None else _micros(lease.facts_at),
+                name,
+            )
+            for name, lease in leases.items()
+        ]
         if not rows:
             return
 
         def upsert(conn: sqlite3.Connection) -> None:
             with _sqlite_errors():
                 conn.executemany(
-                    "INSERT INTO node_leases (name, renewed_at_us) SELECT ?, ?"
+                    "INSERT INTO node_leases (name, renewed_at_us, marks_at_us, released, rejected, facts_at_us)"
+                    " SELECT ?, ?, ?, ?, ?, ?"
                     " WHERE EXISTS (SELECT 1 FROM nodes WHERE name = ?)"
-                    " ON CONFLICT (name) DO UPDATE SET renewed_at_us = excluded.renewed_at_us"
+                    " ON CONFLICT (name) DO UPDATE SET renewed_at_us = excluded.renewed_at_us,"
+                    " marks_at_us = excluded.marks_at_us, released = excluded.released, rejected = excluded.rejected,"
+                    " facts_at_us = excluded.facts_at_us"
                     " WHERE excluded.renewed_at_us > node_leases.renewed_at_us",
                     rows,
                 )
 
         await self._worker.call(upsert, write=True)
 
-    async def load_leases(self) -> dict[str, datetime]:
-        """load_leases returns every persisted node lease, in UTC."""
+    async def load_leases(self) -> dict[str, Lease]:
+        """load_leases returns every persisted node lease, marks included (those written with its renewal), in UTC."""
 
-        def select(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+        def select(conn: sqlite3.Connection) -> list[tuple[str, int, int, int, int | None]]:
             with _sqlite_errors():
-                return conn.execute("SELECT name, renewed_at_us FROM node_leases").fetchall()
+                return conn.execute(
+                    "SELECT name, renewed_at_us, marked AND released, marked AND rejected, CASE WHEN marked THEN"
+                    " facts_at_us END FROM (SELECT *, marks_at_us IS renewed_at_us AS marked FROM node_leases)"
+                ).fetchall()
 
-        return {name: _from_micros(us) for name, us in await self._worker.call(select, write=False)}
+        return {
+            name: Lease(
+                _from_micros(us),
+                released=bool(released),
+                rejected=bool(rejected),
+                facts_at=None if facts_us is None else _from_micros(facts_us),
+            )
+            for name, us, released, rejected, facts_us in await self._worker.call(select, write=False)
+        }
 
     # History.
 

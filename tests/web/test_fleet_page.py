@@ -33,6 +33,7 @@ from controlplane.api import (
     PeerPath,
     set_condition,
 )
+from controlplane.store.leases import Lease
 from controlplane.store.sqlite import SqliteStore
 from tests.helpers import free_port
 
@@ -351,7 +352,7 @@ def _seed(path: Path) -> None:
                 )
                 await store.create_node(Node(metadata=ObjectMeta(name=name), status=status))
                 if not down:
-                    leases[name] = now
+                    leases[name] = Lease(now)
             await store.save_leases(leases)
         finally:
             await store.close()

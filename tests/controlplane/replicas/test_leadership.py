@@ -13,7 +13,7 @@ from controlplane.controllers.config import ControllerConfig
 from controlplane.controllers.manager import Leadership, run_when_leading
 from controlplane.store import open_store
 from controlplane.store.base import Store, StoreError
-from controlplane.store.leases import LeaseTable
+from controlplane.store.leases import Lease, LeaseTable
 from tests.conftest import FakeClock
 
 TTL = timedelta(seconds=10)
@@ -33,7 +33,7 @@ class ScriptedLease:
             raise answer
         return answer
 
-    async def load_leases(self) -> dict[str, datetime]:
+    async def load_leases(self) -> dict[str, Lease]:
         self.loads += 1
         return await self.store.load_leases()
 

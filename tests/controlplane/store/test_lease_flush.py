@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from controlplane.store.leases import LeaseTable
+from controlplane.store.leases import Lease, LeaseTable
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -17,10 +17,10 @@ class RecordingStore:
     """RecordingStore records save_leases batches and fails the call numbered `fail_on` (1-based)."""
 
     def __init__(self, fail_on: int | None = None) -> None:
-        self.batches: list[dict[str, datetime]] = []
+        self.batches: list[dict[str, Lease]] = []
         self.fail_on = fail_on
 
-    async def save_leases(self, leases: Mapping[str, datetime]) -> None:
+    async def save_leases(self, leases: Mapping[str, Lease]) -> None:
         if self.fail_on is not None and len(self.batches) + 1 == self.fail_on:
             self.fail_on = None
             raise OSError("disk full")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from controlplane.api import NetworkMode, NodeBinding, NodeState, NodeStatus, PathChange, ThroughputSample
-from controlplane.store import StoreError, open_store
+from controlplane.store import Lease, StoreError, open_store
 from controlplane.store.copy import copy_store
 from tests.controlplane.store.conftest import AnyStore
 from tests.factories import node, project
@@ -24,7 +24,12 @@ async def _source(tmp_path: Path) -> AnyStore:
     await source.create_node(bound)
     await source.create_node(node("edge2"))
     await source.create_project(project("shop", node_ref="edge1"))
-    await source.save_leases({"edge1": T0, "edge2": T0 - timedelta(seconds=5)})
+    await source.save_leases(
+        {
+            "edge1": Lease(T0, rejected=True, facts_at=T0 - timedelta(seconds=9)),
+            "edge2": Lease(T0 - timedelta(seconds=5), released=True),
+        }
+    )
     sample = ThroughputSample(time=T0, download="94.1Mbps", upload="41.0Mbps", bytes_used=1000)
     change = PathChange(time=T0, peer="cara-server", to_mode=NetworkMode.DIRECT)
     await source.append_history("edge1", throughput=[sample], paths=[change], limit=50)
@@ -42,6 +47,7 @@ async def test_a_copy_holds_everything_of_the_source(tmp_path: Path, store: AnyS
         assert (await store.get_node("edge1")).status.binding.node_id == "n-1"  # type: ignore[union-attr]
         assert (await store.get_project("shop")).status.node_ref == "edge1"
         assert await store.load_leases() == await source.load_leases()
+        assert (await store.load_leases())["edge2"] == Lease(T0 - timedelta(seconds=5), released=True), "marks and all"
         assert await store.get_history("edge1") == await source.get_history("edge1")
     finally:
         await source.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from controlplane.store import open_store
+from controlplane.store import Lease, open_store
 from tests.factories import bump, node
 
 from .conftest import AnyStore, StoreUrlFactory
@@ -48,7 +48,7 @@ async def test_writes_creations_and_deletions_are_reported(store: AnyStore) -> N
 async def test_lease_saves_do_not_count_as_node_writes(store: AnyStore) -> None:
     await store.create_node(node("a"))
     snapshot = (await store.list_nodes_changed({})).revisions
-    await store.save_leases({"a": T0})
+    await store.save_leases({"a": Lease(T0)})
     assert (await store.list_nodes_changed(snapshot)).changed == []
 
 
