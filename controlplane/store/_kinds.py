@@ -37,6 +37,8 @@ class Kind(Generic[M]):
     # Columns: the indexed columns besides name and doc, in the order values() returns them.
     columns: tuple[str, ...]
     values: Callable[[M], tuple[Any, ...]]
+    # Revisioned: the table has a `revision` column that every write of a row sets anew (list_nodes_changed).
+    revisioned: bool = False
 
     def load(self, doc: str | bytes | dict[str, Any]) -> M:
         """load rebuilds the object from its stored wire JSON (text or an already-decoded dict)."""
@@ -53,7 +55,7 @@ class Kind(Generic[M]):
         return obj
 
 
-NODES: Kind[Node] = Kind("Node", "nodes", Node, (), lambda node: ())
+NODES: Kind[Node] = Kind("Node", "nodes", Node, (), lambda node: (), revisioned=True)
 PROJECTS: Kind[Project] = Kind(
     "Project",
     "projects",
