@@ -36,6 +36,8 @@ CONNECT_TIMEOUT_S: Final = 10
 OPTIMISTIC_TRIES: Final = 3
 #: The most updates one batch carries (one read and one write for all of them).
 MAX_BATCH: Final = 256
+#: Batches of one kind at the database at once: while one waits for its commit, the next is read and written.
+MAX_BATCHES_IN_FLIGHT: Final = 4
 
 #: Schema migrations: entry i takes the database from schema_version i to i + 1. Append only.
 #: Names are COLLATE "C" so that "ordered by name" is the same byte order as in SQLite and Python.
@@ -141,15 +143,18 @@ class _UpdateBatch(Generic[M]):
     """_UpdateBatch applies one kind's updates in batches: the updates queued while the previous batch was at the
     database go together, as one `SELECT ... WHERE name = ANY(...)`, each mutator, and one
     `UPDATE ... FROM unnest(...)` that writes each row only while its xmin is still the one read (compare and
-    set). One statement is one transaction, so the batch costs one commit. An update whose row another writer
-    changed in between, or whose batch the database ended as a deadlock (replicas writing the same rows), is
-    applied alone (`_update_one`). A lone update costs what it did unbatched: one read and one write."""
+    set). One statement is one transaction, so the batch costs one commit. Up to MAX_BATCHES_IN_FLIGHT batches
+    are at the database at once, never two with the same name. An update whose row another writer changed in
+    between, or whose batch the database ended as a deadlock (replicas writing the same rows), is applied alone
+    (`_update_one`). A lone update costs what it did unbatched: one read and one write."""
 
     def __init__(self, kind: Kind[M], pool: AsyncConnectionPool) -> None:
         self._kind: Kind[M] = kind
         self._pool = pool
         self._queue: deque[_Queued[M]] = deque()
-        self._drainer: asyncio.Task[None] | None = None
+        # Drainers: the tasks applying batches (at most MAX_BATCHES_IN_FLIGHT); in flight: the names they write.
+        self._drainers: set[asyncio.Task[None]] = set()
+        self._in_flight: set[str] = set()
         self._read = f"SELECT name, doc::text, xmin::text FROM {kind.table} WHERE name = ANY(%s)"
         columns = ", ".join(kind.columns)
         arrays = ", ".join(["%s::text[]"] * (len(kind.columns) + 3))
@@ -165,32 +170,36 @@ class _UpdateBatch(Generic[M]):
         or StoreError."""
         future: asyncio.Future[M] = asyncio.get_running_loop().create_future()
         self._queue.append(_Queued(name, mutate, future))
-        if self._drainer is None:
-            self._drainer = asyncio.create_task(self._drain(), name=f"cara-store:{self._kind.table}-updates")
+        if len(self._drainers) < MAX_BATCHES_IN_FLIGHT:
+            drainer = asyncio.create_task(self._drain(), name=f"cara-store:{self._kind.table}-updates")
+            self._drainers.add(drainer)
+            drainer.add_done_callback(self._drainers.discard)
         return await future
 
     async def _drain(self) -> None:
         try:
-            while self._queue:
-                await self._apply(self._take())
+            while batch := self._take():
+                self._in_flight.update(job.name for job in batch)
+                try:
+                    await self._apply(batch)
+                finally:
+                    self._in_flight.difference_update(job.name for job in batch)
         except BaseException as exc:  # cancelled with the loop: nobody waits in vain
             for job in self._queue:
                 _settle(job.future, StoreError(f"postgresql: update not applied: {exc!r}"))
             self._queue.clear()
             raise
-        finally:
-            self._drainer = None
 
     def _take(self) -> list[_Queued[M]]:
-        """_take is the next batch: queued updates of distinct names, in order; a second update of a name waits
-        for the next batch (it must read what the first one wrote)."""
+        """_take is the next batch: queued updates of distinct names, in order, none of a name another batch is
+        writing; an update of such a name waits for a later batch (it must read what the first one wrote)."""
         taken: dict[str, _Queued[M]] = {}
         later: list[_Queued[M]] = []
         while self._queue and len(taken) < MAX_BATCH:
             job = self._queue.popleft()
             if job.future.done():  # its caller is gone (cancelled)
                 continue
-            if job.name in taken:
+            if job.name in taken or job.name in self._in_flight:
                 later.append(job)
             else:
                 taken[job.name] = job
