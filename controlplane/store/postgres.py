@@ -155,9 +155,9 @@ class _UpdateBatch(Generic[M]):
         # Drainers: the tasks applying batches (at most MAX_BATCHES_IN_FLIGHT); in flight: the names they write.
         self._drainers: set[asyncio.Task[None]] = set()
         self._in_flight: set[str] = set()
-        self._read = f"SELECT name, doc::text, xmin::text FROM {kind.table} WHERE name = ANY(%s)"
+        self._read = f"SELECT name, doc::text, xmin::text FROM {kind.table} WHERE name = ANY(%b::text[])"
         columns = ", ".join(kind.columns)
-        arrays = ", ".join(["%s::text[]"] * (len(kind.columns) + 3))
+        arrays = ", ".join(["%b::text[]"] * (len(kind.columns) + 3))  # binary: no escaping of each document
         assignments = "".join(f"{column} = v.{column}, " for column in kind.columns)
         self._write = (
             f"UPDATE {kind.table} AS t SET {assignments}doc = v.doc::jsonb"
