@@ -92,6 +92,17 @@ class KindStore(ABC):
         """_get reads one object; raises NotFound."""
 
     @abstractmethod
+    async def _list_docs(
+        self,
+        kind: Kind[M],
+        *,
+        labels: Mapping[str, str] | None,
+        phases: Sequence[ProjectPhase] | None = None,
+        node_ref: str | None = None,
+    ) -> list[str]:
+        """_list_docs reads the stored wire JSON of the objects matching every filter given (phases OR-ed),
+        ordered by name."""
+
     async def _list(
         self,
         kind: Kind[M],
@@ -100,7 +111,8 @@ class KindStore(ABC):
         phases: Sequence[ProjectPhase] | None = None,
         node_ref: str | None = None,
     ) -> list[M]:
-        """_list reads the objects matching every filter given (phases OR-ed), ordered by name."""
+        """_list reads and decodes the objects matching every filter given (phases OR-ed), ordered by name."""
+        return [kind.load(doc) for doc in await self._list_docs(kind, labels=labels, phases=phases, node_ref=node_ref)]
 
     @abstractmethod
     async def _revisions(self, kind: Kind[M]) -> dict[str, int]:
@@ -155,6 +167,10 @@ class KindStore(ABC):
     async def list_nodes(self, *, labels: Mapping[str, str] | None = None) -> list[Node]:
         """list_nodes returns Nodes whose labels include all of labels, ordered by name."""
         return await self._list(NODES, labels=labels)
+
+    async def list_node_docs(self, *, labels: Mapping[str, str] | None = None) -> list[str]:
+        """list_node_docs is list_nodes undecoded: each Node's stored wire JSON text, ordered by name."""
+        return await self._list_docs(NODES, labels=labels)
 
     async def list_nodes_changed(self, known: Mapping[str, int]) -> NodeChanges:
         """list_nodes_changed returns the Nodes whose revision differs from known, and the known names now gone."""

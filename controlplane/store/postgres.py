@@ -354,14 +354,14 @@ class PostgresStore(KindStore):
             raise NotFound(kind.name, name)
         return kind.load(row[0])
 
-    async def _list(
+    async def _list_docs(
         self,
         kind: Kind[M],
         *,
         labels: Mapping[str, str] | None,
         phases: Sequence[ProjectPhase] | None = None,
         node_ref: str | None = None,
-    ) -> list[M]:
+    ) -> list[str]:
         clauses: list[str] = []
         params: list[Any] = []
         if labels:
@@ -378,7 +378,7 @@ class PostgresStore(KindStore):
             async with self._pool.connection() as conn:
                 cur = await conn.execute(f"SELECT doc::text FROM {kind.table}{where} ORDER BY name", params)
                 rows = await cur.fetchall()
-        return [kind.load(row[0]) for row in rows]
+        return [str(row[0]) for row in rows]
 
     async def _revisions(self, kind: Kind[M]) -> dict[str, int]:
         with _pg_errors():

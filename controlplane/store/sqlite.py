@@ -371,14 +371,14 @@ class SqliteStore(KindStore):
             raise NotFound(kind.name, name)
         return kind.load(doc)
 
-    async def _list(
+    async def _list_docs(
         self,
         kind: Kind[M],
         *,
         labels: Mapping[str, str] | None,
         phases: Sequence[ProjectPhase] | None = None,
         node_ref: str | None = None,
-    ) -> list[M]:
+    ) -> list[str]:
         clauses: list[str] = []
         params: list[str] = []
         for key, value in (labels or {}).items():
@@ -397,7 +397,7 @@ class SqliteStore(KindStore):
             with _sqlite_errors():
                 return [str(row[0]) for row in conn.execute(sql, params)]
 
-        return [kind.load(doc) for doc in await self._worker.call(select, write=False)]
+        return await self._worker.call(select, write=False)
 
     async def _revisions(self, kind: Kind[M]) -> dict[str, int]:
         def select(conn: sqlite3.Connection) -> dict[str, int]:
