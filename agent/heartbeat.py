@@ -48,6 +48,12 @@ LOCAL_RETRY: Final = 1.0
 #: How long a beat waits for the status (LocalAPI, a disco ping to the server, peer probes) at most, and never more
 #: than a quarter interval: on a full or lossy link those take seconds, and the lease must not wait for them.
 SNAPSHOT_BUDGET: Final = 0.5
+#: A beat not answered within this long (and never more than a quarter interval) goes out again over a new
+#: connection, up to HEDGES more times, and the first answer wins: a hedged request (beats are idempotent). Each
+#: beat opens a connection of its own, and on a link the agent's own throughput test fills, its SYN or first
+#: segment is lost now and then; TCP sends it again only after a second, a hedge after half of that.
+HEDGE_AFTER: Final = 1.0
+HEDGES: Final = 2
 
 
 class Backoff:
@@ -110,7 +116,8 @@ class BeatState:
     tailnet_was_down: bool = False
     # witness_requests: Nodes the control plane asked this agent to look at, most recent request (for /metrics).
     witness_requests: tuple[str, ...] = ()
-    # counts: outcomes of beats and registrations ("full", "empty", "failed", "registered", "not_found", "witnessed").
+    # counts: outcomes of beats and registrations ("full", "empty", "failed", "registered", "not_found", "witnessed"),
+    # and "hedged": beats sent again over a new connection.
     counts: dict[str, int] = field(default_factory=dict)
 
     def count(self, what: str) -> None:
@@ -133,6 +140,7 @@ class Heartbeater:
         status_interval: float = 60.0,
         backoff: Backoff | None = None,
         witness: Witness | None = None,
+        hedge_after: float = HEDGE_AFTER,
     ) -> None:
         self._client, self.node_name, self.hostname, self._source = client, node_name, hostname, source
         self._witness = witness
@@ -143,6 +151,11 @@ class Heartbeater:
         self.backoff = backoff if backoff is not None else Backoff()
         self.state = BeatState()
         self.snapshot_budget = min(SNAPSHOT_BUDGET, interval / 4)
+        self.hedge_after = min(hedge_after, interval / 4)
+        # The round trip of the last answered beat (loop clock), None before the first: beats are hedged only while
+        # the last one was answered within hedge_after, so a server too slow for that gets one beat, no more; a
+        # server that slows under hedged beats stops being hedged after its first slow answer.
+        self._round_trip: float | None = None
         # collecting: a snapshot still being taken when its beat went out; the next beat uses it.
         self._collecting: asyncio.Future[Snapshot] | None = None
 
@@ -174,9 +187,7 @@ class Heartbeater:
             snapshot = await self._snapshot()
             now = self._now()
             full = snapshot is not None and self._wants_full(snapshot, now)
-            asked = await self._client.heartbeat(
-                self.node_name, snapshot.beat if snapshot is not None and full else Heartbeat()
-            )
+            asked = await self._send(snapshot.beat if snapshot is not None and full else Heartbeat())
         except NotFound:
             # The Node is gone (deleted, or a new control plane): register again at once, then back off on failure.
             log.warning("node %s is unknown to the control plane; registering again", self.node_name)
@@ -198,6 +209,53 @@ class Heartbeater:
         if asked and await self._look_at(asked, now):
             return 0.0  # a witness is wanted now, not an interval later: beat again at once to report it
         return self.interval
+
+    async def _send(self, body: Heartbeat) -> list[str]:
+        """_send sends one beat and returns the Nodes the control plane asks us to look at. When the last beat was
+        answered within hedge_after, a beat not answered within hedge_after goes again over a new connection (up to
+        HEDGES times, hedge_after apart); the first answer wins and the other attempts are cancelled. A transport
+        failure of one attempt waits for the others; an answer from the server (even an error) ends the beat."""
+        loop = asyncio.get_running_loop()
+
+        async def attempt() -> tuple[list[str], float]:
+            started = loop.time()
+            asked = await self._client.heartbeat(self.node_name, body)
+            return asked, loop.time() - started
+
+        hedging = self._round_trip is not None and self._round_trip < self.hedge_after
+        pending: set[asyncio.Task[tuple[list[str], float]]] = {asyncio.ensure_future(attempt())}
+        attempts = [*pending]
+        unreachable: ServerUnreachable | None = None
+        try:
+            while pending:
+                spare = hedging and len(attempts) <= HEDGES
+                done, pending = await asyncio.wait(
+                    pending, timeout=self.hedge_after if spare else None, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in sorted(done, key=attempts.index):
+                    exc = task.exception()
+                    if exc is None:
+                        asked, self._round_trip = task.result()
+                        log.debug("beat answered in %.3fs (attempt %d)", self._round_trip, attempts.index(task) + 1)
+                        return asked
+                    if not isinstance(exc, ServerUnreachable):
+                        raise exc
+                    unreachable = unreachable or exc
+                if not done:  # hedge_after passed without an answer
+                    self.state.count("hedged")
+                    log.debug(
+                        "beat not answered within %.2fs: sending it again over a new connection", self.hedge_after
+                    )
+                    hedge = asyncio.ensure_future(attempt())
+                    attempts.append(hedge)
+                    pending.add(hedge)
+        finally:
+            for task in attempts:
+                task.cancel()
+            await asyncio.gather(*attempts, return_exceptions=True)
+        assert unreachable is not None
+        self._round_trip = None
+        raise unreachable
 
     async def _look_at(self, names: Sequence[str], now: datetime) -> bool:
         """_look_at checks the Nodes the control plane asked about (those not checked within half an interval);

@@ -389,3 +389,87 @@ async def test_a_witness_request_is_ignored_without_a_witness(
     await beater.beat_once()
     app.state.context.writes.witnesses.want(["edge3"])
     assert await beater.beat_once() == 10.0
+
+
+class Stalling(httpx.AsyncBaseTransport):
+    """Stalling holds the next `stall` heartbeat requests: for `stall_for` seconds and then a read timeout (a lost
+    SYN or segment that TCP resends too late), or forever when stall_for is None. It counts what it held and what
+    was cancelled while held; `delay` slows every answer (a busy server)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.stall, self.held, self.cancelled = 0, 0, 0
+        self.stall_for: float | None = None
+        self.delay = 0.0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/heartbeat") and self.stall > 0:
+            self.stall -= 1
+            self.held += 1
+            try:
+                if self.stall_for is None:
+                    await asyncio.Event().wait()
+                await asyncio.sleep(self.stall_for or 0.0)
+            except asyncio.CancelledError:
+                self.cancelled += 1
+                raise
+            raise httpx.ReadTimeout("timed out", request=request)
+        await asyncio.sleep(self.delay)
+        return await self.inner.handle_async_request(request)
+
+
+def hedging(recorder: Recorder, clock: FakeClock, stalling: Stalling) -> Heartbeater:
+    stalling.inner = recorder
+    return Heartbeater(
+        client=Client(API_URL, transport=stalling),
+        node_name="edge1",
+        hostname="Edge1",
+        source=FakeSource(),
+        now=clock.now,
+        interval=10.0,
+        backoff=Backoff(random=lambda: 0.5),
+        hedge_after=0.2,
+    )
+
+
+async def test_a_beat_not_answered_in_time_goes_again_over_a_new_connection_and_the_first_answer_wins(
+    recorder: Recorder, clock: FakeClock
+) -> None:
+    stalling = Stalling(recorder)
+    beater = hedging(recorder, clock, stalling)
+    assert await beater.beat_once() == 10.0  # answered at once: the server is fast, so later beats may be hedged
+    before = len(recorder.beats())
+    stalling.stall = 1  # this beat's first attempt never gets an answer
+    clock.step(10)
+    assert await asyncio.wait_for(beater.beat_once(), 5) == 10.0
+    assert len(recorder.beats()) == before + 1  # the hedge reached the server; the held attempt never did
+    assert (stalling.held, stalling.cancelled) == (1, 1)  # and it was cancelled, not left hanging
+    assert beater.state.counts["hedged"] == 1 and beater.state.server_reachable
+
+
+async def test_hedges_stop_after_two_and_the_beat_fails_as_one(recorder: Recorder, clock: FakeClock) -> None:
+    stalling = Stalling(recorder)
+    beater = hedging(recorder, clock, stalling)
+    await beater.beat_once()
+    stalling.stall, stalling.stall_for = 10, 0.7
+    clock.step(10)
+    assert await beater.beat_once() == 5.0  # one failed beat: the backoff's first step (random() = 0.5)
+    assert stalling.held == 3 and beater.state.counts["hedged"] == 2
+    assert beater.state.counts["failed"] == 1 and "cannot reach the control plane" in beater.state.last_error
+    clock.step(5)
+    assert await beater.beat_once() == 5.0 * 2  # the server has not answered since: no hedge this time
+    assert stalling.held == 4 and beater.state.counts["hedged"] == 2
+
+
+async def test_the_first_beat_and_beats_to_a_slow_server_are_not_hedged(recorder: Recorder, clock: FakeClock) -> None:
+    stalling = Stalling(recorder)
+    beater = hedging(recorder, clock, stalling)
+    stalling.stall, stalling.stall_for = 1, 0.5  # no answer yet: nothing says the server could take a second beat
+    await beater.beat_once()
+    assert stalling.held == 1 and "hedged" not in beater.state.counts
+    stalling.delay = 0.25  # answers, but slower than hedge_after: a busy server gets no extra load
+    assert await beater.beat_once() == 10.0
+    stalling.stall, stalling.delay = 1, 0.0
+    clock.step(10)
+    await beater.beat_once()
+    assert stalling.held == 2 and "hedged" not in beater.state.counts

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from agent.heartbeat import HEDGE_AFTER, HEDGES
 from tests.lab.agents import Agent, condition, node, running_agents, start_agent, wait_until
 from tests.lab.conftest import Lab, using_lab
 from tests.lab.control_plane import ControlPlane, start_control_plane
@@ -43,8 +44,12 @@ TOLERANCE = 1.0
 #: How long a thawed server takes to apply the requests queued while it was frozen (well under a second here).
 QUEUED_BACKLOG = 2.0
 POLL = 0.5
-# On a link the agent's own throughput test fills, a beat's new connection can lose its SYN once: 1 s more.
+# Now and then a beat is one retransmission or hedge late after its snapshot's wait: 1.5 s at most on a quiet link.
 SYN_RETRY = 1.5
+# On a link the agent's own throughput test fills, a beat waits for its snapshot (at most a quarter interval), and
+# its first attempt and first hedge (a quarter interval apart) can both be lost in one burst of drops; the second
+# hedge then answers after the full link's round trip (0.2-0.6 s seen). Never more than an interval late.
+FULL_LINK_LATE = INTERVAL / 4 + HEDGES * min(HEDGE_AFTER, INTERVAL / 4) + 0.5
 AGENT_ENV = {"HEARTBEAT_INTERVAL": f"{INTERVAL:g}s", "THROUGHPUT_DURATION": "2s"}
 
 
@@ -413,10 +418,10 @@ def test_thin_link_1mbit_beats_stay_on_time_through_throughput_tests(
         print(f"edge1: {len(beats)} beats, late ones (seconds into the window, gap): {late}")
         print("\n".join(tests))
         assert not rec.not_ready(EDGES), rec.not_ready(EDGES)[:10]
-        # Typical beats are on time; the worst one lost one TCP SYN on the full link (Linux's initial RTO is 1 s).
+        # Typical beats are on time; the worst ones lost a SYN on the full link and went again over a new connection.
         beat_gaps = sorted(b - a for a, b in itertools.pairwise(beats))
         assert beat_gaps[len(beat_gaps) // 2] <= INTERVAL + 0.3, beat_gaps
-        assert gaps["edge1"] <= INTERVAL + SYN_RETRY, gaps
+        assert gaps["edge1"] <= INTERVAL + FULL_LINK_LATE, gaps
         assert max(gaps["edge2"], gaps["edge3"]) <= INTERVAL + TOLERANCE, gaps  # their probes of edge1 never wait
         down = float(tests[-1].split("throughput down ")[1].split()[0])
         assert 0.5 <= down <= 1.1, tests[-1]  # the meter saw the shaped link, so the link really was full
