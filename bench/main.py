@@ -116,9 +116,10 @@ def bench_heartbeats(
             figures = heartbeat.measure(server, nodes, seconds=seconds, progress=progress)
             progress(f"{nodes} nodes: GET /api/v1/nodes/<name> back to back over one keep-alive connection")
             get = heartbeat.keepalive_get(server, nodes)
+            rss = server.rss_mib()  # before the lists: what the beats leave, as the target has always been read
             progress(f"{nodes} nodes: GET /api/v1/nodes back to back, {LIST_RUNS} times")
             listed = heartbeat.time_list(server, LIST_RUNS)
-            rss = server.rss_mib()
+            rss_listed = server.rss_mib()
         finally:
             server.stop()
         headline = nodes == min(counts)  # the JSON's single figure per store is the smallest fleet's (1k)
@@ -242,6 +243,7 @@ def bench_heartbeats(
                 {1000: "server_rss_mib_1k", 10000: "server_rss_mib_10k"}.get(nodes),
             )
         )
+        rows.append(Row(f"server RSS after the runs and the lists {at} nodes", store, rss_listed, "MiB", "", None))
     return rows
 
 
