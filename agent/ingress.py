@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -69,6 +68,10 @@ def request_host(headers: Mapping[str, str]) -> str:
 
 def bad_gateway(why: str) -> bytes:
     """bad_gateway is the complete 502 answer with a small HTML page saying why."""
+    # Imported here: `html` loads its entity table (about 0.5 MiB resident) and a 502 is rare (docs/agent.md,
+    # Footprint); tests/agent/test_footprint.py keeps it out of the agent's start.
+    import html
+
     body = (
         "<!doctype html><html><head><title>502 Bad Gateway</title></head><body>"
         f"<h1>502 Bad Gateway</h1><p>{html.escape(why)}</p><hr><p>cara-agent ingress</p></body></html>\n"

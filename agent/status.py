@@ -95,7 +95,8 @@ def signature(
     if network is not None:
         peers = tuple((p.name, p.mode, p.relay_reason) for p in network.peers or ())
         witnessed = tuple((w.name, w.at) for w in network.witnessed or ())
-        net = (network.ip, network.dns_name, network.mode, network.derp_region, peers, witnessed)
+        own = (network.mode, network.derp_region, network.relay_reason)
+        net = (network.ip, network.dns_name, own, peers, witnessed)
     return (
         net,
         tuple(sorted(capacity.items())),

@@ -54,9 +54,12 @@ class ControlPlane:
     server: LabProcess
     url: str
 
-    def call(self, host: str, method: str, path: str, *, timeout: float = 20) -> tuple[int, Any]:
-        """call sends one request from `host` over the tailnet; returns (status, decoded JSON or text)."""
+    def call(self, host: str, method: str, path: str, body: Any = None, *, timeout: float = 20) -> tuple[int, Any]:
+        """call sends one request (with `body` as JSON, if given) from `host` over the tailnet; returns (status,
+        decoded JSON or text)."""
         argv = ["curl", "-sS", "-m", str(timeout), "-o", "-", "-w", "\n%{http_code}", "-X", method, f"{self.url}{path}"]
+        if body is not None:
+            argv += ["-H", "content-type: application/json", "--data-binary", json.dumps(body)]
         result = self.lab.run(host, *argv, check=False, timeout=timeout + 5)
         text, _, code = result.stdout.rpartition("\n")
         if not code.isdigit():

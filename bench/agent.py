@@ -5,7 +5,9 @@ It uses the headscale-dev lab (`$CARA_LAB`, default `cara`; brought up if down a
 cara-server in `control`, and for each rate shapes `edge1`'s link with `lab shape` (tc tbf), then measures the
 same tailnet path edge1 <-> control with the agent's own meter (4 streams, 3 s per direction, ramp-up discarded)
 and with iperf3 (4 streams, 1 s omitted, 4 s counted). Download is control -> edge (iperf3 -R), upload is
-edge -> control. Then it runs a real agent in `edge2` at the default 10 s beats and samples its RSS and CPU.
+edge -> control. Then it runs a real agent in every edge at 10 s beats (`edge1` and `edge3` are `edge2`'s fellows
+to probe) and samples the RSS and CPU of `edge2`'s: after its start-up throughput test, and again with a Project
+running on it (the lab's podman).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from bench._lab import ControlPlane, Lab, node, running_control_plane, start_age
 
 PROBE_HOST = "edge1"
 AGENT_HOST = "edge2"
+#: Agents that run beside AGENT_HOST's during the footprint run (cordoned), so that it has fellows to probe.
+FELLOWS = ("edge1", "edge3")
+PROJECT = "bench-footprint"
 #: The tailnet policy (deploy/headscale/policy.hujson) lets edges reach the control host on 8080 only: iperf3 listens
 #: there on the control host's tailnet IPv6 address while cara-server listens on its IPv4 one (same tunnel, same path).
 IPERF_PORT = 8080
@@ -125,13 +130,55 @@ def bench_throughput(
     return rows
 
 
+def _sample(pid: int, seconds: float) -> dict[str, Any]:
+    """_sample reads pid's RSS every second for `seconds` and its CPU over the whole span."""
+    cpu0, t0 = _proc.cpu_seconds(pid), time.monotonic()
+    rss = []
+    while time.monotonic() - t0 < seconds:
+        rss.append(_proc.rss_mib(pid))
+        time.sleep(1.0)
+    cpu = (_proc.cpu_seconds(pid) - cpu0) / (time.monotonic() - t0) * 100
+    return {
+        "rss_mib_max": round(max(rss), 1),
+        "rss_mib_median": round(statistics.median(rss), 1),
+        "cpu_percent_of_core": round(cpu, 3),
+        "seconds": seconds,
+        "rss_ok": max(rss) <= TARGET_RSS_MIB,
+        "cpu_ok": cpu <= TARGET_CPU_PERCENT,
+    }
+
+
+def _cordon(plane: ControlPlane, name: str) -> None:
+    """_cordon marks Node `name` unschedulable (as `caractrl cordon` does), so the Project can only go to AGENT_HOST."""
+    doc = wait_until(f"{name} registered", lambda: node(plane, name), 60)
+    doc["spec"]["unschedulable"] = True
+    code, body = plane.call("operator", "PUT", f"/api/v1/nodes/{name}", doc, timeout=5)
+    if code != 200:
+        raise RuntimeError(f"cordon {name}: {code} {body}")
+
+
+def _project_phase(plane: ControlPlane, name: str) -> str | None:
+    code, doc = plane.call("operator", "GET", f"/api/v1/projects/{name}", timeout=5)
+    return str(doc["status"]["phase"]) if code == 200 and isinstance(doc, dict) and doc.get("status") else None
+
+
 def bench_footprint(
     lab: Lab, plane: ControlPlane, seconds: float, workdir: Path, say: Callable[[str], None]
 ) -> dict[str, Any]:
-    """bench_footprint runs one agent at 10 s beats and samples RSS and CPU once its start-up measurement is done."""
-
-    agent = start_agent(lab, AGENT_HOST, workdir, env={"HEARTBEAT_INTERVAL": "10s"})
+    """bench_footprint runs an agent in every edge at 10 s beats (AGENT_HOST's fellows, so that it has peers to
+    probe), AGENT_HOST's with the lab's podman, and samples AGENT_HOST's RSS and CPU once its start-up
+    measurement is done; then again with a Project (one busybox httpd) running on it."""
+    say("container runtime: podman in every edge (`lab runtime up`)")
+    lab.cli("runtime", "up", timeout=300)
+    runtime = json.loads(lab.cli("runtime", "status").stdout)
+    beats = {"HEARTBEAT_INTERVAL": "10s"}
+    fellows = [start_agent(lab, host, workdir, env=beats) for host in FELLOWS]
+    agent = start_agent(
+        lab, AGENT_HOST, workdir, env={**beats, "CONTAINER_RUNTIME_SOCKET": runtime["sockets"][AGENT_HOST]}
+    )
     try:
+        for host in FELLOWS:
+            _cordon(plane, host)
         say(f"agent in {AGENT_HOST}: waiting for registration and its first throughput test")
         wait_until(
             "first measurement",
@@ -139,23 +186,27 @@ def bench_footprint(
             90,
         )
         pid = agent.process.pid
-        say(f"sampling pid {pid} for {seconds:g}s at 10 s beats")
-        cpu0, t0 = _proc.cpu_seconds(pid), time.monotonic()
-        rss = []
-        while time.monotonic() - t0 < seconds:
-            rss.append(_proc.rss_mib(pid))
-            time.sleep(1.0)
-        cpu = (_proc.cpu_seconds(pid) - cpu0) / (time.monotonic() - t0) * 100
-        return {
-            "rss_mib_max": round(max(rss), 1),
-            "rss_mib_median": round(statistics.median(rss), 1),
-            "cpu_percent_of_core": round(cpu, 3),
-            "seconds": seconds,
-            "rss_ok": max(rss) <= TARGET_RSS_MIB,
-            "cpu_ok": cpu <= TARGET_CPU_PERCENT,
+        say(f"sampling pid {pid} for {seconds:g}s at 10 s beats, probing {', '.join(FELLOWS)}")
+        idle = _sample(pid, seconds)
+        say(f"RSS max {idle['rss_mib_max']} MiB, CPU {idle['cpu_percent_of_core']} %; applying Project {PROJECT}")
+        project = {
+            "apiVersion": "caravanserai/v1",
+            "kind": "Project",
+            "metadata": {"name": PROJECT},
+            "spec": {"services": [{"name": "web", "image": runtime["image"]}]},
         }
+        code, body = plane.call("operator", "POST", "/api/v1/projects", project, timeout=5)
+        if code != 201:
+            raise RuntimeError(f"apply {PROJECT}: {code} {body}")
+        wait_until(f"{PROJECT} Running", lambda: _project_phase(plane, PROJECT) == "Running", 60)
+        say(f"sampling pid {pid} for {seconds:g}s with {PROJECT} running")
+        running = _sample(pid, seconds)
+        plane.call("operator", "DELETE", f"/api/v1/projects/{PROJECT}", timeout=5)
+        wait_until(f"{PROJECT} gone", lambda: _project_phase(plane, PROJECT) is None, 60)
+        return {"idle": idle, "project": running}
     finally:
-        agent.stop()
+        for process in (agent, *fellows):
+            process.stop()
 
 
 def _print_table(result: dict[str, Any]) -> None:
@@ -165,12 +216,14 @@ def _print_table(result: dict[str, Any]) -> None:
         mark = "ok" if row["ok"] else "MISS"
         figures = f"{row['agent_mbps']:>10.1f} {row['iperf3_mbps']:>11.1f} {row['diff_percent']:>+7.1f}"
         print(f"{row['rate']:<8} {row['direction']:<9} {figures}  {mark}")
-    fp = result["footprint"]
-    if fp:
+    for phase, label in (("idle", "beats, probing, throughput"), ("project", "and a running Project")):
+        fp = result["footprint"].get(phase)
+        if not fp:
+            continue
         rss_mark, cpu_mark = ("ok" if fp["rss_ok"] else "MISS"), ("ok" if fp["cpu_ok"] else "MISS")
-        rss = f"agent RSS max {fp['rss_mib_max']} MiB (median {fp['rss_mib_median']})"
+        rss = f"agent RSS ({label}) max {fp['rss_mib_max']} MiB (median {fp['rss_mib_median']})"
         print(f"{rss}, target <= {TARGET_RSS_MIB:g} MiB: {rss_mark}")
-        cpu = f"agent CPU {fp['cpu_percent_of_core']} % of a core over {fp['seconds']:g}s at 10 s beats"
+        cpu = f"agent CPU ({label}) {fp['cpu_percent_of_core']} % of a core over {fp['seconds']:g}s at 10 s beats"
         print(f"{cpu}, target <= {TARGET_CPU_PERCENT} %: {cpu_mark}")
 
 

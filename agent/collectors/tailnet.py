@@ -3,7 +3,10 @@
 The mode of the path to the control plane is tailscale's own verdict, read passively from status
 (`CurAddr` set: Direct; `Active` with a `Relay`: DERP), because heartbeats keep that session active. Only when
 status says nothing (idle path) does the collector probe with disco pings. One disco ping per collection gives
-the latency.
+the latency. When the path is not Direct, it carries a relay reason and sentence (mesh.explain_path), as the peer
+paths do: a probe's verdict when the ping (or the idle probe) agreed with status, else status's alone (NotProbed).
+A probed explanation stays while the mode stays, so one ping lost on the relayed path does not turn the reason
+into NotProbed and back (each turn would be a full beat).
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ from mesh import (
     PeerStatus,
     PeerUnknown,
     PingType,
+    RelayExplanation,
     RequestTimeout,
     Status,
+    Via,
     classify_peer,
     classify_pong,
     explain_path,
@@ -41,6 +46,8 @@ from mesh import (
     probe_path,
     self_identity,
 )
+
+from .peers import whois_endpoints
 
 #: The condition type the agent owns for the local tailscaled (design: agents report facts as conditions).
 NETWORK_UNAVAILABLE: Final = "NetworkUnavailable"
@@ -123,6 +130,8 @@ class TailnetCollector:
     ) -> None:
         self._local, self.server_host, self._port, self._max_peers = local, server_host, agent_port, max_peers
         self._prober = prober
+        # The last probed explanation of the path to the control plane, with the mode it explained.
+        self._probed_why: tuple[NetworkMode | None, RelayExplanation] | None = None
 
     async def collect(self, now: datetime) -> TailnetView:
         """collect returns the network status and the NetworkUnavailable condition; it never raises MeshError."""
@@ -172,19 +181,38 @@ class TailnetCollector:
             return network
         path = classify_peer(server)
         latency: float | None = None
+        answered = False
         try:
             pong = classify_pong(await self._local.ping(server.ipv4, PingType.DISCO, PING_TIMEOUT))
-            latency = pong.latency_ms
+            latency, answered = pong.latency_ms, True
         except (RequestTimeout, MeshError):
             pong = Path(path.via)
+        # Probed: the disco ping went to the server's endpoints and came back the way status says (or the idle
+        # probe gave the verdict); a pong that disagrees with status leaves status's verdict unexamined.
+        probed = answered and pong.via is path.via
         if path.mode is None:  # idle: status has no verdict, so ask the path itself
-            path = await self._prober(self._local, server.ipv4)
+            path, probed = await self._prober(self._local, server.ipv4), True
         mode = _MODES.get(path.mode) if path.mode else None
         region = path.derp_region or (pong.derp_region if mode is NetworkMode.DERP else "") or network.derp_region
+        why = None
+        if mode is not NetworkMode.DIRECT:
+            endpoints = await whois_endpoints(self._local)(server.ipv4) if probed and path.via is Via.DERP else None
+            elsewhere = any(p.mode is NetworkMode.DIRECT for p in network.peers or ())
+            why = explain_path(
+                path, peer=server, status=status, probed=probed, endpoints=endpoints, direct_elsewhere=elsewhere
+            )
+            if probed:
+                self._probed_why = (mode, why) if why is not None else None
+            elif self._probed_why is not None and self._probed_why[0] is mode:
+                why = self._probed_why[1]
+        else:
+            self._probed_why = None
         return network.model_copy(
             update={
                 "mode": mode,
                 "latency_ms": round(latency, 3) if latency is not None else None,
                 "derp_region": region or None,
+                "relay_reason": why.reason.value if why else None,
+                "relay_message": why.message if why else None,
             }
         )

@@ -5,18 +5,20 @@ One pass (`sync_once`) lists this Node's Scheduled, Running and Terminating Proj
 - Scheduled: creates what is missing (network `cara-<p>`, volumes `cara-<p>-<v>`, images, containers `<p>-<svc>`),
   then reports Running/ContainersRunning; on any error removes what this pass made and reports
   Failed/ReconcileError with the runtime's words (a failed pull names the image).
-- Running: checks every container, crashes first (non-zero exit → ContainerCrashed, exit 0 → ContainerExited,
-  inspect failure → InspectError). A *missing* container is recreated, and one that ended before this host booted is
-  started again (the Go agent reports ContainerMissing or a crash: after an edge reboot or a runtime reset that fails
-  a whole fleet for nothing); ContainerMissing only when that fails.
+- Running (every `check_interval`, 5 s, not every pass): checks every container, crashes first (non-zero exit →
+  ContainerCrashed, exit 0 → ContainerExited, inspect failure → InspectError). A *missing* container is recreated,
+  and one that ended before this host booted is started again (the Go agent reports ContainerMissing or a crash:
+  after an edge reboot or a runtime reset that fails a whole fleet for nothing); ContainerMissing only when that
+  fails.
 - Terminating: stops and removes every container labelled `cara.project=<p>`, the network and the volumes, then
   reports Terminated/ResourcesRemoved, or Failed/RemoveError.
 - A Scheduled or Running Project whose `spec.expireAt` has passed is reported Terminating (reason Expired); the
   next pass removes it like any other.
 
-After the pass, containers labelled with a Project no longer bound to this Node (deleted while the agent was away,
-or moved elsewhere by a drain or a reschedule) are removed with their network and volumes; a Failed Project's
-containers stay until it is deleted, for `logs`.
+After a pass whose bound set differs from the last sweep's (and at least every SWEEP_PERIOD), containers labelled
+with a Project no longer bound to this Node (deleted while the agent was away, or moved elsewhere by a drain or a
+reschedule) are removed with their network and volumes; a Failed Project's containers stay until it is deleted, for
+`logs`. A pass with no Project to act on and no sweep due does not call the runtime at all.
 
 With no runtime configured, or one unreachable for longer than `runtime_grace`, every bound Project is reported
 Failed with a message saying so; heartbeats are another loop and go on regardless.
@@ -70,6 +72,10 @@ _RANK: Final = {
 }
 #: The key of the orphan sweep's task among the Projects' ones (not a valid Project name).
 SWEEP: Final = "<sweep>"
+#: The orphan sweep runs when the set of Projects bound here changed (how orphans come about) and at least this
+#: often otherwise (containers labelled by hand, a sweep that could not finish): a list of every labelled
+#: container each second was a third of the agent's idle CPU.
+SWEEP_PERIOD: Final = timedelta(seconds=60)
 #: The phases whose containers stay on this Node: WATCHED, and Failed (kept for `logs` until deleted).
 KEPT: Final = (*WATCHED, ProjectPhase.FAILED)
 
@@ -91,6 +97,10 @@ class ReconcileConfig:
     # poll_interval: seconds between passes. 1 s keeps apply → Running within the 5 s target (the Go agent polls
     # every 10 s); the list is filtered by nodeRef on the server, so a pass costs one small indexed query.
     poll_interval: float = 1.0
+    # check_interval: seconds between checks of a Running Project's containers (a crash, a container gone): an
+    # inspect per container every pass was over a third of an agent's CPU with one Project (issue 16: 0.5 % of a
+    # core); the Go agent checks every 10 s. Scheduled and Terminating Projects are acted on at every pass.
+    check_interval: float = 5.0
     # runtime_grace: how long the runtime may be unreachable before bound Projects are failed (a restart of
     # dockerd or podman's service takes a second or two and must not fail anything).
     runtime_grace: float = 30.0
@@ -128,6 +138,10 @@ class Reconciler:
         self._reported: dict[str, tuple[ProjectPhase, datetime]] = {}
         # The work in flight, by Project name (SWEEP for the orphan sweep).
         self._busy: dict[str, asyncio.Task[None]] = {}
+        # When each Running Project's containers were last checked.
+        self._checked: dict[str, datetime] = {}
+        # The bound set the last sweep started with, and when (None: no sweep yet, or the last one failed).
+        self._swept: tuple[frozenset[str], datetime] | None = None
         #: The Running Projects of the last pass, by name (the ingress and the agent API read it).
         self.running: dict[str, Project] = {}
 
@@ -146,11 +160,21 @@ class Reconciler:
         bound = (await self._api.list_projects(phases=KEPT, node_ref=self._node)).items
         projects = [p for p in bound if p.status.phase in WATCHED]
         self.running = {p.name: p for p in projects if p.status.phase == ProjectPhase.RUNNING}
-        down = await self._runtime_down()
-        fresh = [p for p in projects if not self._is_busy(p.name) and not self._stale(p)]
+        names = frozenset(p.name for p in bound)
+        for gone in self._checked.keys() - names:
+            del self._checked[gone]
+        fresh = [p for p in projects if not self._is_busy(p.name) and not self._stale(p) and self._due(p)]
+        sweep = self._runtime is not None and not self._is_busy(SWEEP) and self._sweep_due(names)
+        # The runtime is pinged only when this pass creates, removes or sweeps, or it was found unreachable: checking
+        # a Running Project inspects its containers anyway, and an inspect that cannot reach the runtime marks it
+        # (in _one), so the next pass pings and fails the Projects after the grace as before.
+        acting = any(p.status.phase != ProjectPhase.RUNNING for p in fresh)
+        ping = acting or sweep or self._runtime is None or self._unreachable_since is not None
+        down = await self._runtime_down() if ping else None
         started = [self._spawn(p.name, self._one(p, down)) for p in fresh]
-        if down is None and self._runtime is not None and not self._is_busy(SWEEP):
-            started.append(self._spawn(SWEEP, self._sweep({p.name for p in bound})))
+        if sweep and down is None:
+            self._swept = (names, self._now())
+            started.append(self._spawn(SWEEP, self._sweep(names)))
         if wait:
             await asyncio.gather(*started)
 
@@ -161,6 +185,23 @@ class Reconciler:
         if reported is None or _RANK[project.status.phase] >= _RANK[reported[0]]:
             return False
         return self._now() - reported[1] < STALE_AFTER
+
+    def _due(self, project: Project) -> bool:
+        """_due is whether this pass acts on project: always, unless it is Running and was checked less than
+        check_interval ago (then it is marked as checked now)."""
+        if project.status.phase != ProjectPhase.RUNNING:
+            self._checked.pop(project.name, None)
+            return True
+        now, last = self._now(), self._checked.get(project.name)
+        if last is not None and (now - last).total_seconds() < self._config.check_interval:
+            return False
+        self._checked[project.name] = now
+        return True
+
+    def _sweep_due(self, bound: frozenset[str]) -> bool:
+        """_sweep_due is whether the orphan sweep should run: the bound set changed since the last, or SWEEP_PERIOD
+        has passed."""
+        return self._swept is None or self._swept[0] != bound or self._now() - self._swept[1] >= SWEEP_PERIOD
 
     def _is_busy(self, key: str) -> bool:
         task = self._busy.get(key)
@@ -222,6 +263,7 @@ class Reconciler:
             elif phase == ProjectPhase.TERMINATING:
                 await self._remove(project)
         except RuntimeUnreachable as exc:
+            self._unreachable_since = self._unreachable_since or self._now()
             log.warning("project %s: %s; retrying", project.name, exc)
 
     async def _fail_down(self, project: Project, down: RuntimeUnreachable) -> None:
@@ -367,7 +409,7 @@ class Reconciler:
 
     # --- orphans ------------------------------------------------------------------------------------
 
-    async def _sweep(self, bound: set[str]) -> None:
+    async def _sweep(self, bound: frozenset[str]) -> None:
         """_sweep removes the containers, networks and volumes of Projects no longer bound to this Node: deleted
         while the agent was away, or moved elsewhere (drained, rescheduled while this Node was cut off)."""
         rt = self._require()
@@ -375,6 +417,7 @@ class Reconciler:
             containers = await rt.list_containers({PROJECT_LABEL: ""})
         except RuntimeFailure as exc:
             log.warning("cannot list containers for the orphan sweep: %s", exc)
+            self._swept = None  # the next pass tries again
             return
         orphans = {(c.labels or {}).get(PROJECT_LABEL, "") for c in containers} - bound - {""}
         for name in sorted(orphans):

@@ -122,6 +122,11 @@ class NodeNetworkStatus(WireModel):
     derp_region: StrictStr | None = Field(default=None, alias="derpRegion")
     # LatencyMs (extension): round trip to the control plane in milliseconds.
     latency_ms: LatencyMs | None = Field(default=None, alias="latencyMs")
+    # RelayReason (extension): why the path to the control plane is not Direct, the peer paths' closed set of codes
+    # (PeerPath.relay_reason); unset when Direct, unknown to the agent, or the agent predates it.
+    relay_reason: StrictStr | None = Field(default=None, alias="relayReason", max_length=64)
+    # RelayMessage (extension): that reason as a sentence, from what the agent observed.
+    relay_message: StrictStr | None = Field(default=None, alias="relayMessage", max_length=1024)
     # Peers (extension): paths to the peers this Node talks to; bounded by the agent.
     peers: list[PeerPath] | None = Field(default=None, max_length=256)
     # Tailnet (extension): the tailnet's own view of the Node.

@@ -1,4 +1,5 @@
-"""`caractrl get events [--for KIND/NAME] [-w]`: the control plane's Events with kubectl's columns, and following."""
+"""`caractrl get events [--for KIND/NAME] [-w]`: the control plane's Events with kubectl's columns, and following
+them through the server's watch of Events (`GET /api/v1/events?watch=true`)."""
 
 from __future__ import annotations
 
@@ -22,10 +23,6 @@ EVENT_WORDS: Final = frozenset({"events", "event", "ev"})
 FOR_KINDS: Final = {"node": "Node", "nodes": "Node", "project": "Project", "projects": "Project"}
 #: kubectl's columns of `get events`.
 HEADERS: Final = ("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE")
-#: Seconds between two reads while following (-w): the server keeps no stream of Events, so -w polls.
-FOLLOW_INTERVAL: Final = 2.0
-#: Events read per poll: more than a busy fleet records in FOLLOW_INTERVAL.
-FOLLOW_LIMIT: Final = 500
 
 
 def parse_for(value: str | None) -> tuple[str | None, str | None]:
@@ -53,14 +50,22 @@ def rows(events: Sequence[Event], now: datetime) -> list[list[str]]:
     ]
 
 
-def _echo(events: Sequence[Event], output: str | None, env: Env, *, headers: bool) -> None:
+def _echo(events: Sequence[Event], output: str | None, env: Env, widths: list[int]) -> None:
+    """_echo prints events: json or yaml documents, or table rows (with the header while widths is empty) padded to
+    at least the widths already printed, so that followed rows stay under the listing's columns; widths grows."""
     if output in ("json", "yaml"):
         for event in events:
             wire = event.to_wire()
             click.echo(printers.to_json(wire) if output == "json" else "---\n" + printers.to_yaml(wire))
         return
-    text = printers.table(HEADERS, rows(events, env.now()))
-    click.echo(text if headers else "\n".join(text.splitlines()[1:]))
+    lines = rows(events, env.now())
+    headed = not widths
+    if headed:
+        widths.extend(len(header) for header in HEADERS)
+    widths[:] = [max(width, *(len(row[i]) for row in lines)) for i, width in enumerate(widths)]
+    padded = [[*(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)), row[-1]] for row in lines]
+    text = printers.table(HEADERS, padded)
+    click.echo(text if headed else "\n".join(text.splitlines()[1:]))
 
 
 def get_events(env: Env, *, for_: str | None, watch: bool, output: str | None, timeout: float | None) -> None:
@@ -68,55 +73,57 @@ def get_events(env: Env, *, for_: str | None, watch: bool, output: str | None, t
     kind, name = parse_for(for_)
     if output not in (None, "", "json", "yaml"):
         raise fail(f"-o {output}: Events print as a table, json or yaml")
+    if watch:
+        _follow(env, kind, name, output, timeout)
+        return
 
     async def fetch(client: Client) -> list[Event]:
         return list((await client.list_events(kind=kind, name=name)).items)
 
     listed = run(env, fetch)
-    if output in ("json", "yaml") and not watch:
+    if output in ("json", "yaml"):
         from controlplane.api import EventList
 
         whole = EventList(items=listed).to_wire()
         click.echo(printers.to_json(whole) if output == "json" else printers.to_yaml(whole))
-        return
-    if listed:
-        _echo(listed, output, env, headers=True)
-    elif not watch:
+    elif listed:
+        _echo(listed, output, env, [])
+    else:
         click.echo("No resources found", err=True)
-        return
-    if watch:
-        _follow(env, kind, name, {e.metadata.name for e in listed}, output, timeout, headers=not listed)
 
 
-def _follow(
-    env: Env,
-    kind: str | None,
-    name: str | None,
-    seen: set[str],
-    output: str | None,
-    timeout: float | None,
-    *,
-    headers: bool,
-) -> None:
-    """_follow polls for Events not seen yet every FOLLOW_INTERVAL s until Ctrl-C or `timeout` seconds."""
-    import asyncio
-
+def _follow(env: Env, kind: str | None, name: str | None, output: str | None, timeout: float | None) -> None:
+    """_follow prints the kept Events, then each new one, from the server's watch of Events; it opens the watch
+    again when the server ends it, until Ctrl-C or `timeout` seconds. A watch opens with the kept Events (the
+    listing), so each reopening skips those already printed."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    first = [headers]
+    printed: set[str] = set()
+    widths: list[int] = []  # of the table printed so far (none yet: the next rows come with the header)
 
-    async def poll(client: Client) -> None:
+    def show(events: list[Event]) -> None:
+        fresh = [e for e in events if e.metadata.name not in printed]
+        if fresh:
+            _echo(fresh, output, env, widths)
+            printed.update(e.metadata.name for e in fresh)
+
+    async def follow(client: Client) -> None:
+        nonlocal printed
         while deadline is None or time.monotonic() < deadline:
-            found = (await client.list_events(kind=kind, name=name, limit=FOLLOW_LIMIT)).items
-            new = [e for e in found if e.metadata.name not in seen]
-            if new:
-                seen.update(e.metadata.name for e in new)
-                _echo(new, output, env, headers=first[0])
-                first[0] = False
-            left = FOLLOW_INTERVAL if deadline is None else min(FOLLOW_INTERVAL, deadline - time.monotonic())
-            if left > 0:
-                await asyncio.sleep(left)
+            left = None if deadline is None else deadline - time.monotonic()
+            listing: list[Event] | None = []
+            async for type_, event in client.watch_events(kind=kind, name=name, timeout_s=left):
+                if event is None:  # BOOKMARK: the listing is complete
+                    if listing is not None:
+                        show(listing)
+                        # What a later reopening can list again: this listing and what follows it.
+                        printed = {e.metadata.name for e in listing}
+                    listing = None
+                elif listing is not None:
+                    listing.append(event)
+                elif type_ == "ADDED":
+                    show([event])
 
     try:
-        run(env, poll)
+        run(env, follow)
     except KeyboardInterrupt:  # Ctrl-C is how following ends: no traceback
         return

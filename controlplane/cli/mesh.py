@@ -133,7 +133,8 @@ def not_direct(nodes: Sequence[Node], now: datetime) -> list[Row]:
             why = "the Node's facts are stale: last known, not current"
             if network is not None and network.mode is not None:
                 text = _path_text(network.mode.value, network.derp_region) + "?"
-                rows.append(Row(node.name, CONTROL_PLANE, "stale", text, STALE, confirmed, why, True))
+                reason = network.relay_reason or STALE
+                rows.append(Row(node.name, CONTROL_PLANE, "stale", text, reason, confirmed, why, True))
             for peer in _peers(node).values():
                 if peer.name in names and peer.name != node.name:
                     mode = peer.mode.value if peer.mode else None
@@ -143,7 +144,10 @@ def not_direct(nodes: Sequence[Node], now: datetime) -> list[Row]:
                     )
             continue
         if network is not None and network.mode is not None and network.mode.value != "Direct":
-            rows.append(Row(node.name, CONTROL_PLANE, "DERP", _path_text("DERP", network.derp_region), "", None, ""))
+            kind = kind_of(network.mode.value, network.relay_reason)
+            text = _path_text(network.mode.value, network.derp_region)
+            reason, message = network.relay_reason or "", network.relay_message or ""
+            rows.append(Row(node.name, CONTROL_PLANE, kind, text, reason, None, message))
         for peer in _peers(node).values():
             if peer.name not in names or peer.name == node.name:
                 continue
@@ -234,7 +238,11 @@ def matrix_lines(nodes: Sequence[Node], now: datetime, *, color: bool) -> list[s
         lines.append((pad + ("C " if digit == width - 1 else "  ") + "".join(n[digit] for n in numbers)).rstrip())
     for i, node in enumerate(ordered, start=1):
         network = node.status.network
-        own = kind_of(network.mode.value if network and network.mode else None, None) if network else "unknown"
+        own = (
+            kind_of(network.mode.value if network and network.mode else None, network.relay_reason)
+            if network
+            else "unknown"
+        )
         own = own if network is not None and network.mode is not None else "unknown"
         reported = _peers(node)
         stale = is_stale(node, now)

@@ -124,14 +124,42 @@ class Client:
     ) -> AsyncIterator[dict[str, Any]]:
         """watch yields the events of GET /api/v1/{resource}?watch=true, one dict per line: `{"type": ADDED |
         MODIFIED | DELETED | BOOKMARK, "object": ...}`, until the server ends the stream (after timeout_s)."""
-        params: dict[str, str] = {"watch": "true"}
-        if label_selector:
-            params["labelSelector"] = label_selector
+        params = {"labelSelector": label_selector} if label_selector else {}
+        async for event in self._watch(f"/api/v1/{resource}", params, timeout_s):
+            yield event
+
+    async def watch_events(
+        self,
+        *,
+        kind: str | None = None,
+        name: str | None = None,
+        limit: int | None = None,
+        timeout_s: float | None = None,
+    ) -> AsyncIterator[tuple[str, _api.Event | None]]:
+        """watch_events yields GET /api/v1/events?watch=true as (type, Event): the newest `limit` kept Events
+        (about kind/name when given) ADDED, then ("BOOKMARK", None), then each new Event ADDED as it is stored,
+        until the server ends the stream (after timeout_s)."""
+        params = {key: str(value) for key, value in (("kind", kind), ("name", name), ("limit", limit)) if value}
+        async for event in self._watch("/api/v1/events", params, timeout_s):
+            if event["type"] == "BOOKMARK":
+                yield "BOOKMARK", None
+                continue
+            try:
+                decoded = _api.decode(_api.Event, event.get("object"))
+            except ValueError as exc:  # InvalidObject is a ValueError
+                raise InvalidResponse(
+                    "Event", exc.errors if isinstance(exc, _api.InvalidObject) else [str(exc)]
+                ) from None
+            yield event["type"], decoded
+
+    async def _watch(self, path: str, params: dict[str, str], timeout_s: float | None) -> AsyncIterator[dict[str, Any]]:
+        """_watch yields the lines of path?watch=true as dicts, each with a type."""
+        params = {"watch": "true", **params}
         if timeout_s is not None:
             params["timeoutSeconds"] = str(max(1, int(timeout_s)))
         with map_transport_errors(self.base_url):
             async with self._http.stream(
-                "GET", f"/api/v1/{resource}", params=params, timeout=httpx.Timeout(DEFAULT_TIMEOUT, read=None)
+                "GET", path, params=params, timeout=httpx.Timeout(DEFAULT_TIMEOUT, read=None)
             ) as response:
                 if response.status_code != 200:
                     await response.aread()

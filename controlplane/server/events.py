@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from controlplane.api import (
     CONTROL_PLANE_PEER,
@@ -27,10 +27,12 @@ from controlplane.api import (
     NetworkMode,
     Node,
     NodeConditionType,
+    NodeNetworkStatus,
     NodeState,
     ObjectMeta,
     ObjectReference,
     PathChange,
+    PeerPath,
     Project,
     ProjectPhase,
     Transition,
@@ -127,9 +129,11 @@ def _path_text(change: PathChange, after: Node) -> str:
 
     text = f"{after.name} → {change.peer}: {mode(change.from_mode)} → {mode(change.to_mode, change.derp_region)}"
     network = after.status.network
-    peer = next((p for p in (network.peers or []) if p.name == change.peer), None) if network else None
-    if change.to_mode is not NetworkMode.DIRECT and peer is not None and peer.relay_reason:
-        text += f" ({peer.relay_reason}: {peer.relay_message or ''})".replace(": )", ")")
+    said: NodeNetworkStatus | PeerPath | None = network
+    if network is not None and change.peer != CONTROL_PLANE_PEER:
+        said = next((p for p in (network.peers or []) if p.name == change.peer), None)
+    if change.to_mode is not NetworkMode.DIRECT and said is not None and said.relay_reason:
+        text += f" ({said.relay_reason}: {said.relay_message or ''})".replace(": )", ")")
     return text
 
 
@@ -223,6 +227,31 @@ def project_draft(before: Project | None, after: Project, now: datetime, actor: 
             if old_why is None or said != (old_why.status, old_why.reason, old_why.message):
                 draft.event(EventType.WARNING, FAILED_SCHEDULING, new_why.message or new_why.reason or "")
     return draft
+
+
+class EventFeed:
+    """EventFeed is the watch Source of Events (controlplane.server.watch): first the newest `first` kept Events
+    about kind/name, then each one stored after, read through Store.events_after. An Event is never changed, so
+    the feed is append-only: each Event is ADDED once, never MODIFIED or DELETED (trimming is not a deletion)."""
+
+    append_only = True
+
+    def __init__(self, store: Store, *, kind: str | None, name: str | None, first: int) -> None:
+        self._store, self._kind, self._name, self._first = store, kind, name, first
+        self._cursor: int | None = None
+        # Names of the first answer: an Event stored between taking the cursor and listing is in both.
+        self._listed: set[str] = set()
+
+    async def changes(self) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        if self._cursor is None:
+            _, self._cursor = await self._store.events_after(None)
+            found = await self._store.list_events(kind=self._kind, name=self._name, limit=self._first)
+            self._listed = {event.metadata.name for event in found}
+            return {event.metadata.name: event.to_wire() for event in found}, []
+        found, self._cursor = await self._store.events_after(self._cursor, kind=self._kind, name=self._name)
+        fresh = {event.metadata.name: event.to_wire() for event in found if event.metadata.name not in self._listed}
+        self._listed.clear()
+        return fresh, []
 
 
 class EventRecorder:

@@ -86,8 +86,16 @@ def _paths_of(node: Node) -> tuple[_Path | None, list[_Path]]:
         return None, []
     own = None
     if network.mode is not None or network.latency_ms is not None:
-        own = _Path(node.name, CONTROL_PLANE_PEER, network.mode, network.latency_ms)
-    peers = sorted(network.peers or (), key=lambda peer: peer.name)
+        own = _Path(
+            node.name,
+            CONTROL_PLANE_PEER,
+            network.mode,
+            network.latency_ms,
+            relay_reason(network.mode, network.relay_reason),
+        )
+    # A peer entry named like the control plane (its host's tailnet name, passively seen) is the same path as `own`,
+    # which is the one exported: two series with one label set would be a broken exposition.
+    peers = sorted((p for p in network.peers or () if p.name != CONTROL_PLANE_PEER), key=lambda peer: peer.name)
     return own, [
         _Path(node.name, peer.name, peer.mode, peer.latency_ms, relay_reason(peer.mode, peer.relay_reason))
         for peer in peers

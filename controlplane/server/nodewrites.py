@@ -102,12 +102,16 @@ def _empty_network_value(field: str, value: Any) -> bool:
 def merge_network(stored: NodeNetworkStatus | None, given: NodeNetworkStatus) -> NodeNetworkStatus:
     """merge_network merges a beat's network into the stored one field by field, as the Go server does (design
     §3.4): each field the beat carries non-empty replaces the stored one; the others (a Go agent's missing
-    dnsName or mode) stay. An explicit empty `peers` list is a value: the node talks to no peer now."""
+    dnsName or mode) stay. An explicit empty `peers` list is a value: the node talks to no peer now. The relay
+    reason belongs to the mode: a beat that carries the mode replaces the reason too, with none when it has none
+    (a path back to Direct keeps no reason)."""
     update = {
         name: getattr(given, name)
         for name in given.model_fields_set
         if not _empty_network_value(name, getattr(given, name))
     }
+    if "mode" in update:
+        update |= {"relay_reason": given.relay_reason, "relay_message": given.relay_message}
     base = stored if stored is not None else NodeNetworkStatus()
     return base.model_copy(update=update)
 

@@ -3,8 +3,9 @@
 The stream opens with an ADDED event for every object the selector matches now, then one BOOKMARK event (the
 client's table is complete), then ADDED / MODIFIED / DELETED as the store changes, until timeoutSeconds pass or the
 client goes away. An object that stops matching the selector is DELETED from the watch, as in Kubernetes. A kind
-plugs in with a Source: Nodes read only what changed through the store's revisions; any other kind is compared
-document by document.
+plugs in with a Source: Nodes read only what changed through the store's revisions; Events, which are never changed,
+come from the store's change feed (controlplane.server.events.EventFeed: each one ADDED once, nothing remembered);
+any other kind is compared document by document.
 """
 
 from __future__ import annotations
@@ -50,7 +51,12 @@ JSONObject = dict[str, Any]
 
 
 class Source(Protocol):
-    """Source reports, each time it is asked, every object of one kind that changed since it was last asked."""
+    """Source reports, each time it is asked, every object of one kind that changed since it was last asked.
+
+    An append_only Source reports each object once and never deletes one, so the watch need not remember what it
+    showed (a watch of Events stays small however long it runs)."""
+
+    append_only: bool
 
     async def changes(self) -> tuple[dict[str, JSONObject], list[str]]:
         """changes returns (name → wire of each object created or changed, names deleted) since the last call."""
@@ -59,6 +65,8 @@ class Source(Protocol):
 
 class NodeSource:
     """NodeSource watches Nodes through Store.list_nodes_changed: a quiet fleet costs no decodes."""
+
+    append_only = False
 
     def __init__(self, store: Store, show: Callable[[Node], JSONObject]) -> None:
         self._store, self._show = store, show
@@ -72,6 +80,8 @@ class NodeSource:
 
 class ListSource:
     """ListSource watches any kind by listing it and comparing each document with the last one seen."""
+
+    append_only = False
 
     def __init__(self, list_all: Callable[[], Awaitable[list[JSONObject]]]) -> None:
         self._list_all = list_all
@@ -114,7 +124,8 @@ async def events(
                     yield _event("DELETED", shown.pop(name))
                 continue
             yield _event("MODIFIED" if name in shown else "ADDED", obj)
-            shown[name] = obj
+            if not source.append_only:
+                shown[name] = obj
         if first:
             yield _event("BOOKMARK", {})
             first = False

@@ -198,6 +198,15 @@ class Store(Protocol):
         them (all when None), oldest first."""
         ...
 
+    async def events_after(
+        self, cursor: int | None, *, kind: str | None = None, name: str | None = None
+    ) -> tuple[list[Event], int]:
+        """events_after is the change feed of events: the events about kind/name stored after cursor, oldest first,
+        and the cursor to pass next. With cursor None it returns no events and where the feed stands now. Each event
+        comes in exactly one answer of a chain of cursors (unless trimmed before it is read), whatever the order
+        in which concurrent writers commit."""
+        ...
+
     async def append_transitions(self, transitions: Sequence[Transition]) -> None:
         """append_transitions stores transitions (their retention is prune_transitions', not the events')."""
         ...

@@ -30,6 +30,8 @@ from .base import AlreadyExists, NotFound, StoreError
 
 #: pg_advisory_xact_lock key taken while migrating ("cara" in ASCII).
 MIGRATION_LOCK: Final = 0x63617261
+#: pg_advisory_xact_lock key append_events holds while it inserts ("evts" in ASCII).
+EVENTS_LOCK: Final = 0x65767473
 #: Seconds to wait for a new connection when the URL does not say (libpq waits forever otherwise).
 CONNECT_TIMEOUT_S: Final = 10
 #: Compare-and-set attempts of an update before it locks the row instead (lost only to a concurrent writer).
@@ -503,6 +505,8 @@ class PostgresStore(KindStore):
             return
         with _pg_errors():
             async with self._pool.connection() as conn, conn.transaction():
+                # One appender at a time, across replicas: seqs then commit in their order (events_after's rule).
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK,))
                 await conn.execute(
                     "INSERT INTO events (kind, name, doc) SELECT k, n, d FROM unnest(%s::text[], %s::text[],"
                     " %s::jsonb[]) WITH ORDINALITY AS t (k, n, d, i) ORDER BY i",
@@ -531,6 +535,28 @@ class PostgresStore(KindStore):
                 )
                 rows = await cur.fetchall()
         return [Event.model_validate(doc) for (doc,) in reversed(rows)]
+
+    async def events_after(
+        self, cursor: int | None, *, kind: str | None = None, name: str | None = None
+    ) -> tuple[list[Event], int]:
+        """events_after is the change feed of events; the cursor is the last seq read. append_events holds
+        EVENTS_LOCK while it inserts, so a seq is visible only after every smaller one was committed (or never
+        will be): no event of a slower writer can land behind the cursor."""
+        filters = [(column, value) for column, value in (("kind", kind), ("name", name)) if value is not None]
+        where = "".join(f" AND {column} = %s" for column, _ in filters)
+        with _pg_errors():
+            async with self._pool.connection() as conn, conn.transaction():
+                cur = await conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events")
+                row = await cur.fetchone()
+                last = int(row[0]) if row is not None else 0
+                if cursor is None:
+                    return [], last
+                cur = await conn.execute(
+                    f"SELECT doc FROM events WHERE seq > %s AND seq <= %s{where} ORDER BY seq",
+                    [cursor, last, *(value for _, value in filters)],
+                )
+                rows = await cur.fetchall()
+        return [Event.model_validate(doc) for (doc,) in rows], max(last, cursor)
 
     async def append_transitions(self, transitions: Sequence[Transition]) -> None:
         """append_transitions stores transitions."""

@@ -573,6 +573,28 @@ class SqliteStore(KindStore):
 
         return [Event.model_validate_json(doc) for (doc,) in reversed(await self._worker.call(select, write=False))]
 
+    async def events_after(
+        self, cursor: int | None, *, kind: str | None = None, name: str | None = None
+    ) -> tuple[list[Event], int]:
+        """events_after is the change feed of events; the cursor is the last seq read (one writer thread commits
+        in seq order)."""
+        filters = [(column, value) for column, value in (("kind", kind), ("name", name)) if value is not None]
+        where = "".join(f" AND {column} = ?" for column, _ in filters)
+
+        def select(conn: sqlite3.Connection) -> tuple[list[tuple[str]], int]:
+            with _sqlite_errors():
+                (last,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+                if cursor is None:
+                    return [], int(last)
+                rows = conn.execute(
+                    f"SELECT doc FROM events WHERE seq > ? AND seq <= ?{where} ORDER BY seq",
+                    [cursor, last, *(value for _, value in filters)],
+                ).fetchall()
+                return rows, max(int(last), cursor)
+
+        rows, last = await self._worker.call(select, write=False)
+        return [Event.model_validate_json(doc) for (doc,) in rows], last
+
     async def append_transitions(self, transitions: Sequence[Transition]) -> None:
         """append_transitions stores transitions."""
         rows = [(t.subject, _micros(t.time), int(t.good)) for t in transitions if t.time is not None]

@@ -11,12 +11,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
-from click.testing import CliRunner
+import pytest
 
 from agent.collectors.resources import Usage
 from agent.heartbeat import Backoff
 from agent.main import discover_server, main, measure_forever, run_agent
-from agent.settings import Reservation, Settings
+from agent.settings import TABLE, Reservation, Settings
 from agent.status import AgentStatus
 from agent.throughput import Measurement, ThroughputError
 from controlplane.api import NetworkMode, NodeInfo, Project, ProjectPhase
@@ -142,11 +142,32 @@ async def test_agent_registers_reports_and_says_goodbye(
     assert API_URL  # the in-process app's base URL is what ToApp rewrites to
 
 
-def test_a_bad_setting_exits_2_with_one_line() -> None:
-    result = CliRunner().invoke(main, [], env={"NODE_NAME": "Not_A_Name"})
-    assert result.exit_code == 2
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: NODE_NAME: 'Not_A_Name' is not a valid Node name")
+def test_a_bad_setting_exits_2_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NODE_NAME", "Not_A_Name")
+    with pytest.raises(SystemExit) as exited:
+        main([])
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert out == "" and len(lines) == 1
+    assert lines[0].startswith("Error: NODE_NAME: 'Not_A_Name' is not a valid Node name")
+
+
+def test_every_setting_is_a_flag_and_a_flag_wins_over_the_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NODE_NAME", "from-env")
+    main(["--node-name", "from-flag", "--check-config"])
+    assert capsys.readouterr().out == "cara-agent: settings valid; node from-flag\n"
+    with pytest.raises(SystemExit) as exited:
+        main(["--no-such-flag"])
+    assert exited.value.code == 2 and "unrecognized arguments: --no-such-flag" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    shown = capsys.readouterr().out
+    assert all(setting.flag_name in shown for setting in TABLE)
 
 
 def test_sigterm_exits_0_promptly(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from agent.projects.reconciler import ReconcileConfig, Reconciler
-from agent.runtime import RuntimeClient
+from agent.projects.reconciler import SWEEP_PERIOD, ReconcileConfig, Reconciler
+from agent.runtime import RuntimeClient, RuntimeFailure
 from controlplane.api import Project, ProjectList, ProjectPhase, ProjectStatusPatch
 
 from .fake_engine import FakeEngine
@@ -60,7 +60,7 @@ class FakeAPI:
 
 
 def setup(
-    *projects: Project, engine: FakeEngine | None = None, booted_at: datetime | None = None
+    *projects: Project, engine: FakeEngine | None = None, booted_at: datetime | None = None, check_interval: float = 0.0
 ) -> tuple[FakeAPI, FakeEngine, Reconciler, list[datetime]]:
     engine = engine or FakeEngine(images={IMAGE, "registry:5000/db:1"})
     api = FakeAPI(*projects)
@@ -71,7 +71,7 @@ def setup(
         node_name="edge1",
         now=lambda: clock[0],
         booted_at=booted_at,
-        config=ReconcileConfig(runtime_grace=30.0),
+        config=ReconcileConfig(runtime_grace=30.0, check_interval=check_interval),
     )
     return api, engine, reconciler, clock
 
@@ -268,3 +268,76 @@ async def test_a_list_older_than_our_report_is_not_acted_on() -> None:
     clock[0] = NOW + timedelta(seconds=11)  # no longer a race: the list is believed again
     await reconciler.sync_once()
     assert api.patches == [running(), running()]
+
+
+def paths(engine: FakeEngine) -> list[str]:
+    """paths is the runtime calls made since the last clear, without their queries."""
+    return [call.split("?")[0] for call in engine.calls]
+
+
+async def test_an_idle_pass_leaves_the_runtime_alone_and_the_sweep_runs_on_change_or_after_its_period() -> None:
+    api, engine, reconciler, clock = setup()
+    await reconciler.sync_once()  # the first pass sweeps (Projects deleted while the agent was away)
+    assert paths(engine) == ["GET /_ping", "GET /containers/json"]
+    engine.calls.clear()
+    clock[0] = NOW + SWEEP_PERIOD - timedelta(seconds=1)
+    await reconciler.sync_once()
+    assert engine.calls == []  # nothing bound, nothing changed: no call at all
+    clock[0] = NOW + SWEEP_PERIOD
+    await reconciler.sync_once()
+    assert paths(engine) == ["GET /_ping", "GET /containers/json"]
+    engine.calls.clear()
+    api.projects["demo"] = project(ProjectPhase.FAILED)  # the bound set changed: swept at once
+    await reconciler.sync_once()
+    assert paths(engine) == ["GET /_ping", "GET /containers/json"]
+
+
+async def test_a_sweep_that_could_not_list_is_tried_again_on_the_next_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    _api, engine, reconciler, _clock = setup()
+    runtime = reconciler.runtime
+    assert runtime is not None
+
+    async def refused(labels: dict[str, str]) -> list[Any]:
+        raise RuntimeFailure("/fake.sock", "list refused")
+
+    monkeypatch.setattr(runtime, "list_containers", refused)
+    await reconciler.sync_once()
+    monkeypatch.undo()
+    engine.calls.clear()
+    await reconciler.sync_once()
+    assert paths(engine) == ["GET /_ping", "GET /containers/json"]
+
+
+async def test_a_running_project_is_checked_without_a_ping_and_still_failed_when_the_runtime_stays_down() -> None:
+    api, engine, reconciler, clock = setup(project())
+    await reconciler.sync_once()  # Scheduled -> Running
+    engine.calls.clear()
+    await reconciler.sync_once()
+    assert paths(engine) == ["GET /containers/demo-web/json", "GET /containers/demo-db/json"]
+    engine.down = True
+    await reconciler.sync_once()  # the inspect finds it unreachable: logged, and the next pass pings
+    with pytest.raises(Exception, match="unreachable"):
+        await reconciler.sync_once()  # within the grace: nothing reported
+    assert api.patches == [running()]
+    clock[0] = NOW + timedelta(seconds=31)
+    await reconciler.sync_once()
+    assert [(p["phase"], p["reason"]) for p in api.patches] == [
+        ("Running", "ContainersRunning"),
+        ("Failed", "InspectError"),
+    ]
+
+
+async def test_a_running_project_is_checked_every_check_interval_not_every_pass() -> None:
+    api, engine, reconciler, clock = setup(project(), check_interval=5.0)
+    await reconciler.sync_once()  # Scheduled -> Running
+    engine.calls.clear()
+    await reconciler.sync_once()  # first check of the Running Project
+    assert paths(engine) == ["GET /containers/demo-web/json", "GET /containers/demo-db/json"]
+    engine.calls.clear()
+    engine.exit("demo-web", 137)
+    clock[0] = NOW + timedelta(seconds=4.9)
+    await reconciler.sync_once()
+    assert engine.calls == [] and api.patches == [running()]
+    clock[0] = NOW + timedelta(seconds=5)
+    await reconciler.sync_once()
+    assert api.patches[-1]["reason"] == "ContainerCrashed"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from agent.main import main
 from agent.settings import TABLE, Reservation, SettingError, find_runtime_socket, load_settings, parse_reservation
@@ -145,14 +144,20 @@ def test_a_bad_environment_file_names_the_file_the_line_or_key(tmp_path: Path, t
     assert "\n" not in str(caught.value)
 
 
-def test_check_config_exits_0_on_valid_settings_and_2_naming_the_problem(tmp_path: Path) -> None:
+def test_check_config_exits_0_on_valid_settings_and_2_naming_the_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("NODE_NAME", raising=False)
+    monkeypatch.delenv("MAX_PEERS", raising=False)
     path = tmp_path / "agent.env"
     path.write_text("NODE_NAME=edge7\n")
-    ok = CliRunner().invoke(main, ["--env-file", str(path), "--check-config"], env={"NODE_NAME": None})
-    assert (ok.exit_code, ok.output) == (0, f"cara-agent: settings valid ({path}); node edge7\n")
+    main(["--env-file", str(path), "--check-config"])
+    assert capsys.readouterr().out == f"cara-agent: settings valid ({path}); node edge7\n"
     path.write_text("MAX_PEERS=lots\n")
-    bad = CliRunner().invoke(main, ["--env-file", str(path), "--check-config"], env={"MAX_PEERS": None})
-    assert bad.exit_code == 2 and f"Error: {path}: MAX_PEERS: 'lots' is not a whole number" in bad.output
+    with pytest.raises(SystemExit) as exited:
+        main(["--env-file", str(path), "--check-config"])
+    assert exited.value.code == 2
+    assert f"Error: {path}: MAX_PEERS: 'lots' is not a whole number" in capsys.readouterr().err
 
 
 def test_every_setting_has_a_documented_row() -> None:

@@ -55,6 +55,90 @@ async def test_active_relayed_path_is_derp() -> None:
     assert net is not None and (net.mode, net.derp_region) == (NetworkMode.DERP, "headscale")
 
 
+async def test_a_relayed_control_path_says_why_as_peer_paths_do() -> None:
+    """edge1's path to the control plane (on edge2) while `lab block edge1 edge2`: the disco ping came back
+    through DERP, the server's advertised endpoint went unanswered, and edge1 is Direct with edge3."""
+    tc, daemon = collector(
+        {
+            "GET status": (200, "edge1-status-blocked-edge2.json"),
+            "POST ping": (200, "edge1-ping-edge2-derp.json"),
+            "GET whois": (200, "edge1-whois-edge2-blocked.json"),
+        },
+        "edge2",
+    )
+    net = (await tc.collect(NOW)).network
+    assert net is not None and (net.mode, net.relay_reason) == (NetworkMode.DERP, "UDPBlocked")
+    assert net.relay_message == (
+        "disco pings to the peer's endpoints (10.99.12.2:41641) went unanswered while this node is direct with other"
+        " peers: UDP between the two is blocked."
+    )
+    assert [r.url.params["addr"] for r in daemon.requests if r.url.path.endswith("/whois")] == ["100.64.0.4"]
+    wire = net.to_wire()
+    assert (wire["relayReason"], wire["mode"]) == ("UDPBlocked", "DERP")
+
+
+async def test_a_relayed_control_path_with_no_direct_peer_blames_this_nodes_udp() -> None:
+    tc, _ = collector(
+        {
+            "GET status": (200, "edge1-status-derp.json"),
+            "POST ping": (200, "edge1-ping-edge2-derp.json"),
+            "GET whois": (200, "edge1-whois-edge2-blocked.json"),
+        },
+        "edge2",
+    )
+    net = (await tc.collect(NOW)).network
+    assert net is not None and (net.mode, net.relay_reason) == (NetworkMode.DERP, "NoDirectPaths")
+
+
+async def test_a_control_path_status_calls_relayed_but_no_ping_confirmed_is_not_probed() -> None:
+    tc, daemon = collector(
+        {"GET status": (200, "edge1-status-derp.json"), "POST ping": httpx.ReadTimeout("timed out")}, "edge2"
+    )
+    net = (await tc.collect(NOW)).network
+    assert net is not None and (net.mode, net.relay_reason) == (NetworkMode.DERP, "NotProbed")
+    assert net.relay_message is not None and net.relay_message.startswith("relayed, as tailscaled's status says")
+    assert not [r for r in daemon.requests if r.url.path.endswith("/whois")]  # no endpoints asked for
+
+
+async def test_a_probed_reason_stays_while_the_mode_does_when_a_ping_is_lost() -> None:
+    """One ping lost on the relayed path keeps the probed reason (no NotProbed flapping); a Direct path drops it,
+    and a relayed path no ping confirmed is NotProbed again."""
+    tc, _ = collector(
+        {
+            "GET status": [(200, "edge1-status-blocked-edge2.json")] * 2
+            + [(200, "edge1-status-direct.json"), (200, "edge1-status-blocked-edge2.json")],
+            "POST ping": [
+                (200, "edge1-ping-edge2-derp.json"),
+                httpx.ReadTimeout("timed out"),
+                (200, "edge1-ping-edge2-direct.json"),
+                httpx.ReadTimeout("timed out"),
+            ],
+            "GET whois": (200, "edge1-whois-edge2-blocked.json"),
+        },
+        "edge2",
+    )
+    said = []
+    for _ in range(4):
+        net = (await tc.collect(NOW)).network
+        assert net is not None
+        said.append((net.mode, net.relay_reason))
+    assert said == [
+        (NetworkMode.DERP, "UDPBlocked"),
+        (NetworkMode.DERP, "UDPBlocked"),  # the lost ping
+        (NetworkMode.DIRECT, None),
+        (NetworkMode.DERP, "NotProbed"),
+    ]
+
+
+async def test_a_direct_control_path_has_no_reason_on_the_wire() -> None:
+    tc, _ = collector(
+        {"GET status": (200, "edge1-status-direct.json"), "POST ping": (200, "edge1-ping-edge2-direct.json")}, "edge2"
+    )
+    net = (await tc.collect(NOW)).network
+    assert net is not None and net.mode is NetworkMode.DIRECT and net.relay_reason is None
+    assert "relayReason" not in net.to_wire() and "relayMessage" not in net.to_wire()
+
+
 async def test_an_idle_path_is_probed() -> None:
     probed: list[IPAddress] = []
 

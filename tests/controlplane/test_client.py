@@ -323,3 +323,30 @@ async def test_heartbeat_returns_the_nodes_the_server_asks_to_witness(header: st
 
     async with make_client(handler) as client:
         assert await client.heartbeat("edge-2", Heartbeat()) == names
+
+
+async def test_watch_events_decodes_each_event_and_names_a_bad_one() -> None:
+    event = {
+        "metadata": {"name": "edge1.00000000000000a1"},
+        "involvedObject": {"kind": "Node", "name": "edge1"},
+        "type": "Warning",
+        "reason": "NodeNotReady",
+        "message": "Node edge1 is NotReady",
+    }
+    asked: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        lines = [{"type": "ADDED", "object": event}, {"type": "BOOKMARK", "object": {}}]
+        if request.url.params.get("name") == "bad":
+            lines.append({"type": "ADDED", "object": {**event, "type": "Loud"}})
+        body = "".join(json.dumps(line) + "\n" for line in lines)
+        return httpx.Response(200, text=body, headers={"content-type": "application/x-ndjson"})
+
+    async with make_client(handler) as c:
+        got = [(t, e.reason if e else None) async for t, e in c.watch_events(kind="Node", name="edge1", timeout_s=5)]
+        assert got == [("ADDED", "NodeNotReady"), ("BOOKMARK", None)]
+        assert dict(asked[0].url.params) == {"watch": "true", "kind": "Node", "name": "edge1", "timeoutSeconds": "5"}
+        with pytest.raises(InvalidResponse, match="invalid Event: type"):
+            async for _ in c.watch_events(name="bad"):
+                pass

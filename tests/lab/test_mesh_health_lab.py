@@ -1,4 +1,5 @@
-"""Issue 7 end to end: after `lab block edge1 edge2`, the matrix, the metrics and the fleet page show that pair DERP.
+"""Issue 7 end to end: after `lab block edge1 edge2`, the matrix, the metrics and the fleet page show that pair DERP
+(and, blocked at the same time, edge3's own path to the control plane relayed, with its reason).
 
 A real cara-server in `control`, an agent in every edge probing its fellow agents; `caractrl mesh -o json` and a
 headless Chromium run from `operator` over the tailnet, `/metrics` is read from there too. The bound is the agent
@@ -29,6 +30,8 @@ pytestmark = pytest.mark.lab
 
 EDGES = ["edge1", "edge2", "edge3"]
 PAIR = ("edge1", "edge2")
+#: Blocked with PAIR, so both waits overlap: a Node's own path to the control plane (in host `control`), relayed.
+OWN = ("edge3", "control")
 #: STATUS_INTERVAL: probed latencies ride along with full beats only (a mode change is sent at once), so the
 #: first probed latencies of an agent that started before its fellows registered arrive within 10 s.
 AGENT_ENV = {
@@ -126,6 +129,16 @@ def page_modes(lab: Lab, plane: ControlPlane, profile: Path) -> dict[tuple[str, 
     return {(r.attrs["data-from"], r.attrs["data-to"]): r.attrs["data-mode"] for r in cells}
 
 
+def own_path(plane: ControlPlane, node: str, *, relayed: bool = False) -> dict[str, Any] | None:
+    """own_path is the mode and relay reason of node's own path to the control plane, as the server stores them;
+    with relayed, None until it has a reason."""
+    code, body = plane.call("operator", "GET", f"/api/v1/nodes/{node}", timeout=10)
+    assert code == 200, body
+    network = body["status"].get("network") or {}
+    own = {key: network.get(key) for key in ("mode", "relayReason", "relayMessage")}
+    return None if relayed and not own["relayReason"] else own
+
+
 def both_ways(modes: dict[tuple[str, str], Any], want: str) -> bool:
     a, b = PAIR
     return modes.get((a, b)) == want and modes.get((b, a)) == want
@@ -176,6 +189,7 @@ def test_blocked_pair_shows_derp_everywhere_then_direct_again(
     assert both_ways(metrics_modes(plane), "Direct")
 
     lab.block(a, b)
+    lab.block(*OWN)
     try:
         blocked = time.monotonic()
         wait_until(
@@ -187,6 +201,20 @@ def test_blocked_pair_shows_derp_everywhere_then_direct_again(
         relayed = [p for p in derp_doc["paths"] if (p["from"], p["to"]) in (PAIR, PAIR[::-1])]
         assert all(p["derpRegion"] == "headscale" for p in relayed), relayed
         assert matrix_modes(derp_doc)[("edge1", "edge3")] == "Direct"  # the other pairs are untouched
+        # edge3's own path to the control plane is relayed too, and says why: its disco ping came back through DERP,
+        # the server's advertised endpoint went unanswered, and edge3 is Direct with its fellows.
+        own, _ = wait_until(
+            f"{OWN[0]}'s own path to the control plane relayed, with its reason",
+            lambda: own_path(plane, OWN[0], relayed=True),
+            max(1.0, blocked + TAILSCALE_VERDICT + BOUND - time.monotonic()),
+            1.0,
+        )
+        print(f"\n{OWN[0]} → cara-server after `lab block {OWN[0]} {OWN[1]}`: {own}")
+        assert (own["mode"], own["relayReason"]) == ("DERP", "UDPBlocked"), own
+        assert f"{lab.hosts[OWN[1]]['underlay']}:41641" in own["relayMessage"], own
+        assert metrics_reasons(plane)[(OWN[0], "cara-server")] == "UDPBlocked"
+        for edge in PAIR:  # the pair's own paths are not blocked: Direct, and no reason
+            assert own_path(plane, edge) == {"mode": "Direct", "relayReason": None, "relayMessage": None}
         # Why: each end pinged the other's advertised endpoint, got no pong, and is Direct with edge3.
         reasons = {(p["from"], p["to"]): (p["relayReason"], p["relayMessage"]) for p in relayed}
         print(f"\nreasons after `lab block {a} {b}`: {reasons}")
@@ -197,7 +225,8 @@ def test_blocked_pair_shows_derp_everywhere_then_direct_again(
             PAIR: "UDPBlocked",
             PAIR[::-1]: "UDPBlocked",
         }
-        assert page_reasons(lab, plane, tmp_path / "chromium").get(PAIR) == "UDPBlocked"
+        on_page = page_reasons(lab, plane, tmp_path / "chromium")
+        assert (on_page.get(PAIR), on_page.get((OWN[0], "cara-server"))) == ("UDPBlocked", "UDPBlocked"), on_page
         # …and the change is an Event about edge1, with the reason in its sentence.
         done = lab.run(
             "operator", "env", f"HOME={tmp_path}", str(BIN / "caractrl"), "get", "events", "--for", f"node/{a}",
@@ -212,6 +241,7 @@ def test_blocked_pair_shows_derp_everywhere_then_direct_again(
         ), [e["message"] for e in changed]
     finally:
         lab.unblock(a, b)
+        lab.unblock(*OWN)
     wait_until(f"{a}'s tailscaled trusts {b}'s direct address again", lambda: curaddr(lab, a, b), TAILSCALE_VERDICT)
     direct = time.monotonic()
     to_direct = _all_views(lab, plane, tmp_path, direct, "Direct")
@@ -222,3 +252,10 @@ def test_blocked_pair_shows_derp_everywhere_then_direct_again(
         + ", ".join(f"{k} {v:.1f}s" for k, v in to_direct.items())
     )
     assert max(to_derp.values()) <= BOUND and max(to_direct.values()) <= BOUND
+    # edge3's own path is Direct again, and its reason gone (the next tests start from a Direct lab).
+    wait_until(
+        f"{OWN[0]}'s own path to the control plane Direct again, without a reason",
+        lambda: own_path(plane, OWN[0]) == {"mode": "Direct", "relayReason": None, "relayMessage": None},
+        TAILSCALE_VERDICT + BOUND,
+        1.0,
+    )

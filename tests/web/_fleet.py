@@ -11,6 +11,8 @@ import httpx
 #: Each Node reports this many fellows (the agent's default MAX_PEERS): the rest of the pairs are not probed.
 PEERS: Final = 16
 UDP_BLOCKED: Final = "disco pings to the peer's endpoints (10.99.12.2:41641) went unanswered while this node is direct"
+#: The peer name of a Node's own path to the control plane.
+CONTROL_PLANE: Final = "cara-server"
 
 
 def name(i: int) -> str:
@@ -53,6 +55,7 @@ def plan(count: int) -> Fleet:
         (names[5], names[4]): "UDPBlocked",
         (names[7], names[8]): "NoEndpoints",
         (names[12], names[13]): "PeerRelay",
+        (names[40], CONTROL_PLANE): "NoDirectPaths",  # a Node's own path to the control plane, relayed
     }
     fleet.unknown = [(names[15], names[16])]
     return fleet
@@ -90,11 +93,20 @@ def feed(api: httpx.Client, fleet: Fleet) -> None:
         if node in fleet.silent:
             continue
         memory = "200Mi" if node in fleet.pressure else "6000Mi"
+        own: dict[str, Any] = {"mode": "Direct"}
+        reason = fleet.relayed.get((node, CONTROL_PLANE))
+        if reason is not None:
+            own = {
+                "mode": "DERP",
+                "derpRegion": "headscale",
+                "relayReason": reason,
+                "relayMessage": f"{reason} (simulated)",
+            }
         body = {
             "network": {
                 "ip": f"100.64.{i // 250}.{i % 250 + 1}",
                 "dnsName": f"{node}.tailnet.test",
-                "mode": "Direct",
+                **own,
                 "latencyMs": 1.1,
                 "peers": _peers(fleet, i),
             },

@@ -198,7 +198,7 @@ def test_the_summary_counts_nodes_paths_pressure_and_projects(page: Loaded, fed:
     assert found["Nodes Ready"].startswith("196/200Nodes Ready")  # 3 silent, 1 draining
     assert found["NotReady"].startswith("3NotReady3 NodeStatusNeverUpdated")
     assert found["Cordoned or draining"].startswith("2")
-    assert found["Relayed paths"].startswith("4Relayed paths1 unknown")
+    assert found["Relayed paths"].startswith("5Relayed paths1 unknown")  # edge041's own path among them
     assert found["Nodes under pressure"].startswith("2")
     assert found["Projects"].startswith("6Projects")
 
@@ -206,7 +206,7 @@ def test_the_summary_counts_nodes_paths_pressure_and_projects(page: Loaded, fed:
 def test_problems_come_first_with_their_reasons(page: Loaded, fed: Fed) -> None:
     items = page.page.by_id("problems").find_all("li")
     kinds = [li.attrs.get("data-kind") for li in items]
-    assert kinds == ["NotReady"] * 3 + ["MemoryPressure"] * 2 + ["Relayed"] * 4
+    assert kinds == ["NotReady"] * 3 + ["MemoryPressure"] * 2 + ["Relayed"] * 5
     assert {li.attrs["data-node"] for li in items[:3]} == set(fed.fleet.silent)
     assert items[0].text().endswith("is NotReady (NodeStatusNeverUpdated) — last heartbeat never, facts stale")
     relayed = {
@@ -214,6 +214,7 @@ def test_problems_come_first_with_their_reasons(page: Loaded, fed: Fed) -> None:
     }
     assert set(relayed) == set(fed.fleet.relayed)
     assert "relayed (UDPBlocked) since" in relayed[("edge005", "edge006")]
+    assert "relayed (NoDirectPaths)" in relayed[("edge041", "cara-server")]  # its own path to the control plane
     # The node table: problems first too, cordoned and draining said so, times in words.
     rows = page.page.by_id("fleet").find_all("tbody")[0].find_all("tr")
     assert len(rows) == 100  # a page of the 200
@@ -244,6 +245,7 @@ def test_the_matrix_is_compact_sorted_and_stays_inside_its_panel(page: Loaded, f
     assert cells[("edge005", "edge006")] == "DERP" and cells[("edge006", "edge005")] == "DERP"
     assert cells[("edge013", "edge014")] == "relay"
     assert cells[("edge016", "edge017")] == "unknown"
+    assert cells[("edge041", "cara-server")] == "DERP"
     assert cells[("edge005", "edge007")] == "Direct" and cells[("edge005", "cara-server")] == "Direct"
     assert ("edge005", "edge100") not in cells  # not probed
     assert cells[("edge001", "edge001")] == "self"
@@ -261,7 +263,8 @@ def test_the_relayed_list_says_why_and_since_when(page: Loaded) -> None:
     assert found[("edge005", "edge006")][4].endswith(" ago")
     assert found[("edge013", "edge014")][3] == "PeerRelay"
     assert found[("edge016", "edge017")][2:] == ["unknown", "NoAnswer", "—"]
-    assert len(found) == 5  # 4 relayed and 1 unknown
+    assert found[("edge041", "cara-server")][2:4] == ["DERP(headscale)", "NoDirectPaths"]  # the control path too
+    assert len(found) == 6  # 5 relayed and 1 unknown
 
 
 def test_the_drill_down_shows_history_events_availability_and_projects(page: Loaded, fed: Fed) -> None:
@@ -389,8 +392,9 @@ def test_at_5000_nodes_the_summary_and_problems_stay_and_the_matrix_is_filtered(
     root = _root(page)
     assert int(root["data-page-width"]) <= int(root["data-view-width"])
     nodes = len(httpx.get(f"{big.url}/api/v1/nodes", timeout=60).content)
+    shot = _screenshot(f"{big.url}/ui", tmp_path / "profile-shot", "fleet-5000.png")
     with capsys.disabled():
         print(
             f"\nfleet page at {BIG} nodes: /api/v1/nodes {nodes / 1e6:.1f} MB; Chromium {seconds:.1f} s;"
-            f" in-page clock {root['data-rendered-ms']} ms"
+            f" in-page clock {root['data-rendered-ms']} ms\nscreenshot: {shot}"
         )

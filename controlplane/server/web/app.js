@@ -93,7 +93,8 @@ function describeNode(node, now) {
   const notReady = status.state === "NotReady" || (ready && ready.status !== "True");
   const pressures = PRESSURES.filter((type) => { const c = condition(status, type); return c && c.status === "True"; });
   const peers = {};
-  for (const p of network.peers || []) peers[p.name] = p;
+  // A peer entry named like the control plane (its host, passively seen) is the same path as `own`, which wins.
+  for (const p of network.peers || []) if (p.name !== CONTROL_PLANE) peers[p.name] = p;
   return {
     name: node.metadata.name, node, status, network, peers, pressures,
     state: status.state || "unknown",
@@ -102,7 +103,10 @@ function describeNode(node, now) {
     stale: status.factsStale === true,
     cordoned: !!(node.spec || {}).unschedulable,
     draining: status.state === "Draining",
-    own: { name: CONTROL_PLANE, mode: network.mode, derpRegion: network.derpRegion, latencyMs: network.latencyMs },
+    own: {
+      name: CONTROL_PLANE, mode: network.mode, derpRegion: network.derpRegion, latencyMs: network.latencyMs,
+      relayReason: network.relayReason, relayMessage: network.relayMessage,
+    },
     beat: status.lastHeartbeat,
     // confirmed: when the facts were last reconfirmed (a beat with rejected facts renews beat, not this).
     confirmed: status.factsConfirmedAt || status.lastHeartbeat,

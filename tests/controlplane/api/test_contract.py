@@ -41,6 +41,8 @@ EXTENSIONS = {
         ("status", "available"),
         ("status", "network", "derpRegion"),
         ("status", "network", "latencyMs"),
+        ("status", "network", "relayReason"),
+        ("status", "network", "relayMessage"),
         ("status", "network", "peers"),
         ("status", "network", "tailnet"),
         ("status", "network", "throughput", "bytesUsed"),
@@ -84,11 +86,13 @@ def full_node() -> Node:
             network=NodeNetworkStatus(
                 ip="100.64.0.3",
                 dns_name="edge1.tailnet.test",
-                mode=NetworkMode.DIRECT,
+                mode=NetworkMode.DERP,
                 agent_port=9090,
                 throughput=NodeThroughput(download="94.1Mbps", upload="41.0Mbps", last_test_time=T0, bytes_used=7),
                 derp_region="headscale",
                 latency_ms=1.5,
+                relay_reason="UDPBlocked",
+                relay_message="disco pings to the peer's endpoints (10.99.12.2:41641) went unanswered",
                 peers=[
                     PeerPath(
                         name="edge2",

@@ -17,6 +17,9 @@ LAST_SEEN = "2026-11-24T11:59:58Z"
 
 
 UDP_BLOCKED = "disco pings to the peer's endpoints (10.99.3.2:41641) went unanswered while this node is direct"
+NO_DIRECT = (
+    "disco pings to the peer's endpoints (10.99.1.2:41641) went unanswered, and this node is direct with no peer"
+)
 
 
 def peer(
@@ -52,7 +55,14 @@ async def fleet(api: httpx.AsyncClient, clock: FakeClock) -> None:
                 peer("laptop9", "Direct"),
             ],
         },
-        "edge2": {"mode": "DERP", "derpRegion": "lab", "latencyMs": 38.0, "peers": [peer("edge1", "Direct", 1.4)]},
+        "edge2": {
+            "mode": "DERP",
+            "derpRegion": "lab",
+            "latencyMs": 38.0,
+            "relayReason": "NoDirectPaths",
+            "relayMessage": NO_DIRECT,
+            "peers": [peer("edge1", "Direct", 1.4)],
+        },
     }
     for name, network in beats.items():
         answer = await api.post(f"/api/v1/nodes/{name}/heartbeat", json={"network": network})
@@ -66,10 +76,11 @@ async def test_the_default_is_a_summary_and_the_paths_not_direct(caractrl: Carac
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines() == [
         "3 nodes (3 NotReady) · 3 paths reported: 2 Direct, 1 relayed, 0 unknown, 0 stale · 3 pairs not probed",
-        "FROM    TO            PATH        REASON       SINCE    WHY",
-        "edge1   edge3         DERP(lab)   UDPBlocked   22s      "
+        "FROM    TO            PATH        REASON          SINCE    WHY",
+        "edge1   edge3         DERP(lab)   UDPBlocked      22s      "
         "disco pings to the peer's endpoints (10.99.3.2:41641) went…",
-        "edge2   cara-server   DERP(lab)   <none>       <none>   <none>",
+        "edge2   cara-server   DERP(lab)   NoDirectPaths   <none>   "  # its own path to the control plane: why too
+        "disco pings to the peer's endpoints (10.99.1.2:41641) went…",
     ]
     assert "\x1b[" not in result.stdout
     wide = (await caractrl("mesh", "-o", "wide")).stdout.splitlines()
@@ -191,7 +202,7 @@ async def test_a_silent_nodes_paths_are_shown_stale_never_as_current(
     assert lines[0].endswith("1 Direct, 0 relayed, 0 unknown, 2 stale · 3 pairs not probed")
     # Every path of edge1 is listed, last known (with ?), not current: since its last confirmation, 45 s ago.
     assert [line.split()[:5] for line in lines[2:]] == [
-        ["edge2", "cara-server", "DERP(lab)", "<none>", "<none>"],
+        ["edge2", "cara-server", "DERP(lab)", "NoDirectPaths", "<none>"],
         ["edge1", "cara-server", "Direct?", "Stale", "45s"],
         ["edge1", "edge2", "Direct?", "Stale", "45s"],
         ["edge1", "edge3", "DERP(lab)?", "UDPBlocked", "45s"],
@@ -268,3 +279,17 @@ async def test_client_history_raises_not_found_for_an_unknown_node(api_transport
     async with Client(API_URL, transport=api_transport) as client:
         with pytest.raises(NotFound, match='Node "ghost" not found'):
             await client.history("ghost")
+
+
+@pytest.mark.usefixtures("fleet")
+async def test_describe_node_says_why_its_own_path_is_relayed(caractrl: Caractrl) -> None:
+    lines = (await caractrl("describe", "node", "edge2")).stdout.splitlines()
+    network = lines[lines.index("  network:") + 1 : lines.index("    peers:")]
+    assert [line.split(":", 1)[0].strip() for line in network] == [
+        "mode",
+        "derpRegion",
+        "latencyMs",
+        "relayReason",
+        "relayMessage",
+    ]
+    assert network[3].split() == ["relayReason:", "NoDirectPaths"] and network[4].endswith(NO_DIRECT)

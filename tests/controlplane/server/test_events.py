@@ -93,7 +93,15 @@ async def test_path_changes_say_why_and_are_transitions(
             }
         ],
     }
-    for network in (direct, direct, relayed):
+    own_relayed = {  # the Node's own path to the control plane says why too
+        **relayed,
+        "mode": "DERP",
+        "derpRegion": "lab",
+        "relayReason": "NoDirectPaths",
+        "relayMessage": "disco pings to the peer's endpoints (10.99.1.2:41641) went unanswered, and this node is"
+        " direct with no peer: its UDP or NAT blocks direct paths.",
+    }
+    for network in (direct, direct, relayed, own_relayed):
         answer = await api.post(f"{NODES}/edge1/heartbeat", json={"network": network})
         assert answer.status_code == 204
         clock.step(10)
@@ -107,10 +115,20 @@ async def test_path_changes_say_why_and_are_transitions(
             " went unanswered)",
             "dev",
         ),
+        (
+            "Node/edge1",
+            "Warning",
+            "PathChanged",
+            "edge1 → cara-server: Direct → DERP(lab) (NoDirectPaths: disco pings to the peer's endpoints"
+            " (10.99.1.2:41641) went unanswered, and this node is direct with no peer: its UDP or NAT blocks direct"
+            " paths.)",
+            "dev",
+        ),
     ]
     got = await memory_store.list_transitions("path/edge1/", clock.now() - timedelta(hours=1))
     assert [(t.subject, t.good) for t in got] == [
         ("path/edge1/cara-server", True),
+        ("path/edge1/cara-server", False),
         ("path/edge1/edge2", True),
         ("path/edge1/edge2", False),
     ]

@@ -170,6 +170,18 @@ async def test_paths_not_direct_carry_their_reason_from_a_closed_set(api: httpx.
         L(node="edge1", peer="edge3", reason="Unknown"): 1,  # not one of mesh.RelayReason: the label stays closed
         L(node="edge1", peer="edge4", reason="NotProbed"): 1,
     }
+    # A Node's own path to the control plane carries its reason like a peer path (Unknown from an older agent).
+    # A passive peer entry named like the control plane (its host's tailnet name) is that same path: own wins.
+    passive = {"name": "cara-server", "mode": "DERP", "relayReason": "NotProbed"}
+    network = {"mode": "DERP", "relayReason": "UDPBlocked", "relayMessage": "disco pings ...", "peers": [passive]}
+    await beat(api, "edge2", network)
+    samples = await scrape(api)
+    assert {k: v for k, v in of(samples, "cara_node_path_not_direct").items() if ("node", "edge2") in k} == {
+        L(node="edge2", peer="cara-server", reason="UDPBlocked"): 1
+    }
+    assert of(samples, "cara_node_path_mode")[L(node="edge2", peer="cara-server", mode="DERP")] == 1
+    await beat(api, "edge2", {"mode": "DERP"})
+    assert L(node="edge2", peer="cara-server", reason="Unknown") in of(await scrape(api), "cara_node_path_not_direct")
     await beat(api, "edge1", {"mode": "Direct", "peers": [peer("edge2", "DERP", 41.0, "lab")]})
     await beat(api, "edge2", {"mode": "Direct", "peers": [peer("edge1", "Direct", 1.0)]})
     assert of(await scrape(api), "cara_node_path_not_direct") == {

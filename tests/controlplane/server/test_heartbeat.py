@@ -66,6 +66,21 @@ async def test_full_beat_replaces_given_fields_only(api: httpx.AsyncClient, cloc
 
 
 @pytest.mark.usefixtures("registered")
+async def test_the_control_paths_reason_goes_with_its_mode(api: httpx.AsyncClient) -> None:
+    """A beat that says the mode says its reason: back to Direct, the old reason is gone; a beat without the mode
+    (a Go agent's) keeps both."""
+    relayed = {"mode": "DERP", "derpRegion": "lab", "relayReason": "UDPBlocked", "relayMessage": "no pong direct"}
+    for network, reason in (
+        (relayed, "UDPBlocked"),
+        ({"ip": "100.64.0.3"}, "UDPBlocked"),
+        ({"mode": "Direct"}, None),
+    ):
+        assert (await api.post(f"{NODES}/edge1/heartbeat", json={"network": network})).status_code == 204
+        shown = (await api.get(f"{NODES}/edge1")).json()["status"]["network"]
+        assert (shown.get("relayReason"), "relayMessage" in shown) == (reason, reason is not None), network
+
+
+@pytest.mark.usefixtures("registered")
 async def test_an_agents_ready_is_not_trusted(api: httpx.AsyncClient, leases: LeaseTable) -> None:
     """Our agent sends state Ready in full beats for the Go server; ours computes the state itself."""
     assert (await api.post(f"{NODES}/edge1/heartbeat", json={**FULL, "state": "Ready"})).status_code == 204

@@ -69,3 +69,36 @@ async def test_a_watch_ends_as_soon_as_the_server_begins_to_stop(api: httpx.Asyn
     await stopping
     assert time.monotonic() - started < 5
     assert _events(answer.text) == [("ADDED", "a"), ("BOOKMARK", None)]
+
+
+async def test_an_event_watch_streams_the_kept_events_then_each_new_one_once(api: httpx.AsyncClient) -> None:
+    """Events come from the store's change feed: ADDED once each, about the watched object only."""
+    await api.post(NODES, json={"metadata": {"name": "a"}})
+    await api.post(NODES, json={"metadata": {"name": "b"}})
+
+    async def change() -> None:
+        await asyncio.sleep(0.3)
+        await api.post(f"{NODES}/a/cordon")
+        await api.post(f"{NODES}/b/cordon")
+        await asyncio.sleep(0.6)
+        await api.post(f"{NODES}/a/uncordon")
+
+    changing = asyncio.create_task(change())
+    params = {"watch": "true", "timeoutSeconds": "2", "kind": "Node", "name": "a"}
+    answer = await api.get("/api/v1/events", params=params)
+    await changing
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(line) for line in answer.text.splitlines() if line]
+    said = [(e["type"], e["object"].get("reason"), e["object"].get("involvedObject", {}).get("name")) for e in lines]
+    assert said == [
+        ("ADDED", "Registered", "a"),
+        ("BOOKMARK", None, None),
+        ("ADDED", "Cordoned", "a"),
+        ("ADDED", "Uncordoned", "a"),
+    ]
+    assert len({e["object"]["metadata"]["name"] for e in lines if e["type"] == "ADDED"}) == 3
+
+
+async def test_an_event_watch_refuses_an_unknown_kind_before_the_stream_opens(api: httpx.AsyncClient) -> None:
+    answer = await api.get("/api/v1/events", params={"watch": "true", "kind": "Pod"})
+    assert answer.status_code == 400 and "kind: must be one of" in answer.json()["detail"]

@@ -3,6 +3,7 @@ and the write observers every create and update reports to."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from controlplane.api import Event, EventType, Node, ObjectMeta, ObjectReference, Project, Transition
@@ -108,3 +109,36 @@ async def test_projects_are_counted_by_phase_without_decoding(store: AnyStore) -
     for name in ("a", "b", "c"):
         await store.create_project(project(name))
     assert await store.count_projects() == {"Pending": 3}
+
+
+async def test_the_event_feed_gives_each_later_event_once_about_the_asked_object(store: AnyStore) -> None:
+    await store.append_events([event(0)], limit=100)
+    assert await store.events_after(None, name="edge1") == ([], (await store.events_after(None))[1])
+    _, cursor = await store.events_after(None)
+    await store.append_events([event(1), event(2, "edge2"), event(3)], limit=100)
+    found, cursor = await store.events_after(cursor, kind="Node", name="edge1")
+    assert [e.reason for e in found] == ["Reason1", "Reason3"]
+    assert await store.events_after(cursor, name="edge1") == ([], cursor)
+    await store.append_events([event(4, "edge2")], limit=100)
+    found, _ = await store.events_after(cursor)  # edge2's Reason2 was before this cursor (it skipped past it)
+    assert [e.reason for e in found] == ["Reason4"]
+
+
+async def test_the_event_feed_misses_none_of_concurrent_writers(store: AnyStore) -> None:
+    """Writers commit in any order; a reader following the cursor still sees every event exactly once."""
+    _, cursor = await store.events_after(None)
+    seen: list[str] = []
+
+    async def write(i: int) -> None:
+        await store.append_events([event(i, f"n{i % 7}")], limit=1000)
+
+    async def read(rounds: int) -> None:
+        nonlocal cursor
+        for _ in range(rounds):
+            found, cursor = await store.events_after(cursor)
+            seen.extend(e.reason for e in found)
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(write(i) for i in range(60)), read(40))
+    await read(1)
+    assert sorted(seen) == sorted(f"Reason{i}" for i in range(60))
