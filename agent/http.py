@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
+from .listener import Listener
+
 log = logging.getLogger("cara.agent")
 
 #: Largest request head we read; anything bigger is not a health probe.
@@ -59,9 +61,11 @@ _REASONS: Final = {
 }
 
 
-class AgentHTTPServer:
+class AgentHTTPServer(Listener):
     """AgentHTTPServer answers GET on `routes` (path → handler giving status, content type, body); a path in
     `protected` answers only a peer `authorize` accepts (403 otherwise)."""
+
+    what = "agent HTTP server (/healthz, /metrics)"
 
     def __init__(
         self,
@@ -75,26 +79,6 @@ class AgentHTTPServer:
         # streams: path prefix → handler that owns the connection (the agent API).
         self.streams = streams or {}
         self.protected, self.authorize = protected, authorize
-        self._server: asyncio.Server | None = None
-
-    async def start(self, host: str, port: int) -> None:
-        """start listens on host:port (raises OSError when it cannot bind)."""
-        self._server = await asyncio.start_server(self._handle, host, port, reuse_address=True)
-        log.info("agent HTTP server on %s:%d (/healthz, /metrics)", host, port)
-
-    @property
-    def port(self) -> int | None:
-        """port is the bound port (useful with port 0 in tests)."""
-        if self._server is None or not self._server.sockets:
-            return None
-        return int(self._server.sockets[0].getsockname()[1])
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-            self._server = None
 
     def respond(self, method: str, target: str) -> tuple[int, str, bytes]:
         """respond is the routing decision for one request (pure, so tests need no socket)."""

@@ -20,6 +20,7 @@ from typing import Final
 
 from controlplane.api import Project
 
+from .listener import Listener
 from .projects.names import container_name, network_name
 from .runtime import RuntimeClient, RuntimeFailure
 
@@ -104,33 +105,17 @@ def rewrite_head(head: bytes, client_ip: str, host: str) -> bytes:
     return ("\r\n".join(kept) + "\r\n\r\n").encode("latin-1")
 
 
-class IngressProxy:
+class IngressProxy(Listener):
     """IngressProxy serves the ingress of the Projects `projects()` returns (the reconciler's Running ones)."""
+
+    what = "ingress proxy"
+    limit = MAX_HEAD
 
     def __init__(
         self, *, projects: Callable[[], Iterable[Project]], runtime: Callable[[], RuntimeClient | None]
     ) -> None:
         self._projects = projects
         self._runtime = runtime
-        self._server: asyncio.Server | None = None
-
-    async def start(self, host: str, port: int) -> None:
-        """start listens on host:port (raises OSError when it cannot bind)."""
-        self._server = await asyncio.start_server(self._handle, host, port, reuse_address=True, limit=MAX_HEAD)
-        log.info("ingress proxy on %s:%d", host, port)
-
-    @property
-    def port(self) -> int | None:
-        if self._server is None or not self._server.sockets:
-            return None
-        return int(self._server.sockets[0].getsockname()[1])
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-            self._server = None
 
     async def _backend(self, route: Route) -> tuple[str | None, str]:
         runtime = self._runtime()

@@ -27,7 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from bench import _proc
-from bench._lab import ControlPlane, Lab, node, running_control_plane, start_agent, using_lab, wait_until
+from bench._server import ROOT
+
+sys.path.insert(0, str(ROOT / "headscale-dev"))
+
+from lablib.client import Lab, using_lab
+from lablib.harness import ControlPlane, node, running_control_plane, start_agent, wait_until
 
 PROBE_HOST = "edge1"
 AGENT_HOST = "edge2"
@@ -150,7 +155,7 @@ def _sample(pid: int, seconds: float) -> dict[str, Any]:
 
 def _cordon(plane: ControlPlane, name: str) -> None:
     """_cordon marks Node `name` unschedulable (as `caractrl cordon` does), so the Project can only go to AGENT_HOST."""
-    doc = wait_until(f"{name} registered", lambda: node(plane, name), 60)
+    doc, _ = wait_until(f"{name} registered", lambda: node(plane, name), 60)
     doc["spec"]["unschedulable"] = True
     code, body = plane.call("operator", "PUT", f"/api/v1/nodes/{name}", doc, timeout=5)
     if code != 200:
@@ -244,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     with using_lab(args.lab) as lab, tempfile.TemporaryDirectory(prefix="cara-bench-agent-") as tmp:
         say(f"lab {args.lab!r} is up; starting cara-server in control")
         listen = f"{lab.hosts['control']['ip']}:8080"
-        with running_control_plane(lab, Path(tmp) / "plane", "--listen", listen) as plane:
+        with running_control_plane(lab, Path(tmp) / "plane", "--listen", listen, heartbeat_interval="10s") as plane:
             server_ip = lab.hosts["control"]["ipv6"]
             rates = [rate for rate in args.rates.split(",") if rate]
             rows = bench_throughput(lab, plane.url, server_ip, rates, args.repeats, say)

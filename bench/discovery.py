@@ -13,14 +13,12 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
 from bench._server import BenchServer, CpuSource, start_server
-from controlplane.api import Node, NodeNetworkStatus, NodeSpec, NodeState, NodeStatus, ObjectMeta
-from controlplane.store import open_store
+from bench.heartbeat import seed_nodes
 
 #: Agents sampled per fleet size, and the asks of one agent per 5-minute period (refresh period 60 s).
 SAMPLE = 300
@@ -39,35 +37,6 @@ class DiscoveryCost:
     bytes_per_period: float  # request and response bytes, heads included, of 1 answer and 4 not-modified
     cpu_ms_per_period: float  # server (and database) CPU
     first_answer_bytes: int  # the body of one assignment
-
-
-def _address(index: int) -> str:
-    return f"100.{64 + index // 65024}.{index // 254 % 256}.{index % 254 + 1}"
-
-
-async def seed_addressed_nodes(store_url: str, count: int) -> None:
-    """seed_addressed_nodes writes node-0 .. node-(count-1), each with a tailnet address, into a fresh store."""
-    store = await open_store(store_url)
-    try:
-        now = datetime.now(UTC)
-        for start in range(0, count, 500):
-            await asyncio.gather(
-                *(
-                    store.create_node(
-                        Node(
-                            metadata=ObjectMeta(name=f"node-{i}", created_at=now, updated_at=now),
-                            spec=NodeSpec(hostname=f"node-{i}"),
-                            status=NodeStatus(
-                                state=NodeState.NOT_READY,
-                                network=NodeNetworkStatus(ip=_address(i), agent_port=9090),
-                            ),
-                        )
-                    )
-                    for i in range(start, min(start + 500, count))
-                )
-            )
-    finally:
-        await store.close()
 
 
 def _wire_bytes(response: httpx.Response) -> int:
@@ -104,7 +73,7 @@ def _idle_cpu_rate(server: BenchServer, seconds: float = IDLE_S) -> float:
 
 def measure(store_url: str, nodes: int, log: Path, db: CpuSource | None = None) -> DiscoveryCost:
     """measure seeds `nodes` addressed Nodes, starts a server and prices SAMPLE agents' periods of asking."""
-    asyncio.run(seed_addressed_nodes(store_url, nodes))
+    asyncio.run(seed_nodes(store_url, nodes, addressed=True))
     server = start_server(store_url, log=log, db=db)
     try:
         names = random.Random(nodes).sample([f"node-{i}" for i in range(nodes)], min(SAMPLE, nodes))

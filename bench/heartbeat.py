@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from bench._server import LOAD_CPU, BenchServer, pinned
-from controlplane.api import Node, NodeSpec, NodeState, NodeStatus, ObjectMeta
+from controlplane.api import AGENT_PORT, Node, NodeNetworkStatus, NodeSpec, NodeState, NodeStatus, ObjectMeta
 from controlplane.store import open_store
 
 LUA = Path(__file__).with_name("heartbeat.lua")
@@ -162,10 +162,19 @@ async def beat_each_in_full(url: str, count: int, concurrency: int = 32) -> None
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
 
 
-async def seed_nodes(store_url: str, count: int) -> None:
+def tailnet_address(index: int) -> str:
+    """tailnet_address is node-{index}'s made-up address in the tailnet's 100.64.0.0/10."""
+    return f"100.{64 + index // 65024}.{index // 254 % 256}.{index % 254 + 1}"
+
+
+async def seed_nodes(store_url: str, count: int, *, addressed: bool = False) -> None:
     """seed_nodes writes node-0 .. node-(count-1) straight into a store no server has open yet, as the API's
     POST would (NotReady, createdAt now): registering 20k Nodes through the API takes minutes, and is not
-    what this benchmark measures."""
+    what this benchmark measures. addressed: each also has a tailnet address and agent port (discovery's)."""
+
+    def network(index: int) -> NodeNetworkStatus | None:
+        return NodeNetworkStatus(ip=tailnet_address(index), agent_port=AGENT_PORT) if addressed else None
+
     store = await open_store(store_url)
     try:
         now = datetime.now(UTC)
@@ -176,7 +185,7 @@ async def seed_nodes(store_url: str, count: int) -> None:
                         Node(
                             metadata=ObjectMeta(name=f"node-{i}", created_at=now, updated_at=now),
                             spec=NodeSpec(hostname=f"node-{i}"),
-                            status=NodeStatus(state=NodeState.NOT_READY),
+                            status=NodeStatus(state=NodeState.NOT_READY, network=network(i)),
                         )
                     )
                     for i in range(start, min(start + 500, count))

@@ -82,7 +82,8 @@ class TailnetView:
     status: Status | None = None
 
 
-def _condition(status: ConditionStatus, reason: str, message: str, now: datetime) -> Condition:
+def network_condition(status: ConditionStatus, reason: str, message: str, now: datetime) -> Condition:
+    """network_condition is the NetworkUnavailable condition with this verdict, as the collector reports it."""
     return Condition(type=NETWORK_UNAVAILABLE, status=status, reason=reason, message=message, last_heartbeat_time=now)
 
 
@@ -140,16 +141,16 @@ class TailnetCollector:
             me = self_identity(status)
         except DaemonUnreachable as exc:
             return TailnetView(
-                None, _condition(ConditionStatus.TRUE, REASON_UNREACHABLE, str(exc), now), None, "Unreachable"
+                None, network_condition(ConditionStatus.TRUE, REASON_UNREACHABLE, str(exc), now), None, "Unreachable"
             )
         except NotRunning as exc:
             message = f"tailscaled is {exc.state or 'not running'}, not Running"
             return TailnetView(
-                None, _condition(ConditionStatus.TRUE, REASON_NOT_RUNNING, message, now), None, exc.state
+                None, network_condition(ConditionStatus.TRUE, REASON_NOT_RUNNING, message, now), None, exc.state
             )
         except MeshError as exc:
             return TailnetView(
-                None, _condition(ConditionStatus.TRUE, REASON_UNREACHABLE, str(exc), now), None, "Unreachable"
+                None, network_condition(ConditionStatus.TRUE, REASON_UNREACHABLE, str(exc), now), None, "Unreachable"
             )
         ipv4 = next((str(ip) for ip in me.ips if ip.version == 4), None)
         network = NodeNetworkStatus(
@@ -166,7 +167,7 @@ class TailnetCollector:
             ),
         )
         network = await self._with_server_path(status, network)
-        condition = _condition(ConditionStatus.FALSE, REASON_RUNNING, "tailscaled is Running", now)
+        condition = network_condition(ConditionStatus.FALSE, REASON_RUNNING, "tailscaled is Running", now)
         return TailnetView(network, condition, ipv4, status.backend_state, status)
 
     async def _with_server_path(self, status: Status, network: NodeNetworkStatus) -> NodeNetworkStatus:

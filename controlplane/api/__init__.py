@@ -10,6 +10,8 @@ from controlplane.defaults import (
     SERVER_NAME,
     SERVER_PORT,
 )
+from controlplane.naming import NAME_RULE, label_value_problem, qualified_name_problem, validate_name
+from controlplane.selectors import InvalidSelector, Requirement, Selector, parse_selector
 
 from ._conditions import (
     CONTROL_PLANE_CONDITIONS,
@@ -54,13 +56,11 @@ from ._liveness import (
 from ._meta import (
     API_VERSION,
     MAX_BODY_BYTES,
-    NAME_RULE,
     ZERO_TIME,
     ObjectMeta,
     Timestamp,
     WireModel,
     format_time,
-    validate_name,
 )
 from ._node import (
     Heartbeat,
@@ -114,7 +114,6 @@ from ._quantity import (
     parse_throughput,
     quantity_bytes,
 )
-from ._selectors import InvalidSelector, Requirement, Selector, parse_selector
 from ._settings import (
     Setting,
     SettingError,
@@ -131,10 +130,8 @@ from ._settings import (
 from ._validation import (
     decode_valid,
     heartbeat_errors,
-    label_value_problem,
     node_errors,
     project_errors,
-    qualified_name_problem,
 )
 
 __all__ = [

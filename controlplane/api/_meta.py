@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final
 
@@ -17,27 +16,15 @@ from pydantic import (
     field_validator,
 )
 
-API_VERSION: Final = "caravanserai/v1"
+from controlplane.naming import NAME_MAX_LENGTH, NAME_PATTERN, validate_name
 
-#: A DNS-subdomain-like name, as the existing Go project validates it.
-NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
-NAME_MAX_LENGTH = 253
-NAME_RULE = (
-    "must be 1-253 characters of lower-case letters, digits, '-' and '.', starting and ending with a letter or digit"
-)
+API_VERSION: Final = "caravanserai/v1"
 
 #: The largest request body the API accepts; clients refuse larger objects before sending them.
 MAX_BODY_BYTES: Final = 1024 * 1024
 
 #: Go's zero time.Time; on the wire it means "never" / unset.
 ZERO_TIME = "0001-01-01T00:00:00Z"
-
-
-def validate_name(value: str) -> str:
-    """validate_name returns value if it is a valid object name; raises ValueError naming the rule."""
-    if len(value) > NAME_MAX_LENGTH or not NAME_PATTERN.fullmatch(value):
-        raise ValueError(NAME_RULE)
-    return value
 
 
 def format_time(value: datetime) -> str:

@@ -16,14 +16,16 @@ from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel
 
+from controlplane.naming import (
+    label_problem,
+    label_value_problem,
+    qualified_name_problem,
+    subdomain_problem,
+)
+
 from ._errors import InvalidObject, decode, shown
 from ._quantity import parse_quantity, parse_throughput
 
-DNS1123_LABEL_MAX: Final = 63
-DNS1123_SUBDOMAIN_MAX: Final = 253
-_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
-_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 #: An OCI image reference: [registry[:port]/]path[:tag][@digest] (the distribution project's grammar).
 _PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -36,24 +38,6 @@ _IMAGE = re.compile(
 #: The total size of an object's annotations, keys and values (Kubernetes' TotalAnnotationSizeLimitB).
 ANNOTATIONS_MAX_BYTES: Final = 256 * 1024
 
-SUBDOMAIN_RULE: Final = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', each "
-    "'.'-separated part starting and ending with an alphanumeric character and at most 63 characters, "
-    "253 characters in all (e.g. 'example.com')"
-)
-LABEL_RULE: Final = (
-    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', start and end with an "
-    "alphanumeric character, and be at most 63 characters (e.g. 'my-name')"
-)
-QUALIFIED_NAME_RULE: Final = (
-    "a qualified name must be an optional DNS subdomain prefix and '/', then a name of at most 63 alphanumeric "
-    "characters, '-', '_' or '.', starting and ending with an alphanumeric character (e.g. 'app' or "
-    "'example.com/tier')"
-)
-LABEL_VALUE_RULE: Final = (
-    "a valid label value must be empty or at most 63 alphanumeric characters, '-', '_' or '.', starting and ending "
-    "with an alphanumeric character (e.g. 'web')"
-)
 IMAGE_RULE: Final = "must be an image reference such as 'nginx', 'nginx:1.27' or 'registry.example:5000/team/app:v2'"
 QUANTITY_RULE: Final = "must be a quantity such as '500m', '2', '512Mi' or '10Gi'"
 PORT_MAX: Final = 65535
@@ -74,49 +58,14 @@ def unsupported(path: str, value: Any, allowed: list[str]) -> str:
 # --- single rules: each returns what is wrong with value, or None -------------------------------------------------
 
 
-def subdomain_problem(value: str) -> str | None:
-    """subdomain_problem checks a DNS-1123 subdomain whose every label is at most 63 characters."""
-    if not value or len(value) > DNS1123_SUBDOMAIN_MAX:
-        return SUBDOMAIN_RULE
-    parts = value.split(".")
-    if any(len(part) > DNS1123_LABEL_MAX or not _DNS1123_LABEL.fullmatch(part) for part in parts):
-        return SUBDOMAIN_RULE
-    return None
-
-
-def label_problem(value: str) -> str | None:
-    """label_problem checks a DNS-1123 label (a service, volume or ingress name)."""
-    if len(value) > DNS1123_LABEL_MAX or not _DNS1123_LABEL.fullmatch(value):
-        return LABEL_RULE
-    return None
+def image_problem(value: str) -> str | None:
+    """image_problem checks an OCI image reference."""
+    return None if len(value) <= 512 and _IMAGE.fullmatch(value) else IMAGE_RULE
 
 
 #: Distinct values whose verdict the checks below remember: an agent reports the same addresses and quantities
 #: in every full beat, and parsing them again was a tenth of the beat's CPU.
 _REMEMBERED: Final = 4096
-
-
-@functools.lru_cache(maxsize=_REMEMBERED)
-def qualified_name_problem(key: str) -> str | None:
-    """qualified_name_problem checks a label or annotation key: `[prefix/]name`."""
-    prefix, slash, name = key.rpartition("/")
-    if slash and subdomain_problem(prefix) is not None:
-        return f"prefix part: {SUBDOMAIN_RULE}"
-    if not name or len(name) > DNS1123_LABEL_MAX or not _QUALIFIED_NAME.fullmatch(name):
-        return QUALIFIED_NAME_RULE
-    return None
-
-
-def label_value_problem(value: str) -> str | None:
-    """label_value_problem checks a label value."""
-    if len(value) > DNS1123_LABEL_MAX or not _LABEL_VALUE.fullmatch(value):
-        return LABEL_VALUE_RULE
-    return None
-
-
-def image_problem(value: str) -> str | None:
-    """image_problem checks an OCI image reference."""
-    return None if len(value) <= 512 and _IMAGE.fullmatch(value) else IMAGE_RULE
 
 
 @functools.lru_cache(maxsize=_REMEMBERED)

@@ -7,15 +7,16 @@ tailnet IP, else its MagicDNS name resolved through the local tailscaled (never 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+import json
+from typing import Final
 
 import click
 
-from .context import fail
+from controlplane.api import Node
+from controlplane.client import Client
+from mesh import LocalClient, MeshError, resolve
 
-if TYPE_CHECKING:
-    from controlplane.api import Node
-    from controlplane.client import Client
+from .context import fail
 
 #: The agent port the Go caractl assumes when a Node reports none.
 DEFAULT_AGENT_PORT: Final = 9090
@@ -50,8 +51,6 @@ async def _node_address(node: Node, socket: str | None) -> str:
     if network is not None and network.ip:
         return f"{network.ip}:{port}"
     if network is not None and network.dns_name:
-        from mesh import LocalClient, MeshError, resolve
-
         try:
             async with LocalClient(socket) as local:
                 ip = resolve(await local.status(), network.dns_name)[0]
@@ -63,8 +62,6 @@ async def _node_address(node: Node, socket: str | None) -> str:
 
 def agent_error(status: int, body: bytes) -> str:
     """agent_error renders an agent's error answer like the rest of caractrl: `<title>: <detail>`, else the body."""
-    import json
-
     try:
         doc = json.loads(body)
     except ValueError:

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import TYPE_CHECKING
 
 import click
 
+from controlplane.api import Node, Project
+from controlplane.client import ApiError, Client, ClientError, Conflict
+
 from .context import Env, Failure, fail, problem_lines, run
-
-if TYPE_CHECKING:
-    from controlplane.api import Node, Project
-    from controlplane.client import Client
-
-    from .manifests import Manifest
+from .manifests import Manifest, ManifestError, duplicates, load_manifests
 
 
 def _read(filename: str) -> tuple[str, str]:
     """_read returns (text, name for messages) of FILE, or of standard input for `-`."""
-    from .manifests import ManifestError
-
     if filename == "-":
         return sys.stdin.read(), "<stdin>"
     try:
@@ -43,8 +39,6 @@ def _unchanged(current: Node | Project, wanted: Node | Project) -> bool:
 def _files(filenames: tuple[str, ...], recursive: bool) -> list[str]:
     """_files expands folders to their .yaml, .yml and .json files (in name order; with recursive, those below too);
     `-` is kept once: `-f - -f -` names one stream, read once."""
-    import os
-
     found: list[str] = []
     for filename in filenames:
         if filename == "-":
@@ -63,8 +57,6 @@ def _files(filenames: tuple[str, ...], recursive: bool) -> list[str]:
 
 def load_all(filenames: tuple[str, ...], recursive: bool) -> list[Manifest]:
     """load_all validates every document of every file; raises Failure listing every problem, nothing sent."""
-    from .manifests import ManifestError, duplicates, load_manifests  # YAML, pydantic and the models
-
     manifests: list[Manifest] = []
     problems: list[str] = []
     files = _files(filenames, recursive)
@@ -87,9 +79,6 @@ async def apply_one(client: Client, obj: Node | Project, *, dry_run: bool = Fals
     The GET before the PUT lets an unchanged Project that is already Running apply cleanly: the server
     refuses any PUT of a Project that is not Pending or Failed.
     """
-    from controlplane.api import Node
-    from controlplane.client import Conflict
-
     try:
         if isinstance(obj, Node):
             await client.create_node(obj, dry_run=dry_run)
@@ -148,8 +137,6 @@ def apply(env: Env, filenames: tuple[str, ...], recursive: bool, dry_run: str) -
 
 
 async def _send_one(client: Client, manifest: Manifest, *, dry_run: bool = False) -> None:
-    from controlplane.client import ApiError, ClientError
-
     prefix = f"{manifest.where}: {manifest.ref}: "
     try:
         result = await apply_one(client, manifest.obj, dry_run=dry_run)

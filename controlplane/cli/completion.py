@@ -7,6 +7,7 @@ through `complete_kind` and `complete_name`, the latter asking the server for th
 from __future__ import annotations
 
 import click
+from click.shell_completion import get_completion_class
 
 SHELLS = ("bash", "zsh", "fish")
 
@@ -16,8 +17,6 @@ SHELLS = ("bash", "zsh", "fish")
 @click.pass_context
 def completion(ctx: click.Context, shell: str) -> None:
     """Print the completion script of a shell: `source <(caractrl completion bash)`."""
-    from click.shell_completion import get_completion_class
-
     root = ctx.find_root()
     cls = get_completion_class(shell)
     assert cls is not None  # the Choice above lists only shells click knows

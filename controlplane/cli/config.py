@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from controlplane.defaults import SERVER_NAME, SERVER_PORT
 
@@ -55,8 +56,6 @@ def _normalise(url: str) -> str:
 def check_url(url: str, how: str) -> str:
     """check_url returns url if it is an http(s) URL with a host and a numeric port; raises ConfigError naming how
     it was given (`--server`, `CARA_SERVER` or the config file)."""
-    from urllib.parse import urlsplit
-
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 (raises ValueError for a port that is not a number in 0-65535)
@@ -72,7 +71,7 @@ Discover = Callable[[str, str | None], Awaitable[str]]
 
 async def discover_server(name: str, socket: str | None) -> str:
     """discover_server resolves the MagicDNS name through the local tailscaled's peer list (never OS DNS)."""
-    from mesh import LocalClient, resolve  # only when no server is configured
+    from mesh import LocalClient, resolve  # pydantic and the LocalAPI models: only when no server is configured
 
     async with LocalClient(socket) as local:
         ip = resolve(await local.status(), name)[0]
@@ -98,7 +97,7 @@ async def resolve_server(
     if data.get("server"):
         return check_url(_normalise(data["server"]), str(path)), str(path)
     name = environ.get(NAME_ENV_VAR) or data.get("serverName") or DEFAULT_SERVER_NAME
-    from mesh import MeshError
+    from mesh import MeshError  # as above: discovery is the last resort
 
     try:
         return await discover(name, socket or environ.get("TS_SOCKET")), f"MagicDNS name {name!r} via tailscaled"

@@ -1,23 +1,21 @@
-"""What every caractrl command shares: server, client factory and clock, and the one place errors become exit 1."""
+"""What the verbs share: TYPE/NAME words, running one client call (server, client, event loop), and the one place
+errors become exit 1."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import IO, Any, Literal, TypeVar
 
 import click
 
-from .config import ConfigError, resolve_server
+from controlplane.client import ApiError, Client, ClientError
+from controlplane.naming import NAME_RULE, validate_name
 
-if TYPE_CHECKING:
-    from controlplane.client import ApiError, Client
+from .config import ConfigError, resolve_server
+from .env import Env as Env  # re-exported: the verbs and tests take Env from here with the rest
 
 T = TypeVar("T")
-
-#: Builds the client for a base URL; tests replace it with one over an in-process transport.
-ClientFactory = Callable[[str], "Client"]
 
 Kind = Literal["node", "project"]
 
@@ -30,33 +28,6 @@ KINDS: dict[str, Kind] = {
     "projects": "project",
     "proj": "project",
 }
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _client(url: str) -> Client:
-    # Imported when a command runs, not when caractrl starts: `caractrl -h` needs neither httpx nor the client.
-    from controlplane.client import Client
-
-    return Client(url)
-
-
-@dataclass
-class Env:
-    """Env is click's context `obj`: built once in `main()` from the process, or by a test."""
-
-    # Environ: the process environment (CARA_SERVER, XDG_CONFIG_HOME, HOME), read only through here.
-    environ: Mapping[str, str]
-    client_factory: ClientFactory = field(default=_client)
-    now: Callable[[], datetime] = field(default=_utcnow)
-    # Server: the --server option; None means "look it up" (resolve_server).
-    server: str | None = None
-    # Socket: the --socket option (tailscaled's LocalAPI), used to find the server by MagicDNS.
-    socket: str | None = None
-    # Verbose: -v; say which server is used and log every request.
-    verbose: bool = False
 
 
 class Failure(click.ClickException):
@@ -115,8 +86,6 @@ def resolve_targets(resource: str, names: tuple[str, ...]) -> list[tuple[Kind, s
 
 def check_name(name: str) -> str:
     """check_name returns name if it is a valid object name; raises Failure naming the rule."""
-    from controlplane.api import NAME_RULE, validate_name  # pydantic and the models: only when a NAME is given
-
     try:
         return validate_name(name)
     except ValueError:
@@ -125,10 +94,6 @@ def check_name(name: str) -> str:
 
 def run(env: Env, action: Callable[[Client], Awaitable[T]], *, error_prefix: str = "") -> T:
     """run resolves the server, opens one client, runs action on a fresh event loop and maps every client error."""
-    import asyncio  # with ssl, about 25 ms that `-h` and usage errors do without
-
-    from controlplane.client import ApiError, ClientError
-
     # The result leaves through this box, not as the task's result: on Python 3.11, asyncio.run's SIGINT clean-up
     # formats a repr of the main task, result included, and the repr of 1,000 Nodes took 140-220 ms.
     box: list[T] = []
@@ -137,7 +102,8 @@ def run(env: Env, action: Callable[[Client], Awaitable[T]], *, error_prefix: str
         url, how = await resolve_server(env.server, env.environ, socket=env.socket)
         if env.verbose:
             click.echo(f"Using server {url} (from {how})", err=True)
-        async with env.client_factory(url) as client:
+        factory = env.client_factory or Client
+        async with factory(url) as client:
             box.append(await action(client))
 
     try:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 
-from .context import Env, check_name, run
+from controlplane.client import Client
 
-if TYPE_CHECKING:
-    from controlplane.client import Client
+from .context import Env, check_name, run
 
 
 @click.command()

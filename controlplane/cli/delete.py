@@ -6,14 +6,12 @@ drain it and wait for its Projects to leave, then delete it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 
-from .context import Env, Kind, complete_kind, complete_name, fail, resolve_kind, resolve_targets, run
+from controlplane.client import Client
 
-if TYPE_CHECKING:
-    from controlplane.client import Client
+from .apply import load_all
+from .context import Env, Kind, complete_kind, complete_name, fail, resolve_kind, resolve_targets, run
 
 
 @click.command()
@@ -31,8 +29,6 @@ def delete(
     if filenames:
         if resource is not None:
             raise fail("give either -f FILE or TYPE NAME, not both")
-        from .apply import load_all
-
         targets = [(resolve_kind(m.obj.kind), m.obj.name) for m in load_all(filenames, recursive)]
     elif resource is None:
         raise fail("give TYPE NAME..., TYPE/NAME... or -f FILE")

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import click
 
-from . import printers
-from .context import Env, complete_kind, complete_name, fail, resolve_targets, run
+from controlplane.api import EventList, Node, NodeAvailability, NodeHistory, Project
+from controlplane.client import Client, NotFound
 
-if TYPE_CHECKING:
-    from controlplane.api import EventList, Node, NodeAvailability, NodeHistory, Project
-    from controlplane.client import Client
+from . import pages
+from .context import Env, complete_kind, complete_name, fail, resolve_targets, run
 
 T = TypeVar("T")
 
@@ -34,8 +33,6 @@ class Described:
 
 async def _optional(call: Awaitable[T]) -> T | None:
     """_optional is call's answer, or None when the server does not know the route (or the object went away)."""
-    from controlplane.client import NotFound
-
     try:
         return await call
     except NotFound:
@@ -67,15 +64,15 @@ def describe(env: Env, resource: str, names: tuple[str, ...]) -> None:
             found.append(Described(node, history, await _optional(client.availability(name)), events))
         return found
 
-    pages = []
+    shown = []
     now = env.now()
     for page in run(env, fetch):
-        lines = [printers.describe(page.obj, now)]
+        lines = [pages.describe(page.obj, now)]
         if page.history is not None:
-            lines += printers.history_lines(page.history)
+            lines += pages.history_lines(page.history)
         if page.availability is not None:
-            lines += printers.availability_lines(page.availability)
+            lines += pages.availability_lines(page.availability)
         if page.events is not None:
-            lines += printers.events_lines(page.events.items, now)
-        pages.append("\n".join(lines))
-    click.echo("\n\n".join(pages))
+            lines += pages.events_lines(page.events.items, now)
+        shown.append("\n".join(lines))
+    click.echo("\n\n".join(shown))

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import time
 
 import click
 
-from .context import Env, check_name, fail, run
+from controlplane.api import ProjectPhase, parse_duration
+from controlplane.client import Client
 
-if TYPE_CHECKING:
-    from controlplane.client import Client
+from .context import Env, check_name, fail, run
 
 #: Phases in which a Project still occupies its Node.
 PLACED = ("Scheduled", "Running", "Terminating")
@@ -25,17 +26,12 @@ POLL_S = 1.0
 def drain(env: Env, node: str, timeout: str, no_wait: bool) -> None:
     """Cordon a Node and move its Projects away; `uncordon` ends it."""
     check_name(node)
-    from controlplane.api import ProjectPhase, parse_duration
-
     try:
         limit = parse_duration(timeout)
     except ValueError as exc:
         raise fail(f"--timeout: {exc}") from None
 
     async def act(client: Client) -> list[str]:
-        import asyncio
-        import time
-
         await client.drain(node)
         if no_wait:  # today's behaviour: the Node is Draining; its Projects move in the background
             return []

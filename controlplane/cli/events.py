@@ -10,12 +10,15 @@ from typing import TYPE_CHECKING, Final
 
 import click
 
+from controlplane.client import Client
+
 from . import printers
 from .context import Env, check_name, fail, run
 
+# `get` imports this module, and `get nodes` loads no models: the Event model is named for the type checker, and
+# EventList is imported where -o json|yaml prints Events.
 if TYPE_CHECKING:
     from controlplane.api import Event
-    from controlplane.client import Client
 
 #: The resource words that mean Events.
 EVENT_WORDS: Final = frozenset({"events", "event", "ev"})

@@ -3,19 +3,20 @@ for tools, `-l` selectors, `--sort-by`, `--no-headers`, `--show-labels`, and `-w
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import click
+
+from controlplane.client import Client, NotFound
+from controlplane.selectors import InvalidSelector, parse_selector
 
 from . import output as outputs
 from . import printers
 from .context import Env, Failure, Kind, complete_kind, complete_name, fail, problem_lines, resolve_targets, run
 from .events import EVENT_WORDS, get_events
-
-if TYPE_CHECKING:
-    from controlplane.client import Client
 
 OUTPUT_HELP = "wide | json | yaml | name | jsonpath=TEMPLATE | custom-columns=HEADER:PATH[,...]"
 PLAIN_OUTPUTS = ("wide", "json", "yaml", "name")
@@ -36,8 +37,6 @@ def label_selector(terms: tuple[str, ...]) -> str | None:
     text = ",".join(term.strip() for term in terms if term.strip())
     if not text:
         return None
-    from controlplane.api import InvalidSelector, parse_selector  # pydantic: only when -l is given
-
     try:
         parse_selector(text)
     except InvalidSelector as exc:
@@ -137,8 +136,6 @@ def get(
     async def fetch(client: Client) -> list[tuple[Kind, list[dict[str, Any]]]]:
         # The server's own JSON, never decoded into models: exact for -o json|yaml, and fast for tables. A table of
         # Projects also reads the Nodes, to mark the Projects whose Node is not Ready.
-        from controlplane.client import NotFound
-
         if tables and any(kind == "project" for kind, _ in targets):
             node_states.update(printers.node_states(await client.get_raw("nodes")))
         found: dict[Kind, list[dict[str, Any]]] = {}
@@ -214,8 +211,6 @@ def _watch(
 ) -> None:
     """_watch prints one line per change after the listing, reopening the stream until Ctrl-C or --request-timeout
     (Projects are marked with the Node states read for the listing)."""
-    import time
-
     last = {item["metadata"]["name"]: item for item in listed}
     deadline = time.monotonic() + timeout_s if timeout_s else None
 

@@ -6,24 +6,22 @@ spec, so a placed Project takes it (only spec changes are refused).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import click
 
+from controlplane.api import Node, Project
+from controlplane.client import Client
+from controlplane.naming import label_value_problem, qualified_name_problem
+
 from .context import Env, fail, resolve_targets, run
 
-if TYPE_CHECKING:
-    from controlplane.api import Node, Project
-    from controlplane.client import Client
-
 Field = Literal["labels", "annotations"]
-M = TypeVar("M", "Node", "Project")
+M = TypeVar("M", Node, Project)
 
 
 def parse_changes(words: tuple[str, ...], field: Field) -> tuple[dict[str, str], list[str]]:
     """parse_changes reads `key=value` and `key-` words; raises Failure naming a malformed one or a bad key/value."""
-    from controlplane.api import label_value_problem, qualified_name_problem
-
     sets: dict[str, str] = {}
     removes: list[str] = []
     for word in words:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 import click
+import httpx
+
+from controlplane.client import Client
 
 from .agent_link import agent_address, agent_error, split_target
 from .context import Env, check_name, fail, run
-
-if TYPE_CHECKING:
-    from controlplane.client import Client
 
 
 def logs_params(follow: bool, tail: int | None, timestamps: bool) -> dict[str, str]:
@@ -39,8 +38,6 @@ def logs(env: Env, target: str, follow: bool, tail: int | None, timestamps: bool
     check_name(project)
 
     async def act(client: Client) -> None:
-        import httpx
-
         address = await agent_address(client, project, node, socket=env.socket)
         url = f"http://{address}/api/v1/logs/{project}/{service}"
         out = sys.stdout.buffer

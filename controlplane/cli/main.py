@@ -1,18 +1,24 @@
-"""The `caractrl` root: global options, the client factory in click's context, and the verbs' registration."""
+"""The `caractrl` root: global options, the client factory in click's context, and the verbs' registration.
+
+A verb's module is imported only when that verb runs. `-h`, of the root or of a verb, prints the static text of
+help.txt beside this module (written by scripts/caractrl-help from the commands themselves, and kept in step by a
+test), so asking for help imports no verb module, and the verb modules import what they use at their top.
+"""
 
 from __future__ import annotations
 
 import importlib
 import logging
 import os
+from functools import cache
+from pathlib import Path
 from typing import Final
 
 import click
 
-from .context import Env
+from .env import Env
 
-#: Each verb and the module that defines it. A module is imported only when its verb runs (or `-h` lists them):
-#: `get` then loads neither pydantic's models nor YAML nor the tailnet client, which is most of caractrl's start.
+#: Each verb and the module that defines it.
 VERBS: Final[dict[str, str]] = {
     "annotate": "label",
     "apply": "apply",
@@ -33,6 +39,34 @@ VERBS: Final[dict[str, str]] = {
 
 #: The root's options, which kubectl users put anywhere on the line (`get nodes --server X`); those taking a value.
 GLOBAL_FLAGS: Final = {"--server": True, "--socket": True, "-v": False, "--verbose": False}
+
+HELP_FLAGS: Final = ("-h", "--help")
+
+#: The width help is written for (click's own maximum): the static text is the same on every terminal.
+HELP_WIDTH: Final = 80
+
+#: The stored help texts: a `--- caractrl [VERB]` line before each.
+HELP_FILE: Final = Path(__file__).with_name("help.txt")
+HELP_HEAD: Final = "--- caractrl"
+
+
+def help_file_text(texts: dict[str, str]) -> str:
+    """help_file_text is HELP_FILE's content for texts (verb → help; "" is caractrl's own)."""
+    return "".join(f"{HELP_HEAD} {key}".rstrip() + f"\n{text}\n" for key, text in texts.items())
+
+
+@cache
+def stored_help() -> dict[str, str]:
+    """stored_help reads HELP_FILE: verb → the text its `-h` prints ("" for caractrl's own)."""
+    texts: dict[str, str] = {}
+    key: str | None = None
+    for line in HELP_FILE.read_text(encoding="utf-8").splitlines():
+        if line == HELP_HEAD or line.startswith(HELP_HEAD + " "):
+            key = line.removeprefix(HELP_HEAD).strip()
+            texts[key] = ""
+        elif key is not None:
+            texts[key] += line + "\n"
+    return {verb: text.removesuffix("\n") for verb, text in texts.items()}
 
 
 def hoist_global_flags(args: list[str]) -> list[str]:
@@ -62,11 +96,33 @@ def hoist_global_flags(args: list[str]) -> list[str]:
     return [*args[:index], *hoisted, args[index], *rest]
 
 
+def asks_help(args: list[str]) -> bool:
+    """asks_help says whether a verb's arguments hold -h or --help (before any `--`), as click would read them."""
+    for arg in args:
+        if arg == "--":
+            return False
+        if arg in HELP_FLAGS:
+            return True
+    return False
+
+
 class _Verbs(click.Group):
-    """_Verbs is a click group whose commands come from VERBS, each imported on first use."""
+    """_Verbs is a click group whose commands come from VERBS, each imported on first use; help is static."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_flags(args))
+
+    def get_help(self, ctx: click.Context) -> str:
+        return stored_help()[""]
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        # Not while completing (resilient parsing): a `-h` on the line being completed is not a request for help.
+        if not ctx.resilient_parsing and args and args[0] in VERBS and asks_help(args[1:]):
+            click.echo(stored_help()[args[0]], color=ctx.color)
+            ctx.exit(0)
+        return super().resolve_command(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(VERBS)
@@ -119,6 +175,18 @@ def cli(ctx: click.Context, server: str | None, socket: str | None, verbose: boo
     ctx.obj = env
     if verbose:
         _enable_verbose(ctx)
+
+
+def rendered_help() -> dict[str, str]:
+    """rendered_help is what click writes for `caractrl -h` ("") and each `caractrl VERB -h`, at HELP_WIDTH: the
+    texts scripts/caractrl-help stores in HELP_FILE. It imports every verb."""
+    root = click.Context(cli, info_name="caractrl", terminal_width=HELP_WIDTH, **cli.context_settings)
+    texts = {"": click.Group.get_help(cli, root)}
+    for verb in sorted(VERBS):
+        command = cli.get_command(root, verb)
+        assert command is not None
+        texts[verb] = command.get_help(click.Context(command, info_name=verb, parent=root))
+    return texts
 
 
 def main() -> None:

@@ -8,17 +8,16 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import click
+
+from controlplane.api import Node, NodeList, PeerPath, fact_freshness, format_time
+from controlplane.client import Client
 
 from . import printers
 from .context import Env, run
 from .get import label_selector
-
-if TYPE_CHECKING:
-    from controlplane.api import Node, NodeList, PeerPath
-    from controlplane.client import Client
 
 #: One-character cells of `--matrix`, and what each means (the legend prints them in this order).
 CELLS: Final = {
@@ -79,8 +78,6 @@ def _path_text(mode: str | None, region: str | None) -> str:
 
 def is_stale(node: Node, now: datetime) -> bool:
     """is_stale is the server's verdict on the Node's facts (`status.factsStale`), else the freshness rule's."""
-    from controlplane.api import fact_freshness
-
     served = node.status.facts_stale
     return served if served is not None else fact_freshness(node.status, now).stale
 
@@ -93,8 +90,6 @@ def _peers(node: Node) -> dict[str, PeerPath]:
 def paths(nodes: Sequence[Node], now: datetime) -> list[dict[str, Any]]:
     """paths lists every path a Node reports to another Node, ordered by from then to (the `-o json` entries);
     `stale` is true when the reporting Node has not reconfirmed it within the grace."""
-    from controlplane.api import format_time  # the models are loaded by now: these are decoded Nodes
-
     names = {node.name for node in nodes}
     found = []
     for node in sorted(nodes, key=lambda n: n.name):
@@ -122,8 +117,6 @@ def not_direct(nodes: Sequence[Node], now: datetime) -> list[Row]:
     """not_direct lists each path (to another Node, or to the control plane) that is not Direct, or not known to be
     now: relayed first, then unknown, then every path of a Node whose facts are stale (its last known mode with `?`,
     SINCE its last confirmation), each by from then to."""
-    from controlplane.api import fact_freshness
-
     names = {node.name for node in nodes}
     rows = []
     for node in nodes:

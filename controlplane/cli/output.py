@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from .context import fail
+from .printers import table
 
 _EXPRESSION = re.compile(r"\{([^{}]*)\}")
 
 
 def _compile(expression: str, flag: str) -> Any:
+    # jsonpath-ng and its parser tables: only for the flags that take a JSONPath, not for a plain `get`.
     from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
     from jsonpath_ng.ext.parser import parse
 
@@ -58,8 +60,6 @@ def jsonpath(template: str, obj: Any) -> str:
 
 def custom_columns(spec: str, items: Sequence[Any], *, headers: bool) -> str:
     """custom_columns renders `HEADER:.path,HEADER2:.path2` as a table, <none> where a path finds nothing."""
-    from .printers import table
-
     columns: list[tuple[str, str]] = []
     for column in spec.split(","):
         header, sep, path = column.partition(":")

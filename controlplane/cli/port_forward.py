@@ -6,18 +6,18 @@ Each connection accepted on 127.0.0.1:LOCAL opens one WebSocket to the agent's
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import click
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus, WebSocketException
+
+from controlplane.client import Client
 
 from .agent_link import agent_address, agent_error, split_target
 from .context import Env, check_name, fail, run
-
-if TYPE_CHECKING:
-    import asyncio
-
-    from controlplane.client import Client
 
 READ_SIZE: Final = 32 * 1024
 
@@ -37,11 +37,6 @@ def parse_ports(spec: str) -> tuple[int, int]:
 
 async def carry(url: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """carry connects one local connection to a forward WebSocket at url until either side ends."""
-    import asyncio
-
-    from websockets.asyncio.client import connect
-    from websockets.exceptions import InvalidStatus, WebSocketException
-
     try:
         async with connect(url, compression=None, max_size=None, open_timeout=10) as ws:
 
@@ -73,7 +68,6 @@ async def carry(url: str, reader: asyncio.StreamReader, writer: asyncio.StreamWr
 
 async def serve(url: str, local: int, ready: asyncio.Event | None = None) -> None:
     """serve listens on 127.0.0.1:local and carries every accepted connection to url, until cancelled."""
-    import asyncio  # not at import time: `caractrl -h` lists this verb without loading asyncio
 
     async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await carry(url, reader, writer)

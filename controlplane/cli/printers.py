@@ -1,14 +1,12 @@
-"""How caractrl shows objects: aligned tables and describe pages for people, wire JSON and YAML for tools."""
+"""How caractrl shows the server's JSON: aligned tables for people, wire JSON and YAML for tools (describe's pages,
+which read the models, are in `pages`)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from controlplane.api import Condition, Event, Node, NodeAvailability, NodeHistory, Project
+from typing import Any
 
 #: One object as the server sends it (`Client.get_raw`): tables read these directly, since decoding 1,000 Nodes
 #: into models takes about 200 ms and a table needs a dozen fields.
@@ -55,7 +53,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def _text(value: object) -> str:
+def cell(value: object) -> str:
+    """cell is how a table or page shows one value: <none> for nothing, true/false for booleans."""
     if value is None or value == "" or value == [] or value == {}:
         return NONE
     if isinstance(value, bool):
@@ -98,7 +97,7 @@ def node_state(node: JSONObject) -> str:
         ready = any(_field(c, "type") == "Ready" and _field(c, "status") == "True" for c in conditions or [])
         readiness = "Ready" if ready else f"NotReady({reason})" if reason else "NotReady"
         return f"{readiness},Draining"
-    text = f"NotReady({reason})" if state == "NotReady" and reason else _text(state)
+    text = f"NotReady({reason})" if state == "NotReady" and reason else cell(state)
     return f"{text},SchedulingDisabled" if _field(node, "spec", "unschedulable") is True else text
 
 
@@ -143,18 +142,18 @@ def node_row(node: JSONObject, now: datetime, *, wide: bool = False) -> list[str
     row = [
         str(_field(node, "metadata", "name")),
         node_state(node),
-        _text(_field(network, "ip")),
-        f"{mode}?" if stale and mode else _text(mode),
+        cell(_field(network, "ip")),
+        f"{mode}?" if stale and mode else cell(mode),
         age(wire_time(_field(node, "metadata", "createdAt")), now),
     ]
     if wide:
         latency = _field(network, "latencyMs")
         row += [
-            _text(_field(network, "dnsName")),
-            _text(_field(network, "derpRegion") if mode == "DERP" else None),  # the relay; a Direct path has none
+            cell(_field(network, "dnsName")),
+            cell(_field(network, "derpRegion") if mode == "DERP" else None),  # the relay; a Direct path has none
             latency_text(node, latency, now, stale=stale),
             throughput_text(network, now, stale=stale),
-            _text(bool(_field(node, "spec", "unschedulable"))),
+            cell(bool(_field(node, "spec", "unschedulable"))),
         ]
     return row
 
@@ -185,7 +184,7 @@ def project_phase(project: JSONObject, node_states: Mapping[str, str] | None) ->
     phase = _field(project, "status", "phase")
     node = _field(project, "status", "nodeRef")
     if node_states is None or phase not in ON_NODE_PHASES or not node:
-        return _text(phase)
+        return cell(phase)
     state = node_states.get(node)
     if state is None:
         return f"{phase}(NodeMissing)"
@@ -199,7 +198,7 @@ def project_row(
     row = [
         str(_field(project, "metadata", "name")),
         project_phase(project, node_states),
-        _text(_field(project, "status", "nodeRef")),
+        cell(_field(project, "status", "nodeRef")),
         conditions_summary(_field(project, "status", "conditions")),
         age(wire_time(_field(project, "metadata", "createdAt")), now),
     ]
@@ -207,8 +206,8 @@ def project_row(
         services = _field(project, "spec", "services")
         row += [
             ",".join(str(_field(service, "name")) for service in services or ()) or NONE,
-            _text(_field(project, "spec", "resources", "cpu")),
-            _text(_field(project, "spec", "resources", "memory")),
+            cell(_field(project, "spec", "resources", "cpu")),
+            cell(_field(project, "spec", "resources", "memory")),
         ]
     return row
 
@@ -240,180 +239,3 @@ def to_yaml(wire: JSONObject) -> str:
     import yaml  # about 15 ms, for -o yaml only
 
     return yaml.safe_dump(dict(wire), sort_keys=False, default_flow_style=False, allow_unicode=True).rstrip("\n")
-
-
-# --- describe -----------------------------------------------------------------------------------
-
-
-def _is_scalar(value: object) -> bool:
-    return not isinstance(value, dict | list) or (isinstance(value, list) and all(_is_scalar(v) for v in value))
-
-
-def _scalar(value: object) -> str:
-    if isinstance(value, list):
-        return ", ".join(_text(v) for v in value) or NONE
-    return _text(value)
-
-
-def _tree(value: Mapping[str, Any], indent: int) -> list[str]:
-    """_tree renders a wire mapping as indented `key:  value` lines, keys aligned per level."""
-    pad = " " * indent
-    width = max((len(key) for key in value), default=0) + 3
-    lines: list[str] = []
-    for key, item in value.items():
-        if _is_scalar(item) or not item:
-            lines.append(f"{pad}{key + ':':<{width}}{_scalar(item)}".rstrip())
-        elif isinstance(item, dict):
-            lines += [f"{pad}{key}:", *_tree(item, indent + 2)]
-        else:
-            lines.append(f"{pad}{key}:")
-            for element in item:
-                sub = _tree(element, indent + 4) if isinstance(element, dict) else [f"{pad}    {_scalar(element)}"]
-                lines += [pad + "  - " + sub[0].lstrip(), *sub[1:]] if sub else [pad + "  - " + NONE]
-    return lines
-
-
-def _mapping_lines(label: str, mapping: Mapping[str, str] | None) -> list[str]:
-    items = [f"{key}={value}" for key, value in sorted((mapping or {}).items())] or [NONE]
-    head = f"{label + ':':<14}"
-    return [head + items[0], *(" " * 14 + item for item in items[1:])]
-
-
-def format_time(value: datetime) -> str:
-    """format_time is controlplane.api's, imported when a describe page is printed (the models are loaded then)."""
-    from controlplane.api import format_time
-
-    return format_time(value)
-
-
-def _when(value: datetime | None, now: datetime) -> str:
-    return NONE if value is None else f"{format_time(value)} ({age(value, now)} ago)"
-
-
-def conditions_table(conditions: Sequence[Condition] | None) -> list[str]:
-    """conditions_table is the `Conditions:` block of describe: one row per condition, every field."""
-    if not conditions:
-        return [f"{'Conditions:':<14}{NONE}"]
-    rows = [
-        [
-            c.type,
-            str(c.status),
-            _text(c.reason),
-            _text(c.message),
-            NONE if c.last_heartbeat_time is None else format_time(c.last_heartbeat_time),
-            NONE if c.last_transition_time is None else format_time(c.last_transition_time),
-        ]
-        for c in conditions
-    ]
-    headers = ["TYPE", "STATUS", "REASON", "MESSAGE", "LAST HEARTBEAT", "LAST TRANSITION"]
-    return ["Conditions:", *("  " + line for line in table(headers, rows).splitlines())]
-
-
-def describe(obj: Node | Project, now: datetime) -> str:
-    """describe renders every field of a Node or Project for people, with conditions as a table."""
-    meta = obj.metadata
-    wire = obj.to_wire()
-    status = {key: value for key, value in wire.get("status", {}).items() if key != "conditions"}
-    lines = [
-        f"{'Name:':<14}{meta.name}",
-        f"{'Kind:':<14}{obj.kind}",
-        *_mapping_lines("Labels", meta.labels),
-        *_mapping_lines("Annotations", meta.annotations),
-        f"{'Created:':<14}{_when(meta.created_at, now)}",
-        f"{'Updated:':<14}{_when(meta.updated_at, now)}",
-    ]
-    for title, section in (("Spec", wire.get("spec", {})), ("Status", status)):
-        lines += [f"{title}:", *_tree(section, 2)] if section else [f"{title + ':':<14}{NONE}"]
-    if obj.kind == "Node":
-        lines += freshness_lines(obj, now)
-    lines += conditions_table(obj.status.conditions)
-    return "\n".join(lines)
-
-
-def freshness_lines(node: Node, now: datetime) -> list[str]:
-    """freshness_lines say whether a Node's facts are current (the server's `factsStale`, else `fact_freshness`),
-    when it last confirmed them, and how old its throughput measurement is."""
-    from controlplane.api import fact_freshness, format_age
-
-    status = node.status
-    freshness = fact_freshness(status, now)
-    stale = status.facts_stale if status.facts_stale is not None else freshness.stale
-    confirmed = "never" if freshness.age is None else f"{format_age(freshness.age)} ago"
-    heard = status.last_heartbeat
-    rejected = freshness.confirmed_at is not None and heard is not None and freshness.confirmed_at < heard
-    why = f" ({freshness.reason})" if stale and freshness.reason else ""
-    if stale and not why and rejected:
-        why = " (beats arrive, but their facts were rejected)"
-    verdict = "STALE: last known values, not current" if stale else "current"
-    lines = [f"{'Facts:':<14}{verdict}{why}; last confirmed {confirmed}"]
-    network = status.network
-    if network is not None and network.observed_at is not None:
-        lines.append(f"{'Observed:':<14}{_when(network.observed_at, now)}")
-    throughput = network.throughput if network is not None else None
-    if throughput is not None and throughput.last_test_time is not None:
-        lines.append(
-            f"{'Throughput:':<14}measured {_when(throughput.last_test_time, now)}{' (stale)' if stale else ''}"
-        )
-    return lines
-
-
-#: How many of the newest history entries `describe node` shows per list.
-HISTORY_SHOWN = 5
-
-
-def history_lines(history: NodeHistory, shown: int = HISTORY_SHOWN) -> list[str]:
-    """history_lines is the history part of `describe node`: the newest throughput samples and path changes."""
-    samples = [
-        [format_time(s.time) if s.time else NONE, _text(s.download), _text(s.upload), _text(s.bytes_used)]
-        for s in history.throughput[-shown:]
-    ]
-    changes = [
-        [
-            format_time(c.time) if c.time else NONE,
-            c.peer,
-            _text(c.from_mode) if c.from_mode else "unknown",
-            _text(c.to_mode) + (f"({c.derp_region})" if c.derp_region else ""),
-            milliseconds(c.latency_ms),
-        ]
-        for c in history.paths[-shown:]
-    ]
-    lines = []
-    for title, headers, rows, total in (
-        ("Throughput history", ["TIME", "DOWNLOAD", "UPLOAD", "BYTES"], samples, len(history.throughput)),
-        ("Path changes", ["TIME", "PEER", "FROM", "TO", "LATENCY"], changes, len(history.paths)),
-    ):
-        if not rows:
-            lines.append(f"{title + ':':<14}{NONE}")
-            continue
-        lines.append(f"{title} (last {len(rows)} of {total}):")
-        lines += ["  " + line for line in table(headers, rows).splitlines()]
-    return lines
-
-
-def _percent(ratio: float | None) -> str:
-    return NONE if ratio is None else f"{ratio * 100:.1f}%"
-
-
-def availability_lines(availability: NodeAvailability) -> list[str]:
-    """availability_lines is the `Availability:` block of describe node: Ready and each path's Direct share."""
-    names = [w.window for w in availability.ready] or ["24h", "7d"]
-    rows = [["Ready", *(_percent(w.ratio) for w in availability.ready)]]
-    rows += [[f"Direct to {p.peer}", *(_percent(w.ratio) for w in p.windows)] for p in availability.paths]
-    table_text = table(["", *(f"LAST {name.upper()}" for name in names)], rows)
-    return ["Availability:", *("  " + line.rstrip() for line in table_text.splitlines())]
-
-
-def events_lines(events: Sequence[Event], now: datetime) -> list[str]:
-    """events_lines is the `Events:` block of describe: kubectl's columns, oldest first."""
-    if not events:
-        return [f"{'Events:':<14}{NONE}"]
-    rows = [
-        [
-            e.type.value,
-            e.reason,
-            age(e.last_timestamp or e.metadata.created_at, now),
-            e.message + (f" (by {e.actor})" if e.actor else ""),
-        ]
-        for e in events
-    ]
-    return ["Events:", *("  " + line for line in table(["TYPE", "REASON", "AGE", "MESSAGE"], rows).splitlines())]

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 
 import click
 
-from .context import Env, run
+from controlplane.client import Client, InvalidResponse, NotFound
 
-if TYPE_CHECKING:
-    from controlplane.client import Client
+from .context import Env, run
 
 DISTRIBUTION = "caravanserai-mesh"
 
 
 def client_version() -> str:
     """client_version is the installed distribution's version ("unknown" when run from a bare checkout)."""
-    from importlib.metadata import PackageNotFoundError  # about 15 ms
-    from importlib.metadata import version as package_version
-
     try:
         return package_version(DISTRIBUTION)
     except PackageNotFoundError:
@@ -33,8 +30,6 @@ def version(env: Env, client_only: bool) -> None:
     click.echo(f"Client Version: {client_version()}")
     if client_only:
         return
-
-    from controlplane.client import InvalidResponse, NotFound
 
     async def ask(client: Client) -> tuple[str, str, str]:
         try:

@@ -169,7 +169,7 @@ def _command() -> click.Command:
     def command(dev: bool, config_path: Path | None, check_config: bool, copy_to: str | None, **flags: object) -> None:
         """Run the Caravanserai control plane on this machine's tailnet addresses."""
         try:
-            run = _settings(dev, config_path, flags)
+            run = load_settings(dev, config_path, flags)
         except SettingError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(2)
@@ -220,8 +220,8 @@ class RunSettings:
     log_level: str
 
 
-def _settings(dev: bool, config_path: Path | None, flags: dict[str, object]) -> RunSettings:
-    """_settings reads and checks every setting; raises SettingError naming the flag, variable or file key."""
+def load_settings(dev: bool, config_path: Path | None, flags: dict[str, object]) -> RunSettings:
+    """load_settings reads and checks every setting; raises SettingError naming the flag, variable or file key."""
     file = TABLE.read_toml(config_path) if config_path is not None else {}
     where = str(config_path)
     v = TABLE.load(flags=flags, environ=os.environ, file=file, file_label=where)

@@ -181,8 +181,9 @@ def _wanted(job: _Job) -> bool:
 class _Worker:
     """_Worker owns the connection on its own thread and runs jobs in order, group-committing writes."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, connection_class: type[sqlite3.Connection] = sqlite3.Connection) -> None:
         self._path = path
+        self._connection_class = connection_class
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=f"sqlite-store:{path}", daemon=True)
         self._closed = False
@@ -221,7 +222,9 @@ class _Worker:
     def _run(self) -> None:
         try:
             # isolation_level=None: no implicit transactions; this module issues BEGIN/COMMIT itself.
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=True)
+            conn = sqlite3.connect(
+                self._path, isolation_level=None, check_same_thread=True, factory=self._connection_class
+            )
         except sqlite3.Error as exc:
             self._fail_all(StoreError(f"sqlite: cannot open {self._path}: {exc}"))
             return
@@ -328,13 +331,19 @@ class SqliteStore(KindStore):
         self.path = path
 
     @classmethod
-    async def open(cls, path: str | Path) -> SqliteStore:
+    async def open(
+        cls, path: str | Path, *, connection_class: type[sqlite3.Connection] = sqlite3.Connection
+    ) -> SqliteStore:
         """open creates the file if needed and migrates it; raises StoreError, also when its folder does not exist
-        (a mistyped path must not start the server on a new, empty store)."""
+        (a mistyped path must not start the server on a new, empty store).
+
+        connection_class is the class of the store's one connection (sqlite3.connect's `factory`): a subclass lets
+        a test see that connection's own settings, which no other connection shares.
+        """
         path = str(path)
         if path != MEMORY and not Path(path).parent.is_dir():
             raise StoreError(f"sqlite: the folder of {path} does not exist (create it first)")
-        worker = _Worker(path)
+        worker = _Worker(path, connection_class)
         try:
             await worker.start()
         except BaseException:

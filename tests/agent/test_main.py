@@ -121,7 +121,7 @@ async def test_agent_registers_reports_and_says_goodbye(
         await asyncio.sleep(0.05)
     phase = next(c for c in bound.status.conditions or () if c.type == "Phase")
     assert (bound.status.phase, phase.reason) == (ProjectPhase.FAILED, "ReconcileError")
-    assert "container runtime (none configured" in phase.message
+    assert "container runtime (none configured" in (phase.message or "")
     node = await memory_store.get_node("edge1")
     net = node.status.network
     assert net is not None and (net.ip, net.dns_name, net.mode) == (

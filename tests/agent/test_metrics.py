@@ -3,36 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.collectors.tailnet import TailnetView, _condition
 from agent.heartbeat import BeatState
 from agent.metrics import CONTENT_TYPE, metrics_handler
-from agent.settings import Reservation
-from agent.status import AgentStatus
-from agent.throughput import Measurement
-from controlplane.api import ConditionStatus, NetworkMode, NodeInfo, NodeNetworkStatus
+from tests.factories import agent_status
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 def test_metrics_parse_and_carry_the_live_state() -> None:
     beats = BeatState(registered=True, server_reachable=True, last_success=NOW, counts={"full": 2, "empty": 7})
-    status = AgentStatus(
-        tailnet=None,  # type: ignore[arg-type]
-        resources=None,  # type: ignore[arg-type]
-        info=NodeInfo(),
-        data_dir=Path("/"),
-        reserved=Reservation(),
-        now=lambda: NOW,
-        measurement=Measurement(94.1e6, 41e6, 1234, NOW),
-        last_view=TailnetView(
-            None, _condition(ConditionStatus.FALSE, "TailscaledRunning", "ok", NOW), "100.64.0.3", "Running"
-        ),
-        last_network=NodeNetworkStatus(mode=NetworkMode.DERP, latency_ms=3.5),
-    )
+    status = agent_status(NOW, ip="100.64.0.3")
     code, ctype, body = metrics_handler(beats, status, started=1.0)()
     assert (code, ctype) == (200, CONTENT_TYPE)
     samples = {

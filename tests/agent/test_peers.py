@@ -24,7 +24,7 @@ from agent.collectors.peers import (
     round_budget,
 )
 from agent.collectors.resources import Usage
-from agent.collectors.tailnet import TailnetView, _condition
+from agent.collectors.tailnet import TailnetView, network_condition
 from agent.settings import Reservation, SettingError, load_settings
 from agent.status import AgentStatus
 from controlplane.api import (
@@ -324,7 +324,7 @@ class OneView:
 
     async def collect(self, now: datetime) -> TailnetView:
         network = NodeNetworkStatus(ip="100.64.0.1", mode=NetworkMode.DIRECT, peers=self.passive or None)
-        condition = _condition(ConditionStatus.FALSE, "TailscaledRunning", "ok", now)
+        condition = network_condition(ConditionStatus.FALSE, "TailscaledRunning", "ok", now)
         return TailnetView(network, condition, "100.64.0.1", "Running", self.status)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from agent.collectors.tailnet import TailnetView, _condition
+from agent.collectors.tailnet import TailnetView, network_condition
 from agent.status import signature
 from agent.throughput import Measurement
 from controlplane.api import ConditionStatus, NetworkMode, NodeNetworkStatus, PeerPath, WitnessReport
@@ -14,7 +14,7 @@ CAPACITY = {"cpu": "2000m", "memory": "1024Mi", "disk": "10Gi"}
 
 
 def view(status: ConditionStatus = ConditionStatus.FALSE, reason: str = "TailscaledRunning") -> TailnetView:
-    return TailnetView(None, _condition(status, reason, "m", NOW), "100.64.0.3", "Running")
+    return TailnetView(None, network_condition(status, reason, "m", NOW), "100.64.0.3", "Running")
 
 
 def net(**kw: object) -> NodeNetworkStatus:

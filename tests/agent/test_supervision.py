@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from agent.settings import Settings
 from controlplane.supervision import Supervisor
 from mesh import LocalClient
 from tests.conftest import FakeClock
+from tests.helpers import free_port
 from tests.mesh.captured import FakeDaemon
 
 
@@ -40,13 +40,6 @@ class Machine:
 
     def disk(self, path: Path) -> Usage:
         return Usage(100 * 2**30, 50 * 2**30)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -103,10 +103,11 @@ async def test_a_control_path_status_calls_relayed_but_no_ping_confirmed_is_not_
 async def test_a_probed_reason_stays_while_the_mode_does_when_a_ping_is_lost() -> None:
     """One ping lost on the relayed path keeps the probed reason (no NotProbed flapping); a Direct path drops it,
     and a relayed path no ping confirmed is NotProbed again."""
+    statuses: list[Answer] = [(200, "edge1-status-blocked-edge2.json")] * 2
+    statuses += [(200, "edge1-status-direct.json"), (200, "edge1-status-blocked-edge2.json")]
     tc, _ = collector(
         {
-            "GET status": [(200, "edge1-status-blocked-edge2.json")] * 2
-            + [(200, "edge1-status-direct.json"), (200, "edge1-status-blocked-edge2.json")],
+            "GET status": statuses,
             "POST ping": [
                 (200, "edge1-ping-edge2-derp.json"),
                 httpx.ReadTimeout("timed out"),

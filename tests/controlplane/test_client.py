@@ -22,7 +22,8 @@ from controlplane.client import (
     Unauthorized,
     ValidationProblem,
 )
-from controlplane.client._transport import default_transport
+from controlplane.client._transport import tls_context
+from tests.factories import node_wire
 
 BASE = "http://cara-server.test"
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -30,10 +31,6 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 def make_client(handler: Handler) -> Client:
     return Client(BASE, transport=httpx.MockTransport(handler))
-
-
-def node_wire(name: str = "edge-1", **spec: object) -> dict[str, object]:
-    return {"apiVersion": "caravanserai/v1", "kind": "Node", "metadata": {"name": name}, "spec": spec, "status": {}}
 
 
 def problem(status: int, title: str, detail: str, errors: list[str] | None = None) -> httpx.Response:
@@ -60,20 +57,20 @@ async def test_create_node_posts_wire_json_and_decodes_the_answer() -> None:
 @pytest.mark.parametrize(
     ("call", "method", "path", "status", "answer"),
     [
-        (lambda c: c.get_node("edge-1"), "GET", "/api/v1/nodes/edge-1", 200, node_wire()),
+        (lambda c: c.get_node("edge-1"), "GET", "/api/v1/nodes/edge-1", 200, node_wire("edge-1")),
         (lambda c: c.list_nodes(), "GET", "/api/v1/nodes", 200, {"kind": "NodeList", "items": []}),
         (
             lambda c: c.replace_node(Node(metadata=ObjectMeta(name="edge-1"))),
             "PUT",
             "/api/v1/nodes/edge-1",
             200,
-            node_wire(),
+            node_wire("edge-1"),
         ),
         (lambda c: c.delete_node("edge-1"), "DELETE", "/api/v1/nodes/edge-1", 204, None),
         (lambda c: c.heartbeat("edge-1", Heartbeat()), "POST", "/api/v1/nodes/edge-1/heartbeat", 204, None),
-        (lambda c: c.cordon("edge-1"), "POST", "/api/v1/nodes/edge-1/cordon", 200, node_wire()),
-        (lambda c: c.drain("edge-1"), "POST", "/api/v1/nodes/edge-1/drain", 200, node_wire()),
-        (lambda c: c.uncordon("edge-1"), "POST", "/api/v1/nodes/edge-1/uncordon", 200, node_wire()),
+        (lambda c: c.cordon("edge-1"), "POST", "/api/v1/nodes/edge-1/cordon", 200, node_wire("edge-1")),
+        (lambda c: c.drain("edge-1"), "POST", "/api/v1/nodes/edge-1/drain", 200, node_wire("edge-1")),
+        (lambda c: c.uncordon("edge-1"), "POST", "/api/v1/nodes/edge-1/uncordon", 200, node_wire("edge-1")),
         (
             lambda c: c.get_project("web"),
             "GET",
@@ -191,7 +188,7 @@ async def test_a_non_json_error_body_still_gives_a_title_and_detail() -> None:
 
 
 async def test_an_unexpected_success_status_is_an_api_error() -> None:
-    async with make_client(lambda r: httpx.Response(200, json=node_wire())) as client:
+    async with make_client(lambda r: httpx.Response(200, json=node_wire("edge-1"))) as client:
         with pytest.raises(ApiError) as info:
             await client.create_node(Node(metadata=ObjectMeta(name="edge-1")))
     assert info.value.status == 200
@@ -245,13 +242,13 @@ async def test_names_are_quoted_into_the_path() -> None:
 
 
 def test_node_state_round_trips_through_nodelist() -> None:
-    listing = NodeList.model_validate({"items": [{**node_wire(), "status": {"state": "Draining"}}]})
+    listing = NodeList.model_validate({"items": [{**node_wire("edge-1"), "status": {"state": "Draining"}}]})
     assert listing.items[0].status.state is NodeState.DRAINING
 
 
 async def test_wire_returns_the_servers_json_as_sent() -> None:
     seen: list[httpx.Request] = []
-    listing = {"apiVersion": "caravanserai/v1", "kind": "NodeList", "items": [node_wire() | {"future": [1, 2]}]}
+    listing = {"apiVersion": "caravanserai/v1", "kind": "NodeList", "items": [node_wire("edge-1") | {"future": [1, 2]}]}
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
@@ -297,10 +294,7 @@ async def test_wire_errors_stay_typed() -> None:
 
 @pytest.mark.parametrize(("url", "loads_cas"), [("http://cara:8080", False), ("https://cara:8443", True)])
 def test_the_ca_bundle_is_loaded_only_for_https(url: str, loads_cas: bool) -> None:
-    transport = default_transport(url)
-    assert isinstance(transport, httpx.AsyncHTTPTransport)
-    context = transport._pool._ssl_context
-    assert context is not None
+    context = tls_context(url)
     assert (context.cert_store_stats()["x509_ca"] > 0) is loads_cas
     # Either way a TLS peer must prove itself: plain http's context trusts nothing rather than everything.
     assert context.check_hostname and context.verify_mode.name == "CERT_REQUIRED"

@@ -5,32 +5,16 @@ database, set `store` to that URL, start the server: every Node (status and bind
 from __future__ import annotations
 
 import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from tests.controlplane.conftest import with_schema
 from tests.controlplane.replicas._process import SERVER, start_server
 
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture
-def empty_database(postgres_url: str) -> Iterator[str]:
-    schema = f"move_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield with_schema(postgres_url, schema)
-    finally:
-        with psycopg.connect(postgres_url, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
-def test_a_sqlite_store_moves_to_postgresql_whole(tmp_path: Path, empty_database: str) -> None:
+def test_a_sqlite_store_moves_to_postgresql_whole(tmp_path: Path, postgres_schema: str) -> None:
     sqlite = f"sqlite://{tmp_path}/cara.db"
     server = start_server(sqlite, tmp_path / "sqlite.log")
     try:
@@ -44,15 +28,21 @@ def test_a_sqlite_store_moves_to_postgresql_whole(tmp_path: Path, empty_database
     config = tmp_path / "server.toml"
     config.write_text(f'store = "{sqlite}"\n')
     copy = subprocess.run(
-        [SERVER, "--config", str(config), "--copy-store-to", empty_database], capture_output=True, text=True, timeout=60
+        [SERVER, "--config", str(config), "--copy-store-to", postgres_schema],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert copy.returncode == 0, copy.stderr
     assert copy.stdout.startswith("copied 2 nodes, 0 projects")
     again = subprocess.run(
-        [SERVER, "--config", str(config), "--copy-store-to", empty_database], capture_output=True, text=True, timeout=60
+        [SERVER, "--config", str(config), "--copy-store-to", postgres_schema],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert again.returncode == 1 and "--copy-store-to: the target store is not empty" in again.stderr
-    moved = start_server(empty_database, tmp_path / "postgres.log")
+    moved = start_server(postgres_schema, tmp_path / "postgres.log")
     try:
         after = moved.client.get("/api/v1/nodes").json()["items"]
     finally:

@@ -16,15 +16,12 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.collectors.tailnet import TailnetView, _condition
 from agent.heartbeat import BeatState
 from agent.metrics import metrics_handler
-from agent.settings import Reservation
-from agent.status import AgentStatus
-from agent.throughput import Measurement
-from controlplane.api import ConditionStatus, NetworkMode, Node, NodeInfo, NodeNetworkStatus, set_condition
+from controlplane.api import ConditionStatus, Node, set_condition
 from controlplane.store import Store
 from tests.conftest import FakeClock
+from tests.factories import agent_status
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 ALERTS = DEPLOY / "prometheus" / "alerts.yaml"
@@ -162,17 +159,7 @@ async def server_series(api: httpx.AsyncClient, memory_store: Store, clock: Fake
 def agent_series() -> set[str]:
     """agent_series is every sample name of a cara-agent /metrics with a beat, a path and a measurement."""
     now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-    status = AgentStatus(
-        tailnet=None,  # type: ignore[arg-type]
-        resources=None,  # type: ignore[arg-type]
-        info=NodeInfo(),
-        data_dir=Path("/"),
-        reserved=Reservation(),
-        now=lambda: now,
-        measurement=Measurement(94.1e6, 41e6, 1234, now),
-        last_view=TailnetView(None, _condition(ConditionStatus.FALSE, "TailscaledRunning", "ok", now), None, "Running"),
-        last_network=NodeNetworkStatus(mode=NetworkMode.DERP, latency_ms=3.5),
-    )
+    status = agent_status(now)
     beats = BeatState(registered=True, server_reachable=True, last_success=now, counts={"full": 1})
     return _samples(metrics_handler(beats, status, started=1.0)()[2].decode())
 

@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tests.deploy.units import ETC, PREFIX, STATE, install_settings, load_unit, localize
+from lablib.units import ETC, PREFIX, STATE, install_settings, load_unit, localize
 
 UNITS = ("cara-server.service", "cara-agent.service")
 BIN = Path(sys.executable).parent

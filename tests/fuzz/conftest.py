@@ -73,4 +73,6 @@ def fuzz_app(fuzz_clock: FakeClock) -> Iterator[FastAPI]:
 def fuzz_schema(fuzz_app: FastAPI) -> OpenApiSchema:
     """fuzz_schema is the app's /openapi.json loaded by schemathesis, minus the time-boxed throughput streams."""
     schema = schemathesis.openapi.from_asgi("/openapi.json", fuzz_app)
-    return schema.exclude(path_regex="^/api/v1/throughput/")
+    fuzzed = schema.exclude(path_regex="^/api/v1/throughput/")
+    assert isinstance(fuzzed, OpenApiSchema)
+    return fuzzed

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "headscale-dev"))
-
 from lablib import client
 from lablib.client import LAB_SCRIPT, Lab, LabCommandError
 from lablib.plan import DEFAULT_EDGES

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from tests.deploy.units import ROOT
+from lablib.units import ROOT
 
 ARTIFACTS = ROOT / "artifacts"
 #: Debian 12's own Python (3.11): what an operator installs with.

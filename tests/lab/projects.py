@@ -7,10 +7,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import httpx
+from lablib.harness import ControlPlane, wait_until
 
-from tests.lab.agents import wait_until
 from tests.lab.conftest import Lab
-from tests.lab.control_plane import ControlPlane
 
 
 def runtime_up(lab: Lab) -> dict[str, Any]:

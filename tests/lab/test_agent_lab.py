@@ -11,15 +11,24 @@ import json
 import signal
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from lablib.harness import (
+    Agent,
+    ControlPlane,
+    condition,
+    node,
+    running_agents,
+    running_control_plane,
+    start_agent,
+    wait_until,
+)
 
 from controlplane.api import parse_throughput
-from tests.lab.agents import Agent, condition, node, running_agents, start_agent, wait_until
 from tests.lab.conftest import Lab
-from tests.lab.control_plane import ControlPlane, running_control_plane
 
 pytestmark = pytest.mark.lab
 
@@ -57,7 +66,7 @@ def ready(lab: Lab, plane: ControlPlane, agents: dict[str, Agent]) -> dict[str, 
     docs = {}
     for name in EDGES:
         docs[name], _ = wait_until(
-            f"{name} Ready with network and throughput", lambda n=name: _ready_with_network(plane, n), 60
+            f"{name} Ready with network and throughput", partial(_ready_with_network, plane, name), 60
         )
     return docs
 

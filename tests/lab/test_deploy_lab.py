@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from lablib.harness import Agent, ControlPlane, node, start_agent, start_control_plane, wait_until
+from lablib.units import STATE, load_unit
 
-from tests.deploy.units import STATE, load_unit
-from tests.lab.agents import Agent, node, start_agent, wait_until
 from tests.lab.conftest import Lab
-from tests.lab.control_plane import ControlPlane, start_control_plane
 from tests.lab.deployment import STRACE, SYSTEM_PYTHON, outside, release, stop_traced, written_paths
 
 pytestmark = pytest.mark.lab

@@ -21,15 +21,24 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from lablib.harness import (
+    Agent,
+    ControlPlane,
+    condition,
+    node,
+    running_agents,
+    start_agent,
+    start_control_plane,
+    wait_until,
+)
 
 from agent.heartbeat import HEDGE_AFTER, HEDGES
-from tests.lab.agents import Agent, condition, node, running_agents, start_agent, wait_until
 from tests.lab.conftest import Lab, using_lab
-from tests.lab.control_plane import ControlPlane, start_control_plane
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -91,8 +100,12 @@ def plane(flab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane
 def agents(flab: Lab, plane: Plane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Agent]]:
     with running_agents(flab, EDGES, tmp_path_factory.mktemp("fault-agents"), env=AGENT_ENV) as running:
         for name in EDGES:
-            wait_until(f"{name} Ready", lambda n=name: _state(plane.current, n) == "Ready", 60)
+            wait_until(f"{name} Ready", partial(_is_ready, plane, name), 60)
         yield running
+
+
+def _is_ready(plane: Plane, name: str) -> bool:
+    return _state(plane.current, name) == "Ready"
 
 
 def _state(cp: ControlPlane, name: str) -> str | None:

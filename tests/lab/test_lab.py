@@ -7,6 +7,7 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -134,7 +135,7 @@ def test_preflight_names_missing_tun_and_go(monkeypatch: pytest.MonkeyPatch, tmp
         lifecycle.preflight(sys.stdout)
     monkeypatch.setattr(os.path, "exists", lambda p: p == "/dev/net/tun")
     monkeypatch.setattr(lifecycle, "bin_dir", lambda: tmp_path)
-    monkeypatch.setattr(lifecycle.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(plan.LabError, match="Go is missing"):
         lifecycle.preflight(sys.stdout)
     monkeypatch.setattr(os, "geteuid", lambda: 1000)

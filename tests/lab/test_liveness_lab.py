@@ -17,14 +17,24 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from lablib.harness import (
+    BIN,
+    Agent,
+    ControlPlane,
+    condition,
+    node,
+    running_agents,
+    running_control_plane,
+    start_agent,
+    wait_until,
+)
 
-from tests.lab.agents import Agent, condition, node, running_agents, start_agent, wait_until
 from tests.lab.conftest import LAB_SCRIPT, Lab
-from tests.lab.control_plane import BIN, ControlPlane, running_control_plane
 from tests.lab.projects import engine, manifest, phase_is, run_on, runtime_env, runtime_up
 from tests.web._dom import HEADLESS_FLAGS, parse
 
@@ -73,7 +83,7 @@ def agents(lab: Lab, plane: ControlPlane, runtime: dict[str, Any], agent_dir: Pa
     host_env = {host: runtime_env(runtime, host) for host in EDGES}
     with running_agents(lab, EDGES, agent_dir, env=AGENT_ENV, host_env=host_env) as running:
         for name in EDGES:
-            wait_until(f"{name} Ready", lambda n=name: state(plane, n) == "Ready", 60)
+            wait_until(f"{name} Ready", partial(is_ready, plane, name), 60)
         yield running
 
 
@@ -85,6 +95,10 @@ def projects(plane: ControlPlane, agents: dict[str, Agent], runtime: dict[str, A
     for project, host in placed.items():
         run_on(plane, host, EDGES, manifest(project, runtime["image"], resources={"cpu": "100m"}))
     return placed
+
+
+def is_ready(plane: ControlPlane, name: str) -> bool:
+    return state(plane, name) == "Ready"
 
 
 def state(plane: ControlPlane, name: str) -> str | None:
@@ -329,7 +343,7 @@ def test_a_control_host_cut_from_every_peer_is_isolated_and_moves_nothing(
     lab: Lab, plane: ControlPlane, agents: dict[str, Agent], runtime: dict[str, Any], projects: dict[str, str]
 ) -> None:
     for name in EDGES:
-        wait_until(f"{name} Ready", lambda n=name: state(plane, n) == "Ready", 30)
+        wait_until(f"{name} Ready", partial(is_ready, plane, name), 30)
     before = placements(plane)
     assert {phase for phase, _ in before.values()} == {"Running"}, before
     for name in EDGES:

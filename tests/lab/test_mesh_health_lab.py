@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lablib.harness import BIN, Agent, ControlPlane, running_agents, running_control_plane, wait_until
 
-from tests.lab.agents import Agent, running_agents, wait_until
 from tests.lab.conftest import Lab
-from tests.lab.control_plane import BIN, ControlPlane, running_control_plane
 from tests.web._dom import HEADLESS_FLAGS, parse
 
 pytestmark = pytest.mark.lab

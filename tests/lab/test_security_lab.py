@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from lablib.harness import ControlPlane, running_control_plane
 
 from controlplane.server.app import create_app
 from controlplane.server.identity import TailnetIdentity
@@ -15,8 +16,8 @@ from controlplane.server.settings import Settings
 from controlplane.store import open_store
 from mesh import LocalClient
 from tests.conftest import FakeClock
+from tests.factories import node_wire
 from tests.lab.conftest import Lab
-from tests.lab.control_plane import ControlPlane, running_control_plane
 
 pytestmark = pytest.mark.lab
 
@@ -29,12 +30,8 @@ def plane(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Contro
         yield running
 
 
-def node(name: str) -> dict[str, object]:
-    return {"metadata": {"name": name}, "spec": {"hostname": name}}
-
-
 def test_operator_admin_can_do_everything(plane: ControlPlane) -> None:
-    assert plane.call("operator", "POST", NODES, node("admin-made"))[0] == 201
+    assert plane.call("operator", "POST", NODES, node_wire("admin-made"))[0] == 201
     assert plane.call("operator", "POST", f"{NODES}/admin-made/drain")[0] == 200
     assert plane.call("operator", "POST", f"{NODES}/admin-made/uncordon")[0] == 200
     code, listed = plane.call("operator", "GET", NODES)
@@ -44,7 +41,7 @@ def test_operator_admin_can_do_everything(plane: ControlPlane) -> None:
 
 def test_edge_writes_only_itself(plane: ControlPlane, lab: Lab) -> None:
     for edge in ("edge1", "edge2"):
-        code, body = plane.call(edge, "POST", NODES, node(edge))
+        code, body = plane.call(edge, "POST", NODES, node_wire(edge))
         assert code in (201, 409), body
     code, shown = plane.call("operator", "GET", f"{NODES}/edge1")
     whois = lab.status("edge1")["Self"]
@@ -56,8 +53,8 @@ def test_edge_writes_only_itself(plane: ControlPlane, lab: Lab) -> None:
     after = plane.call("operator", "GET", f"{NODES}/edge1")[1]["status"]
     assert after["info"] == before["info"] == {"osImage": "lab"}
     for method, path, body in [
-        ("POST", NODES, node("edge-new")),
-        ("PUT", f"{NODES}/edge2", node("edge2")),
+        ("POST", NODES, node_wire("edge-new")),
+        ("PUT", f"{NODES}/edge2", node_wire("edge2")),
         ("POST", f"{NODES}/edge2/drain", None),
         ("DELETE", f"{NODES}/edge1", None),
         ("POST", "/api/v1/projects", {"metadata": {"name": "p"}, "spec": {"services": [{"name": "w", "image": "x"}]}}),
@@ -68,7 +65,7 @@ def test_edge_writes_only_itself(plane: ControlPlane, lab: Lab) -> None:
 
 def test_viewer_reads_but_cannot_write(plane: ControlPlane) -> None:
     assert plane.call("control", "GET", NODES)[0] == 200
-    code, problem = plane.call("control", "POST", NODES, node("viewer-made"))
+    code, problem = plane.call("control", "POST", NODES, node_wire("viewer-made"))
     assert code == 403 and "viewer" in problem["detail"]
     assert plane.call("control", "POST", f"{NODES}/edge1/drain")[0] == 403
 

@@ -22,10 +22,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from lablib.harness import Agent, ControlPlane, node, start_agent, start_control_plane, wait_until
 
-from tests.lab.agents import Agent, node, start_agent, wait_until
 from tests.lab.conftest import Lab
-from tests.lab.control_plane import ControlPlane, start_control_plane
 from tests.lab.deployment import release
 
 pytestmark = pytest.mark.lab

@@ -36,7 +36,7 @@ CONTRACT = Path(__file__).resolve().parents[3].parent / "shared" / "contract"
 T0 = datetime(2026, 11, 24, 1, 2, 3, tzinfo=UTC)
 
 #: Our additive extensions (design §3.5); the Go schemas forbid unknown properties, so they are removed first.
-EXTENSIONS = {
+EXTENSIONS: dict[str, list[tuple[str, ...]]] = {
     "node": [
         ("status", "available"),
         ("status", "network", "derpRegion"),

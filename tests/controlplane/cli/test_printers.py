@@ -24,17 +24,13 @@ from controlplane.api import (
     ProjectSpec,
     ServiceDef,
 )
-from controlplane.cli import printers
+from controlplane.cli import pages, printers
+from tests.factories import node, node_wire
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-def node(name: str, **status: object) -> Node:
-    return Node(
-        metadata=ObjectMeta(name=name, labels={"site": "lab"}, created_at=NOW - timedelta(hours=3)),
-        spec=NodeSpec(hostname=name),
-        status=NodeStatus.model_validate(status),
-    )
+CREATED = NOW - timedelta(hours=3)
 
 
 @pytest.mark.parametrize(
@@ -102,18 +98,15 @@ def test_table_aligns_columns_without_trailing_blanks() -> None:
 
 
 def test_nodes_table_wide() -> None:
-    ready = node(
-        "edge-1",
-        state="Ready",
-        network={
-            "ip": "100.64.0.1",
-            "mode": "DERP",
-            "derpRegion": "hub",
-            "latencyMs": 38.5,
-            "throughput": {"download": "9.5Mbps"},
-        },
-    )
-    text = printers.nodes_table([ready.to_wire(), node("edge-20").to_wire()], NOW, wide=True)
+    network = {
+        "ip": "100.64.0.1",
+        "mode": "DERP",
+        "derpRegion": "hub",
+        "latencyMs": 38.5,
+        "throughput": {"download": "9.5Mbps"},
+    }
+    ready = node_wire("edge-1", created=CREATED, state=NodeState.READY, status={"network": network})
+    text = printers.nodes_table([ready, node_wire("edge-20", created=CREATED)], NOW, wide=True)
     assert text.splitlines() == [
         "NAME      STATE    IP           MODE     AGE   DNS      DERP     LATENCY   THROUGHPUT   UNSCHEDULABLE",
         "edge-1    Ready    100.64.0.1   DERP     3h    <none>   hub      38.5ms    9.5Mbps/?    false",
@@ -146,7 +139,7 @@ def test_projects_table_summarises_conditions() -> None:
 
 
 def test_json_and_yaml_are_exactly_the_wire_object() -> None:
-    listing = NodeList(items=[node("edge-1", state="Draining")])
+    listing = NodeList(items=[node("edge-1", created=CREATED, state=NodeState.DRAINING)])
     assert json.loads(printers.to_json(listing.to_wire())) == listing.to_wire()
     assert yaml.safe_load(printers.to_yaml(listing.to_wire())) == listing.to_wire()
     assert printers.to_yaml(listing.to_wire()).startswith("apiVersion: caravanserai/v1\nkind: NodeList\nitems:\n")
@@ -179,7 +172,7 @@ def test_describe_renders_every_field() -> None:
             ],
         ),
     )
-    assert printers.describe(full, NOW).splitlines() == [
+    assert pages.describe(full, NOW).splitlines() == [
         "Name:         edge-1",
         "Kind:         Node",
         "Labels:       a=1",
@@ -219,7 +212,7 @@ def test_describe_renders_lists_of_objects_and_empty_status() -> None:
             }
         ),
     )
-    lines = printers.describe(project, NOW).splitlines()
+    lines = pages.describe(project, NOW).splitlines()
     spec = lines[lines.index("Spec:") + 1 : lines.index("Status:")]
     assert spec == [
         "  services:",
@@ -235,33 +228,51 @@ def test_describe_renders_lists_of_objects_and_empty_status() -> None:
     assert lines[-1] == "Conditions:   <none>"
 
 
-def test_state_reads_like_kubectls_status() -> None:
-    ready = {"type": "Ready", "status": "True", "reason": "AgentReady"}
-    lost = {"type": "Ready", "status": "False", "reason": "HeartbeatTimeout"}
+READY_CONDITION = {"type": "Ready", "status": "True", "reason": "AgentReady"}
+LOST_CONDITION = {"type": "Ready", "status": "False", "reason": "HeartbeatTimeout"}
 
-    def node(state: str, unschedulable: bool, condition: dict[str, str]) -> dict[str, object]:
-        return {"spec": {"unschedulable": unschedulable}, "status": {"state": state, "conditions": [condition]}}
 
-    assert printers.node_state(node("Ready", False, ready)) == "Ready"
-    assert printers.node_state(node("Ready", True, ready)) == "Ready,SchedulingDisabled"
-    assert printers.node_state(node("NotReady", True, lost)) == "NotReady(HeartbeatTimeout),SchedulingDisabled"
-    assert printers.node_state(node("Draining", True, ready)) == "Ready,Draining"
-    assert printers.node_state(node("Draining", True, lost)) == "NotReady(HeartbeatTimeout),Draining"
+@pytest.mark.parametrize(
+    ("state", "unschedulable", "condition", "shown"),
+    [
+        ("Ready", False, READY_CONDITION, "Ready"),
+        ("Ready", True, READY_CONDITION, "Ready,SchedulingDisabled"),
+        ("NotReady", True, LOST_CONDITION, "NotReady(HeartbeatTimeout),SchedulingDisabled"),
+        ("Draining", True, READY_CONDITION, "Ready,Draining"),
+        ("Draining", True, LOST_CONDITION, "NotReady(HeartbeatTimeout),Draining"),
+    ],
+)
+def test_state_reads_like_kubectls_status(
+    state: str, unschedulable: bool, condition: dict[str, str], shown: str
+) -> None:
+    wire = node_wire(unschedulable=unschedulable, status={"state": state, "conditions": [condition]})
+    assert printers.node_state(wire) == shown
 
 
 def test_a_node_that_never_beat_has_no_latency_not_a_stale_one() -> None:
     """The server serves a never-beaten Node as factsStale (no confirmation), but no fact is not a stale fact."""
-    silent = node("edge-9", state="NotReady", factsStale=True).to_wire()
+    silent = node_wire("edge-9", created=CREATED, status={"state": "NotReady", "factsStale": True})
     mode, age, dns, derp, latency, throughput, unschedulable = printers.node_row(silent, NOW, wide=True)[3:]
     assert (mode, age, dns, derp, throughput, unschedulable) == ("<none>", "3h", "<none>", "<none>", "<none>", "false")
     assert latency == "<none>", "never confirmed: no latency, not `stale <none>`"
-    stale = node("edge-8", state="NotReady", factsStale=True, lastHeartbeat=NOW - timedelta(minutes=6)).to_wire()
+    beat = NOW - timedelta(minutes=6)
+    stale = node_wire(
+        "edge-8", created=CREATED, status={"state": "NotReady", "factsStale": True, "lastHeartbeat": beat}
+    )
     assert printers.node_row(stale, NOW, wide=True)[7] == "stale 6m", "a fact once confirmed is stale with its age"
 
 
 def test_the_derp_column_names_a_relay_only_where_the_path_is_relayed() -> None:
     """status.network.derpRegion is the home region whatever the path; a Direct path goes through no relay."""
-    direct = node("edge-1", state="Ready", network={"mode": "Direct", "derpRegion": "hub", "latencyMs": 0.3})
-    relayed = node("edge-2", state="Ready", network={"mode": "DERP", "derpRegion": "hub", "latencyMs": 38.5})
+    direct = node(
+        "edge-1",
+        created=CREATED,
+        status={"state": "Ready", "network": {"mode": "Direct", "derpRegion": "hub", "latencyMs": 0.3}},
+    )
+    relayed = node(
+        "edge-2",
+        created=CREATED,
+        status={"state": "Ready", "network": {"mode": "DERP", "derpRegion": "hub", "latencyMs": 38.5}},
+    )
     assert printers.node_row(direct.to_wire(), NOW, wide=True)[6] == "<none>"
     assert printers.node_row(relayed.to_wire(), NOW, wide=True)[6] == "hub"

@@ -16,7 +16,7 @@ SCRIPT = textwrap.dedent(
     import json, sys
     from controlplane.entrypoints import without_httpx_cli
     without_httpx_cli()
-    from controlplane.cli.context import Env
+    from controlplane.cli.env import Env
     from controlplane.cli.main import cli
 
     def factory(url):
@@ -52,8 +52,11 @@ def imported(*args: str) -> list[str]:
         (["get", "nodes"], ["asyncio", "httpx"]),
         (["get", "nodes", "-o", "json"], ["asyncio", "httpx"]),
         (["get", "nodes", "-o", "yaml"], ["asyncio", "httpx", "yaml"]),
+        # A NAME and -l are checked by the pydantic-free rules (controlplane.naming, controlplane.selectors).
+        (["get", "nodes", "edge-1"], ["asyncio", "httpx"]),
+        (["get", "nodes", "-l", "tier in (edge),!gpu"], ["asyncio", "httpx"]),
     ],
-    ids=["help", "verb-help", "get-table", "get-json", "get-yaml"],
+    ids=["help", "verb-help", "get-table", "get-json", "get-yaml", "get-name", "get-selector"],
 )
 def test_each_command_imports_only_what_it_needs(args: list[str], expected: list[str]) -> None:
     assert imported(*args) == expected

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -29,7 +30,7 @@ from .conftest import make_project
     ],
     ids=["grace-below-heartbeat", "zero-period", "negative-timeout"],
 )
-def test_config_rejects_contradictions(fields: dict[str, timedelta], message: str) -> None:
+def test_config_rejects_contradictions(fields: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         ControllerConfig(**fields)
 

@@ -10,6 +10,7 @@ from controlplane.api import Condition, ConditionStatus, NetworkMode, Node, Node
 from controlplane.controllers import node_lifecycle as nl
 from controlplane.controllers.node_lifecycle import Verdict
 from controlplane.store.leases import Lease
+from tests.factories import node
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 GRACE = timedelta(seconds=40)
@@ -217,12 +218,6 @@ def test_node_conditions_keep_agent_conditions_and_move_transition_only_on_statu
     ]
 
 
-def _node(state: NodeState | None, conditions: list[Condition]) -> Node:
-    return Node.model_validate(
-        {"metadata": {"name": "edge1"}, "status": {"state": state, "conditions": [c.to_wire() for c in conditions]}}
-    )
-
-
 def _cond(type_: str, verdict: Verdict, at: datetime = T0) -> Condition:
     return Condition(
         type=type_,
@@ -237,14 +232,24 @@ def _cond(type_: str, verdict: Verdict, at: datetime = T0) -> Condition:
 @pytest.mark.parametrize(
     ("node", "state", "verdicts", "expected"),
     [
-        (_node(NodeState.READY, [_cond("Ready", READY)]), NodeState.READY, {"Ready": READY}, False),
-        (_node(NodeState.READY, [_cond("Ready", READY, s(-99))]), NodeState.READY, {"Ready": READY}, False),
-        (_node(None, [_cond("Ready", READY)]), NodeState.READY, {"Ready": READY}, True),
-        (_node(NodeState.READY, [_cond("Ready", READY)]), NodeState.NOT_READY, {"Ready": READY}, True),
-        (_node(NodeState.READY, []), NodeState.READY, {"Ready": READY}, True),
-        (_node(NodeState.NOT_READY, [_cond("Ready", NEVER)]), NodeState.NOT_READY, {"Ready": TIMEOUT}, True),
+        (node(state=NodeState.READY, conditions=[_cond("Ready", READY)]), NodeState.READY, {"Ready": READY}, False),
         (
-            _node(NodeState.READY, [_cond("Ready", READY)]),
+            node(state=NodeState.READY, conditions=[_cond("Ready", READY, s(-99))]),
+            NodeState.READY,
+            {"Ready": READY},
+            False,
+        ),
+        (node(state=None, conditions=[_cond("Ready", READY)]), NodeState.READY, {"Ready": READY}, True),
+        (node(state=NodeState.READY, conditions=[_cond("Ready", READY)]), NodeState.NOT_READY, {"Ready": READY}, True),
+        (node(state=NodeState.READY, conditions=[]), NodeState.READY, {"Ready": READY}, True),
+        (
+            node(state=NodeState.NOT_READY, conditions=[_cond("Ready", NEVER)]),
+            NodeState.NOT_READY,
+            {"Ready": TIMEOUT},
+            True,
+        ),
+        (
+            node(state=NodeState.READY, conditions=[_cond("Ready", READY)]),
             NodeState.READY,
             {"Ready": Verdict(TRUE, "AgentReady", "other words")},
             True,

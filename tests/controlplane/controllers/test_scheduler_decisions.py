@@ -13,14 +13,18 @@ import pytest
 from controlplane.api import Node, NodeState, Project
 from controlplane.controllers import scheduler as sc
 from controlplane.controllers.scheduler import Placement, Requests, Room
+from tests.factories import node
 
 GI = 2**30
 
 
-def node(name: str = "n1", *, state: NodeState | None = NodeState.READY, **extra: Any) -> Node:
-    status: dict[str, Any] = {"state": state, "allocatable": {"cpu": "4000m", "memory": "8Gi"}}
-    status.update(extra.pop("status", {}))
-    return Node.model_validate({"metadata": {"name": name}, "spec": extra.pop("spec", {}), "status": status})
+READY = NodeState.READY
+#: ROOM: the allocatable of every Node here that is not about room.
+ROOM: dict[str, Any] = {"allocatable": {"cpu": "4000m", "memory": "8Gi"}}
+
+
+def pressure(type_: str, status: str) -> dict[str, Any]:
+    return ROOM | {"conditions": [{"type": type_, "status": status}]}
 
 
 def project(name: str = "p1", *, resources: dict[str, str] | None = None, **status: Any) -> Project:
@@ -47,15 +51,15 @@ def test_requests_of(resources: dict[str, str] | None, expected: Requests) -> No
 @pytest.mark.parametrize(
     ("candidate", "expected"),
     [
-        (node(), None),
-        (node(state=None), "NotReady"),
-        (node(state=NodeState.NOT_READY), "NotReady"),
-        (node(state=NodeState.DRAINING, spec={"unschedulable": True}), "Draining"),
-        (node(spec={"unschedulable": True}), "unschedulable"),
-        (node(status={"conditions": [{"type": "MemoryPressure", "status": "True"}]}), "MemoryPressure"),
-        (node(status={"conditions": [{"type": "DiskPressure", "status": "True"}]}), "DiskPressure"),
-        (node(status={"conditions": [{"type": "MemoryPressure", "status": "Unknown"}]}), None),
-        (node(status={"conditions": [{"type": "PathRelayed", "status": "True"}]}), None),
+        (node(state=READY, status=ROOM), None),
+        (node(status=ROOM), "NotReady"),
+        (node(state=NodeState.NOT_READY, status=ROOM), "NotReady"),
+        (node(state=NodeState.DRAINING, unschedulable=True, status=ROOM), "Draining"),
+        (node(state=READY, unschedulable=True, status=ROOM), "unschedulable"),
+        (node(state=READY, status=pressure("MemoryPressure", "True")), "MemoryPressure"),
+        (node(state=READY, status=pressure("DiskPressure", "True")), "DiskPressure"),
+        (node(state=READY, status=pressure("MemoryPressure", "Unknown")), None),
+        (node(state=READY, status=pressure("PathRelayed", "True")), None),
     ],
     ids=[
         "ready",
@@ -84,7 +88,7 @@ def test_unavailable_reason(candidate: Node, expected: str | None) -> None:
     ids=["both", "no-memory", "none", "garbage"],
 )
 def test_room_of(allocatable: dict[str, str], expected: Room) -> None:
-    assert sc.room_of(node(status={"allocatable": allocatable})) == expected
+    assert sc.room_of(node("n1", state=READY, status={"allocatable": allocatable})) == expected
 
 
 @pytest.mark.parametrize(
@@ -142,10 +146,10 @@ def test_choose_node(request_: Requests, candidates: list[Room], expected: str |
 
 def test_build_placement_counts_unavailable_and_books_bound_projects() -> None:
     nodes = [
-        node("a"),
-        node("b", state=NodeState.NOT_READY),
-        node("c", spec={"unschedulable": True}),
-        node("d", state=NodeState.DRAINING),
+        node("a", state=READY, status=ROOM),
+        node("b", state=NodeState.NOT_READY, status=ROOM),
+        node("c", state=READY, unschedulable=True, status=ROOM),
+        node("d", state=NodeState.DRAINING, status=ROOM),
     ]
     bound = [
         project("p1", resources={"cpu": "1", "memory": "1Gi"}, phase="Running", nodeRef="a"),

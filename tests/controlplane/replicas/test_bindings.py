@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import ClassVar
@@ -26,8 +26,7 @@ from controlplane.server.settings import Settings
 from controlplane.store import open_store
 from controlplane.supervision import Supervisor
 from tests.conftest import API_URL, FakeClock
-from tests.controlplane.store.conftest import StoreUrlFactory
-from tests.controlplane.store.conftest import store_url as store_url  # the fixture, on both backends
+from tests.controlplane.conftest import StoreUrlFactory
 
 NODES = "/api/v1/nodes"
 FLUSH = timedelta(milliseconds=300)
@@ -61,7 +60,7 @@ class Replica:
             for who in HeaderIdentity.callers
         }
 
-    async def beat(self, who: str, body: dict[str, object] | None = None) -> int:
+    async def beat(self, who: str, body: Mapping[str, object] | None = None) -> int:
         answer = await self.clients[who].post(f"{NODES}/edge1/heartbeat", json=body)
         return answer.status_code
 

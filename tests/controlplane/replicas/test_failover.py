@@ -40,9 +40,9 @@ class BeatDriver:
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_killing_the_leader_under_load_hands_over_within_15_s(shared_database: str, tmp_path: Path) -> None:
+def test_killing_the_leader_under_load_hands_over_within_15_s(postgres_schema: str, tmp_path: Path) -> None:
     args = ("--heartbeat-interval", f"{HEARTBEAT_S:g}s", "--grace", f"{GRACE_S:g}s", "--leader-ttl", "10s")
-    replicas = [start_server(shared_database, tmp_path / f"r{i}.log", "--replica-id", f"r{i}", *args) for i in range(3)]
+    replicas = [start_server(postgres_schema, tmp_path / f"r{i}.log", "--replica-id", f"r{i}", *args) for i in range(3)]
     try:
         first = replicas[0]
         for name in [*BEATING, QUIET]:
@@ -53,7 +53,7 @@ def test_killing_the_leader_under_load_hands_over_within_15_s(shared_database: s
             leaders = [replica for replica in replicas if replica.leads()]
             return len(leaders) == 1 and set(first.states().values()) == {"Ready"}
 
-        wait_until(one_leader_and_all_ready, 40, "one leader and every node Ready", every=driver)
+        wait_until("one leader and every node Ready", one_leader_and_all_ready, 40, 0.1, every=driver)
         (leader,) = [replica for replica in replicas if replica.leads()]
         survivors = [replica for replica in replicas if replica is not leader]
 
@@ -94,7 +94,7 @@ def test_killing_the_leader_under_load_hands_over_within_15_s(shared_database: s
             answer = survivors[1].client.get("/api/v1/projects/after-failover").json()
             return bool(answer["status"].get("phase") == "Scheduled" and answer["status"].get("nodeRef") in BEATING)
 
-        wait_until(scheduled, 10, "the project to be Scheduled onto a Ready node", every=driver)
+        wait_until("the project to be Scheduled onto a Ready node", scheduled, 10, 0.1, every=driver)
     finally:
         for replica in replicas:
             replica.stop()

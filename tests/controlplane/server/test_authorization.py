@@ -14,6 +14,7 @@ from controlplane.server.identity import Caller, Role, Unauthorized
 from controlplane.server.settings import Settings
 from controlplane.store.base import Store
 from tests.conftest import API_URL, FakeClock
+from tests.factories import node_wire
 
 NODES = "/api/v1/nodes"
 ADMIN = Caller("ops@", Role.ADMIN, "n-ops")
@@ -55,10 +56,6 @@ async def as_() -> AsyncIterator[Any]:
         await client.aclose()
 
 
-def node(name: str, **meta: Any) -> dict[str, Any]:
-    return {"metadata": {"name": name, **meta}, "spec": {"hostname": name, "unschedulable": True}}
-
-
 async def test_unknown_caller_is_401(app: FastAPI, as_: Any) -> None:
     answer = await as_(app, "stranger").get(NODES)
     assert answer.status_code == 401 and answer.json()["title"] == "Unauthorized"
@@ -66,13 +63,13 @@ async def test_unknown_caller_is_401(app: FastAPI, as_: Any) -> None:
 
 
 async def test_viewer_reads_but_never_writes(app: FastAPI, as_: Any) -> None:
-    assert (await as_(app, "admin").post(NODES, json=node("edge1"))).status_code == 201
+    assert (await as_(app, "admin").post(NODES, json=node_wire("edge1", unschedulable=True))).status_code == 201
     viewer = as_(app, "viewer")
     assert (await viewer.get(NODES)).status_code == 200
     assert (await viewer.get(f"{NODES}/edge1")).status_code == 200
     for method, path, body in [
-        ("POST", NODES, node("x")),
-        ("PUT", f"{NODES}/edge1", node("edge1")),
+        ("POST", NODES, node_wire("x", unschedulable=True)),
+        ("PUT", f"{NODES}/edge1", node_wire("edge1", unschedulable=True)),
         ("DELETE", f"{NODES}/edge1", None),
         ("POST", f"{NODES}/edge1/cordon", None),
         ("POST", f"{NODES}/edge1/drain", None),
@@ -86,26 +83,30 @@ async def test_viewer_reads_but_never_writes(app: FastAPI, as_: Any) -> None:
 
 async def test_agent_registers_itself_bound_without_operator_fields(app: FastAPI, as_: Any) -> None:
     edge1 = as_(app, "edge1")
-    created = await edge1.post(NODES, json=node("edge1", labels={"tier": "gold"}))
+    created = await edge1.post(NODES, json=node_wire("edge1", unschedulable=True, labels={"tier": "gold"}))
     assert created.status_code == 201
     body = created.json()
     assert body["status"]["binding"]["nodeID"] == "n-1" and body["status"]["binding"]["name"] == "edge1.tailnet.test"
     assert "labels" not in body["metadata"] and body["spec"]["unschedulable"] is False
-    assert (await edge1.post(NODES, json=node("edge1"))).status_code == 409, "registering again is 409, as before"
+    assert (await edge1.post(NODES, json=node_wire("edge1", unschedulable=True))).status_code == 409, (
+        "registering again is 409, as before"
+    )
     assert (await edge1.post(f"{NODES}/edge1/heartbeat", json={"info": {"osImage": "x"}})).status_code == 204
 
 
 async def test_a_node_cannot_write_another_node(app: FastAPI, as_: Any, memory_store: Store) -> None:
-    await as_(app, "edge1").post(NODES, json=node("edge1"))
+    await as_(app, "edge1").post(NODES, json=node_wire("edge1", unschedulable=True))
     before = await memory_store.get_node("edge1")
     edge2 = as_(app, "edge2")
     beat = await edge2.post(f"{NODES}/edge1/heartbeat", json={"network": {"ip": "100.64.0.99"}})
     assert beat.status_code == 403
     assert beat.json()["detail"] == 'node "edge1" is bound to another tailnet machine; only that machine may write it'
     assert (await edge2.post(f"{NODES}/edge1/heartbeat")).status_code == 403
-    assert (await edge2.post(NODES, json=node("edge1"))).status_code == 403, "a taken name cannot be registered"
+    assert (await edge2.post(NODES, json=node_wire("edge1", unschedulable=True))).status_code == 403, (
+        "a taken name cannot be registered"
+    )
     for method, path, body in [
-        ("PUT", f"{NODES}/edge2", node("edge2")),
+        ("PUT", f"{NODES}/edge2", node_wire("edge2", unschedulable=True)),
         ("DELETE", f"{NODES}/edge1", None),
         ("POST", f"{NODES}/edge1/cordon", None),
         ("POST", f"{NODES}/edge1/drain", None),
@@ -117,16 +118,18 @@ async def test_a_node_cannot_write_another_node(app: FastAPI, as_: Any, memory_s
 
 
 async def test_pre_registered_node_is_bound_on_first_contact(app: FastAPI, as_: Any) -> None:
-    assert (await as_(app, "admin").post(NODES, json=node("edge1", labels={"zone": "a"}))).status_code == 201
+    assert (
+        await as_(app, "admin").post(NODES, json=node_wire("edge1", unschedulable=True, labels={"zone": "a"}))
+    ).status_code == 201
     edge1 = as_(app, "edge1")
-    assert (await edge1.post(NODES, json=node("edge1"))).status_code == 409
+    assert (await edge1.post(NODES, json=node_wire("edge1", unschedulable=True))).status_code == 409
     shown = (await edge1.get(f"{NODES}/edge1")).json()
     assert shown["status"]["binding"]["nodeID"] == "n-1" and shown["metadata"]["labels"] == {"zone": "a"}
     assert (await as_(app, "edge2").post(f"{NODES}/edge1/heartbeat")).status_code == 403
 
 
 async def test_admin_releases_a_binding(app: FastAPI, as_: Any) -> None:
-    await as_(app, "edge1").post(NODES, json=node("edge1"))
+    await as_(app, "edge1").post(NODES, json=node_wire("edge1", unschedulable=True))
     released = await as_(app, "admin").post(f"{NODES}/edge1/release")
     assert released.status_code == 200 and "binding" not in released.json()["status"]
     assert (await as_(app, "edge2").post(f"{NODES}/edge1/heartbeat")).status_code == 204, "rebuilt machine binds"
@@ -135,7 +138,7 @@ async def test_admin_releases_a_binding(app: FastAPI, as_: Any) -> None:
 
 async def test_node_sets_status_only_of_its_own_projects(app: FastAPI, as_: Any, memory_store: Store) -> None:
     admin = as_(app, "admin")
-    await as_(app, "edge1").post(NODES, json=node("edge1"))
+    await as_(app, "edge1").post(NODES, json=node_wire("edge1", unschedulable=True))
     await admin.post(
         "/api/v1/projects", json={"metadata": {"name": "p"}, "spec": {"services": [{"name": "w", "image": "nginx"}]}}
     )

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from controlplane.server.identity import Role
-from controlplane.server.main import _settings, main
+from controlplane.server.main import load_settings, main
 from controlplane.server.settings import TABLE
 
 GOOD = """
@@ -37,7 +37,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_the_file_sets_every_kind_of_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CARA_GRACE", raising=False)
-    run = _settings(False, write(tmp_path, GOOD), {})
+    run = load_settings(False, write(tmp_path, GOOD), {})
     assert run.listen == ("100.64.0.1:8080",)
     assert run.store_url == "sqlite:///var/lib/caravanserai/cara.db"
     assert (run.settings.grace, run.settings.heartbeat_interval) == (timedelta(seconds=30), timedelta(seconds=5))
@@ -51,7 +51,7 @@ def test_a_flag_beats_the_environment_which_beats_the_file(tmp_path: Path, monke
     path = write(tmp_path, GOOD)
     monkeypatch.setenv("CARA_GRACE", "50s")
     monkeypatch.setenv("CARA_HISTORY_LIMIT", "7")
-    run = _settings(False, path, {"grace": "60s"})
+    run = load_settings(False, path, {"grace": "60s"})
     assert (run.settings.grace, run.settings.history_limit) == (timedelta(seconds=60), 7)
 
 
@@ -117,13 +117,13 @@ def test_every_setting_has_a_documented_row() -> None:
 
 def test_dev_mode_ignores_ts_socket_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TS_SOCKET", "/run/lab/ts.sock")
-    run = _settings(True, None, {})
+    run = load_settings(True, None, {})
     assert run.addresses == [("127.0.0.1", 8080)]
 
 
 def test_the_liveness_settings_come_from_the_file_too(tmp_path: Path) -> None:
     path = write(tmp_path, "reschedule_after = '5m'\ncontrol_link_limit = '2h'\nisolation_fraction = 0.4\n")
-    run = _settings(False, path, {})
+    run = load_settings(False, path, {})
     assert (run.settings.reschedule_after, run.settings.control_link_limit) == (
         timedelta(minutes=5),
         timedelta(hours=2),

@@ -6,15 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
-from tests.controlplane.conftest import with_schema
+from tests.controlplane.conftest import StoreUrlFactory
 from tests.controlplane.replicas._process import ServerProcess, start_server
 from tests.helpers import wait_until
 
@@ -23,28 +20,6 @@ GRACE_S = 6.0
 NODES = [f"edge-{i}" for i in range(4)]
 WRITERS = 8
 ENOUGH = 200
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-    ]
-)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """store_url is a fresh SQLite file, or a fresh schema of the session's PostgreSQL cluster."""
-    if request.param == "sqlite":
-        yield f"sqlite://{tmp_path}/cara.db"
-        return
-    base: str = request.getfixturevalue("postgres_url")
-    schema = f"crash_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield with_schema(base, schema)
-    finally:
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 class Acks:
@@ -93,9 +68,12 @@ async def write_then_kill(server: ServerProcess, acks: Acks) -> None:
 
 
 @pytest.mark.slow
-def test_acknowledged_writes_survive_sigkill_and_beating_nodes_stay_ready(store_url: str, tmp_path: Path) -> None:
+def test_acknowledged_writes_survive_sigkill_and_beating_nodes_stay_ready(
+    store_url: StoreUrlFactory, tmp_path: Path
+) -> None:
+    url = store_url()
     args = ("--heartbeat-interval", f"{HEARTBEAT_S:g}s", "--grace", f"{GRACE_S:g}s")
-    server = start_server(store_url, tmp_path / "first.log", *args)
+    server = start_server(url, tmp_path / "first.log", *args)
     try:
         for name in NODES:
             assert server.client.post("/api/v1/nodes", json={"metadata": {"name": name}}).status_code == 201
@@ -111,7 +89,7 @@ def test_acknowledged_writes_survive_sigkill_and_beating_nodes_stay_ready(store_
             states = server.states()
             return all(states[name] == "Ready" for name in NODES)
 
-        wait_until(all_ready, 20, "the beating nodes to be Ready", every=beat_due)
+        wait_until("the beating nodes to be Ready", all_ready, 20, 0.1, every=beat_due)
         acks = Acks()
         asyncio.run(write_then_kill(server, acks))
         killed_at = time.monotonic()
@@ -119,7 +97,7 @@ def test_acknowledged_writes_survive_sigkill_and_beating_nodes_stay_ready(store_
         server.stop()
     assert len(acks.projects) > 20, "the stream wrote too little to mean anything"
 
-    server = start_server(store_url, tmp_path / "second.log", *args)
+    server = start_server(url, tmp_path / "second.log", *args)
     try:
         # Every acknowledged write is there (a PUT in flight at the kill may have landed too: never less).
         stored = {item["metadata"]["name"] for item in server.client.get("/api/v1/projects").json()["items"]}

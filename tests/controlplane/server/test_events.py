@@ -7,8 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
+from fastapi import FastAPI
 
 from controlplane.api import ConditionStatus, Node, Project, ProjectPhase, set_condition
+from controlplane.server.settings import Settings
 from controlplane.store import Store
 from tests.conftest import FakeClock
 
@@ -181,9 +184,8 @@ async def test_the_list_is_bounded_and_checked(api: httpx.AsyncClient, memory_st
     assert (await api.get(EVENTS, params={"limit": 0})).status_code == 400
 
 
-async def test_events_are_bounded_by_the_limit(memory_store: Store, api: httpx.AsyncClient) -> None:
-    app_events = api._transport.app.state.context.events  # type: ignore[attr-defined]
-    app_events.limit = 3
+@pytest.mark.parametrize("settings", [Settings(dev=True, event_limit=3)])
+async def test_events_are_bounded_by_the_limit(api: httpx.AsyncClient) -> None:
     for i in range(5):
         assert (await api.post(NODES, json={"metadata": {"name": f"edge{i}"}})).status_code == 201
     assert [e[0] for e in await events(api)] == ["Node/edge2", "Node/edge3", "Node/edge4"]
@@ -212,8 +214,8 @@ async def test_other_conditions_are_news_only_when_they_turn_true_or_stop_being(
     ]
 
 
-async def test_the_isolation_guard_is_recorded_when_it_turns(api: httpx.AsyncClient) -> None:
-    recorder = api._transport.app.state.context.events  # type: ignore[attr-defined]
+async def test_the_isolation_guard_is_recorded_when_it_turns(app: FastAPI, api: httpx.AsyncClient) -> None:
+    recorder = app.state.context.events  # as the process root (main.py) reaches it
     for isolated in (False, True, True, False, False):
         recorder.isolation(isolated)
         await asyncio.sleep(0.05)  # the write runs as a task

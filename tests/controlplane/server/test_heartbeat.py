@@ -23,7 +23,7 @@ async def registered(api: httpx.AsyncClient) -> None:
     assert created.status_code == 201
 
 
-FULL = {
+FULL: dict[str, Any] = {
     "network": {"ip": "100.64.0.3", "dnsName": "edge1.tailnet.test", "mode": "Direct", "agentPort": 9090},
     "capacity": {"cpu": "2000m", "memory": "1024Mi", "disk": "10Gi"},
     "info": {"kernelVersion": "6.1.0", "agentVersion": "0.1.0"},
@@ -273,7 +273,8 @@ async def test_a_rejected_beat_renews_the_lease_but_never_makes_the_facts_fresh(
     accepted beat and go stale after the grace in every view, until a full beat is accepted again."""
     from controlplane.api import Node
     from controlplane.cli.mesh import not_direct
-    from controlplane.cli.printers import freshness_lines, node_row
+    from controlplane.cli.pages import freshness_lines
+    from controlplane.cli.printers import node_row
 
     assert (await api.post(f"{NODES}/edge1/heartbeat", json=FULL)).status_code == 204
     confirmed = (await api.get(f"{NODES}/edge1")).json()["status"]["lastHeartbeat"]

@@ -8,14 +8,14 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from controlplane.api import CONTROL_PLANE_PEER, NetworkMode, Node, NodeNetworkStatus, ObjectMeta, PeerPath
-from controlplane.api import NodeStatus as Status
+from controlplane.api import CONTROL_PLANE_PEER, NetworkMode, Node, NodeNetworkStatus, PeerPath
 from controlplane.server.app import create_app
 from controlplane.server.identity import Caller, Role, Unauthorized
 from controlplane.server.path_changes import path_changes
 from controlplane.server.settings import Settings
 from controlplane.store.base import Store, StoreError
 from tests.conftest import API_URL, FakeClock
+from tests.factories import node
 
 NODES = "/api/v1/nodes"
 LIMIT = 3
@@ -176,15 +176,15 @@ class _OneCaller:
 async def test_history_is_for_viewers_or_better(
     memory_store: Store, clock: FakeClock, caller: Caller | None, status: int
 ) -> None:
-    await memory_store.create_node(Node(metadata=ObjectMeta(name="edge1")))
+    await memory_store.create_node(node())
     app: FastAPI = create_app(store=memory_store, now=clock.now, identity=_OneCaller(caller), settings=Settings())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=API_URL) as client:
         assert (await client.get(f"{NODES}/edge1/history")).status_code == status
 
 
-def _node(mode: NetworkMode | None, peers: dict[str, NetworkMode | None]) -> Node:
+def _network(mode: NetworkMode | None, peers: dict[str, NetworkMode | None]) -> dict[str, NodeNetworkStatus]:
     paths = [PeerPath(name=name, mode=peer_mode) for name, peer_mode in peers.items()]
-    return Node(metadata=ObjectMeta(name="edge1"), status=Status(network=NodeNetworkStatus(mode=mode, peers=paths)))
+    return {"network": NodeNetworkStatus(mode=mode, peers=paths)}
 
 
 D, R = NetworkMode.DIRECT, NetworkMode.DERP
@@ -193,15 +193,40 @@ D, R = NetworkMode.DIRECT, NetworkMode.DERP
 @pytest.mark.parametrize(
     ("before", "after", "expected"),
     [
-        pytest.param(_node(None, {}), _node(None, {}), [], id="nothing-known"),
-        pytest.param(_node(D, {"b": D}), _node(D, {"b": D}), [], id="unchanged"),
-        pytest.param(_node(D, {"b": D}), _node(R, {"b": D}), [(CONTROL_PLANE_PEER, D, R)], id="control-plane"),
-        pytest.param(_node(D, {"b": D, "c": R}), _node(D, {"c": D, "b": R}), [("c", R, D), ("b", D, R)], id="peers"),
-        pytest.param(_node(D, {"b": D}), _node(D, {"b": None}), [], id="going-idle-is-not-a-change"),
-        pytest.param(_node(D, {"b": None}), _node(D, {"b": R}), [("b", None, R)], id="known-again"),
-        pytest.param(_node(D, {}), _node(D, {"new": D}), [("new", None, D)], id="new-peer"),
+        pytest.param(node(status=_network(None, {})), node(status=_network(None, {})), [], id="nothing-known"),
+        pytest.param(node(status=_network(D, {"b": D})), node(status=_network(D, {"b": D})), [], id="unchanged"),
         pytest.param(
-            Node(metadata=ObjectMeta(name="edge1")), _node(D, {}), [(CONTROL_PLANE_PEER, None, D)], id="first"
+            node(status=_network(D, {"b": D})),
+            node(status=_network(R, {"b": D})),
+            [(CONTROL_PLANE_PEER, D, R)],
+            id="control-plane",
+        ),
+        pytest.param(
+            node(status=_network(D, {"b": D, "c": R})),
+            node(status=_network(D, {"c": D, "b": R})),
+            [("c", R, D), ("b", D, R)],
+            id="peers",
+        ),
+        pytest.param(
+            node(status=_network(D, {"b": D})),
+            node(status=_network(D, {"b": None})),
+            [],
+            id="going-idle-is-not-a-change",
+        ),
+        pytest.param(
+            node(status=_network(D, {"b": None})),
+            node(status=_network(D, {"b": R})),
+            [("b", None, R)],
+            id="known-again",
+        ),
+        pytest.param(
+            node(status=_network(D, {})), node(status=_network(D, {"new": D})), [("new", None, D)], id="new-peer"
+        ),
+        pytest.param(
+            node(),
+            node(status=_network(D, {})),
+            [(CONTROL_PLANE_PEER, None, D)],
+            id="first",
         ),
     ],
 )

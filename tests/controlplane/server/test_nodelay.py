@@ -10,7 +10,7 @@ import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from agent.http import AgentHTTPServer
+from agent.http import AgentHTTPServer, RequestHead
 from controlplane.server.binding import dev_addresses, open_sockets, tailnet_addresses
 from controlplane.server.serving import uvicorn_config
 from mesh import Status
@@ -67,21 +67,22 @@ async def test_accepted_sockets_have_tcp_nodelay(kind: str) -> None:
 
 
 async def test_the_agent_http_server_sets_tcp_nodelay() -> None:
-    """The agent's server comes from asyncio.start_server (getaddrinfo gives IPPROTO_TCP), so it is covered."""
+    """The agent's server comes from asyncio.start_server (getaddrinfo gives IPPROTO_TCP), so it is covered; a
+    stream handler is given the accepted connection itself, so it reads the option there."""
     accepted: list[int] = []
-    agent = AgentHTTPServer({"/healthz": lambda: (200, "text/plain", b"ok\n")})
-    handle = agent._handle
 
-    async def spying(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def nodelay(head: RequestHead, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         accepted.append(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
-        await handle(reader, writer)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
+        await writer.drain()
+        writer.close()
 
-    agent._handle = spying  # type: ignore[method-assign]
+    agent = AgentHTTPServer({}, streams={"/nodelay": nodelay})
     await agent.start("127.0.0.1", 0)
     try:
         assert agent.port is not None
         reader, writer = await asyncio.open_connection("127.0.0.1", agent.port)
-        writer.write(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        writer.write(b"GET /nodelay HTTP/1.1\r\nHost: test\r\n\r\n")
         assert (await reader.read()).endswith(b"ok\n")
         writer.close()
     finally:

@@ -10,17 +10,12 @@ from controlplane.api import Condition, Node
 from controlplane.store.base import Store
 from controlplane.store.leases import LeaseTable
 from tests.conftest import FakeClock
+from tests.factories import node_wire
 
 NODES = "/api/v1/nodes"
 
 
-def node(name: str = "edge1", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "caravanserai/v1",
-        "kind": "Node",
-        "metadata": {"name": name, "labels": {"zone": "a"}},
-        "spec": {"hostname": name, **spec},
-    }
+ZONE_A = {"zone": "a"}
 
 
 def project(name: str, node_ref: str | None = None) -> dict[str, Any]:
@@ -28,7 +23,7 @@ def project(name: str, node_ref: str | None = None) -> dict[str, Any]:
 
 
 async def test_create_get_list(api: httpx.AsyncClient) -> None:
-    created = await api.post(NODES, json=node())
+    created = await api.post(NODES, json=node_wire(labels=ZONE_A))
     assert created.status_code == 201
     body = created.json()
     assert body["metadata"]["createdAt"] == "2026-11-24T12:00:00Z"
@@ -44,12 +39,8 @@ async def test_empty_list_has_items(api: httpx.AsyncClient) -> None:
 
 
 async def test_label_selector(api: httpx.AsyncClient) -> None:
-    unlabelled = node("a")
-    del unlabelled["metadata"]["labels"]
-    await api.post(NODES, json=unlabelled)
-    other = node("b")
-    other["metadata"]["labels"] = {"zone": "b"}
-    await api.post(NODES, json=other)
+    await api.post(NODES, json=node_wire("a"))
+    await api.post(NODES, json=node_wire("b", labels={"zone": "b"}))
     items = (await api.get(NODES, params={"labelSelector": "zone=b"})).json()["items"]
     assert [n["metadata"]["name"] for n in items] == ["b"]
     for selector, names in [
@@ -71,25 +62,25 @@ async def test_label_selector(api: httpx.AsyncClient) -> None:
 
 
 async def test_duplicate_is_409(api: httpx.AsyncClient) -> None:
-    await api.post(NODES, json=node())
-    again = await api.post(NODES, json=node())
+    await api.post(NODES, json=node_wire(labels=ZONE_A))
+    again = await api.post(NODES, json=node_wire(labels=ZONE_A))
     assert again.status_code == 409
     assert again.headers["content-type"] == "application/problem+json"
     assert again.json()["title"] == "Conflict" and "edge1" in again.json()["detail"]
 
 
 async def test_client_status_is_dropped(api: httpx.AsyncClient) -> None:
-    doc = node()
+    doc = node_wire(labels=ZONE_A)
     doc["status"] = {"state": "Ready", "lastHeartbeat": "2026-01-01T00:00:00Z", "bogus": 1}
     body = (await api.post(NODES, json=doc)).json()
     assert body["status"] == {"state": "NotReady"}
 
 
 async def test_put_replaces_spec_labels_and_keeps_status(api: httpx.AsyncClient, clock: FakeClock) -> None:
-    await api.post(NODES, json=node())
+    await api.post(NODES, json=node_wire(labels=ZONE_A))
     await api.post(f"{NODES}/edge1/heartbeat", json={"info": {"kernelVersion": "6.1"}})
     clock.step(5)
-    doc = node(unschedulable=True)
+    doc = node_wire(labels=ZONE_A, unschedulable=True)
     doc["metadata"]["labels"] = {"zone": "b"}
     doc["status"] = {"state": "Draining"}
     put = await api.put(f"{NODES}/edge1", json=doc)
@@ -102,11 +93,11 @@ async def test_put_replaces_spec_labels_and_keeps_status(api: httpx.AsyncClient,
 
 
 async def test_put_name_mismatch_and_missing(api: httpx.AsyncClient) -> None:
-    await api.post(NODES, json=node())
-    mismatch = await api.put(f"{NODES}/edge1", json=node("edge2"))
+    await api.post(NODES, json=node_wire(labels=ZONE_A))
+    mismatch = await api.put(f"{NODES}/edge1", json=node_wire("edge2", labels=ZONE_A))
     assert mismatch.status_code == 400
     assert mismatch.json()["errors"] == ["metadata.name: must match the name in the path ('edge1'), got 'edge2'"]
-    assert (await api.put(f"{NODES}/ghost", json=node("ghost"))).status_code == 404
+    assert (await api.put(f"{NODES}/ghost", json=node_wire("ghost", labels=ZONE_A))).status_code == 404
 
 
 async def test_get_and_delete_missing_are_404(api: httpx.AsyncClient) -> None:
@@ -122,7 +113,7 @@ async def test_get_and_delete_missing_are_404(api: httpx.AsyncClient) -> None:
 
 
 async def test_delete_is_409_while_projects_are_assigned(api: httpx.AsyncClient, memory_store: Store) -> None:
-    await api.post(NODES, json=node())
+    await api.post(NODES, json=node_wire(labels=ZONE_A))
     await api.post("/api/v1/projects", json=project("p1"))
     await api.patch("/api/v1/projects/p1/status", json={"phase": "Running"})
     # bind it the way the scheduler would: through the store the app was built with
@@ -140,7 +131,7 @@ async def test_delete_is_409_while_projects_are_assigned(api: httpx.AsyncClient,
 
 
 async def test_cordon_is_one_write_that_keeps_everything_else(api: httpx.AsyncClient) -> None:
-    await api.post(NODES, json=node())
+    await api.post(NODES, json=node_wire(labels=ZONE_A))
     await api.post(f"{NODES}/edge1/heartbeat")
     stored = (await api.get(f"{NODES}/edge1")).json()
     # A label edit that lands between a client's read and its write is kept: cordon changes only unschedulable.
@@ -157,7 +148,7 @@ async def test_cordon_is_one_write_that_keeps_everything_else(api: httpx.AsyncCl
 
 
 async def test_drain_and_uncordon(api: httpx.AsyncClient, leases: LeaseTable) -> None:
-    await api.post(NODES, json=node())
+    await api.post(NODES, json=node_wire(labels=ZONE_A))
     await api.post(f"{NODES}/edge1/heartbeat")
     drained = await api.post(f"{NODES}/edge1/drain")
     assert drained.status_code == 200

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -51,7 +53,7 @@ async def test_oversized_body_is_413_and_stores_nothing(api: httpx.AsyncClient) 
 
 
 async def test_oversized_chunked_body_is_413(api: httpx.AsyncClient) -> None:
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         for _ in range(20):
             yield b"x" * 8192
 

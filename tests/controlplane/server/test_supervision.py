@@ -48,7 +48,7 @@ class BrokenScheduling:
 
     async def try_acquire_leadership(self, holder: str, ttl_s: float, now: datetime) -> bool:
         self.renewals += 1
-        won: bool = await self.store.try_acquire_leadership(holder, ttl_s, now)  # type: ignore[attr-defined]
+        won: bool = await self.store.try_acquire_leadership(holder, ttl_s, now)
         return won
 
     def __getattr__(self, name: str) -> Any:

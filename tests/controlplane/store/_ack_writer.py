@@ -10,7 +10,7 @@ import asyncio
 import sys
 
 from controlplane.api import Node, ObjectMeta
-from controlplane.store import PostgresStore, SqliteStore, open_store
+from controlplane.store import Store, open_store
 
 
 def bump(node: Node) -> Node:
@@ -20,7 +20,7 @@ def bump(node: Node) -> Node:
     return node
 
 
-async def writer(store: SqliteStore | PostgresStore, task: int) -> None:
+async def writer(store: Store, task: int) -> None:
     for i in range(1_000_000):
         name = f"t{task}-{i:06}"
         await store.create_node(Node(metadata=ObjectMeta(name=name)))

@@ -11,8 +11,8 @@ import pytest
 from controlplane.api import NetworkMode, NodeBinding, NodeState, NodeStatus, PathChange, ThroughputSample
 from controlplane.store import StoreError, open_store
 from controlplane.store.copy import copy_store
-from tests.controlplane.store._factories import node, project
 from tests.controlplane.store.conftest import AnyStore
+from tests.factories import node, project
 
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 
@@ -40,7 +40,7 @@ async def test_a_copy_holds_everything_of_the_source(tmp_path: Path, store: AnyS
             a, b = await source.get_node(name), await store.get_node(name)
             assert (b.metadata.labels, b.status) == (a.metadata.labels, a.status)
         assert (await store.get_node("edge1")).status.binding.node_id == "n-1"  # type: ignore[union-attr]
-        assert (await store.get_project("shop")).status.node_ref == "edge1"  # type: ignore[union-attr]
+        assert (await store.get_project("shop")).status.node_ref == "edge1"
         assert await store.load_leases() == await source.load_leases()
         assert await store.get_history("edge1") == await source.get_history("edge1")
     finally:

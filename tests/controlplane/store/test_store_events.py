@@ -7,8 +7,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from controlplane.api import Event, EventType, Node, ObjectMeta, ObjectReference, Project, Transition
+from tests.factories import node
 
-from ._factories import node
 from .conftest import AnyStore
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -103,7 +103,7 @@ async def test_observers_see_creates_and_updates_with_the_state_before(store: An
 
 
 async def test_projects_are_counted_by_phase_without_decoding(store: AnyStore) -> None:
-    from ._factories import project
+    from tests.factories import project
 
     assert await store.count_projects() == {}
     for name in ("a", "b", "c"):

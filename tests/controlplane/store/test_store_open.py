@@ -21,7 +21,7 @@ from controlplane.store import (
 )
 from tests.factories import node, project
 
-from .conftest import AnyStore, StoreUrlFactory
+from .conftest import StoreUrlFactory
 
 
 @pytest.mark.parametrize(
@@ -93,16 +93,19 @@ async def test_an_unusable_sqlite_path_is_a_store_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 async def test_sqlite_runs_in_wal_mode_with_full_sync(store_url: StoreUrlFactory) -> None:
+    """synchronous and foreign_keys hold per connection: they are read on the store's own, as it closes."""
     url = store_url()
-    store = await open_store(url)
-    try:
-        assert isinstance(store, SqliteStore)
-        synchronous = await store._worker.call(lambda c: c.execute("PRAGMA synchronous").fetchone()[0], write=False)
-        assert synchronous == 2  # FULL: the WAL is fsynced at every commit
-        foreign_keys = await store._worker.call(lambda c: c.execute("PRAGMA foreign_keys").fetchone()[0], write=False)
-        assert foreign_keys == 1
-    finally:
-        await store.close()
+    seen: dict[str, int] = {}
+
+    class Inspected(sqlite3.Connection):
+        def close(self) -> None:
+            for pragma in ("synchronous", "foreign_keys"):
+                seen[pragma] = self.execute(f"PRAGMA {pragma}").fetchone()[0]
+            super().close()
+
+    store = await SqliteStore.open(url.removeprefix("sqlite://"), connection_class=Inspected)
+    await store.close()
+    assert seen == {"synchronous": 2, "foreign_keys": 1}  # synchronous FULL: the WAL is fsynced at every commit
     with sqlite3.connect(url.removeprefix("sqlite://")) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert raw.execute("PRAGMA user_version").fetchone()[0] == sqlite.SCHEMA_VERSION
@@ -142,7 +145,7 @@ async def test_a_newer_schema_is_refused(store_url: StoreUrlFactory) -> None:
 
 
 async def test_a_closed_store_refuses_work(store_url: StoreUrlFactory) -> None:
-    store: AnyStore = await open_store(store_url())
+    store = await open_store(store_url())
     await store.close()
     await store.close()  # idempotent
     with pytest.raises(StoreError):

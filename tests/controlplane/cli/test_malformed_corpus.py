@@ -11,9 +11,9 @@ import httpx
 import pytest
 import yaml
 
-from tests.controlplane.cli.conftest import Caractrl, caractrl  # noqa: F401 (the fixture, shared with the CLI tests)
+from tests.controlplane.cli.conftest import Caractrl
 
-CORPUS = Path(__file__).parent.parent / "data" / "malformed"
+CORPUS = Path(__file__).resolve().parents[2] / "data" / "malformed"
 PROBLEM = "application/problem+json"
 
 
@@ -83,7 +83,7 @@ async def test_the_api_refuses_it(api: httpx.AsyncClient, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(INDEX))
-async def test_caractrl_apply_refuses_it(caractrl: Caractrl, api: httpx.AsyncClient, name: str) -> None:  # noqa: F811
+async def test_caractrl_apply_refuses_it(caractrl: Caractrl, api: httpx.AsyncClient, name: str) -> None:
     result = await caractrl("apply", "-f", str(CORPUS / name))
     assert result.exit_code == 1, result.output
     assert result.stdout == ""  # nothing was created, configured or left unchanged
@@ -96,7 +96,7 @@ async def test_caractrl_apply_refuses_it(caractrl: Caractrl, api: httpx.AsyncCli
 
 
 async def test_a_name_defined_in_two_files_is_refused(
-    caractrl: Caractrl,  # noqa: F811
+    caractrl: Caractrl,
     api: httpx.AsyncClient,
     tmp_path: Path,
 ) -> None:

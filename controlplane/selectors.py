@@ -1,4 +1,7 @@
-"""Kubernetes label selectors (`a=b,c!=d,e in (f,g),h notin (i),j,!k`): the one parser of server and caractrl."""
+"""Kubernetes label selectors (`a=b,c!=d,e in (f,g),h notin (i),j,!k`): the one parser of server and caractrl.
+
+A leaf module (on `naming`), so caractrl reads `-l` without loading pydantic; `controlplane.api` re-exports it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from ._validation import label_value_problem, qualified_name_problem
+from controlplane.naming import label_value_problem, qualified_name_problem
 
 Operator = Literal["=", "!=", "in", "notin", "exists", "!"]
 
