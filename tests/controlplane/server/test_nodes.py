@@ -168,7 +168,7 @@ async def test_the_list_serves_each_node_as_get_does(
     (`with_lease_wire`); every Node in it must read as GET answers it: never beaten, beaten in full, beaten since
     the stored lastHeartbeat, rejected after a full beat, judged silent by the controller, and stale by age."""
     for name in ("fresh", "never", "rejected", "silent", "stale"):
-        await api.post(NODES, json=node(name))
+        await api.post(NODES, json=node_wire(name, labels=ZONE_A))
     for name in ("fresh", "rejected", "silent", "stale"):
         assert (await api.post(f"{NODES}/{name}/heartbeat", json={"info": {"kernelVersion": "6.1"}})).status_code == 204
     clock.step(30)
