@@ -138,31 +138,28 @@ async def test_the_marks_survive_a_restart_through_the_lease_table(store_url: St
         await reopened.close()
 
 
-def _marks_migration(migrations: tuple[tuple[str, ...], ...]) -> int:
-    """_marks_migration is the index of the migration that adds the lease marks: the schema before it is the
-    previous release's."""
-    return next(i for i, steps in enumerate(migrations) if any("ADD COLUMN released" in step for step in steps))
+#: The schema version of the previous release, v0.1.0 (scripts/previous-release), on both backends: its leases are
+#: names and times only.
+PREVIOUS_RELEASE_SCHEMA = 3
 
 
 async def test_a_database_of_the_previous_release_is_migrated_in_place(store_url: StoreUrlFactory) -> None:
     url = store_url()
     doc = node("old").to_wire_json()
     if url.startswith("sqlite://"):
-        before = _marks_migration(sqlite._MIGRATIONS)
         with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite://"))) as raw, raw:
-            for step in (step for steps in sqlite._MIGRATIONS[:before] for step in steps):
+            for step in (step for steps in sqlite._MIGRATIONS[:PREVIOUS_RELEASE_SCHEMA] for step in steps):
                 raw.execute(step)
-            raw.execute(f"PRAGMA user_version = {before}")
+            raw.execute(f"PRAGMA user_version = {PREVIOUS_RELEASE_SCHEMA}")
             raw.execute("INSERT INTO nodes (name, doc) VALUES ('old', ?)", (doc,))
             micros = (T0 - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
             raw.execute("INSERT INTO node_leases (name, renewed_at_us) VALUES ('old', ?)", (micros,))
     else:
-        before = _marks_migration(postgres._MIGRATIONS)
         with psycopg.connect(url, autocommit=True) as pg, pg.transaction():
-            for step in (step for steps in postgres._MIGRATIONS[:before] for step in steps):
+            for step in (step for steps in postgres._MIGRATIONS[:PREVIOUS_RELEASE_SCHEMA] for step in steps):
                 pg.execute(step)
             pg.execute("CREATE TABLE schema_version (version integer NOT NULL)")
-            pg.execute("INSERT INTO schema_version (version) VALUES (%s)", (before,))
+            pg.execute("INSERT INTO schema_version (version) VALUES (%s)", (PREVIOUS_RELEASE_SCHEMA,))
             pg.execute("INSERT INTO nodes (name, doc) VALUES ('old', %s::jsonb)", (doc,))
             pg.execute("INSERT INTO node_leases (name, renewed_at) VALUES ('old', %s)", (T0,))
     store = await open_store(url)
