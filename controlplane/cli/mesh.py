@@ -77,11 +77,6 @@ def _path_text(mode: str | None, region: str | None) -> str:
     return f"DERP({region})" if mode == "DERP" and region else (mode or "unknown")
 
 
-def is_stale(node: Node, now: datetime) -> bool:
-    """is_stale is the server's verdict on the Node's facts (`status.factsStale`), else the freshness rule's."""
-    return node_facts_stale(node, now)
-
-
 def _peers(node: Node) -> dict[str, PeerPath]:
     network = node.status.network
     return {peer.name: peer for peer in (network.peers or [])} if network else {}
@@ -93,7 +88,7 @@ def paths(nodes: Sequence[Node], now: datetime) -> list[dict[str, Any]]:
     names = {node.name for node in nodes}
     found = []
     for node in sorted(nodes, key=lambda n: n.name):
-        stale = is_stale(node, now)
+        stale = node_facts_stale(node, now)
         for peer in sorted(_peers(node).values(), key=lambda p: p.name):
             if peer.name in names and peer.name != node.name:
                 found.append(
@@ -121,7 +116,7 @@ def not_direct(nodes: Sequence[Node], now: datetime) -> list[Row]:
     rows = []
     for node in nodes:
         network = node.status.network
-        if is_stale(node, now):
+        if node_facts_stale(node, now):
             confirmed = fact_freshness(node.status, now).confirmed_at
             why = "the Node's facts are stale: last known, not current"
             if network is not None and network.mode is not None:
@@ -219,7 +214,7 @@ def matrix_lines(nodes: Sequence[Node], now: datetime, *, color: bool) -> list[s
         network = node.status.network
         own = path_kind(network.mode, network.relay_reason) if network is not None else "unknown"
         reported = _peers(node)
-        stale = is_stale(node, now)
+        stale = node_facts_stale(node, now)
         if stale and own != "unknown":
             own = "stale"
         row = []
