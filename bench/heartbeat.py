@@ -240,6 +240,35 @@ def keepalive_get(server: BenchServer, nodes: int, seconds: float = 3) -> WrkRes
     return run_wrk(server.url, nodes, get=True, seconds=seconds, connections=1)
 
 
+@dataclass(frozen=True)
+class ListTiming:
+    """ListTiming is `GET /api/v1/nodes` answered back to back: the median wall time of one answer (over one
+    kept-alive connection on loopback, the body read but not decoded), the server's CPU per answer (its
+    database's included) and the answer's size."""
+
+    median_ms: float
+    cpu_ms: float
+    size_bytes: int
+
+
+def time_list(server: BenchServer, runs: int = 15) -> ListTiming:
+    """time_list GETs the whole Node list runs times (after one untimed warm-up) from this (load-core) process."""
+    times: list[float] = []
+    size = 0
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        client.get("/api/v1/nodes").raise_for_status()
+        cpu_before = server.cpu_seconds()
+        for _ in range(runs):
+            started = time.perf_counter()
+            answer = client.get("/api/v1/nodes")
+            times.append(time.perf_counter() - started)
+            answer.raise_for_status()
+            size = len(answer.content)
+        cpu = server.cpu_seconds() - cpu_before
+    times.sort()
+    return ListTiming(times[len(times) // 2] * 1000, cpu * 1000 / runs, size)
+
+
 def register(url: str, count: int) -> None:
     """register is register_nodes for synchronous callers."""
     asyncio.run(register_nodes(url, count))

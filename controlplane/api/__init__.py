@@ -50,6 +50,7 @@ from ._liveness import (
     fact_freshness,
     facts_stale,
     format_age,
+    silent_ready_reason,
     silent_reason,
 )
 from ._meta import (
@@ -261,6 +262,7 @@ __all__ = [
     "quantity_bytes",
     "set_condition",
     "shown",
+    "silent_ready_reason",
     "silent_reason",
     "strict_json_loads",
     "validate_name",

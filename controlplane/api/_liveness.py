@@ -55,9 +55,15 @@ class Freshness:
 def silent_reason(status: NodeStatus) -> str | None:
     """silent_reason is the Ready condition's reason when it says the control plane has not heard from the Node."""
     ready = find_condition(status.conditions, NodeConditionType.READY)
-    if ready is None or ready.status == ConditionStatus.TRUE or ready.reason not in SILENT_REASONS:
+    return None if ready is None else silent_ready_reason(ready.status, ready.reason)
+
+
+def silent_ready_reason(ready_status: str | None, ready_reason: str | None) -> str | None:
+    """silent_ready_reason is silent_reason from the Ready condition's status and reason (also read from a stored
+    document, without the model)."""
+    if ready_status == ConditionStatus.TRUE or ready_reason not in SILENT_REASONS:
         return None
-    return ready.reason
+    return ready_reason
 
 
 def facts_stale(confirmed_at: datetime | None, silent: str | None, now: datetime, grace: timedelta | None) -> bool:

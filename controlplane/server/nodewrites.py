@@ -23,12 +23,15 @@ from controlplane.api import (
     Heartbeat,
     Node,
     NodeBinding,
+    NodeConditionType,
     NodeNetworkStatus,
     NodeState,
     NodeStatus,
     NodeThroughput,
     facts_stale,
+    format_time,
     set_condition,
+    silent_ready_reason,
     silent_reason,
 )
 from controlplane.store.base import AlreadyExists, Conflict, NotFound, Store
@@ -421,10 +424,34 @@ class NodeWrites:
         rejected beat renews the lease but confirms nothing), and status.factsStale from the freshness rule
         (`controlplane.api.facts_stale`, this server's grace)."""
         status = node.status
-        update: dict[str, Any] = {}
-        lease = self._leases.get(node.name)
-        if lease is not None and (status.last_heartbeat is None or status.last_heartbeat < lease.renewed_at):
-            update["last_heartbeat"] = lease.renewed_at
-        confirmed = update["facts_confirmed_at"] = facts_confirmed_at(lease, status.last_heartbeat)
-        update["facts_stale"] = facts_stale(confirmed, silent_reason(status), self._now(), self._grace)
+        last, confirmed, stale = self._served_times(node.name, status.last_heartbeat, silent_reason(status))
+        update: dict[str, Any] = {"facts_confirmed_at": confirmed, "facts_stale": stale}
+        if last is not status.last_heartbeat:
+            update["last_heartbeat"] = last
         return node.model_copy(update={"status": status.model_copy(update=update)})
+
+    def with_lease_wire(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """with_lease_wire is with_lease on a stored Node's wire document, decoded as plain JSON (no model: a list
+        of 1,000 Nodes is answered in a fraction of the time); it sets the same three status fields in doc."""
+        status = doc.setdefault("status", {})
+        stored = status.get("lastHeartbeat")
+        stored_at = datetime.fromisoformat(stored) if isinstance(stored, str) else None
+        ready = next((c for c in status.get("conditions") or () if c.get("type") == NodeConditionType.READY), None)
+        silent = silent_ready_reason(ready.get("status"), ready.get("reason")) if ready is not None else None
+        last, confirmed, stale = self._served_times(doc["metadata"]["name"], stored_at, silent)
+        if last is not stored_at and last is not None:
+            status["lastHeartbeat"] = format_time(last)
+        if confirmed is not None:
+            status["factsConfirmedAt"] = format_time(confirmed)
+        status["factsStale"] = stale
+        return doc
+
+    def _served_times(
+        self, name: str, stored: datetime | None, silent: str | None
+    ) -> tuple[datetime | None, datetime | None, bool]:
+        """_served_times is THE rule of with_lease: a Node's served lastHeartbeat, factsConfirmedAt and factsStale
+        from its lease, its stored lastHeartbeat and its silent reason (`silent_reason`)."""
+        lease = self._leases.get(name)
+        last = lease.renewed_at if lease is not None and (stored is None or stored < lease.renewed_at) else stored
+        confirmed = facts_confirmed_at(lease, stored)
+        return last, confirmed, facts_stale(confirmed, silent, self._now(), self._grace)

@@ -37,6 +37,8 @@ class Kind(Generic[M]):
     # Columns: the indexed columns besides name and doc, in the order values() returns them.
     columns: tuple[str, ...]
     values: Callable[[M], tuple[Any, ...]]
+    # Revisioned: the table has a `revision` column that every write of a row sets anew (list_nodes_changed).
+    revisioned: bool = False
 
     def load(self, doc: str | bytes | dict[str, Any]) -> M:
         """load rebuilds the object from its stored wire JSON (text or an already-decoded dict)."""
@@ -53,7 +55,7 @@ class Kind(Generic[M]):
         return obj
 
 
-NODES: Kind[Node] = Kind("Node", "nodes", Node, (), lambda node: ())
+NODES: Kind[Node] = Kind("Node", "nodes", Node, (), lambda node: (), revisioned=True)
 PROJECTS: Kind[Project] = Kind(
     "Project",
     "projects",
@@ -90,6 +92,17 @@ class KindStore(ABC):
         """_get reads one object; raises NotFound."""
 
     @abstractmethod
+    async def _list_docs(
+        self,
+        kind: Kind[M],
+        *,
+        labels: Mapping[str, str] | None,
+        phases: Sequence[ProjectPhase] | None = None,
+        node_ref: str | None = None,
+    ) -> list[str]:
+        """_list_docs reads the stored wire JSON of the objects matching every filter given (phases OR-ed),
+        ordered by name."""
+
     async def _list(
         self,
         kind: Kind[M],
@@ -98,7 +111,8 @@ class KindStore(ABC):
         phases: Sequence[ProjectPhase] | None = None,
         node_ref: str | None = None,
     ) -> list[M]:
-        """_list reads the objects matching every filter given (phases OR-ed), ordered by name."""
+        """_list reads and decodes the objects matching every filter given (phases OR-ed), ordered by name."""
+        return [kind.load(doc) for doc in await self._list_docs(kind, labels=labels, phases=phases, node_ref=node_ref)]
 
     @abstractmethod
     async def _revisions(self, kind: Kind[M]) -> dict[str, int]:
@@ -153,6 +167,10 @@ class KindStore(ABC):
     async def list_nodes(self, *, labels: Mapping[str, str] | None = None) -> list[Node]:
         """list_nodes returns Nodes whose labels include all of labels, ordered by name."""
         return await self._list(NODES, labels=labels)
+
+    async def list_node_docs(self, *, labels: Mapping[str, str] | None = None) -> list[str]:
+        """list_node_docs is list_nodes undecoded: each Node's stored wire JSON text, ordered by name."""
+        return await self._list_docs(NODES, labels=labels)
 
     async def list_nodes_changed(self, known: Mapping[str, int]) -> NodeChanges:
         """list_nodes_changed returns the Nodes whose revision differs from known, and the known names now gone."""

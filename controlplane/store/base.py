@@ -99,6 +99,11 @@ class Store(Protocol):
         """list_nodes returns Nodes whose labels include all of labels, ordered by name."""
         ...
 
+    async def list_node_docs(self, *, labels: Mapping[str, str] | None = None) -> list[str]:
+        """list_node_docs is list_nodes undecoded: each Node's stored wire JSON text (as to_wire_json wrote it;
+        PostgreSQL gives back its jsonb's text, keys in its own order), ordered by name."""
+        ...
+
     async def list_nodes_changed(self, known: Mapping[str, int]) -> NodeChanges:
         """list_nodes_changed returns the Nodes whose revision differs from known (name → revision), and the
         names in known that are gone; pass {} to get every Node. Every write of a Node gives it a new

@@ -10,10 +10,13 @@ run on the event loop between awaits: keep them pure functions of the object the
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Generic
 
 import psycopg
 import psycopg.conninfo
@@ -33,6 +36,10 @@ EVENTS_LOCK: Final = 0x65767473
 CONNECT_TIMEOUT_S: Final = 10
 #: Compare-and-set attempts of an update before it locks the row instead (lost only to a concurrent writer).
 OPTIMISTIC_TRIES: Final = 3
+#: The most updates one batch carries (one read and one write for all of them).
+MAX_BATCH: Final = 256
+#: Batches of one kind at the database at once: while one waits for its commit, the next is read and written.
+MAX_BATCHES_IN_FLIGHT: Final = 4
 
 #: Schema migrations: entry i takes the database from schema_version i to i + 1. Append only.
 #: Names are COLLATE "C" so that "ordered by name" is the same byte order as in SQLite and Python.
@@ -125,11 +132,182 @@ async def _migrate(conninfo: str) -> None:
         await conn.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION,))
 
 
+@dataclass(slots=True, eq=False)
+class _Queued(Generic[M]):
+    """_Queued is one update waiting for its batch: the object's name, its mutator and the caller's future."""
+
+    name: str
+    mutate: Callable[[M], M]
+    future: asyncio.Future[M]
+
+
+class _UpdateBatch(Generic[M]):
+    """_UpdateBatch applies one kind's updates in batches: the updates queued while the previous batch was at the
+    database go together, as one `SELECT ... WHERE name = ANY(...)`, each mutator, and one
+    `UPDATE ... FROM unnest(...)` that writes each row only while its xmin is still the one read (compare and
+    set). One statement is one transaction, so the batch costs one commit. Up to MAX_BATCHES_IN_FLIGHT batches
+    are at the database at once, never two with the same name. An update whose row another writer changed in
+    between, or whose batch the database ended as a deadlock (replicas writing the same rows), is applied alone
+    (`_update_one`). A lone update costs what it did unbatched: one read and one write."""
+
+    def __init__(self, kind: Kind[M], pool: AsyncConnectionPool) -> None:
+        self._kind: Kind[M] = kind
+        self._pool = pool
+        self._queue: deque[_Queued[M]] = deque()
+        # Drainers: the tasks applying batches (at most MAX_BATCHES_IN_FLIGHT); in flight: the names they write.
+        self._drainers: set[asyncio.Task[None]] = set()
+        self._in_flight: set[str] = set()
+        self._read = f"SELECT name, doc::text, xmin::text FROM {kind.table} WHERE name = ANY(%b::text[])"
+        columns = ", ".join(kind.columns)
+        arrays = ", ".join(["%b::text[]"] * (len(kind.columns) + 3))  # binary: no escaping of each document
+        assignments = "".join(f"{column} = v.{column}, " for column in kind.columns)
+        self._write = (
+            f"UPDATE {kind.table} AS t SET {assignments}doc = v.doc::jsonb"
+            f" FROM unnest({arrays}) AS v (name, xmin, {columns + ', ' if columns else ''}doc)"
+            " WHERE t.name = v.name AND t.xmin = v.xmin::xid RETURNING t.name"
+        )
+
+    async def submit(self, name: str, mutate: Callable[[M], M]) -> M:
+        """submit queues the update and returns the object as stored; raises what the mutator raised, NotFound
+        or StoreError."""
+        future: asyncio.Future[M] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Queued(name, mutate, future))
+        if len(self._drainers) < MAX_BATCHES_IN_FLIGHT:
+            drainer = asyncio.create_task(self._drain(), name=f"cara-store:{self._kind.table}-updates")
+            self._drainers.add(drainer)
+            drainer.add_done_callback(self._drainers.discard)
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while batch := self._take():
+                self._in_flight.update(job.name for job in batch)
+                try:
+                    await self._apply(batch)
+                finally:
+                    self._in_flight.difference_update(job.name for job in batch)
+        except BaseException as exc:  # cancelled with the loop: nobody waits in vain
+            for job in self._queue:
+                _settle(job.future, StoreError(f"postgresql: update not applied: {exc!r}"))
+            self._queue.clear()
+            raise
+
+    def _take(self) -> list[_Queued[M]]:
+        """_take is the next batch: queued updates of distinct names, in order, none of a name another batch is
+        writing; an update of such a name waits for a later batch (it must read what the first one wrote)."""
+        taken: dict[str, _Queued[M]] = {}
+        later: list[_Queued[M]] = []
+        while self._queue and len(taken) < MAX_BATCH:
+            job = self._queue.popleft()
+            if job.future.done():  # its caller is gone (cancelled)
+                continue
+            if job.name in taken or job.name in self._in_flight:
+                later.append(job)
+            else:
+                taken[job.name] = job
+        self._queue.extendleft(reversed(later))
+        return list(taken.values())
+
+    async def _apply(self, batch: list[_Queued[M]]) -> None:
+        kind: Kind[M] = self._kind
+        try:
+            with _pg_errors():
+                async with self._pool.connection() as conn:
+                    cur = await conn.execute(self._read, ([job.name for job in batch],))
+                    rows: dict[str, tuple[str, str]] = {name: (doc, xmin) for name, doc, xmin in await cur.fetchall()}
+                    mutated: list[tuple[_Queued[M], M]] = []
+                    arrays: list[list[Any]] = [[] for _ in range(len(kind.columns) + 3)]
+                    for job in batch:
+                        row = rows.get(job.name)
+                        try:
+                            obj: M = self._mutated(job, row)
+                        except Exception as exc:  # that update's own failure: nothing of it is written
+                            _settle(job.future, exc)
+                            continue
+                        assert row is not None
+                        mutated.append((job, obj))
+                        row_values = (job.name, row[1], *kind.values(obj), obj.to_wire_json())
+                        for array, value in zip(arrays, row_values, strict=True):
+                            array.append(value)
+                    if mutated:
+                        await self._write_all(conn, mutated, arrays)
+        except Exception as exc:  # the connection or a statement failed: what is not settled failed with it
+            for job in batch:
+                _settle(job.future, exc)
+
+    def _mutated(self, job: _Queued[M], row: tuple[str, str] | None) -> M:
+        if row is None:
+            raise NotFound(self._kind.name, job.name)
+        return self._kind.check_mutated(job.name, job.mutate(self._kind.load(row[0])))
+
+    async def _write_all(
+        self, conn: psycopg.AsyncConnection[Any], mutated: list[tuple[_Queued[M], M]], arrays: list[list[Any]]
+    ) -> None:
+        """_write_all writes the mutated objects in one statement, then each one that lost its race alone."""
+        try:
+            cur = await conn.execute(self._write, arrays)
+            written = {str(name) for (name,) in await cur.fetchall()}
+        except psycopg.errors.DeadlockDetected:
+            written = set()
+        for job, obj in mutated:
+            if job.name in written:
+                _settle(job.future, obj)
+                continue
+            try:  # another writer came between the read and the write: alone, from a fresh read
+                _settle(job.future, await _update_one(conn, self._kind, job.name, job.mutate))
+            except psycopg.Error as exc:
+                _settle(job.future, StoreError(f"postgresql: {exc}"))
+            except Exception as exc:  # NotFound, or what the mutator raised
+                _settle(job.future, exc)
+
+
+def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
+    """_settle resolves future with outcome (raised when it is an exception) unless it is already done."""
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+async def _update_one(conn: psycopg.AsyncConnection[Any], kind: Kind[M], name: str, mutate: Callable[[M], M]) -> M:
+    """_update_one is a read and a conditional write, two statements outside a transaction: the UPDATE applies
+    only while the row is still the version read (its xmin, the transaction that wrote it: compare and set), and
+    is tried again from a fresh read when another writer came between. After OPTIMISTIC_TRIES lost races, the row
+    is locked instead. Raises NotFound, what the mutator raised, and psycopg's errors."""
+    assignments = ", ".join(f"{column} = %s" for column in (*kind.columns, "doc"))
+    for _ in range(OPTIMISTIC_TRIES):
+        cur = await conn.execute(f"SELECT doc::text, xmin::text FROM {kind.table} WHERE name = %s", (name,))
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound(kind.name, name)
+        obj: M = kind.check_mutated(name, mutate(kind.load(row[0])))
+        cur = await conn.execute(
+            f"UPDATE {kind.table} SET {assignments}::jsonb WHERE name = %s AND xmin = %s::xid",
+            (*kind.values(obj), obj.to_wire_json(), name, row[1]),
+        )
+        if cur.rowcount == 1:
+            return obj
+    async with conn.transaction():
+        cur = await conn.execute(f"SELECT doc::text FROM {kind.table} WHERE name = %s FOR UPDATE", (name,))
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound(kind.name, name)
+        obj = kind.check_mutated(name, mutate(kind.load(row[0])))
+        await conn.execute(
+            f"UPDATE {kind.table} SET {assignments} WHERE name = %s", (*kind.values(obj), Jsonb(obj.to_wire()), name)
+        )
+    return obj
+
+
 class PostgresStore(KindStore):
     """PostgresStore implements Store on a PostgreSQL database; open it with `await PostgresStore.open`."""
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
+        # Batches: table → the batcher of that kind's updates (`_UpdateBatch`), made on first use.
+        self._batches: dict[str, _UpdateBatch[Any]] = {}
 
     @classmethod
     async def open(cls, url: str, *, min_size: int = 2, max_size: int = 10) -> PostgresStore:
@@ -178,14 +356,14 @@ class PostgresStore(KindStore):
             raise NotFound(kind.name, name)
         return kind.load(row[0])
 
-    async def _list(
+    async def _list_docs(
         self,
         kind: Kind[M],
         *,
         labels: Mapping[str, str] | None,
         phases: Sequence[ProjectPhase] | None = None,
         node_ref: str | None = None,
-    ) -> list[M]:
+    ) -> list[str]:
         clauses: list[str] = []
         params: list[Any] = []
         if labels:
@@ -202,7 +380,7 @@ class PostgresStore(KindStore):
             async with self._pool.connection() as conn:
                 cur = await conn.execute(f"SELECT doc::text FROM {kind.table}{where} ORDER BY name", params)
                 rows = await cur.fetchall()
-        return [kind.load(row[0]) for row in rows]
+        return [str(row[0]) for row in rows]
 
     async def _revisions(self, kind: Kind[M]) -> dict[str, int]:
         with _pg_errors():
@@ -222,36 +400,13 @@ class PostgresStore(KindStore):
         return [(str(doc), int(revision)) for doc, revision in rows]
 
     async def _update(self, kind: Kind[M], name: str, mutate: Callable[[M], M]) -> M:
-        """_update is a read and a conditional write, two statements outside a transaction: the UPDATE applies
-        only while the row is still the version read (its xmin, the transaction that wrote it: compare and set),
-        and is tried again from a fresh read when another writer came between. After OPTIMISTIC_TRIES lost
-        races, the row is locked instead."""
-        assignments = ", ".join(f"{column} = %s" for column in (*kind.columns, "doc"))
-        with _pg_errors(kind.name, name):
-            async with self._pool.connection() as conn:
-                for _ in range(OPTIMISTIC_TRIES):
-                    cur = await conn.execute(f"SELECT doc::text, xmin::text FROM {kind.table} WHERE name = %s", (name,))
-                    row = await cur.fetchone()
-                    if row is None:
-                        raise NotFound(kind.name, name)
-                    obj: M = kind.check_mutated(name, mutate(kind.load(row[0])))
-                    cur = await conn.execute(
-                        f"UPDATE {kind.table} SET {assignments}::jsonb WHERE name = %s AND xmin = %s::xid",
-                        (*kind.values(obj), obj.to_wire_json(), name, row[1]),
-                    )
-                    if cur.rowcount == 1:
-                        return obj
-                async with conn.transaction():
-                    cur = await conn.execute(f"SELECT doc::text FROM {kind.table} WHERE name = %s FOR UPDATE", (name,))
-                    row = await cur.fetchone()
-                    if row is None:
-                        raise NotFound(kind.name, name)
-                    obj = kind.check_mutated(name, mutate(kind.load(row[0])))
-                    await conn.execute(
-                        f"UPDATE {kind.table} SET {assignments} WHERE name = %s",
-                        (*kind.values(obj), Jsonb(obj.to_wire()), name),
-                    )
-        return obj
+        """_update queues the write for the kind's batcher (`_UpdateBatch`), which applies the updates queued
+        together with one read and one conditional write."""
+        batch = self._batches.get(kind.table)
+        if batch is None:
+            batch = self._batches[kind.table] = _UpdateBatch(kind, self._pool)
+        stored: M = await batch.submit(name, mutate)
+        return stored
 
     async def _delete(self, kind: Kind[M], name: str) -> None:
         with _pg_errors(kind.name, name):

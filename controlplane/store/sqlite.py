@@ -14,7 +14,6 @@ Mutators run on the worker thread: keep them pure functions of the object they a
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import queue
 import sqlite3
@@ -22,7 +21,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -96,8 +95,18 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         " at_us INTEGER NOT NULL, good INTEGER NOT NULL)",
         "CREATE INDEX transitions_subject ON transitions (subject, at_us)",
     ),
+    (
+        # The revision is set by the statement that writes the Node (`_NEXT_REVISION`), not by triggers: the
+        # AFTER UPDATE trigger wrote every Node row twice, document included.
+        "DROP TRIGGER nodes_revision_insert",
+        "DROP TRIGGER nodes_revision_update",
+    ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
+#: Every write of a Node takes the next value of the one counter as its revision: these two statements, in the
+#: write's transaction (a Node deleted and created again never gets back a revision a cache may still hold).
+_BUMP_REVISION: Final = "UPDATE node_revision SET value = value + 1"
+_NEXT_REVISION: Final = "(SELECT value FROM node_revision)"
 
 
 @contextmanager
@@ -127,11 +136,46 @@ def _dump(obj: Node | Project | ThroughputSample | PathChange | Event) -> str:
 
 @dataclass(slots=True, eq=False)
 class _Job:
-    """_Job is one unit of work for the worker thread; fn None means stop."""
+    """_Job is one unit of work for the worker thread, and the future of the event loop that waits for it; fn None
+    means stop."""
 
     fn: Callable[[sqlite3.Connection], Any] | None
     write: bool
-    future: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
+    loop: asyncio.AbstractEventLoop | None = None
+    future: asyncio.Future[Any] | None = None
+
+
+#: An outcome the worker hands back to the event loop: the job, and whether fn returned (the value) or raised.
+_Outcome = tuple[_Job, bool, Any]
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
+    """_settle resolves the futures of finished jobs; it runs on their event loop (one call per batch)."""
+    for job, ok, value in outcomes:
+        future = job.future
+        if future is None or future.done():  # its caller is gone (cancelled)
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+def _hand_back(outcomes: list[_Outcome]) -> None:
+    """_hand_back passes finished jobs to their event loops: one wake-up per loop and batch, not one per job."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+    for outcome in outcomes:
+        loop = outcome[0].loop
+        if loop is not None:
+            by_loop.setdefault(loop, []).append(outcome)
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(_settle, settled)
+
+
+def _wanted(job: _Job) -> bool:
+    """_wanted says whether a job's caller still waits (a job cancelled before it ran is not run)."""
+    return job.future is None or not job.future.cancelled()
 
 
 class _Worker:
@@ -144,20 +188,26 @@ class _Worker:
         self._thread = threading.Thread(target=self._run, name=f"sqlite-store:{path}", daemon=True)
         self._closed = False
 
-    def start(self) -> concurrent.futures.Future[Any]:
-        """start opens and migrates the database on the worker thread; the future resolves when done."""
-        opened = _Job(_migrate, write=False)
+    def _job(self, fn: Callable[[sqlite3.Connection], Any] | None, *, write: bool) -> _Job:
+        loop = asyncio.get_running_loop()
+        return _Job(fn, write, loop, loop.create_future())
+
+    async def start(self) -> None:
+        """start opens and migrates the database on the worker thread; returns when done."""
+        opened = self._job(_migrate, write=False)
         self._jobs.put(opened)
         self._thread.start()
-        return opened.future
+        assert opened.future is not None
+        await opened.future
 
     async def call(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
         """call runs fn(connection) on the worker; a write's result is returned only after its commit."""
         if self._closed:
             raise StoreError("sqlite: store is closed")
-        job = _Job(fn, write)
+        job = self._job(fn, write=write)
         self._jobs.put(job)
-        result: T = await asyncio.wrap_future(job.future)
+        assert job.future is not None
+        result: T = await job.future
         return result
 
     async def stop(self) -> None:
@@ -191,7 +241,7 @@ class _Worker:
                 self._fail_all(StoreError("sqlite: store is closed"))
                 return
             if not job.write:
-                self._run_one(conn, job)
+                _hand_back([self._run_one(conn, job)] if _wanted(job) else [])
                 continue
             batch = [job]
             while len(batch) < MAX_BATCH:
@@ -203,36 +253,32 @@ class _Worker:
                     held.append(following)  # reads and stop wait until this batch has committed
                     break
                 batch.append(following)
-            self._run_batch(conn, batch)
+            _hand_back(self._run_batch(conn, batch))
 
     @staticmethod
-    def _run_one(conn: sqlite3.Connection, job: _Job) -> None:
-        if not job.future.set_running_or_notify_cancel():
-            return
+    def _run_one(conn: sqlite3.Connection, job: _Job) -> _Outcome:
         assert job.fn is not None
         try:
-            job.future.set_result(job.fn(conn))
+            return job, True, job.fn(conn)
         except BaseException as exc:
-            job.future.set_exception(exc)
+            return job, False, exc
 
     @staticmethod
-    def _run_batch(conn: sqlite3.Connection, batch: list[_Job]) -> None:
-        started: list[_Job] = []
-        outcomes: list[tuple[bool, Any]] = []
+    def _run_batch(conn: sqlite3.Connection, batch: list[_Job]) -> list[_Outcome]:
+        outcomes: list[_Outcome] = []
         try:
             with _sqlite_errors():
                 conn.execute("BEGIN IMMEDIATE")
                 for job in batch:
-                    if not job.future.set_running_or_notify_cancel():
+                    if not _wanted(job):
                         continue
-                    started.append(job)
                     assert job.fn is not None
                     conn.execute("SAVEPOINT job")
                     try:
-                        outcomes.append((True, job.fn(conn)))
+                        outcomes.append((job, True, job.fn(conn)))
                     except Exception as exc:
                         conn.execute("ROLLBACK TO job")
-                        outcomes.append((False, exc))
+                        outcomes.append((job, False, exc))
                     conn.execute("RELEASE job")
                 conn.execute("COMMIT")
         except StoreError as exc:
@@ -240,24 +286,19 @@ class _Worker:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            for job in batch:
-                if job in started or job.future.set_running_or_notify_cancel():
-                    job.future.set_exception(exc)
-            return
-        for job, (ok, value) in zip(started, outcomes, strict=True):
-            if ok:
-                job.future.set_result(value)
-            else:
-                job.future.set_exception(value)
+            return [(job, False, exc) for job in batch]
+        return outcomes
 
     def _fail_all(self, exc: StoreError) -> None:
+        failed: list[_Outcome] = []
         while True:
             try:
                 job = self._jobs.get_nowait()
             except queue.Empty:
-                return
-            if job.fn is not None and job.future.set_running_or_notify_cancel():
-                job.future.set_exception(exc)
+                break
+            if job.fn is not None:
+                failed.append((job, False, exc))
+        _hand_back(failed)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -304,7 +345,7 @@ class SqliteStore(KindStore):
             raise StoreError(f"sqlite: the folder of {path} does not exist (create it first)")
         worker = _Worker(path, connection_class)
         try:
-            await asyncio.wrap_future(worker.start())
+            await worker.start()
         except BaseException:
             await worker.stop()
             raise
@@ -314,12 +355,15 @@ class SqliteStore(KindStore):
 
     async def _create(self, kind: Kind[M], obj: M) -> M:
         doc = _dump(obj)
-        columns = ", ".join(("name", *kind.columns, "doc"))
-        marks = ", ".join("?" * (len(kind.columns) + 2))
+        revision: tuple[str, ...] = ("revision",) if kind.revisioned else ()
+        columns = ", ".join(("name", *kind.columns, "doc", *revision))
+        marks = ", ".join(["?"] * (len(kind.columns) + 2) + [_NEXT_REVISION] * len(revision))
         sql = f"INSERT INTO {kind.table} ({columns}) VALUES ({marks})"
 
         def insert(conn: sqlite3.Connection) -> None:
             with _sqlite_errors(kind.name, obj.name):
+                if kind.revisioned:
+                    conn.execute(_BUMP_REVISION)
                 conn.execute(sql, (obj.name, *kind.values(obj), doc))
 
         await self._worker.call(insert, write=True)
@@ -336,14 +380,14 @@ class SqliteStore(KindStore):
             raise NotFound(kind.name, name)
         return kind.load(doc)
 
-    async def _list(
+    async def _list_docs(
         self,
         kind: Kind[M],
         *,
         labels: Mapping[str, str] | None,
         phases: Sequence[ProjectPhase] | None = None,
         node_ref: str | None = None,
-    ) -> list[M]:
+    ) -> list[str]:
         clauses: list[str] = []
         params: list[str] = []
         for key, value in (labels or {}).items():
@@ -362,7 +406,7 @@ class SqliteStore(KindStore):
             with _sqlite_errors():
                 return [str(row[0]) for row in conn.execute(sql, params)]
 
-        return [kind.load(doc) for doc in await self._worker.call(select, write=False)]
+        return await self._worker.call(select, write=False)
 
     async def _revisions(self, kind: Kind[M]) -> dict[str, int]:
         def select(conn: sqlite3.Connection) -> dict[str, int]:
@@ -387,6 +431,8 @@ class SqliteStore(KindStore):
 
     async def _update(self, kind: Kind[M], name: str, mutate: Callable[[M], M]) -> M:
         assignments = ", ".join(f"{column} = ?" for column in (*kind.columns, "doc"))
+        if kind.revisioned:
+            assignments += f", revision = {_NEXT_REVISION}"
         sql = f"UPDATE {kind.table} SET {assignments} WHERE name = ?"
 
         def read_modify_write(conn: sqlite3.Connection) -> M:
@@ -395,6 +441,8 @@ class SqliteStore(KindStore):
                 if row is None:
                     raise NotFound(kind.name, name)
                 obj: M = kind.check_mutated(name, mutate(kind.load(str(row[0]))))
+                if kind.revisioned:
+                    conn.execute(_BUMP_REVISION)
                 conn.execute(sql, (*kind.values(obj), _dump(obj), name))
             return obj
 

@@ -5,12 +5,22 @@ Each handler parses, checks the caller's role and calls the NodeWrites service, 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
+import pydantic_core
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from controlplane.api import WITNESS_HEADER, Heartbeat, InvalidObject, Node, NodeList, PeerAssignment, decode_valid
+from controlplane.api import (
+    API_VERSION,
+    WITNESS_HEADER,
+    Heartbeat,
+    InvalidObject,
+    Node,
+    NodeList,
+    PeerAssignment,
+    decode_valid,
+)
 
 from ..context import CallerDep, Ctx, ServerContext, parse_json, read_body, read_json
 from ..identity import Caller, Role, require_reader, require_writer
@@ -49,9 +59,15 @@ async def list_nodes(
     if watch:
         source = NodeSource(context.store, lambda node: writes.with_lease(writes.remember(node)).to_wire())
         return watch_response(source, selector, timeout_seconds, request, context.stopping)
-    nodes = await context.store.list_nodes(labels=selector.equalities() or None)
-    matching = [node for node in nodes if selector.matches(node.metadata.labels)]
-    return wire(NodeList(items=[writes.with_lease(writes.remember(node)) for node in matching]))
+    # The stored documents are served as plain JSON with the lease fields set (`with_lease_wire`): decoding 1,000
+    # Nodes into models and encoding them again was most of a list's time.
+    items: list[dict[str, Any]] = []
+    for doc in await context.store.list_node_docs(labels=selector.equalities() or None):
+        node = pydantic_core.from_json(doc)
+        if selector.matches(node["metadata"].get("labels")):
+            items.append(writes.with_lease_wire(node))
+    body = {"apiVersion": API_VERSION, "kind": "NodeList", "items": items}
+    return Response(pydantic_core.to_json(body), media_type="application/json")
 
 
 @router.post(

@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 
+from controlplane.api import Condition, Node
 from controlplane.store.base import Store
 from controlplane.store.leases import LeaseTable
 from tests.conftest import FakeClock
@@ -158,3 +159,35 @@ async def test_drain_and_uncordon(api: httpx.AsyncClient, leases: LeaseTable) ->
     uncordoned = (await api.post(f"{NODES}/edge1/uncordon")).json()
     assert uncordoned["status"]["state"] == "Ready" and uncordoned["spec"]["unschedulable"] is False
     assert (await api.post(f"{NODES}/ghost/drain")).status_code == 404
+
+
+async def test_the_list_serves_each_node_as_get_does(
+    api: httpx.AsyncClient, memory_store: Store, leases: LeaseTable, clock: FakeClock
+) -> None:
+    """The list serves the stored documents with the lease fields set without decoding them into models
+    (`with_lease_wire`); every Node in it must read as GET answers it: never beaten, beaten in full, beaten since
+    the stored lastHeartbeat, rejected after a full beat, judged silent by the controller, and stale by age."""
+    for name in ("fresh", "never", "rejected", "silent", "stale"):
+        await api.post(NODES, json=node_wire(name, labels=ZONE_A))
+    for name in ("fresh", "rejected", "silent", "stale"):
+        assert (await api.post(f"{NODES}/{name}/heartbeat", json={"info": {"kernelVersion": "6.1"}})).status_code == 204
+    clock.step(30)
+    await api.post(f"{NODES}/fresh/heartbeat")  # the lease is newer than the stored lastHeartbeat
+    await api.post(f"{NODES}/silent/heartbeat")  # fresh by age: stale only by what the controller wrote
+    leases.reject("rejected", clock.now())
+
+    def silenced(n: Node) -> Node:
+        condition = Condition(type="Ready", status="False", reason="HeartbeatTimeout", message="silent")
+        n.status.conditions = [condition]
+        return n
+
+    await memory_store.update_node("silent", silenced)
+    clock.step(20)  # "stale" is now past the grace (40 s) without a beat
+    listed = (await api.get(NODES)).json()["items"]
+    assert [item["metadata"]["name"] for item in listed] == ["fresh", "never", "rejected", "silent", "stale"]
+    for item in listed:
+        assert item == (await api.get(f"{NODES}/{item['metadata']['name']}")).json()
+    served = {item["metadata"]["name"]: item["status"] for item in listed}
+    assert [name for name, status in served.items() if status["factsStale"]] == ["never", "rejected", "silent", "stale"]
+    assert served["fresh"]["lastHeartbeat"] == "2026-11-24T12:00:30Z"
+    assert "lastHeartbeat" not in served["never"] and "factsConfirmedAt" not in served["never"]

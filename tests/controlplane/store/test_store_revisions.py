@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
+from pathlib import Path
 
-from controlplane.store import open_store
+from controlplane.store import open_store, sqlite
 from tests.factories import bump, node
 
 from .conftest import AnyStore, StoreUrlFactory
@@ -92,3 +94,33 @@ async def test_revisions_survive_reopening(store_url: StoreUrlFactory) -> None:
         assert [n.name for n in (await store.list_nodes_changed(snapshot)).changed] == ["a"]
     finally:
         await store.close()
+
+
+async def test_a_file_of_schema_four_keeps_its_revisions_without_the_triggers(tmp_path: Path) -> None:
+    """Schema 5 drops the revision triggers: the statements that write a Node set its revision. A file written by
+    schema 4 (triggers) keeps its revisions, and every write after the upgrade still gets a new, higher one."""
+    path = tmp_path / "old.db"
+    raw = sqlite3.connect(path)
+    for statements in sqlite._MIGRATIONS[:4]:
+        for statement in statements:
+            raw.execute(statement)
+    raw.execute("PRAGMA user_version = 4")
+    raw.execute("INSERT INTO nodes (name, doc) VALUES ('a', ?)", (node("a").to_wire_json(),))
+    raw.commit()
+    (old,) = raw.execute("SELECT revision FROM nodes WHERE name = 'a'").fetchone()
+    raw.close()
+    assert old > 0  # the trigger set it
+    store = await open_store(f"sqlite://{path}")
+    try:
+        before = (await store.list_nodes_changed({})).revisions
+        assert before == {"a": old}
+        await store.update_node("a", bump)
+        await store.create_node(node("b"))
+        after = (await store.list_nodes_changed(before)).revisions
+        assert after["a"] > old and after["b"] > after["a"]
+    finally:
+        await store.close()
+    raw = sqlite3.connect(path)
+    triggers = raw.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall()
+    raw.close()
+    assert triggers == []
