@@ -1,6 +1,6 @@
 """How the fleet's paths are counted: the one rule behind `caractrl mesh`'s summary line (and its `-o json`
-summary) and the fleet page's "Relayed paths" card (controlplane/server/web/app.js applies the same rule in the
-browser; tests/web checks the two agree on one fleet). docs/health.md states it.
+summary) and the fleet page's "Relayed pairs" and "Relayed control paths" cards (controlplane/server/web/app.js
+applies the same rule in the browser; tests/web checks the two agree on one fleet). docs/health.md states it.
 
 Two kinds of path, counted apart: a pair (a Node's reported path to another Node; a peer that is not a Node, such
 as a laptop, is not counted) and a control path (a Node's own path to the control plane, status.network.mode).
