@@ -91,9 +91,13 @@ def _peer_name(peer: PeerStatus) -> str:
     return peer.dns_name_short or peer.host_name.lower() or (str(peer.ipv4) if peer.ipv4 else peer.id)
 
 
-def peer_paths(status: Status, limit: int) -> list[PeerPath]:
-    """peer_paths lists the peers this node actually talks to (Active or a direct address), most recent first."""
-    talking = [p for p in status.peers if p.is_online and (p.active or p.cur_addr)]
+def peer_paths(status: Status, limit: int, *, control: PeerStatus | None = None) -> list[PeerPath]:
+    """peer_paths lists the peers this node actually talks to (Active or a direct address), most recent first,
+    leaving out `control`: the control plane's host, whose path is the network's own (mode, relayReason), not a
+    peer entry, whatever its tailnet name."""
+    talking = [
+        p for p in status.peers if p.is_online and (p.active or p.cur_addr) and (control is None or p.id != control.id)
+    ]
     talking.sort(key=lambda p: p.last_write.timestamp() if p.last_write else 0.0, reverse=True)
     paths = []
     for peer in talking[:limit]:
@@ -153,12 +157,14 @@ class TailnetCollector:
                 None, network_condition(ConditionStatus.TRUE, REASON_UNREACHABLE, str(exc), now), None, "Unreachable"
             )
         ipv4 = next((str(ip) for ip in me.ips if ip.version == 4), None)
+        server = self._server_peer(status)
         network = NodeNetworkStatus(
             ip=ipv4,
             dns_name=me.dns_name or None,
             agent_port=self._port,
             derp_region=me.derp_region or None,
-            peers=peer_paths(status, self._max_peers),  # [] on the wire: "no peers now" (the server merges network)
+            # [] on the wire: "no peers now" (the server merges network)
+            peers=peer_paths(status, self._max_peers, control=server),
             tailnet=NodeTailnet(
                 node_id=me.node_id or None,
                 user=me.user or None,
@@ -166,19 +172,29 @@ class TailnetCollector:
                 online=status.self_.online if status.self_ else None,
             ),
         )
-        network = await self._with_server_path(status, network)
+        if server is not None:
+            network = await self._with_server_path(status, network, server)
         condition = network_condition(ConditionStatus.FALSE, REASON_RUNNING, "tailscaled is Running", now)
         return TailnetView(network, condition, ipv4, status.backend_state, status)
 
-    async def _with_server_path(self, status: Status, network: NodeNetworkStatus) -> NodeNetworkStatus:
-        """_with_server_path fills mode, latency and (on DERP) the carrying region of the path to the control plane."""
+    def _server_peer(self, status: Status) -> PeerStatus | None:
+        """_server_peer is the tailnet peer of the control plane: the one server_host (the server URL's host, a
+        tailnet IP or the MagicDNS name resolved at start) names; None when it is not a peer with an IPv4."""
         if not self.server_host:
-            return network
+            return None
         try:
             server = find_peer(status, self.server_host)
         except (PeerUnknown, NotRunning):
-            return network
+            return None
         if server.ipv4 is None or (status.self_ is not None and server.id == status.self_.id):
+            return None
+        return server
+
+    async def _with_server_path(
+        self, status: Status, network: NodeNetworkStatus, server: PeerStatus
+    ) -> NodeNetworkStatus:
+        """_with_server_path fills mode, latency and (on DERP) the carrying region of the path to the control plane."""
+        if server.ipv4 is None:  # _server_peer returns none such; this narrows the type
             return network
         path = classify_peer(server)
         latency: float | None = None

@@ -79,6 +79,7 @@ from ._node import (
     ResourceList,
     WitnessReport,
 )
+from ._pathcounts import node_facts_stale, path_counts, path_kind
 from ._project import (
     ASSIGNED_PHASES,
     EVICTABLE_PHASES,
@@ -248,11 +249,14 @@ __all__ = [
     "int_range",
     "label_value_problem",
     "node_errors",
+    "node_facts_stale",
     "one_of",
     "parse_duration",
     "parse_quantity",
     "parse_selector",
     "parse_throughput",
+    "path_counts",
+    "path_kind",
     "project_errors",
     "qualified_name_problem",
     "quantity_bytes",

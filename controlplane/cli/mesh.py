@@ -12,7 +12,17 @@ from typing import Any, Final
 
 import click
 
-from controlplane.api import Node, NodeList, PeerPath, fact_freshness, format_time
+from controlplane.api import (
+    CONTROL_PLANE_PEER,
+    Node,
+    NodeList,
+    PeerPath,
+    fact_freshness,
+    format_time,
+    node_facts_stale,
+    path_counts,
+    path_kind,
+)
 from controlplane.client import Client
 
 from . import printers
@@ -39,7 +49,7 @@ STYLES: Final[Mapping[str, Mapping[str, Any]]] = {
     "self": {"dim": True},
 }
 #: The column of each Node's own path to the control plane (the peer name the server's history uses).
-CONTROL_PLANE: Final = "cara-server"
+CONTROL_PLANE: Final = CONTROL_PLANE_PEER
 #: The REASON of a stale Node's path that had none of its own.
 STALE: Final = "Stale"
 #: The sentence of a reason is cut to this many characters in the list (`-o wide` prints it whole).
@@ -61,25 +71,10 @@ class Row:
     stale: bool = False
 
 
-def kind_of(mode: str | None, reason: str | None) -> str:
-    """kind_of is a reported path's cell kind: Direct, DERP, relay (a peer relay) or unknown."""
-    if mode == "Direct":
-        return "Direct"
-    if mode == "DERP":
-        return "relay" if reason == "PeerRelay" else "DERP"
-    return "unknown"
-
-
 def _path_text(mode: str | None, region: str | None) -> str:
     if mode == "Direct":
         return "Direct"
     return f"DERP({region})" if mode == "DERP" and region else (mode or "unknown")
-
-
-def is_stale(node: Node, now: datetime) -> bool:
-    """is_stale is the server's verdict on the Node's facts (`status.factsStale`), else the freshness rule's."""
-    served = node.status.facts_stale
-    return served if served is not None else fact_freshness(node.status, now).stale
 
 
 def _peers(node: Node) -> dict[str, PeerPath]:
@@ -93,7 +88,7 @@ def paths(nodes: Sequence[Node], now: datetime) -> list[dict[str, Any]]:
     names = {node.name for node in nodes}
     found = []
     for node in sorted(nodes, key=lambda n: n.name):
-        stale = is_stale(node, now)
+        stale = node_facts_stale(node, now)
         for peer in sorted(_peers(node).values(), key=lambda p: p.name):
             if peer.name in names and peer.name != node.name:
                 found.append(
@@ -121,7 +116,7 @@ def not_direct(nodes: Sequence[Node], now: datetime) -> list[Row]:
     rows = []
     for node in nodes:
         network = node.status.network
-        if is_stale(node, now):
+        if node_facts_stale(node, now):
             confirmed = fact_freshness(node.status, now).confirmed_at
             why = "the Node's facts are stale: last known, not current"
             if network is not None and network.mode is not None:
@@ -137,7 +132,7 @@ def not_direct(nodes: Sequence[Node], now: datetime) -> list[Row]:
                     )
             continue
         if network is not None and network.mode is not None and network.mode.value != "Direct":
-            kind = kind_of(network.mode.value, network.relay_reason)
+            kind = path_kind(network.mode, network.relay_reason)
             text = _path_text(network.mode.value, network.derp_region)
             reason, message = network.relay_reason or "", network.relay_message or ""
             rows.append(Row(node.name, CONTROL_PLANE, kind, text, reason, None, message))
@@ -145,7 +140,7 @@ def not_direct(nodes: Sequence[Node], now: datetime) -> list[Row]:
             if peer.name not in names or peer.name == node.name:
                 continue
             mode = peer.mode.value if peer.mode else None
-            kind = kind_of(mode, peer.relay_reason)
+            kind = path_kind(peer.mode, peer.relay_reason)
             if kind != "Direct":
                 since = peer.since or peer.last_seen
                 text = _path_text(mode, peer.derp_region)
@@ -156,34 +151,20 @@ def not_direct(nodes: Sequence[Node], now: datetime) -> list[Row]:
 
 
 def summary(nodes: Sequence[Node], now: datetime) -> dict[str, int]:
-    """summary counts the fleet's paths between Nodes: reported Direct, relayed, unknown, stale (reported by a Node
-    whose facts are stale: not current, so in none of the others), and the pairs not probed."""
-    names = {node.name for node in nodes}
-    counts = {"nodes": len(nodes), "direct": 0, "relayed": 0, "unknown": 0, "stale": 0, "notProbed": 0, "notReady": 0}
-    reported = 0
-    for node in nodes:
-        if node.status.state is not None and node.status.state.value == "NotReady":
-            counts["notReady"] += 1
-        stale = is_stale(node, now)
-        for peer in _peers(node).values():
-            if peer.name in names and peer.name != node.name:
-                reported += 1
-                kind = kind_of(peer.mode.value if peer.mode else None, peer.relay_reason)
-                if stale:
-                    counts["stale"] += 1
-                else:
-                    counts["direct" if kind == "Direct" else "unknown" if kind == "unknown" else "relayed"] += 1
-    counts["notProbed"] = len(nodes) * (len(nodes) - 1) - reported
-    return counts
+    """summary is the `-o json` summary and the summary line's counts: api.path_counts, the rule the fleet page's
+    card applies too (pairs between Nodes, and relayedControl: Nodes whose own path to the control plane is
+    relayed)."""
+    return path_counts(nodes, now)
 
 
 def summary_line(counts: Mapping[str, int]) -> str:
     """summary_line is the one-line summary of the default output."""
     reported = counts["direct"] + counts["relayed"] + counts["unknown"] + counts["stale"]
+    control = counts["relayedControl"]
     return (
-        f"{counts['nodes']} nodes ({counts['notReady']} NotReady) · {reported} paths reported:"
+        f"{counts['nodes']} nodes ({counts['notReady']} NotReady) · {reported} pairs reported:"
         f" {counts['direct']} Direct, {counts['relayed']} relayed, {counts['unknown']} unknown, {counts['stale']} stale"
-        f" · {counts['notProbed']} pairs not probed"
+        f" · {counts['notProbed']} pairs not probed · {control} relayed control path{'' if control == 1 else 's'}"
     )
 
 
@@ -231,14 +212,9 @@ def matrix_lines(nodes: Sequence[Node], now: datetime, *, color: bool) -> list[s
         lines.append((pad + ("C " if digit == width - 1 else "  ") + "".join(n[digit] for n in numbers)).rstrip())
     for i, node in enumerate(ordered, start=1):
         network = node.status.network
-        own = (
-            kind_of(network.mode.value if network and network.mode else None, network.relay_reason)
-            if network
-            else "unknown"
-        )
-        own = own if network is not None and network.mode is not None else "unknown"
+        own = path_kind(network.mode, network.relay_reason) if network is not None else "unknown"
         reported = _peers(node)
-        stale = is_stale(node, now)
+        stale = node_facts_stale(node, now)
         if stale and own != "unknown":
             own = "stale"
         row = []
@@ -249,7 +225,7 @@ def matrix_lines(nodes: Sequence[Node], now: datetime, *, color: bool) -> list[s
                 row.append(cell("notprobed"))
             else:
                 peer = reported[other.name]
-                kind = kind_of(peer.mode.value if peer.mode else None, peer.relay_reason)
+                kind = path_kind(peer.mode, peer.relay_reason)
                 row.append(cell("stale" if stale and kind != "unknown" else kind))
         lines.append(f"{str(i).rjust(width)} {node.name:<{name_width}} {cell(own)} {''.join(row)}".rstrip())
     return lines

@@ -93,8 +93,9 @@ def _paths_of(node: Node) -> tuple[_Path | None, list[_Path]]:
             network.latency_ms,
             relay_reason(network.mode, network.relay_reason),
         )
-    # A peer entry named like the control plane (its host's tailnet name, passively seen) is the same path as `own`,
-    # which is the one exported: two series with one label set would be a broken exposition.
+    # The own path's series carry peer="cara-server"; a peer entry of that very name would repeat the label set (a
+    # broken exposition), so it is left out. This is label hygiene, not how the control host is found: agents leave
+    # the control host's entry out of their peers by its tailnet address, whatever its name (TailnetCollector).
     peers = sorted((p for p in network.peers or () if p.name != CONTROL_PLANE_PEER), key=lambda peer: peer.name)
     return own, [
         _Path(node.name, peer.name, peer.mode, peer.latency_ms, relay_reason(peer.mode, peer.relay_reason))

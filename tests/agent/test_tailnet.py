@@ -193,3 +193,33 @@ def test_peers_are_those_we_talk_to_and_bounded() -> None:
     derp = peer_paths(status("edge1-status-derp.json"), 16)
     assert [(p.name, p.mode, p.derp_region) for p in derp] == [("edge2", NetworkMode.DERP, "headscale")]
     assert peer_paths(direct, 0) == []
+
+
+async def test_the_control_hosts_peer_entry_is_left_out_by_identity_whatever_its_name() -> None:
+    """The control plane's host is the network's own path, never a peer entry: found by the server URL's host (a
+    tailnet IP, or the MagicDNS name the agent resolved), so a host named otherwise than cara-server is left out
+    too, and a peer merely named cara-server that is not the control plane stays. (edge1's capture while edge2 is
+    blocked: it talks to edge2, edge3 and cara-server.)"""
+    script: dict[str, Answer | list[Answer]] = {
+        "GET status": (200, "edge1-status-blocked-edge2.json"),
+        "POST ping": (200, "edge1-ping-edge2-derp.json"),
+        "GET whois": (200, "edge1-whois-edge2-blocked.json"),
+    }
+    found = {}
+    for server in ("cara-server", "100.64.0.1", "edge2", "edge2.tailnet.test", "100.64.0.4", None):
+        net = (await collector(script, server)[0].collect(NOW)).network
+        assert net is not None
+        found[server] = [p.name for p in net.peers or ()]
+    assert found == {
+        "cara-server": ["edge2", "edge3"],
+        "100.64.0.1": ["edge2", "edge3"],
+        "edge2": ["cara-server", "edge3"],  # the control plane on a host named edge2
+        "edge2.tailnet.test": ["cara-server", "edge3"],
+        "100.64.0.4": ["cara-server", "edge3"],
+        None: ["cara-server", "edge2", "edge3"],  # no server known: nothing to leave out
+    }
+    whole = status("edge1-status-blocked-edge2.json")
+    control = next(p for p in whole.peers if p.host_name == "edge2")
+    # The bound counts the peers kept: edge2 (the second most recent write) gives its place to cara-server.
+    assert [p.name for p in peer_paths(whole, 2)] == ["edge2", "edge3"]
+    assert [p.name for p in peer_paths(whole, 2, control=control)] == ["cara-server", "edge3"]

@@ -186,6 +186,11 @@ def test_blocked_pair_shows_derp_everywhere_then_direct_again(
     assert all(p["lastSeen"] for p in doc["paths"])
     print(f"\nall 6 paths Direct {time.monotonic() - start:.1f}s after the agents started")
     assert both_ways(metrics_modes(plane), "Direct")
+    # The control host is each Node's own path, never one of its peers as well (the agent knows it by address).
+    code, listed = plane.call("operator", "GET", "/api/v1/nodes", timeout=10)
+    assert code == 200, listed
+    reported = {n["metadata"]["name"]: [p.get("ip") for p in n["status"]["network"]["peers"]] for n in listed["items"]}
+    assert all(ips and lab.hosts[OWN[1]]["ip"] not in ips for ips in reported.values()), reported
 
     lab.block(a, b)
     lab.block(*OWN)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -38,7 +39,7 @@ from controlplane.store.sqlite import SqliteStore
 from tests.helpers import free_port
 
 from ._dom import HEADLESS_FLAGS, Element, parse
-from ._fleet import Fleet, feed, keep_alive, plan
+from ._fleet import CONTROL_PLANE, Fleet, feed, keep_alive, plan
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts" / "web"
@@ -191,7 +192,8 @@ def test_the_summary_counts_nodes_paths_pressure_and_projects(page: Loaded, fed:
         "Nodes Ready",
         "NotReady",
         "Cordoned or draining",
-        "Relayed paths",
+        "Relayed pairs",
+        "Relayed control paths",
         "Nodes under pressure",
         "Stale facts",
         "Projects",
@@ -199,7 +201,9 @@ def test_the_summary_counts_nodes_paths_pressure_and_projects(page: Loaded, fed:
     assert found["Nodes Ready"].startswith("196/200Nodes Ready")  # 3 silent, 1 draining
     assert found["NotReady"].startswith("3NotReady3 NodeStatusNeverUpdated")
     assert found["Cordoned or draining"].startswith("2")
-    assert found["Relayed paths"].startswith("5Relayed paths1 unknown")  # edge041's own path among them
+    # Pairs between Nodes and Nodes' own paths to the control plane are counted apart (edge041's own path).
+    assert found["Relayed pairs"] == "4Relayed pairs1 unknown · 0 stale"
+    assert found["Relayed control paths"].startswith("1Relayed control paths")
     assert found["Nodes under pressure"].startswith("2")
     assert found["Projects"].startswith("6Projects")
 
@@ -229,6 +233,29 @@ def test_problems_come_first_with_their_reasons(page: Loaded, fed: Fed) -> None:
     assert stale == set(fed.fleet.silent)
     assert cells["edge005"][6].endswith(" s ago") and cells[fed.fleet.silent[0]][6] == "never"
     assert "µ" not in page.page.by_id("fleet").text() and ".000" not in page.page.by_id("fleet").text()
+
+
+def _big(page: Element, title: str) -> str:
+    """_big is the big figure of the summary card titled title."""
+    card = next(e for e in page.by_id("summary").iter() if e.attrs.get("data-card") == title)
+    return card.find_all("div", class_="big")[0].text()
+
+
+def test_the_page_and_caractrl_mesh_count_relayed_paths_alike(page: Loaded, fed: Fed) -> None:
+    """One rule (controlplane.api.path_counts, mirrored by the page): caractrl mesh's summary and the page's cards
+    give the same relayed pairs, unknown pairs and relayed control paths for the same fleet."""
+    caractrl = [str(Path(sys.executable).with_name("caractrl")), "--server", fed.server.url, "mesh"]
+    shown = subprocess.run([*caractrl, "-o", "json"], capture_output=True, text=True, timeout=60, check=True)
+    counts = json.loads(shown.stdout)["summary"]
+    pairs = sum(1 for (_, to) in fed.fleet.relayed if to != CONTROL_PLANE)
+    assert (counts["relayed"], counts["unknown"], counts["relayedControl"]) == (pairs, 1, 1) == (4, 1, 1)
+    shown_pairs, shown_control = _big(page.page, "Relayed pairs"), _big(page.page, "Relayed control paths")
+    assert (shown_pairs, shown_control) == (str(counts["relayed"]), str(counts["relayedControl"]))
+    card = next(e for e in page.page.by_id("summary").iter() if e.attrs.get("data-card") == "Relayed pairs")
+    small = card.find_all("div", class_="small")[0].text()
+    assert small == f"{counts['unknown']} unknown · {counts['stale']} stale"
+    line = subprocess.run(caractrl, capture_output=True, text=True, timeout=60, check=True).stdout.splitlines()[0]
+    assert " 4 relayed, 1 unknown, " in line and line.endswith(" · 1 relayed control path")
 
 
 def test_the_matrix_is_compact_sorted_and_stays_inside_its_panel(page: Loaded, fed: Fed) -> None:
@@ -318,7 +345,8 @@ BIG = 5_000
 
 def _seed(path: Path) -> None:
     """_seed writes BIG Ready Nodes with 16 peers each straight into a SQLite store, with fresh leases: a restarted
-    control plane keeps them Ready for a grace. Every 250th is NotReady and every 500th reports a relayed peer."""
+    control plane keeps them Ready for a grace. Every 250th is NotReady (its facts stale) and every 500th from the
+    100th (a Ready one) reports a relayed peer."""
     now = datetime.now(UTC)
 
     async def run() -> None:
@@ -331,7 +359,7 @@ def _seed(path: Path) -> None:
                     PeerPath(name=f"n{(i + step - 1) % BIG + 1:05d}", mode=NetworkMode.DIRECT, latency_ms=1.0)
                     for step in range(1, 17)
                 ]
-                if i % 500 == 0:
+                if i % 500 == 100:
                     peers[0] = peers[0].model_copy(
                         update={"mode": NetworkMode.DERP, "derp_region": "headscale", "relay_reason": "UDPBlocked"}
                     )
@@ -376,7 +404,8 @@ def test_at_5000_nodes_the_summary_and_problems_stay_and_the_matrix_is_filtered(
     assert not page.by_id("updated").attrs.get("class"), page.by_id("updated").text()  # no refresh error
     found = {e.attrs["data-card"]: e.text() for e in page.by_id("summary").iter() if "data-card" in e.attrs}
     assert found["Nodes Ready"].startswith(f"{BIG - BIG // 250}/{BIG}Nodes Ready")
-    assert found["Relayed paths"].startswith(f"{BIG // 500}Relayed paths")
+    assert found["Relayed pairs"].startswith(f"{BIG // 500}Relayed pairs")
+    assert found["Relayed control paths"].startswith("0Relayed control paths")
     problems = page.by_id("problems").find_all("li")
     not_ready = [li for li in problems if li.attrs.get("data-kind") == "NotReady"]
     assert len(not_ready) == 20 and not any(li.attrs.get("data-kind") == "more" for li in problems)

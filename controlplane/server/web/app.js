@@ -92,9 +92,10 @@ function describeNode(node, now) {
   const ready = condition(status, "Ready");
   const notReady = status.state === "NotReady" || (ready && ready.status !== "True");
   const pressures = PRESSURES.filter((type) => { const c = condition(status, type); return c && c.status === "True"; });
+  // The paths to other Nodes (the agent leaves the control plane's host out of its peers: that path is `own`);
+  // a peer that is not a Node (a laptop) is kept here and left out wherever pairs are drawn or counted.
   const peers = {};
-  // A peer entry named like the control plane (its host, passively seen) is the same path as `own`, which wins.
-  for (const p of network.peers || []) if (p.name !== CONTROL_PLANE) peers[p.name] = p;
+  for (const p of network.peers || []) peers[p.name] = p;
   return {
     name: node.metadata.name, node, status, network, peers, pressures,
     state: status.state || "unknown",
@@ -128,11 +129,11 @@ function build(nodes, projects, now) {
   const byName = Object.fromEntries(facts.map((f) => [f.name, f]));
   const notDirect = [];
   for (const f of facts) {
-    const paths = [f.own, ...Object.values(f.peers)];
-    for (const p of paths) {
-      if (!p.mode && !p.relayReason) continue; // the control-plane column when never reported
+    // Its own path (unless never reported), then its pairs: the peers that are other Nodes.
+    const own = f.own.mode || f.own.relayReason ? [f.own] : [];
+    const pairs = Object.values(f.peers).filter((p) => byName[p.name] && p.name !== f.name);
+    for (const p of [...own, ...pairs]) {
       if (p.mode === "Direct") continue;
-      if (p.name !== CONTROL_PLANE && !byName[p.name]) continue; // a peer that is not a Node (a laptop)
       notDirect.push({ from: f.name, to: p.name, path: p, stale: f.stale });
       f.notDirect += 1;
       if (byName[p.name]) byName[p.name].notDirect += 1;
@@ -145,6 +146,30 @@ function build(nodes, projects, now) {
   const ranked = facts.slice().sort((a, b) => b.score - a.score || (a.name < b.name ? -1 : 1));
   notDirect.sort((a, b) => (byName[b.from].score - byName[a.from].score) || (a.from < b.from ? -1 : a.from > b.from ? 1 : a.to < b.to ? -1 : 1));
   return { facts, byName, ranked, notDirect, projects, now };
+}
+
+// pathCounts is controlplane/api/_pathcounts.py's path_counts, the rule `caractrl mesh`'s summary applies too
+// (tests/web checks the two agree on one fleet): pairs are the paths a Node reports to another Node, by kind
+// (Direct, relayed: DERP or a peer relay, unknown), all of a Node whose facts are stale counted as stale only, and
+// the pairs no agent reported are not probed; relayedControl counts the Nodes with current facts whose own path to
+// the control plane is relayed (DERP).
+function pathCounts(m) {
+  const counts = { direct: 0, relayed: 0, unknown: 0, stale: 0, notProbed: 0, relayedControl: 0 };
+  let reported = 0;
+  for (const f of m.facts) {
+    if (!f.stale && f.own.mode === "DERP") counts.relayedControl += 1;
+    for (const p of Object.values(f.peers)) {
+      if (!m.byName[p.name] || p.name === f.name) continue;
+      reported += 1;
+      const kind = kindOf(p);
+      if (f.stale) counts.stale += 1;
+      else if (kind === "Direct") counts.direct += 1;
+      else if (kind === "unknown") counts.unknown += 1;
+      else counts.relayed += 1;
+    }
+  }
+  counts.notProbed = m.facts.length * (m.facts.length - 1) - reported;
+  return counts;
 }
 
 function card(kind, big, title, small) {
@@ -162,8 +187,7 @@ function renderSummary(m) {
   const cordoned = m.facts.filter((f) => f.cordoned).length;
   const pressure = m.facts.filter((f) => f.pressures.length).length;
   const stale = m.facts.filter((f) => f.stale).length;
-  const relayed = m.notDirect.filter((x) => x.path.mode === "DERP").length;
-  const unknown = m.notDirect.length - relayed;
+  const paths = pathCounts(m);
   const phases = {};
   for (const p of m.projects) { const phase = (p.status || {}).phase || "unknown"; phases[phase] = (phases[phase] || 0) + 1; }
   const byState = Object.entries(counts).sort().map(([s, n]) => `${n} ${s}`).join(" · ");
@@ -172,7 +196,10 @@ function renderSummary(m) {
     card(notReady ? "bad" : "ok", `${counts.Ready || 0}/${m.facts.length}`, "Nodes Ready", byState || "no nodes"),
     card(notReady ? "bad" : "ok", String(notReady), "NotReady", byReason || "none"),
     card(cordoned ? "warn" : "", String(cordoned), "Cordoned or draining", `${counts.Draining || 0} draining`),
-    card(relayed ? "warn" : "ok", String(relayed), "Relayed paths", `${unknown} unknown · the rest Direct or not probed`),
+    card(paths.relayed ? "warn" : "ok", String(paths.relayed), "Relayed pairs",
+      `${paths.unknown} unknown · ${paths.stale} stale`),
+    card(paths.relayedControl ? "warn" : "ok", String(paths.relayedControl), "Relayed control paths",
+      "Nodes' own paths"),
     card(pressure ? "warn" : "ok", String(pressure), "Nodes under pressure", "memory or disk"),
     card(stale ? "warn" : "ok", String(stale), "Stale facts", "not reconfirmed within the grace"),
     card("", String(m.projects.length), "Projects", Object.entries(phases).sort().map(([p, n]) => `${n} ${p}`).join(" · ") || "none"),

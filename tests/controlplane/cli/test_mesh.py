@@ -75,7 +75,8 @@ async def test_the_default_is_a_summary_and_the_paths_not_direct(caractrl: Carac
     result = await caractrl("mesh")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "3 nodes (3 NotReady) · 3 paths reported: 2 Direct, 1 relayed, 0 unknown, 0 stale · 3 pairs not probed",
+        "3 nodes (3 NotReady) · 3 pairs reported: 2 Direct, 1 relayed, 0 unknown, 0 stale · 3 pairs not probed"
+        " · 1 relayed control path",  # edge2's own path: counted apart from the pairs
         "FROM    TO            PATH        REASON          SINCE    WHY",
         "edge1   edge3         DERP(lab)   UDPBlocked      22s      "
         "disco pings to the peer's endpoints (10.99.3.2:41641) went…",
@@ -114,7 +115,8 @@ async def test_unknown_is_apart_from_not_probed_and_selectors_narrow_the_fleet(
     assert everything == ["1 a1 · \\?·", "2 a2 ?  \\", "3 b1 ?   \\"]
     site_a = await caractrl("mesh", "-l", "site=a")
     assert site_a.stdout.splitlines() == [
-        "2 nodes (2 NotReady) · 1 paths reported: 0 Direct, 0 relayed, 1 unknown, 0 stale · 1 pairs not probed",
+        "2 nodes (2 NotReady) · 1 pairs reported: 0 Direct, 0 relayed, 1 unknown, 0 stale · 1 pairs not probed"
+        " · 0 relayed control paths",
         "FROM   TO   PATH      REASON     SINCE    WHY",
         "a1     a2   unknown   NoAnswer   <none>   <none>",
     ]
@@ -187,7 +189,16 @@ async def test_json_lists_the_nodes_and_every_reported_path_between_nodes(caract
             },
         ],
         # A key added by issue 14; the others keep their shape.
-        "summary": {"nodes": 3, "direct": 2, "relayed": 1, "unknown": 0, "stale": 0, "notProbed": 3, "notReady": 3},
+        "summary": {
+            "nodes": 3,
+            "direct": 2,
+            "relayed": 1,
+            "unknown": 0,
+            "stale": 0,
+            "notProbed": 3,
+            "notReady": 3,
+            "relayedControl": 1,
+        },
     }
 
 
@@ -199,7 +210,8 @@ async def test_a_silent_nodes_paths_are_shown_stale_never_as_current(
     assert (await api.post("/api/v1/nodes/edge2/heartbeat")).status_code == 204  # edge2 reconfirms; edge1 does not
     clock.step(15)  # edge1 last beat 45 s ago: past the 40 s grace
     lines = (await caractrl("mesh")).stdout.splitlines()
-    assert lines[0].endswith("1 Direct, 0 relayed, 0 unknown, 2 stale · 3 pairs not probed")
+    # edge2 reconfirmed: its relayed own path is current; a stale Node's would not be counted
+    assert lines[0].endswith("1 Direct, 0 relayed, 0 unknown, 2 stale · 3 pairs not probed · 1 relayed control path")
     # Every path of edge1 is listed, last known (with ?), not current: since its last confirmation, 45 s ago.
     assert [line.split()[:5] for line in lines[2:]] == [
         ["edge2", "cara-server", "DERP(lab)", "NoDirectPaths", "<none>"],
@@ -225,7 +237,16 @@ async def test_an_empty_fleet(caractrl: Caractrl) -> None:
     assert json.loads(as_json.stdout) == {
         "nodes": [],
         "paths": [],
-        "summary": {"nodes": 0, "direct": 0, "relayed": 0, "unknown": 0, "stale": 0, "notProbed": 0, "notReady": 0},
+        "summary": {
+            "nodes": 0,
+            "direct": 0,
+            "relayed": 0,
+            "unknown": 0,
+            "stale": 0,
+            "notProbed": 0,
+            "notReady": 0,
+            "relayedControl": 0,
+        },
     }
 
 
