@@ -234,8 +234,9 @@ async def run_agent(
         if url is None:
             return 0
         # A fresh connection per beat: after tailscaled restarts, a pooled connection would sit out TCP's grown
-        # retransmission timer (seconds) while a new one goes out at once. One handshake per beat is cheap, and the
-        # server holds no idle connection per agent. A beat lost on a full link is hedged (Heartbeater._send).
+        # retransmission timer (seconds) while a new one goes out at once, and the server holds no idle connection
+        # per agent. Its price is server CPU per beat (docs/scale.md, the fleet runs). A beat lost on a full link is
+        # hedged (Heartbeater._send).
         beat_transport = transport or httpx.AsyncHTTPTransport(
             limits=httpx.Limits(max_keepalive_connections=0), verify=_verify(url)
         )
