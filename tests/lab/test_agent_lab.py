@@ -81,7 +81,8 @@ def test_every_node_is_ready_with_the_labs_ground_truth(lab: Lab, ready: dict[st
         assert network["derpRegion"] == "headscale"
         assert network["latencyMs"] >= 0
         assert network["tailnet"]["tags"] == ["tag:cara-node"]
-        assert any(peer["name"] == "cara-server" and peer["mode"] == "Direct" for peer in network["peers"])
+        # The path to the control plane is the Node's own (mode, above), never one of its peers as well.
+        assert lab.hosts["control"]["ip"] not in [peer.get("ip") for peer in network["peers"]], network["peers"]
         assert set(status["capacity"]) == {"cpu", "memory", "disk"}
         assert status["capacity"]["cpu"].endswith("m") and status["allocatable"]["memory"].endswith("Mi")
         assert status["info"]["kernelVersion"] and status["info"]["osImage"] and status["info"]["agentVersion"]
