@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT_TESTS = "tests/controlplane/api/test_contract.py"
 
@@ -19,6 +21,7 @@ def _collect(env: dict[str, str]) -> str:
     return done.stdout
 
 
+@pytest.mark.slow  # seconds of waiting: out of the --fast profile, still in CI
 def test_the_contract_tests_are_deselected_when_scripts_test_says_so() -> None:
     # Without the variable they run in this very session (CI has ../shared): no need to collect them again here.
     without = _collect({**os.environ, "CARA_WITHOUT_SHARED_CONTRACT": "1"})

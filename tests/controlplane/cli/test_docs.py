@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -21,6 +23,7 @@ def _generator() -> ModuleType:
     return module
 
 
+@pytest.mark.slow  # seconds of waiting: out of the --fast profile, still in CI
 def test_the_page_is_what_the_commands_print_now() -> None:
     page = ROOT / "docs" / "caractrl.md"
     assert _generator().rendered(page) == page.read_text(encoding="utf-8"), (

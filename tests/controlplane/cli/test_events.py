@@ -62,6 +62,7 @@ async def test_for_one_object_and_as_json(caractrl: Caractrl, api: httpx.AsyncCl
     assert (nothing.exit_code, nothing.stdout, nothing.stderr) == (0, "", "No resources found\n")
 
 
+@pytest.mark.slow  # seconds of waiting: out of the --fast profile, still in CI
 async def test_watch_prints_new_events_as_they_come(
     caractrl: Caractrl, api: httpx.AsyncClient, clock: FakeClock
 ) -> None:
@@ -78,6 +79,7 @@ async def test_watch_prints_new_events_as_they_come(
     assert [line[column:].split()[0] for line in lines] == ["OBJECT", "node/edge2", "node/edge2", "node/edge2"]
 
 
+@pytest.mark.slow  # seconds of waiting: out of the --fast profile, still in CI
 async def test_watch_follows_the_servers_stream_not_a_poll(
     api: httpx.AsyncClient, clock: FakeClock, app: FastAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -189,6 +189,7 @@ def _placed(phase: ProjectPhase, node: str | None) -> Callable[[Project], Projec
     return mutate
 
 
+@pytest.mark.slow  # seconds of waiting: out of the --fast profile, still in CI
 async def test_get_watch_prints_changes_until_the_timeout(caractrl: Caractrl, memory_store: Store) -> None:
     import asyncio
 
@@ -222,6 +223,7 @@ def test_ctrl_c_ends_a_watch_without_a_traceback() -> None:
     assert result.exit_code == 0 and "Traceback" not in result.output and "Aborted" not in result.output
 
 
+@pytest.mark.slow  # seconds of waiting: out of the --fast profile, still in CI
 async def test_drain_waits_for_the_projects_to_leave(caractrl: Caractrl, memory_store: Store) -> None:
     import asyncio
 

@@ -7,6 +7,7 @@ import json
 import time
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 NODES, PROJECTS = "/api/v1/nodes", "/api/v1/projects"
@@ -34,6 +35,7 @@ async def test_a_node_watch_streams_the_current_nodes_then_changes(api: httpx.As
     assert _events(answer.text) == [("ADDED", "a"), ("BOOKMARK", None), ("DELETED", "a"), ("ADDED", "b")]
 
 
+@pytest.mark.slow  # seconds of waiting: out of the --fast profile, still in CI
 async def test_a_project_watch_sees_modifications_and_deletions(api: httpx.AsyncClient) -> None:
     body = {"metadata": {"name": "shop"}, "spec": {"services": [{"name": "web", "image": "nginx"}]}}
     await api.post(PROJECTS, json=body)
@@ -71,6 +73,7 @@ async def test_a_watch_ends_as_soon_as_the_server_begins_to_stop(api: httpx.Asyn
     assert _events(answer.text) == [("ADDED", "a"), ("BOOKMARK", None)]
 
 
+@pytest.mark.slow  # seconds of waiting: out of the --fast profile, still in CI
 async def test_an_event_watch_streams_the_kept_events_then_each_new_one_once(api: httpx.AsyncClient) -> None:
     """Events come from the store's change feed: ADDED once each, about the watched object only."""
     await api.post(NODES, json={"metadata": {"name": "a"}})
