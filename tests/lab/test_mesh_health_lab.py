@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -92,9 +93,9 @@ def metrics_reasons(plane: ControlPlane) -> dict[tuple[str, str], str]:
     return reasons
 
 
-def page_reasons(lab: Lab, plane: ControlPlane, profile: Path) -> dict[tuple[str, str], str]:
-    """page_reasons is the reason of each row of the page's list of paths that are not Direct."""
-    done = lab.run(
+def _page_dom(lab: Lab, plane: ControlPlane, profile: Path) -> subprocess.CompletedProcess[str]:
+    """_page_dom renders /ui in headless Chromium in `operator` and returns the run with the DOM on stdout."""
+    return lab.run(
         "operator",
         "env",
         f"HOME={profile}",
@@ -105,6 +106,11 @@ def page_reasons(lab: Lab, plane: ControlPlane, profile: Path) -> dict[tuple[str
         f"{plane.url}/ui",
         timeout=90,
     )
+
+
+def page_reasons(lab: Lab, plane: ControlPlane, profile: Path) -> dict[tuple[str, str], str]:
+    """page_reasons is the reason of each row of the page's list of paths that are not Direct."""
+    done = _page_dom(lab, plane, profile)
     rows = parse(done.stdout).by_id("relayed").find_all("tr")
     return {
         (r.attrs["data-from"], r.attrs["data-to"]): r.attrs["data-reason"] for r in rows if "data-reason" in r.attrs
@@ -113,17 +119,7 @@ def page_reasons(lab: Lab, plane: ControlPlane, profile: Path) -> dict[tuple[str
 
 def page_modes(lab: Lab, plane: ControlPlane, profile: Path) -> dict[tuple[str, str], str]:
     """page_modes renders /ui in headless Chromium in `operator` and returns each matrix cell's data-mode."""
-    done = lab.run(
-        "operator",
-        "env",
-        f"HOME={profile}",
-        "chromium",
-        *HEADLESS_FLAGS,
-        f"--user-data-dir={profile}",
-        "--dump-dom",
-        f"{plane.url}/ui",
-        timeout=90,
-    )
+    done = _page_dom(lab, plane, profile)
     cells = parse(done.stdout).by_id("matrix").find_all("rect", class_="cell")
     return {(r.attrs["data-from"], r.attrs["data-to"]): r.attrs["data-mode"] for r in cells}
 

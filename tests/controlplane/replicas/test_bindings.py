@@ -13,40 +13,31 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack
 from datetime import timedelta
-from typing import ClassVar
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from controlplane.server.app import create_app
-from controlplane.server.identity import Caller, Role, Unauthorized
+from controlplane.server.identity import Caller, Role
 from controlplane.server.main import supervise_server
 from controlplane.server.settings import Settings
 from controlplane.store import open_store
 from controlplane.supervision import Supervisor
-from tests.conftest import API_URL, FakeClock
+from tests.conftest import FakeClock
 from tests.controlplane.conftest import StoreUrlFactory
+from tests.helpers import HeaderIdentity, caller_client
 
 NODES = "/api/v1/nodes"
 FLUSH = timedelta(milliseconds=300)
 FULL = {"network": {"ip": "100.64.0.5", "dnsName": "edge1.tailnet.test"}}
 
 
-class HeaderIdentity:
-    """HeaderIdentity picks the caller from a test header (the tailnet's WhoIs is tested in the lab)."""
-
-    callers: ClassVar[dict[str, Caller]] = {
-        "admin": Caller("ops@", Role.ADMIN, "n-ops"),
-        "old": Caller("edge1-old.tailnet.test", Role.NODE, "n-old"),
-        "new": Caller("edge1-new.tailnet.test", Role.NODE, "n-new"),
-    }
-
-    async def identify(self, request: Request) -> Caller:
-        who = request.headers.get("x-test-caller", "")
-        if who not in self.callers:
-            raise Unauthorized("unknown test caller")
-        return self.callers[who]
+CALLERS = {
+    "admin": Caller("ops@", Role.ADMIN, "n-ops"),
+    "old": Caller("edge1-old.tailnet.test", Role.NODE, "n-old"),
+    "new": Caller("edge1-new.tailnet.test", Role.NODE, "n-new"),
+}
 
 
 class Replica:
@@ -55,10 +46,7 @@ class Replica:
     def __init__(self, app: FastAPI) -> None:
         self.app = app
         transport = httpx.ASGITransport(app=app)
-        self.clients = {
-            who: httpx.AsyncClient(transport=transport, base_url=API_URL, headers={"x-test-caller": who})
-            for who in HeaderIdentity.callers
-        }
+        self.clients = {who: caller_client(app, who, transport) for who in CALLERS}
 
     async def beat(self, who: str, body: Mapping[str, object] | None = None) -> int:
         answer = await self.clients[who].post(f"{NODES}/edge1/heartbeat", json=body)
@@ -75,7 +63,7 @@ async def replicas(store_url: StoreUrlFactory) -> AsyncIterator[tuple[Replica, R
         for _ in range(2):
             store = await open_store(url)
             stack.push_async_callback(store.close)
-            app = create_app(store=store, now=clock.now, identity=HeaderIdentity(), settings=settings)
+            app = create_app(store=store, now=clock.now, identity=HeaderIdentity(CALLERS), settings=settings)
             supervisor = Supervisor()
             supervise_server(app.state.context, supervisor, http=None, controllers=None)  # the lease flusher
             stop = asyncio.Event()

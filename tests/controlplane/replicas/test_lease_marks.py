@@ -10,20 +10,20 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from controlplane.server.app import create_app
-from controlplane.server.identity import Caller, Role, Unauthorized
+from controlplane.server.identity import Caller, Role
 from controlplane.server.main import ReplicaSettings, controllers_loop, supervise_server, utc_now
 from controlplane.server.settings import Settings
 from controlplane.store import LeaseTable, open_store
 from controlplane.supervision import Supervisor
-from tests.conftest import API_URL
 from tests.factories import node
+from tests.helpers import HeaderIdentity, caller_client
 
 pytestmark = pytest.mark.postgres
 
@@ -37,19 +37,10 @@ FULL = {"network": {"ip": "100.64.0.5", "dnsName": "edge1.tailnet.test"}}
 GOODBYE = {"state": "NotReady"}
 
 
-class HeaderIdentity:
-    """HeaderIdentity picks the caller from a test header (the tailnet's WhoIs is tested in the lab)."""
-
-    callers: ClassVar[dict[str, Caller]] = {
-        "admin": Caller("ops@", Role.ADMIN, "n-ops"),
-        "edge1": Caller("edge1.tailnet.test", Role.NODE, "n-edge1"),
-    }
-
-    async def identify(self, request: Request) -> Caller:
-        who = request.headers.get("x-test-caller", "")
-        if who not in self.callers:
-            raise Unauthorized("unknown test caller")
-        return self.callers[who]
+CALLERS = {
+    "admin": Caller("ops@", Role.ADMIN, "n-ops"),
+    "edge1": Caller("edge1.tailnet.test", Role.NODE, "n-edge1"),
+}
 
 
 class Replica:
@@ -57,10 +48,7 @@ class Replica:
 
     def __init__(self, app: FastAPI) -> None:
         transport = httpx.ASGITransport(app=app)
-        self.clients = {
-            who: httpx.AsyncClient(transport=transport, base_url=API_URL, headers={"x-test-caller": who})
-            for who in HeaderIdentity.callers
-        }
+        self.clients = {who: caller_client(app, who, transport) for who in CALLERS}
 
     async def beat(self, body: dict[str, Any] | None = None) -> int:
         return (await self.clients["edge1"].post(f"{NODES}/edge1/heartbeat", json=body)).status_code
@@ -90,7 +78,7 @@ def start_replica(postgres_schema: str) -> StartReplica:
         leases = LeaseTable()
         await leases.load(store)  # as the process root does at start
         stack.push_async_callback(leases.flush, store)  # ... and at its end
-        app = create_app(store=store, now=utc_now, identity=HeaderIdentity(), settings=settings, leases=leases)
+        app = create_app(store=store, now=utc_now, identity=HeaderIdentity(CALLERS), settings=settings, leases=leases)
         replica = ReplicaSettings(replica_id=replica_id, leader_ttl=LEADER_TTL, replicated=True)
         supervisor = Supervisor()
         supervise_server(

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from controlplane.server.app import create_app
-from controlplane.server.identity import Caller, Role, Unauthorized
+from controlplane.server.identity import Caller, Role
 from controlplane.server.settings import Settings
 from controlplane.store.base import Store
-from tests.conftest import API_URL, FakeClock
+from tests.conftest import FakeClock
 from tests.factories import node_wire
+from tests.helpers import HeaderIdentity, caller_client
 
 NODES = "/api/v1/nodes"
 ADMIN = Caller("ops@", Role.ADMIN, "n-ops")
@@ -23,21 +24,12 @@ EDGE1 = Caller("edge1.tailnet.test", Role.NODE, "n-1")
 EDGE2 = Caller("edge2.tailnet.test", Role.NODE, "n-2")
 
 
-class HeaderIdentity:
-    """HeaderIdentity picks the caller from a test header (the tailnet's WhoIs is tested in the lab)."""
-
-    callers: ClassVar[dict[str, Caller]] = {"admin": ADMIN, "viewer": VIEWER, "edge1": EDGE1, "edge2": EDGE2}
-
-    async def identify(self, request: Request) -> Caller:
-        who = request.headers.get("x-test-caller", "")
-        if who not in self.callers:
-            raise Unauthorized(f"{request.client.host if request.client else '?'} is not a machine of this tailnet")
-        return self.callers[who]
+CALLERS = {"admin": ADMIN, "viewer": VIEWER, "edge1": EDGE1, "edge2": EDGE2}
 
 
 @pytest.fixture
 def app(memory_store: Store, clock: FakeClock) -> FastAPI:
-    return create_app(store=memory_store, now=clock.now, identity=HeaderIdentity(), settings=Settings())
+    return create_app(store=memory_store, now=clock.now, identity=HeaderIdentity(CALLERS), settings=Settings())
 
 
 @pytest.fixture
@@ -45,9 +37,7 @@ async def as_() -> AsyncIterator[Any]:
     clients: list[httpx.AsyncClient] = []
 
     def make(app: FastAPI, who: str) -> httpx.AsyncClient:
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url=API_URL, headers={"x-test-caller": who}
-        )
+        client = caller_client(app, who)
         clients.append(client)
         return client
 
