@@ -1,21 +1,21 @@
 """Benchmark of cara-agent in the lab: its throughput figure vs iperf3 on the same shaped path, its RSS and CPU.
 
-Run as root: `.venv/bin/python -m bench.agent [--rates 100mbit,1gbit] [--repeats 3] [--seconds 90] [--json]`.
+Run as root, after scripts/package (the footprint runs the release):
+`.venv/bin/python -m bench.agent [--rates 100mbit,1gbit] [--repeats 3] [--seconds 90] [--json]`.
 It uses the headscale-dev lab (`$CARA_LAB`, default `cara`; brought up if down and then taken down again), runs
 cara-server in `control`, and for each rate shapes `edge1`'s link with `lab shape` (tc tbf), then measures the
 same tailnet path edge1 <-> control with the agent's own meter (4 streams, 3 s per direction, ramp-up discarded)
 and with iperf3 (4 streams, 1 s omitted, 4 s counted). Download is control -> edge (iperf3 -R), upload is
 edge -> control. Then it runs a real agent in every edge at 10 s beats (`edge1` and `edge3` are `edge2`'s fellows
 to probe) and samples the RSS and CPU of `edge2`'s: after its start-up throughput test, and again with a Project
-running on it (the lab's podman). The agent runs as deployed: its unit's command line, with our packages compiled to
-bytecode first, as the wheel install does.
+running on it (the lab's podman). The agents run as deployed (docs/deploy.md): the release of scripts/package installed
+with Debian's own Python from the wheelhouse into a fresh venv, started with their unit's command line.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import compileall
 import json
 import os
 import statistics
@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT / "headscale-dev"))
 
 from lablib.client import Lab, using_lab
 from lablib.harness import ControlPlane, node, running_control_plane, start_agent, wait_until
+from lablib.release import NoArtifacts, install, release_wheel
 
 PROBE_HOST = "edge1"
 AGENT_HOST = "edge2"
@@ -156,13 +157,13 @@ def _sample(pid: int, seconds: float) -> dict[str, Any]:
     }
 
 
-def _compile_bytecode() -> None:
-    """_compile_bytecode compiles our packages to bytecode, as installing the wheel does (pip compiles every module):
-    a checkout's editable install has none, and with PYTHONDONTWRITEBYTECODE set the agent would compile its
-    modules at every start, which a deployed agent never does."""
-    for package in ("agent", "mesh", "controlplane"):
-        if not compileall.compile_dir(ROOT / package, quiet=1):
-            raise RuntimeError(f"compileall {package} failed")
+def _install_release(prefix: Path) -> Path:
+    """_install_release installs this version's release (artifacts/ of scripts/package) into a venv of the system
+    Python at `prefix`, as docs/deploy.md does, and returns its bin directory: a checkout's editable install runs
+    another interpreter, an import hook and modules compiled at start, about 1.5 MiB more than the deployed agent."""
+    wheel = release_wheel("dist")
+    install(prefix, wheel.name.split("-")[1])
+    return prefix / "bin"
 
 
 def _cordon(plane: ControlPlane, name: str) -> None:
@@ -188,11 +189,16 @@ def bench_footprint(
     say("container runtime: podman in every edge (`lab runtime up`)")
     lab.cli("runtime", "up", timeout=300)
     runtime = json.loads(lab.cli("runtime", "status").stdout)
+    say("installing the release into a venv of the system Python (docs/deploy.md)")
+    bin_dir = _install_release(workdir / "venv")
     beats = {"HEARTBEAT_INTERVAL": "10s"}
-    _compile_bytecode()
-    fellows = [start_agent(lab, host, workdir, env=beats) for host in FELLOWS]
+    fellows = [start_agent(lab, host, workdir, env=beats, bin_dir=bin_dir) for host in FELLOWS]
     agent = start_agent(
-        lab, AGENT_HOST, workdir, env={**beats, "CONTAINER_RUNTIME_SOCKET": runtime["sockets"][AGENT_HOST]}
+        lab,
+        AGENT_HOST,
+        workdir,
+        env={**beats, "CONTAINER_RUNTIME_SOCKET": runtime["sockets"][AGENT_HOST]},
+        bin_dir=bin_dir,
     )
     try:
         for host in FELLOWS:
@@ -259,6 +265,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(asyncio.run(_measure_once(args.measure_only, 4, 3.0))))
         return 0
 
+    if args.seconds > 0:
+        try:
+            release_wheel("dist")  # before the lab: the footprint phase needs the release
+        except NoArtifacts as exc:
+            print(f"bench.agent: {exc}", file=sys.stderr)
+            return 2
     say = _progress(time.monotonic())
     with using_lab(args.lab) as lab, tempfile.TemporaryDirectory(prefix="cara-bench-agent-") as tmp:
         say(f"lab {args.lab!r} is up; starting cara-server in control")
