@@ -49,9 +49,11 @@ LOCAL_RETRY: Final = 1.0
 #: than a quarter interval: on a full or lossy link those take seconds, and the lease must not wait for them.
 SNAPSHOT_BUDGET: Final = 0.5
 #: A beat not answered within this long (and never more than a quarter interval) goes out again over a new
-#: connection, up to HEDGES more times, and the first answer wins: a hedged request (beats are idempotent). Each
-#: beat opens a connection of its own, and on a link the agent's own throughput test fills, its SYN or first
-#: segment is lost now and then; TCP sends it again only after a second, a hedge after half of that.
+#: connection, up to HEDGES more times, and the first answer wins: a hedged request (beats are idempotent). Beats
+#: share one kept-alive connection (agent/main.py); on a link the agent's own throughput test fills, a segment is
+#: lost now and then and TCP sends it again only after its retransmission timer (a second or more after a lost
+#: SYN), and a kept-alive connection may be stale (the control host's link was cut, tailscaled restarted); while
+#: the first attempt holds the pooled connection, a hedge opens a new one.
 HEDGE_AFTER: Final = 1.0
 HEDGES: Final = 2
 
