@@ -1,18 +1,21 @@
 """Fleet simulator: N simulated agents in one process, with the real agent's cadence, against one real cara-server.
 
 Each simulated agent does what cara-agent does on the wire (agent/heartbeat.py, agent/collectors/peers.py):
-a beat every heartbeat interval over a fresh connection (the agent keeps none alive), empty unless its status
-changed or the status interval passed, then the full status (network with its probed peers, capacity,
-allocatable, available, info, conditions, state Ready); its peer assignment (GET /nodes/{name}/peers) read
-every NODE_LIST_REFRESH for peer discovery; now and then a probed peer's path changes (a full beat at once),
-and a throughput sample is added once per throughput interval (its first soon after start, as the agent
-measures at start). The measurement traffic itself is not simulated: the control plane's beat and discovery
-paths are what this measures.
+a beat every heartbeat interval over its one kept-alive connection (as agent/main.py's control_transport: idle
+for at most AGENT_KEEPALIVE_EXPIRY, replaced when the server closed it, a second one opened while the first is
+busy and closed after), empty unless its status changed or the status interval passed, then the full status
+(network with its probed peers, capacity, allocatable, available, info, conditions, state Ready); its peer
+assignment (GET /nodes/{name}/peers) read every NODE_LIST_REFRESH for peer discovery; now and then a probed
+peer's path changes (a full beat at once), and a throughput sample is added once per throughput interval (its
+first soon after start, as the agent measures at start). The measurement traffic itself is not simulated: the
+control plane's beat and discovery paths are what this measures.
 
 The agents start registered (seeded into the store, as after a server restart), their first beats spread over
 one interval. The server (and its database) run pinned to one core and the simulator to the other. Figures:
-offered and achieved requests, errors, beat and discovery p50/p99, bytes per agent, server (+ database) CPU,
-and the server's RSS over time. A run whose simulator fell behind its own schedule fails.
+offered and achieved requests, errors, connections opened, beat and discovery p50/p99, bytes per agent, server
+(+ database) CPU, and the server's RSS over time. A run whose simulator fell behind its own schedule fails. The
+simulator raises its own open-file limit as cara-server does; where the hard limit is below one socket per agent
+(and FD_RESERVE), the connections beyond it are closed after their answer (counted).
 
 `bench/fleet --nodes 5000 --seconds 600 --store sqlite` (see --help); bench/run's `fleet` section runs it too.
 """
@@ -42,6 +45,8 @@ from agent.settings import Settings
 from bench import _proc
 from bench._server import LOAD_CPU, BenchServer, start_server
 from bench.heartbeat import seed_nodes
+from controlplane.api import AGENT_KEEPALIVE_EXPIRY
+from controlplane.server.nofile import raise_nofile_limit
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Settings)}
 HEARTBEAT_INTERVAL = float(_DEFAULTS["heartbeat_interval"])  # type: ignore[arg-type]
@@ -62,6 +67,26 @@ SAMPLE_S = 5.0
 MAX_IN_FLIGHT = 4096
 #: Bytes per agent are given per this period: the agent's discovery period.
 BYTES_PERIOD_S = NODE_LIST_REFRESH
+#: Open files the simulator keeps for anything but its agents' idle connections (requests in flight on a second
+#: connection, the event loop, its own files): an idle connection is kept only below the limit less this.
+FD_RESERVE = 512
+
+
+@dataclass
+class Connection:
+    """Connection is one simulated agent's connection to the server, and when it may no longer be used idle."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    expires: float = 0.0
+
+    def usable(self, now: float) -> bool:
+        """usable: idle for less than the expiry and not closed by the server (its FIN read as end of stream: the
+        readable check httpcore makes before reusing a connection)."""
+        return now < self.expires and not self.reader.at_eof() and not self.writer.is_closing()
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 @dataclass(frozen=True)
@@ -91,6 +116,7 @@ class SimAgent:
     sent: int = 0
     received: int = 0
     busy: set[str] = field(default_factory=set)  # kinds of request in flight ("beat", "discovery")
+    idle: Connection | None = None  # the kept-alive connection, while no request uses it
 
 
 @dataclass
@@ -103,6 +129,8 @@ class Stats:
     errors: dict[str, int] = field(default_factory=dict)
     latency: dict[str, list[float]] = field(default_factory=dict)
     lag: list[float] = field(default_factory=list)
+    connections: int = 0  # connections opened
+    unkept: int = 0  # connections closed after their answer because the open-file limit left no room to keep them
 
     def error(self, what: str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
@@ -158,38 +186,37 @@ def _ip(index: int) -> str:
     return f"100.{64 + index // 65536 % 64}.{index // 256 % 256}.{index % 256}"
 
 
-async def _exchange(port: int, request: bytes) -> tuple[int, int]:
-    """_exchange sends one request over a fresh connection (as the agent does) and reads the whole answer;
-    returns the status and the bytes received."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(request)
-        head = await reader.readuntil(b"\r\n\r\n")
-        status = int(head.split(b" ", 2)[1])
-        length = 0
-        chunked = False
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-            elif name.strip().lower() == b"transfer-encoding" and b"chunked" in value.lower():
-                chunked = True
-        received = len(head)
-        if chunked:
-            while True:
-                size_line = await reader.readuntil(b"\r\n")
-                size = int(size_line.split(b";")[0], 16)
-                await reader.readexactly(size + 2)
-                received += len(size_line) + size + 2
-                if size == 0:
-                    break
-        elif length:
-            received += len(await reader.readexactly(length))
-        return status, received
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
+async def _exchange(connection: Connection, request: bytes) -> tuple[int, int, bool]:
+    """_exchange sends one request over `connection` and reads the whole answer; returns the status, the bytes
+    received and whether the server keeps the connection open."""
+    reader, writer = connection.reader, connection.writer
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    chunked = False
+    keep = True
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+        elif name == b"connection" and b"close" in value.lower():
+            keep = False
+    received = len(head)
+    if chunked:
+        while True:
+            size_line = await reader.readuntil(b"\r\n")
+            size = int(size_line.split(b";")[0], 16)
+            await reader.readexactly(size + 2)
+            received += len(size_line) + size + 2
+            if size == 0:
+                break
+    elif length:
+        received += len(await reader.readexactly(length))
+    return status, received, keep
 
 
 class Simulator:
@@ -206,6 +233,8 @@ class Simulator:
         self.stats = Stats()
         self.in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.tasks: set[asyncio.Task[None]] = set()
+        self.open = 0  # connections open now
+        self.keep_limit = raise_nofile_limit() - FD_RESERVE
 
     def _schedule(self) -> list[tuple[float, int, int, str]]:
         """_schedule is the heap of first events: each agent's first beat, discovery, throughput and path change
@@ -287,14 +316,55 @@ class Simulator:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _limited(self, request: bytes) -> tuple[int, int]:
+    async def _limited(self, agent: SimAgent, request: bytes) -> tuple[int, int]:
         async with self.in_flight:
-            return await _exchange(self.port, request)
+            connection = await self._connection(agent)
+            try:
+                status, received, keep = await _exchange(connection, request)
+            except BaseException:
+                self._close(connection)
+                raise
+            self._release(agent, connection, keep)
+            return status, received
+
+    async def _connection(self, agent: SimAgent) -> Connection:
+        """_connection is the agent's idle connection while it is usable, else a new one (as the agent's pool)."""
+        connection, agent.idle = agent.idle, None
+        if connection is not None:
+            if connection.usable(time.monotonic()):
+                return connection
+            self._close(connection)
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.open += 1
+        self.stats.connections += 1
+        return Connection(reader, writer)
+
+    def _release(self, agent: SimAgent, connection: Connection, keep: bool) -> None:
+        """_release keeps the connection idle for the agent's next request, unless the server closes it or the agent
+        already keeps one (the pool keeps one), or the open-file limit leaves no room."""
+        if keep and agent.idle is None and self.open <= self.keep_limit:
+            connection.expires = time.monotonic() + AGENT_KEEPALIVE_EXPIRY
+            agent.idle = connection
+            return
+        if keep and agent.idle is None:
+            self.stats.unkept += 1
+        self._close(connection)
+
+    def _close(self, connection: Connection) -> None:
+        connection.close()
+        self.open -= 1
+
+    def close_all(self) -> None:
+        """close_all closes the agents' idle connections (at the end of a run)."""
+        for agent in self.agents:
+            if agent.idle is not None:
+                self._close(agent.idle)
+                agent.idle = None
 
     async def _send(self, agent: SimAgent, kind: str, label: str, request: bytes) -> None:
         begun = time.monotonic()
         try:
-            status, received = await asyncio.wait_for(self._limited(request), TIMEOUT_S)
+            status, received = await asyncio.wait_for(self._limited(agent, request), TIMEOUT_S)
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             self.stats.error(f"{label}: {type(exc).__name__}")
             status, received = 0, 0
@@ -334,6 +404,7 @@ async def _simulate(config: FleetConfig, server: BenchServer) -> tuple[Simulator
     try:
         await simulator.run()
     finally:
+        simulator.close_all()
         stop.set()
         await sampler
     return simulator, samples
@@ -365,6 +436,9 @@ def report(
         "achieved_share": achieved,
         "requests": {kind: len(values) for kind, values in stats.latency.items()},
         "errors": errors,
+        "connections_opened": stats.connections,
+        "requests_per_connection": stats.answered / stats.connections if stats.connections else float("nan"),
+        "connections_not_kept_for_the_fd_limit": stats.unkept,
         "skipped": stats.skipped,
         "error_kinds": stats.errors,
         "beat_p50_ms": _quantile(beats, 0.5) * ms,
@@ -452,6 +526,8 @@ def summary(f: dict[str, Any]) -> str:
             f" simulator lag p99 {f['lag_p99_s']:.3f}s{' (the simulator FELL BEHIND)' if f['fell_behind'] else ''}",
             f"  requests {f['requests']}, errors {f['errors']} {f['error_kinds'] or ''},"
             f" skipped while the previous waited {f['skipped']}",
+            f"  connections opened {f['connections_opened']:,} ({f['requests_per_connection']:,.1f} requests each;"
+            f" closed for the open-file limit {f['connections_not_kept_for_the_fd_limit']:,})",
             f"  beat p50 {f['beat_p50_ms']:.1f} ms, p99 {f['beat_p99_ms']:.1f} ms"
             f" (full p99 {f['full_beat_p99_ms']:.1f});"
             f" discovery p50 {f['discovery_p50_ms']:.0f} ms, p99 {f['discovery_p99_ms']:.0f} ms",
