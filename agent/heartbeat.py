@@ -216,7 +216,10 @@ class Heartbeater:
         """_send sends one beat and returns the Nodes the control plane asks us to look at. When the last beat was
         answered within hedge_after, a beat not answered within hedge_after goes again over a new connection (up to
         HEDGES times, hedge_after apart); the first answer wins and the other attempts are cancelled. A transport
-        failure of one attempt waits for the others; an answer from the server (even an error) ends the beat."""
+        failure of one attempt waits for the others, unless no connection could be made (refused, no route: our
+        tailscaled is down): then the control plane cannot be reached from here now, an attempt waiting on the
+        kept-alive connection would only wait out its timeout, and the beat ends at once. An answer from the
+        server (even an error) ends the beat."""
         loop = asyncio.get_running_loop()
 
         async def attempt() -> tuple[list[str], float]:
@@ -243,6 +246,9 @@ class Heartbeater:
                     if not isinstance(exc, ServerUnreachable):
                         raise exc
                     unreachable = unreachable or exc
+                    if not exc.connected:  # no connection could be made: the others wait in vain
+                        unreachable, pending = exc, set()
+                        break
                 if not done:  # hedge_after passed without an answer
                     self.state.count("hedged")
                     log.debug(

@@ -144,3 +144,17 @@ async def test_a_connection_idle_past_the_expiry_is_not_used_again(server: BeatS
         await asyncio.sleep(0.3)
         await b.beat_once()
     assert server.connections == 2 and "failed" not in b.state.counts
+
+
+async def test_a_hedge_that_cannot_connect_ends_the_beat_at_once(server: BeatServer) -> None:
+    async with beater(server) as b:
+        await b.beat_once()
+        server.hold = 1  # the kept-alive connection goes stale ...
+        await server.stop()  # ... and no new connection can be made (as with our tailscaled down): refused
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await b.beat_once()
+        took = loop.time() - started
+    # Not the client's 5 s timeout on the stale connection: the hedge's refused connect ends the beat.
+    assert took < 2.0 and b.state.counts["hedged"] == 1 and b.state.counts["failed"] == 1
+    assert "cannot reach the control plane" in b.state.last_error and not b.state.server_reachable
