@@ -211,6 +211,12 @@ def _health(beater: Heartbeater, status: AgentStatus, supervisor: Supervisor) ->
     return handler
 
 
+def control_timeout(interval: float) -> float:
+    """control_timeout is how long a request to the control plane waits: CLIENT_TIMEOUT, at least 2 s and at most
+    the beat interval."""
+    return min(CLIENT_TIMEOUT, max(2.0, interval))
+
+
 def control_transport(url: str, *, keepalive_expiry: float = AGENT_KEEPALIVE_EXPIRY) -> httpx.AsyncHTTPTransport:
     """control_transport is the transport of beats, registration and discovery: one kept-alive connection.
 
@@ -249,7 +255,7 @@ async def run_agent(
         if url is None:
             return 0
         beat_transport = transport or control_transport(url)
-        timeout = min(CLIENT_TIMEOUT, max(2.0, settings.heartbeat_interval))
+        timeout = control_timeout(settings.heartbeat_interval)
         # Witness checks of fellow agents' /healthz over the tailnet: no proxy from the environment, no pooling, and
         # no CA bundle (http:// only: WireGuard encrypts; loading the bundle costs about 0.7 MiB resident).
         witness_http = httpx.AsyncClient(

@@ -3,12 +3,14 @@
 Each simulated agent does what cara-agent does on the wire (agent/heartbeat.py, agent/collectors/peers.py):
 a beat every heartbeat interval over its one kept-alive connection (as agent/main.py's control_transport: idle
 for at most AGENT_KEEPALIVE_EXPIRY, replaced when the server closed it, a second one opened while the first is
-busy and closed after), empty unless its status changed or the status interval passed, then the full status
-(network with its probed peers, capacity, allocatable, available, info, conditions, state Ready); its peer
-assignment (GET /nodes/{name}/peers) read every NODE_LIST_REFRESH for peer discovery; now and then a probed
-peer's path changes (a full beat at once), and a throughput sample is added once per throughput interval (its
-first soon after start, as the agent measures at start). The measurement traffic itself is not simulated: the
-control plane's beat and discovery paths are what this measures.
+busy and closed after; the agent's request timeout), empty unless its status changed or the status interval
+passed, then the full status (network with its probed peers, capacity, allocatable, available, info,
+conditions, state Ready); its peer assignment (GET /nodes/{name}/peers) read every NODE_LIST_REFRESH for peer
+discovery; now and then a probed peer's path changes (a full beat at once), and a throughput sample is added
+once per throughput interval (its first soon after start, as the agent measures at start). A failed beat is
+retried as the agent does: an interval later when no connection was made or after a first failure, then with
+its backoff (5, 10, 20 ... s, jittered), and the beat after a failure carries the full status. The measurement
+traffic itself is not simulated: the control plane's beat and discovery paths are what this measures.
 
 The agents start registered (seeded into the store, as after a server restart), their first beats spread over
 one interval. The server (and its database) run pinned to one core and the simulator to the other. Figures:
@@ -41,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.collectors.peers import NODE_LIST_REFRESH
+from agent.heartbeat import Backoff
+from agent.main import control_timeout
 from agent.settings import Settings
 from bench import _proc
 from bench._server import LOAD_CPU, BenchServer, start_server
@@ -60,8 +64,6 @@ PATH_CHANGE_EVERY = 600.0
 #: when at least ACHIEVED_MIN of the requests due were answered by the end. A run must do both.
 MAX_LAG_P99_S = 1.0
 ACHIEVED_MIN = 0.99
-#: Per-request timeout, as the agent's client (at least 2 s, at most the heartbeat interval).
-TIMEOUT_S = HEARTBEAT_INTERVAL
 SAMPLE_S = 5.0
 #: Bound on requests in flight at once; beyond it the simulator waits (and shows as lag).
 MAX_IN_FLIGHT = 4096
@@ -103,6 +105,11 @@ class FleetConfig:
     path_change_every: float = PATH_CHANGE_EVERY
     seed: int = 16
 
+    @property
+    def timeout(self) -> float:
+        """timeout is the agent's per-request timeout at this interval."""
+        return control_timeout(self.heartbeat_interval)
+
 
 @dataclass
 class SimAgent:
@@ -117,6 +124,8 @@ class SimAgent:
     received: int = 0
     busy: set[str] = field(default_factory=set)  # kinds of request in flight ("beat", "discovery")
     idle: Connection | None = None  # the kept-alive connection, while no request uses it
+    backoff: Backoff = field(default_factory=Backoff)
+    beat_seq: int = -1  # the heap entry of its next beat (a failed beat's retry replaces the regular one)
 
 
 @dataclass
@@ -227,13 +236,21 @@ class Simulator:
         self.random = random.Random(config.seed)
         self.names = [f"node-{i}" for i in range(config.nodes)]
         self.agents = [
-            SimAgent(i, [self.random.choice(("Direct", "Direct", "Direct", "DERP")) for _ in range(PEERS)])
+            SimAgent(
+                i,
+                [self.random.choice(("Direct", "Direct", "Direct", "DERP")) for _ in range(PEERS)],
+                backoff=Backoff(random=self.random.random),
+            )
             for i in range(config.nodes)
         ]
         self.stats = Stats()
         self.in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.tasks: set[asyncio.Task[None]] = set()
         self.open = 0  # connections open now
+        self.heap: list[tuple[float, int, int, str]] = []
+        self.seq = 0
+        self.started = 0.0
+        self._wake = asyncio.Event()
         self.keep_limit = raise_nofile_limit() - FD_RESERVE
 
     def _schedule(self) -> list[tuple[float, int, int, str]]:
@@ -256,20 +273,28 @@ class Simulator:
 
     async def run(self) -> None:
         c = self.config
-        heap = self._schedule()
-        seq = len(heap)
-        started = time.monotonic()
-        while heap:
-            due, _, index, kind = heap[0]
+        self.heap = self._schedule()
+        self.seq = len(self.heap)
+        for _, seq, index, kind in self.heap:
+            if kind == "beat":
+                self.agents[index].beat_seq = seq
+        self.started = started = time.monotonic()
+        while self.heap:
+            due, seq, index, kind = self.heap[0]
             if due >= c.seconds:
                 break
             wait = started + due - time.monotonic()
             if wait > 0:
-                await asyncio.sleep(wait)
-            heapq.heappop(heap)
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)  # a failed beat's retry may come sooner
+                continue
+            heapq.heappop(self.heap)
             agent = self.agents[index]
             nxt: float | None = None
             if kind == "beat":
+                if seq != agent.beat_seq:
+                    continue  # replaced by the retry of a failed beat
                 nxt = due + c.heartbeat_interval
                 self._request(agent, "beat", started + due)
             elif kind == "discovery":
@@ -284,10 +309,29 @@ class Simulator:
                 agent.peer_modes[k] = "DERP" if agent.peer_modes[k] == "Direct" else "Direct"
                 agent.changed = True
             if nxt is not None:
-                heapq.heappush(heap, (nxt, seq, index, kind))
-                seq += 1
+                self._push(nxt, agent, kind)
         if self.tasks:
-            await asyncio.wait(self.tasks, timeout=TIMEOUT_S + 5)
+            await asyncio.wait(self.tasks, timeout=c.timeout + 5)
+
+    def _push(self, due: float, agent: SimAgent, kind: str) -> None:
+        heapq.heappush(self.heap, (due, self.seq, agent.index, kind))
+        if kind == "beat":
+            agent.beat_seq = self.seq
+        self.seq += 1
+
+    def _retry(self, agent: SimAgent, connected: bool) -> None:
+        """_retry schedules the beat after a failed one as the agent does (Heartbeater._failed): an interval later
+        when no connection was made, or after the first failure; after more, the backoff's 5, 10, 20 ... s."""
+        c = self.config
+        if not connected:
+            agent.backoff.reset()
+            delay = c.heartbeat_interval
+        elif agent.backoff.failures == 0:
+            delay = min(agent.backoff.next_delay(), c.heartbeat_interval)
+        else:
+            delay = agent.backoff.next_delay()
+        self._push(time.monotonic() - self.started + delay, agent, "beat")
+        self._wake.set()
 
     def _request(self, agent: SimAgent, kind: str, due: float) -> None:
         now = time.monotonic()
@@ -316,9 +360,10 @@ class Simulator:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _limited(self, agent: SimAgent, request: bytes) -> tuple[int, int]:
+    async def _limited(self, agent: SimAgent, request: bytes, reached: list[bool]) -> tuple[int, int]:
         async with self.in_flight:
             connection = await self._connection(agent)
+            reached[0] = True
             try:
                 status, received, keep = await _exchange(connection, request)
             except BaseException:
@@ -363,8 +408,9 @@ class Simulator:
 
     async def _send(self, agent: SimAgent, kind: str, label: str, request: bytes) -> None:
         begun = time.monotonic()
+        reached = [False]  # whether a connection was made (the agent retries sooner when none was)
         try:
-            status, received = await asyncio.wait_for(self._limited(agent, request), TIMEOUT_S)
+            status, received = await asyncio.wait_for(self._limited(agent, request, reached), self.config.timeout)
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             self.stats.error(f"{label}: {type(exc).__name__}")
             status, received = 0, 0
@@ -380,8 +426,11 @@ class Simulator:
         if 200 <= status < 300:
             self.stats.answered += 1
             self.stats.latency.setdefault(label, []).append(time.monotonic() - begun)
-        elif label == "full":
+            if kind == "beat":
+                agent.backoff.reset()
+        elif kind == "beat":
             agent.changed = True  # the agent sends everything again after a failure
+            self._retry(agent, reached[0])
 
 
 async def _sample(server: BenchServer, samples: list[tuple[float, float, float]], stop: asyncio.Event) -> None:
