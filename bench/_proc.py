@@ -26,6 +26,28 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError(f"pid {pid}: no VmRSS in /proc/{pid}/status")
 
 
+def rss_breakdown_mib(pid: int, *, top: int = 6) -> dict[str, float]:
+    """rss_breakdown_mib says where `pid`'s resident memory is: RssAnon and RssFile (proc(5)), and the `top` largest
+    mappings by Rss from /proc/PID/smaps, named by file (a library) or by kind ([heap]: glibc's main arena; [anon]:
+    anonymous maps, which hold CPython's object arenas)."""
+    out: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("RssAnon", "RssFile"):
+            out[key] = round(int(value.split()[0]) / 1024, 1)
+    by_mapping: dict[str, int] = {}
+    name = "[anon]"
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        fields = line.split()
+        if not fields[0].endswith(":"):  # a mapping's header: range perms offset dev inode [path]
+            name = fields[5].rsplit("/", 1)[-1] if len(fields) > 5 else "[anon]"
+        elif fields[0] == "Rss:":
+            by_mapping[name] = by_mapping.get(name, 0) + int(fields[1])
+    for name, kib in sorted(by_mapping.items(), key=lambda item: -item[1])[:top]:
+        out[name] = round(kib / 1024, 1)
+    return out
+
+
 def children(pid: int) -> list[int]:
     """children are the pids whose parent is `pid` (the postmaster's backends and helpers)."""
     found: list[int] = []

@@ -1,13 +1,15 @@
 """Benchmark of cara-agent in the lab: its throughput figure vs iperf3 on the same shaped path, its RSS and CPU.
 
-Run as root: `.venv/bin/python -m bench.agent [--rates 100mbit,1gbit] [--repeats 3] [--seconds 90] [--json]`.
+Run as root, after scripts/package (the footprint runs the release):
+`.venv/bin/python -m bench.agent [--rates 100mbit,1gbit] [--repeats 3] [--seconds 90] [--json]`.
 It uses the headscale-dev lab (`$CARA_LAB`, default `cara`; brought up if down and then taken down again), runs
 cara-server in `control`, and for each rate shapes `edge1`'s link with `lab shape` (tc tbf), then measures the
 same tailnet path edge1 <-> control with the agent's own meter (4 streams, 3 s per direction, ramp-up discarded)
 and with iperf3 (4 streams, 1 s omitted, 4 s counted). Download is control -> edge (iperf3 -R), upload is
 edge -> control. Then it runs a real agent in every edge at 10 s beats (`edge1` and `edge3` are `edge2`'s fellows
 to probe) and samples the RSS and CPU of `edge2`'s: after its start-up throughput test, and again with a Project
-running on it (the lab's podman).
+running on it (the lab's podman). The agents run as deployed (docs/deploy.md): the release of scripts/package installed
+with Debian's own Python from the wheelhouse into a fresh venv, started with their unit's command line.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ sys.path.insert(0, str(ROOT / "headscale-dev"))
 
 from lablib.client import Lab, using_lab
 from lablib.harness import ControlPlane, node, running_control_plane, start_agent, wait_until
+from lablib.release import NoArtifacts, install, release_wheel
 
 PROBE_HOST = "edge1"
 AGENT_HOST = "edge2"
@@ -148,9 +151,19 @@ def _sample(pid: int, seconds: float) -> dict[str, Any]:
         "rss_mib_median": round(statistics.median(rss), 1),
         "cpu_percent_of_core": round(cpu, 3),
         "seconds": seconds,
+        "rss_mib_where": _proc.rss_breakdown_mib(pid),
         "rss_ok": max(rss) <= TARGET_RSS_MIB,
         "cpu_ok": cpu <= TARGET_CPU_PERCENT,
     }
+
+
+def _install_release(prefix: Path) -> Path:
+    """_install_release installs this version's release (artifacts/ of scripts/package) into a venv of the system
+    Python at `prefix`, as docs/deploy.md does, and returns its bin directory: a checkout's editable install runs
+    another interpreter, an import hook and modules compiled at start, about 1.5 MiB more than the deployed agent."""
+    wheel = release_wheel("dist")
+    install(prefix, wheel.name.split("-")[1])
+    return prefix / "bin"
 
 
 def _cordon(plane: ControlPlane, name: str) -> None:
@@ -176,10 +189,16 @@ def bench_footprint(
     say("container runtime: podman in every edge (`lab runtime up`)")
     lab.cli("runtime", "up", timeout=300)
     runtime = json.loads(lab.cli("runtime", "status").stdout)
+    say("installing the release into a venv of the system Python (docs/deploy.md)")
+    bin_dir = _install_release(workdir / "venv")
     beats = {"HEARTBEAT_INTERVAL": "10s"}
-    fellows = [start_agent(lab, host, workdir, env=beats) for host in FELLOWS]
+    fellows = [start_agent(lab, host, workdir, env=beats, bin_dir=bin_dir) for host in FELLOWS]
     agent = start_agent(
-        lab, AGENT_HOST, workdir, env={**beats, "CONTAINER_RUNTIME_SOCKET": runtime["sockets"][AGENT_HOST]}
+        lab,
+        AGENT_HOST,
+        workdir,
+        env={**beats, "CONTAINER_RUNTIME_SOCKET": runtime["sockets"][AGENT_HOST]},
+        bin_dir=bin_dir,
     )
     try:
         for host in FELLOWS:
@@ -228,6 +247,7 @@ def _print_table(result: dict[str, Any]) -> None:
         rss_mark, cpu_mark = ("ok" if fp["rss_ok"] else "MISS"), ("ok" if fp["cpu_ok"] else "MISS")
         rss = f"agent RSS ({label}) max {fp['rss_mib_max']} MiB (median {fp['rss_mib_median']})"
         print(f"{rss}, target <= {TARGET_RSS_MIB:g} MiB: {rss_mark}")
+        print("  where (MiB): " + ", ".join(f"{name} {mib:g}" for name, mib in fp["rss_mib_where"].items()))
         cpu = f"agent CPU ({label}) {fp['cpu_percent_of_core']} % of a core over {fp['seconds']:g}s at 10 s beats"
         print(f"{cpu}, target <= {TARGET_CPU_PERCENT} %: {cpu_mark}")
 
@@ -245,6 +265,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(asyncio.run(_measure_once(args.measure_only, 4, 3.0))))
         return 0
 
+    if args.seconds > 0:
+        try:
+            release_wheel("dist")  # before the lab: the footprint phase needs the release
+        except NoArtifacts as exc:
+            print(f"bench.agent: {exc}", file=sys.stderr)
+            return 2
     say = _progress(time.monotonic())
     with using_lab(args.lab) as lab, tempfile.TemporaryDirectory(prefix="cara-bench-agent-") as tmp:
         say(f"lab {args.lab!r} is up; starting cara-server in control")

@@ -92,9 +92,14 @@ def ip_problem(value: str) -> str | None:
 # --- walking a wire document ---------------------------------------------------------------------------------------
 
 
+def _is_mapping(doc: Any) -> bool:
+    # JSON and YAML decode to dicts: the exact type check first, the ABC's (slow) only for other mappings.
+    return type(doc) is dict or isinstance(doc, Mapping)
+
+
 def _at(doc: Any, *keys: str) -> Any:
     for key in keys:
-        if not isinstance(doc, Mapping):
+        if not _is_mapping(doc):
             return None
         doc = doc.get(key)
     return doc
@@ -104,7 +109,7 @@ def _items(doc: Any, *keys: str) -> Iterator[tuple[int, Mapping[str, Any]]]:
     value = _at(doc, *keys)
     if isinstance(value, list):
         for index, item in enumerate(value):
-            if isinstance(item, Mapping):
+            if _is_mapping(item):
                 yield index, item
 
 
@@ -136,23 +141,32 @@ def metadata_errors(doc: Any) -> list[str]:
 
 
 def _resource_list_errors(errors: list[str], path: str, resources: Any) -> None:
-    if isinstance(resources, Mapping):
+    if _is_mapping(resources):
         for key, value in resources.items():
             _string(errors, path, key, qualified_name_problem)
-            _string(errors, f"{path}.{key}", value, quantity_problem)
+            if isinstance(value, str) and quantity_problem(value) is not None:
+                _string(errors, f"{path}.{key}", value, quantity_problem)
 
 
 def status_fact_errors(doc: Any, prefix: str = "") -> list[str]:
-    """status_fact_errors checks what an agent reports: addresses, quantities and rates."""
+    """status_fact_errors checks what an agent reports: addresses, quantities and rates. It runs on every full
+    beat, so a path is spelled out only for a value found wrong."""
     errors: list[str] = []
     network = _at(doc, "network")
-    _string(errors, f"{prefix}network.ip", _at(network, "ip"), ip_problem)
-    for direction in ("download", "upload"):
-        _string(errors, f"{prefix}network.throughput.{direction}", _at(network, "throughput", direction), _rate)
-    for index, peer in _items(network, "peers"):
-        _string(errors, f"{prefix}network.peers[{index}].ip", peer.get("ip"), ip_problem)
+    if _is_mapping(network):
+        _string(errors, f"{prefix}network.ip", network.get("ip"), ip_problem)
+        throughput = network.get("throughput")
+        if throughput is not None:
+            for direction in ("download", "upload"):
+                _string(errors, f"{prefix}network.throughput.{direction}", _at(throughput, direction), _rate)
+        for index, peer in _items(network, "peers"):
+            ip = peer.get("ip")
+            if isinstance(ip, str) and ip_problem(ip) is not None:
+                _string(errors, f"{prefix}network.peers[{index}].ip", ip, ip_problem)
     for field in ("capacity", "allocatable", "available"):
-        _resource_list_errors(errors, f"{prefix}{field}", _at(doc, field))
+        resources = _at(doc, field)
+        if resources is not None:
+            _resource_list_errors(errors, f"{prefix}{field}", resources)
     return errors
 
 

@@ -141,6 +141,14 @@ def node_draft(before: Node | None, after: Node, now: datetime, actor: str | Non
     """node_draft is what a Node write records: registration, Ready and other condition transitions, cordon and
     drain, and path changes (each a Transition of its subject too)."""
     draft = _Draft("Node", after.name, now, actor)
+    if (
+        before is not None
+        and before.spec is after.spec
+        and before.status.conditions is after.status.conditions
+        and before.status.state is after.status.state
+        and before.status.network == after.status.network
+    ):
+        return draft  # a beat that repeats its facts (the merge keeps the very objects it did not change): no news
     if before is None:
         draft.event(EventType.NORMAL, REGISTERED, f"Node {after.name} registered")
     old_status = before.status if before is not None else None

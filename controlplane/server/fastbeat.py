@@ -1,17 +1,19 @@
 """The heartbeat fast path: `POST /api/v1/nodes/{name}/heartbeat` answered ahead of FastAPI's per-request work.
 
-Heartbeats are nearly all the traffic a control plane sees, and FastAPI's routing, dependency solving and
-response classes cost several times what the beat itself does. This ASGI middleware answers a beat that is
-well-formed and accepted with the very steps the route runs (routes/nodes.py: identify, `apply_beat`,
-`after_beat`) and the same empty 204. Anything else, a beat refused (400, 401, 403, 404), a body over the
-limit, a client gone mid-body, is handed to the FastAPI app with the body it sent replayed, so every problem
-document is rendered in one place. A refusal is raised before anything is written, so answering it again
-there changes nothing.
+Heartbeats are nearly all the traffic a control plane sees, and FastAPI's routing, dependency solving, response
+classes and middleware stack cost several times what the beat itself does. This ASGI wrapper (in front of the
+whole app: app.ControlPlaneApp) answers a beat that is well-formed and accepted with the very steps the route
+runs (routes/nodes.py: identify, `apply_beat`, `after_beat`) and the same empty 204, and counts and times it as
+the app's RequestMetrics does. Anything else, a beat refused (400, 401, 403, 404), a body over the limit, a
+client gone mid-body, is handed to the app with the body it sent replayed, so every problem document is
+rendered in one place. A refusal is raised before anything is written, so answering it again there changes
+nothing.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections import deque
 from typing import Final
 
@@ -19,6 +21,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .context import ServerContext, identify
+from .events import ACTOR
+from .problems import on_unexpected
 from .routes.nodes import after_beat, apply_beat
 
 #: The beat route's path, as FastAPI matches it (a name is one path segment).
@@ -58,6 +62,7 @@ class FastBeat:
             await self.app(scope, receive, send)
             return
         context = self.context
+        started = time.perf_counter()
         limit = context.settings.max_body_bytes
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
@@ -78,16 +83,26 @@ class FastBeat:
             await self.app(scope, _replaying(messages, receive), send)
             return
         raw = b"".join(message.get("body", b"") for message in messages)
+        token = ACTOR.set(None)  # as ActorScope does for the app's requests
         try:
-            caller = await identify(context, Request(scope, receive))
-            outcome = await apply_beat(context, caller, match.group(1), raw)
-        except Exception:  # a refusal: the route raises it again and renders its problem document
-            await self.app(scope, _replaying(messages, receive), send)
-            return
-        headers = await after_beat(context, outcome)
+            try:
+                caller = await identify(context, Request(scope, receive))
+                outcome = await apply_beat(context, caller, match.group(1), raw)
+            except Exception:  # a refusal: the route raises it again and renders its problem document
+                await self.app(scope, _replaying(messages, receive), send)
+                return
+            try:
+                headers = await after_beat(context, outcome)
+            except Exception as exc:  # a bug: the beat is applied; answer as the app's handler of the unexpected
+                await (await on_unexpected(Request(scope, receive), exc))(scope, receive, send)
+                context.metrics.count_request("POST", 500, time.perf_counter() - started)
+                return
+        finally:
+            ACTOR.reset(token)
         if headers is None:
             await send(_NO_CONTENT)
         else:  # as Starlette's Response sends them: lower-case names, latin-1
             raw_headers = [(key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()]
             await send({"type": "http.response.start", "status": 204, "headers": raw_headers})
         await send(_EMPTY_BODY)
+        context.metrics.count_request("POST", 204, time.perf_counter() - started)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -66,6 +67,26 @@ class Metrics:
         # Fleet: per-node and per-path series, observed from the store at each scrape.
         self.fleet = FleetCollector(pair_limit=pair_limit, grace=grace)
         self.registry.register(self.fleet)
+        # The children of the per-request series, by label values: prometheus_client's labels() takes a lock and
+        # builds a key each call, a few microseconds on every request.
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (id(metric), *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
+    def count_heartbeat(self, full: bool) -> None:
+        """count_heartbeat counts one applied beat."""
+        self._child(self.heartbeats, "full" if full else "empty").inc()
+
+    def count_request(self, method: str, status: int, seconds: float) -> None:
+        """count_request counts and times one answered HTTP request (methods and codes are few: the children are
+        kept)."""
+        self._child(self.requests, method, str(status)).inc()
+        self._child(self.request_seconds, method).observe(seconds)
 
     def render(self) -> bytes:
         """render returns the Prometheus text exposition."""

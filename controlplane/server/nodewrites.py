@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -120,21 +120,23 @@ def merge_beat(node: Node, beat: Heartbeat, now: datetime) -> Node:
     """merge_beat applies a full beat's facts to the Node: network field by field, capacity, allocatable,
     available and info replaced when non-empty, the agent's own conditions upserted (the control plane's are
     ignored), and lastHeartbeat set to now."""
-    status = node.status.model_copy()
+    status = node.status
+    update: dict[str, Any] = {"last_heartbeat": now}
     if beat.network is not None:
-        status.network = merge_network(status.network, beat.network)
+        update["network"] = merge_network(status.network, beat.network)
     for field in REPLACED_FIELDS:
         value = getattr(beat, field)
         if value:  # an empty field changes nothing (design §3.4)
-            setattr(status, field, value)
+            update[field] = value
     conditions = status.conditions
     for condition in beat.conditions or ():
         if condition.type not in CONTROL_PLANE_CONDITIONS:
             reason, message = condition.reason or "", condition.message or ""
             conditions = set_condition(conditions, condition.type, condition.status, reason, message, now)
-    status.conditions = conditions
-    status.last_heartbeat = now
-    return node.model_copy(update={"status": status})
+    if conditions is not status.conditions:
+        update["conditions"] = conditions
+    # One copy of the status and one of the Node: a beat's merge runs on every full beat.
+    return node.model_copy(update={"status": status.model_copy(update=update)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,8 +299,10 @@ class NodeWrites:
         Raises NotFound (the agent registers again) and Forbidden."""
         require_node_writer(caller)
         now = self._now()
-        outcome = BeatOutcome(full=not beat.is_empty())
-        if not beat.has_facts():  # a renewal (or a goodbye): nothing to store
+        before: Node | None = None
+        after: Node | None = None
+        facts = beat.has_facts()
+        if not facts:  # a renewal (or a goodbye): nothing to store
             if not self._cached_allows(caller, name):
                 await self.authorize(caller, name)
         else:
@@ -309,13 +313,14 @@ class NodeWrites:
                 return merge_beat(checked_binding(node, caller, now), beat, now)
 
             after = self.remember(await self._store.update_node(name, apply))
-            outcome = BeatOutcome(before=seen[-1], after=after, full=True)
+            before = seen[-1]
         if beat.state is NodeState.NOT_READY:
             self._leases.release(name, now)
             log.debug("goodbye of node %s: lease released at monotonic %.3f", name, time.monotonic())
         else:
-            self._leases.renew(name, now, facts=beat.has_facts())
-        return replace(outcome, asked=tuple(self._witness_exchange(name, beat, now)))
+            self._leases.renew(name, now, facts=facts)
+        asked = tuple(self._witness_exchange(name, beat, now))
+        return BeatOutcome(before=before, after=after, full=facts or not beat.is_empty(), asked=asked)
 
     def _witness_exchange(self, name: str, beat: Heartbeat, now: datetime) -> list[str]:
         """_witness_exchange records the witnesses a (full) beat of Node name carries and returns the silent Nodes

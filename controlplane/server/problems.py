@@ -126,7 +126,7 @@ async def _on_known(request: Request, exc: Exception) -> JSONResponse:
             if isinstance(exc, BodyTooLarge):  # the rest of the body is unread: close rather than drain it
                 return problem_response(status, str(exc), headers={"connection": "close"})
             return problem_response(status, str(exc))
-    return await _on_unexpected(request, exc)
+    return await on_unexpected(request, exc)
 
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
@@ -148,7 +148,8 @@ async def _on_request_validation(request: Request, exc: Exception) -> JSONRespon
     return problem_response(400, errors_detail(errors), errors)
 
 
-async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """on_unexpected logs an error no handler knows, with its traceback, and answers 500 without details."""
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(500, "the server failed to handle the request; see its log")
 
@@ -214,4 +215,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StoreError, _on_known)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(RequestValidationError, _on_request_validation)
-    app.add_exception_handler(Exception, _on_unexpected)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -21,12 +21,14 @@ def uvicorn_config(app: ASGIApp, log_level: str) -> uvicorn.Config:
     protocol with the head deadline and size and the body idle timeout of limits.py; an idle keep-alive connection
     is closed after SERVER_KEEPALIVE_IDLE (the agent's AGENT_KEEPALIVE_EXPIRY stays below it); lifespan="off": the
     process root's supervisor runs the background loops, not the HTTP lifespan; timeout_graceful_shutdown: a stop waits
-    SHUTDOWN_GRACE_S for open requests, then cancels them.
+    SHUTDOWN_GRACE_S for open requests, then cancels them; proxy_headers=False: a caller is known by the address
+    it connects from (LocalAPI WhoIs), so no X-Forwarded-For header may stand in for it, from any address.
     """
     return uvicorn.Config(
         app,
         log_level=log_level,
         access_log=False,
+        proxy_headers=False,
         timeout_keep_alive=SERVER_KEEPALIVE_IDLE,
         h11_max_incomplete_event_size=64 * 1024,
         ws="none",

@@ -6,7 +6,9 @@ commits, and every call returns only after its commit (a SIGKILL never loses an 
 Concurrency: one thread owns the connection and runs every statement, so the event loop never
 blocks on SQLite and writes are serialized (each mutator's read-modify-write is atomic). Writes
 queued together are group-committed: each runs in its own SAVEPOINT inside one `BEGIN IMMEDIATE`
-transaction and one fsync covers them all; a job that raises rolls back to its savepoint only.
+transaction and one fsync covers them all; a job that raises rolls back to its savepoint only (a job that writes
+after its reads and checks, with statements whose partial effect would not matter, needs none: SQLite undoes a failed
+statement itself).
 `BEGIN IMMEDIATE` also serializes against other processes on the same file (`busy_timeout`).
 Mutators run on the worker thread: keep them pure functions of the object they are given.
 """
@@ -152,6 +154,10 @@ class _Job:
     write: bool
     loop: asyncio.AbstractEventLoop | None = None
     future: asyncio.Future[Any] | None = None
+    # single: the job reads and checks first and then writes so that a failure leaves nothing that matters (SQLite
+    # undoes a failed statement; a Node write's revision bump before it leaves only a gap in the counter), so it
+    # runs without a savepoint: two statements fewer on every heartbeat's write.
+    single: bool = False
 
 
 #: An outcome the worker hands back to the event loop: the job, and whether fn returned (the value) or raised.
@@ -197,9 +203,9 @@ class _Worker:
         self._thread = threading.Thread(target=self._run, name=f"sqlite-store:{path}", daemon=True)
         self._closed = False
 
-    def _job(self, fn: Callable[[sqlite3.Connection], Any] | None, *, write: bool) -> _Job:
+    def _job(self, fn: Callable[[sqlite3.Connection], Any] | None, *, write: bool, single: bool = False) -> _Job:
         loop = asyncio.get_running_loop()
-        return _Job(fn, write, loop, loop.create_future())
+        return _Job(fn, write, loop, loop.create_future(), single)
 
     async def start(self) -> None:
         """start opens and migrates the database on the worker thread; returns when done."""
@@ -209,11 +215,12 @@ class _Worker:
         assert opened.future is not None
         await opened.future
 
-    async def call(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
-        """call runs fn(connection) on the worker; a write's result is returned only after its commit."""
+    async def call(self, fn: Callable[[sqlite3.Connection], T], *, write: bool, single: bool = False) -> T:
+        """call runs fn(connection) on the worker; a write's result is returned only after its commit. single: a
+        failure of fn leaves nothing that matters (see _Job), so it needs no savepoint of its own."""
         if self._closed:
             raise StoreError("sqlite: store is closed")
-        job = self._job(fn, write=write)
+        job = self._job(fn, write=write, single=single)
         self._jobs.put(job)
         assert job.future is not None
         result: T = await job.future
@@ -282,6 +289,12 @@ class _Worker:
                     if not _wanted(job):
                         continue
                     assert job.fn is not None
+                    if job.single:
+                        try:
+                            outcomes.append((job, True, job.fn(conn)))
+                        except Exception as exc:
+                            outcomes.append((job, False, exc))
+                        continue
                     conn.execute("SAVEPOINT job")
                     try:
                         outcomes.append((job, True, job.fn(conn)))
@@ -456,7 +469,7 @@ class SqliteStore(KindStore):
             return obj
 
         # The mutated object is returned as it is: decoding the document just written would only rebuild it.
-        return await self._worker.call(read_modify_write, write=True)
+        return await self._worker.call(read_modify_write, write=True, single=True)
 
     async def _delete(self, kind: Kind[M], name: str) -> None:
         def delete(conn: sqlite3.Connection) -> None:

@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from lablib.units import ROOT
+from lablib.release import SYSTEM_PYTHON as SYSTEM_PYTHON  # re-exported: the deploy test checks its version
+from lablib.release import NoArtifacts, install, release_wheel
 
-ARTIFACTS = ROOT / "artifacts"
-#: Debian 12's own Python (3.11): what an operator installs with.
-SYSTEM_PYTHON = "/usr/bin/python3"
 #: Syscalls that change the filesystem (open* only when the flags say so); strace -y prints fds with their paths.
 WRITES = "open,openat,creat,mkdir,mkdirat,unlink,unlinkat,rename,renameat,renameat2,rmdir,truncate,link,linkat"
 WRITES += ",symlink,symlinkat,chmod,fchmodat,chown,fchownat,mknod,mknodat"
@@ -34,29 +32,18 @@ class Release:
     wheel: Path
 
     def install(self, prefix: Path) -> None:
-        """install is docs/deploy.md's install step: a venv of the system Python, then the wheel and its
-        dependencies from the wheelhouse with --no-index (an upgrade is the same command on an existing venv)."""
-        if not (prefix / "bin" / "python").exists():
-            subprocess.run([SYSTEM_PYTHON, "-m", "venv", str(prefix)], check=True, timeout=120)
-        pip = [
-            str(prefix / "bin" / "pip"),
-            "install",
-            "-q",
-            "--no-index",
-            "--find-links",
-            str(ARTIFACTS / "wheelhouse"),
-        ]
-        pip += ["-c", str(ARTIFACTS / "dist" / "constraints.txt"), f"caravanserai-mesh=={self.version}"]
-        subprocess.run(pip, check=True, timeout=300, capture_output=True)
+        """install is docs/deploy.md's install step (lablib.release.install)."""
+        install(prefix, self.version)
 
 
 def release(folder: str) -> Release:
     """release is the wheel in artifacts/`folder` (dist: this version; previous: the previous release, from
     scripts/package's PREVIOUS_RELEASE)."""
-    wheels = sorted((ARTIFACTS / folder).glob("caravanserai_mesh-*.whl"))
-    if not wheels or not (ARTIFACTS / "wheelhouse").is_dir():
-        pytest.fail(f"no release artifacts in {ARTIFACTS}/{folder}: run scripts/package first (scripts/test does)")
-    return Release(wheels[-1].name.split("-")[1], wheels[-1])
+    try:
+        wheel = release_wheel(folder)
+    except NoArtifacts as exc:
+        pytest.fail(f"{exc} (scripts/test does)")
+    return Release(wheel.name.split("-")[1], wheel)
 
 
 def traced_child(strace_pid: int) -> int:

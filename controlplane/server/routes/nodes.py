@@ -145,7 +145,7 @@ async def after_beat(context: ServerContext, outcome: BeatOutcome) -> dict[str, 
     """after_beat counts an applied beat, records what it changed in the Node's history, and returns the headers
     of the answer: the silent Nodes the leader wants this agent to look at (agents that do not know the header
     ignore it)."""
-    context.metrics.heartbeats.labels("full" if outcome.full else "empty").inc()
+    context.metrics.count_heartbeat(outcome.full)
     if outcome.after is not None:
         await history.record(context, outcome.before, outcome.after)
     return {WITNESS_HEADER: ",".join(outcome.asked)} if outcome.asked else None

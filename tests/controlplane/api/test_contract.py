@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import pytest
 from controlplane.api import (
     Condition,
     ConditionStatus,
+    InvalidObject,
     NetworkMode,
     Node,
     NodeInfo,
@@ -218,3 +219,34 @@ def test_round_trip_is_lossless() -> None:
     assert decode(Node, node.to_wire()) == node
     project = full_project()
     assert decode(Project, project.to_wire()) == project
+
+
+@pytest.mark.parametrize(
+    ("given", "read"),
+    [
+        ("2026-11-24T01:02:03Z", datetime(2026, 11, 24, 1, 2, 3, tzinfo=UTC)),  # the form the API writes
+        ("2026-11-24T01:02:03.250000Z", datetime(2026, 11, 24, 1, 2, 3, 250000, tzinfo=UTC)),
+        ("2026-11-24T02:02:03+01:00", datetime(2026, 11, 24, 1, 2, 3, tzinfo=UTC)),  # a Go agent's local time
+        ("2026-11-24T01:02:03.123456789Z", datetime(2026, 11, 24, 1, 2, 3, 123456, tzinfo=UTC)),  # RFC3339Nano
+        ("0001-01-01T00:00:00Z", None),
+        ("0001-01-01T00:00:00.000000Z", None),
+        (None, None),
+    ],
+)
+def test_timestamps_read_in_utc_whatever_form_they_come_in(given: str | None, read: datetime | None) -> None:
+    wire = {"metadata": {"name": "n", "createdAt": given}, "spec": {"hostname": "n"}}
+    for node in (Node.model_validate(wire), Node.model_validate_json(json.dumps(wire))):
+        assert node.metadata.created_at == read
+        if read is not None:
+            assert node.metadata.created_at is not None and node.metadata.created_at.utcoffset() == timedelta(0)
+            assert node.to_wire()["metadata"]["createdAt"].endswith("Z")
+
+
+@pytest.mark.parametrize(
+    "given", ["2026-13-24T01:02:03Z", "2026-11-24T25:02:03.000000Z", "2026-11-24T01:02:03", 1764000000]
+)
+def test_malformed_timestamps_are_refused_naming_the_field(given: object) -> None:
+    wire = {"metadata": {"name": "n", "createdAt": given}, "spec": {"hostname": "n"}}
+    with pytest.raises(InvalidObject) as refused:
+        decode(Node, wire)
+    assert [error.split(":")[0] for error in refused.value.errors] == ["metadata.createdAt"]
