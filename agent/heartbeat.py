@@ -49,9 +49,11 @@ LOCAL_RETRY: Final = 1.0
 #: than a quarter interval: on a full or lossy link those take seconds, and the lease must not wait for them.
 SNAPSHOT_BUDGET: Final = 0.5
 #: A beat not answered within this long (and never more than a quarter interval) goes out again over a new
-#: connection, up to HEDGES more times, and the first answer wins: a hedged request (beats are idempotent). Each
-#: beat opens a connection of its own, and on a link the agent's own throughput test fills, its SYN or first
-#: segment is lost now and then; TCP sends it again only after a second, a hedge after half of that.
+#: connection, up to HEDGES more times, and the first answer wins: a hedged request (beats are idempotent). Beats
+#: share one kept-alive connection (agent/main.py); on a link the agent's own throughput test fills, a segment is
+#: lost now and then and TCP sends it again only after its retransmission timer (a second or more after a lost
+#: SYN), and a kept-alive connection may be stale (the control host's link was cut, tailscaled restarted); while
+#: the first attempt holds the pooled connection, a hedge opens a new one.
 HEDGE_AFTER: Final = 1.0
 HEDGES: Final = 2
 
@@ -214,7 +216,10 @@ class Heartbeater:
         """_send sends one beat and returns the Nodes the control plane asks us to look at. When the last beat was
         answered within hedge_after, a beat not answered within hedge_after goes again over a new connection (up to
         HEDGES times, hedge_after apart); the first answer wins and the other attempts are cancelled. A transport
-        failure of one attempt waits for the others; an answer from the server (even an error) ends the beat."""
+        failure of one attempt waits for the others, unless no connection could be made (refused, no route: our
+        tailscaled is down): then the control plane cannot be reached from here now, an attempt waiting on the
+        kept-alive connection would only wait out its timeout, and the beat ends at once. An answer from the
+        server (even an error) ends the beat."""
         loop = asyncio.get_running_loop()
 
         async def attempt() -> tuple[list[str], float]:
@@ -241,6 +246,9 @@ class Heartbeater:
                     if not isinstance(exc, ServerUnreachable):
                         raise exc
                     unreachable = unreachable or exc
+                    if not exc.connected:  # no connection could be made: the others wait in vain
+                        unreachable, pending = exc, set()
+                        break
                 if not done:  # hedge_after passed without an answer
                     self.state.count("hedged")
                     log.debug(

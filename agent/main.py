@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 import psutil
 
+from controlplane.api import AGENT_KEEPALIVE_EXPIRY
 from controlplane.client import Client
 from controlplane.supervision import Progress, Supervisor
 from mesh import LocalClient, MeshError, resolve, socket_path
@@ -210,6 +211,26 @@ def _health(beater: Heartbeater, status: AgentStatus, supervisor: Supervisor) ->
     return handler
 
 
+def control_timeout(interval: float) -> float:
+    """control_timeout is how long a request to the control plane waits: CLIENT_TIMEOUT, at least 2 s and at most
+    the beat interval."""
+    return min(CLIENT_TIMEOUT, max(2.0, interval))
+
+
+def control_transport(url: str, *, keepalive_expiry: float = AGENT_KEEPALIVE_EXPIRY) -> httpx.AsyncHTTPTransport:
+    """control_transport is the transport of beats, registration and discovery: one kept-alive connection.
+
+    A beat costs the server no new connection (docs/scale.md, the fleet runs). The connection is closed after
+    `keepalive_expiry` idle, below the server's SERVER_KEEPALIVE_IDLE, so no beat races the server's close; one
+    the server closed (a restart) is readable while idle and is replaced before use (httpcore); one whose request
+    failed, timed out or was cancelled is closed. A beat not answered in time on a stale or black-holed connection
+    is hedged (Heartbeater._send): while the pooled connection is busy the pool opens a new one, and of the two
+    only one is kept."""
+    return httpx.AsyncHTTPTransport(
+        limits=httpx.Limits(max_keepalive_connections=1, keepalive_expiry=keepalive_expiry), verify=_verify(url)
+    )
+
+
 async def run_agent(
     settings: Settings,
     *,
@@ -233,14 +254,8 @@ async def run_agent(
         url = settings.server_url or await discover_server(local, settings, stop, Backoff())
         if url is None:
             return 0
-        # A fresh connection per beat: after tailscaled restarts, a pooled connection would sit out TCP's grown
-        # retransmission timer (seconds) while a new one goes out at once, and the server holds no idle connection
-        # per agent. Its price is server CPU per beat (docs/scale.md, the fleet runs). A beat lost on a full link is
-        # hedged (Heartbeater._send).
-        beat_transport = transport or httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_keepalive_connections=0), verify=_verify(url)
-        )
-        timeout = min(CLIENT_TIMEOUT, max(2.0, settings.heartbeat_interval))
+        beat_transport = transport or control_transport(url)
+        timeout = control_timeout(settings.heartbeat_interval)
         # Witness checks of fellow agents' /healthz over the tailnet: no proxy from the environment, no pooling, and
         # no CA bundle (http:// only: WireGuard encrypts; loading the bundle costs about 0.7 MiB resident).
         witness_http = httpx.AsyncClient(

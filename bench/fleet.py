@@ -1,18 +1,23 @@
 """Fleet simulator: N simulated agents in one process, with the real agent's cadence, against one real cara-server.
 
 Each simulated agent does what cara-agent does on the wire (agent/heartbeat.py, agent/collectors/peers.py):
-a beat every heartbeat interval over a fresh connection (the agent keeps none alive), empty unless its status
-changed or the status interval passed, then the full status (network with its probed peers, capacity,
-allocatable, available, info, conditions, state Ready); its peer assignment (GET /nodes/{name}/peers) read
-every NODE_LIST_REFRESH for peer discovery; now and then a probed peer's path changes (a full beat at once),
-and a throughput sample is added once per throughput interval (its first soon after start, as the agent
-measures at start). The measurement traffic itself is not simulated: the control plane's beat and discovery
-paths are what this measures.
+a beat every heartbeat interval over its one kept-alive connection (as agent/main.py's control_transport: idle
+for at most AGENT_KEEPALIVE_EXPIRY, replaced when the server closed it, a second one opened while the first is
+busy and closed after; the agent's request timeout), empty unless its status changed or the status interval
+passed, then the full status (network with its probed peers, capacity, allocatable, available, info,
+conditions, state Ready); its peer assignment (GET /nodes/{name}/peers) read every NODE_LIST_REFRESH for peer
+discovery; now and then a probed peer's path changes (a full beat at once), and a throughput sample is added
+once per throughput interval (its first soon after start, as the agent measures at start). A failed beat is
+retried as the agent does: an interval later when no connection was made or after a first failure, then with
+its backoff (5, 10, 20 ... s, jittered), and the beat after a failure carries the full status. The measurement
+traffic itself is not simulated: the control plane's beat and discovery paths are what this measures.
 
 The agents start registered (seeded into the store, as after a server restart), their first beats spread over
 one interval. The server (and its database) run pinned to one core and the simulator to the other. Figures:
-offered and achieved requests, errors, beat and discovery p50/p99, bytes per agent, server (+ database) CPU,
-and the server's RSS over time. A run whose simulator fell behind its own schedule fails.
+offered and achieved requests, errors, connections opened, beat and discovery p50/p99, bytes per agent, server
+(+ database) CPU, and the server's RSS over time. A run whose simulator fell behind its own schedule fails. The
+simulator raises its own open-file limit as cara-server does; where the hard limit is below one socket per agent
+(and FD_RESERVE), the connections beyond it are closed after their answer (counted).
 
 `bench/fleet --nodes 5000 --seconds 600 --store sqlite` (see --help); bench/run's `fleet` section runs it too.
 """
@@ -38,10 +43,14 @@ from pathlib import Path
 from typing import Any
 
 from agent.collectors.peers import NODE_LIST_REFRESH
+from agent.heartbeat import Backoff
+from agent.main import control_timeout
 from agent.settings import Settings
 from bench import _proc
 from bench._server import LOAD_CPU, BenchServer, start_server
 from bench.heartbeat import seed_nodes
+from controlplane.api import AGENT_KEEPALIVE_EXPIRY
+from controlplane.server.nofile import raise_nofile_limit
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Settings)}
 HEARTBEAT_INTERVAL = float(_DEFAULTS["heartbeat_interval"])  # type: ignore[arg-type]
@@ -55,13 +64,31 @@ PATH_CHANGE_EVERY = 600.0
 #: when at least ACHIEVED_MIN of the requests due were answered by the end. A run must do both.
 MAX_LAG_P99_S = 1.0
 ACHIEVED_MIN = 0.99
-#: Per-request timeout, as the agent's client (at least 2 s, at most the heartbeat interval).
-TIMEOUT_S = HEARTBEAT_INTERVAL
 SAMPLE_S = 5.0
 #: Bound on requests in flight at once; beyond it the simulator waits (and shows as lag).
 MAX_IN_FLIGHT = 4096
 #: Bytes per agent are given per this period: the agent's discovery period.
 BYTES_PERIOD_S = NODE_LIST_REFRESH
+#: Open files the simulator keeps for anything but its agents' idle connections (requests in flight on a second
+#: connection, the event loop, its own files): an idle connection is kept only below the limit less this.
+FD_RESERVE = 512
+
+
+@dataclass
+class Connection:
+    """Connection is one simulated agent's connection to the server, and when it may no longer be used idle."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    expires: float = 0.0
+
+    def usable(self, now: float) -> bool:
+        """usable: idle for less than the expiry and not closed by the server (its FIN read as end of stream: the
+        readable check httpcore makes before reusing a connection)."""
+        return now < self.expires and not self.reader.at_eof() and not self.writer.is_closing()
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 @dataclass(frozen=True)
@@ -78,6 +105,11 @@ class FleetConfig:
     path_change_every: float = PATH_CHANGE_EVERY
     seed: int = 16
 
+    @property
+    def timeout(self) -> float:
+        """timeout is the agent's per-request timeout at this interval."""
+        return control_timeout(self.heartbeat_interval)
+
 
 @dataclass
 class SimAgent:
@@ -91,6 +123,9 @@ class SimAgent:
     sent: int = 0
     received: int = 0
     busy: set[str] = field(default_factory=set)  # kinds of request in flight ("beat", "discovery")
+    idle: Connection | None = None  # the kept-alive connection, while no request uses it
+    backoff: Backoff = field(default_factory=Backoff)
+    beat_seq: int = -1  # the heap entry of its next beat (a failed beat's retry replaces the regular one)
 
 
 @dataclass
@@ -103,6 +138,8 @@ class Stats:
     errors: dict[str, int] = field(default_factory=dict)
     latency: dict[str, list[float]] = field(default_factory=dict)
     lag: list[float] = field(default_factory=list)
+    connections: int = 0  # connections opened
+    unkept: int = 0  # connections closed after their answer because the open-file limit left no room to keep them
 
     def error(self, what: str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
@@ -158,38 +195,37 @@ def _ip(index: int) -> str:
     return f"100.{64 + index // 65536 % 64}.{index // 256 % 256}.{index % 256}"
 
 
-async def _exchange(port: int, request: bytes) -> tuple[int, int]:
-    """_exchange sends one request over a fresh connection (as the agent does) and reads the whole answer;
-    returns the status and the bytes received."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(request)
-        head = await reader.readuntil(b"\r\n\r\n")
-        status = int(head.split(b" ", 2)[1])
-        length = 0
-        chunked = False
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-            elif name.strip().lower() == b"transfer-encoding" and b"chunked" in value.lower():
-                chunked = True
-        received = len(head)
-        if chunked:
-            while True:
-                size_line = await reader.readuntil(b"\r\n")
-                size = int(size_line.split(b";")[0], 16)
-                await reader.readexactly(size + 2)
-                received += len(size_line) + size + 2
-                if size == 0:
-                    break
-        elif length:
-            received += len(await reader.readexactly(length))
-        return status, received
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
+async def _exchange(connection: Connection, request: bytes) -> tuple[int, int, bool]:
+    """_exchange sends one request over `connection` and reads the whole answer; returns the status, the bytes
+    received and whether the server keeps the connection open."""
+    reader, writer = connection.reader, connection.writer
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    chunked = False
+    keep = True
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+        elif name == b"connection" and b"close" in value.lower():
+            keep = False
+    received = len(head)
+    if chunked:
+        while True:
+            size_line = await reader.readuntil(b"\r\n")
+            size = int(size_line.split(b";")[0], 16)
+            await reader.readexactly(size + 2)
+            received += len(size_line) + size + 2
+            if size == 0:
+                break
+    elif length:
+        received += len(await reader.readexactly(length))
+    return status, received, keep
 
 
 class Simulator:
@@ -200,12 +236,22 @@ class Simulator:
         self.random = random.Random(config.seed)
         self.names = [f"node-{i}" for i in range(config.nodes)]
         self.agents = [
-            SimAgent(i, [self.random.choice(("Direct", "Direct", "Direct", "DERP")) for _ in range(PEERS)])
+            SimAgent(
+                i,
+                [self.random.choice(("Direct", "Direct", "Direct", "DERP")) for _ in range(PEERS)],
+                backoff=Backoff(random=self.random.random),
+            )
             for i in range(config.nodes)
         ]
         self.stats = Stats()
         self.in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.tasks: set[asyncio.Task[None]] = set()
+        self.open = 0  # connections open now
+        self.heap: list[tuple[float, int, int, str]] = []
+        self.seq = 0
+        self.started = 0.0
+        self._wake = asyncio.Event()
+        self.keep_limit = raise_nofile_limit() - FD_RESERVE
 
     def _schedule(self) -> list[tuple[float, int, int, str]]:
         """_schedule is the heap of first events: each agent's first beat, discovery, throughput and path change
@@ -227,20 +273,28 @@ class Simulator:
 
     async def run(self) -> None:
         c = self.config
-        heap = self._schedule()
-        seq = len(heap)
-        started = time.monotonic()
-        while heap:
-            due, _, index, kind = heap[0]
+        self.heap = self._schedule()
+        self.seq = len(self.heap)
+        for _, seq, index, kind in self.heap:
+            if kind == "beat":
+                self.agents[index].beat_seq = seq
+        self.started = started = time.monotonic()
+        while self.heap:
+            due, seq, index, kind = self.heap[0]
             if due >= c.seconds:
                 break
             wait = started + due - time.monotonic()
             if wait > 0:
-                await asyncio.sleep(wait)
-            heapq.heappop(heap)
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)  # a failed beat's retry may come sooner
+                continue
+            heapq.heappop(self.heap)
             agent = self.agents[index]
             nxt: float | None = None
             if kind == "beat":
+                if seq != agent.beat_seq:
+                    continue  # replaced by the retry of a failed beat
                 nxt = due + c.heartbeat_interval
                 self._request(agent, "beat", started + due)
             elif kind == "discovery":
@@ -255,10 +309,29 @@ class Simulator:
                 agent.peer_modes[k] = "DERP" if agent.peer_modes[k] == "Direct" else "Direct"
                 agent.changed = True
             if nxt is not None:
-                heapq.heappush(heap, (nxt, seq, index, kind))
-                seq += 1
+                self._push(nxt, agent, kind)
         if self.tasks:
-            await asyncio.wait(self.tasks, timeout=TIMEOUT_S + 5)
+            await asyncio.wait(self.tasks, timeout=c.timeout + 5)
+
+    def _push(self, due: float, agent: SimAgent, kind: str) -> None:
+        heapq.heappush(self.heap, (due, self.seq, agent.index, kind))
+        if kind == "beat":
+            agent.beat_seq = self.seq
+        self.seq += 1
+
+    def _retry(self, agent: SimAgent, connected: bool) -> None:
+        """_retry schedules the beat after a failed one as the agent does (Heartbeater._failed): an interval later
+        when no connection was made, or after the first failure; after more, the backoff's 5, 10, 20 ... s."""
+        c = self.config
+        if not connected:
+            agent.backoff.reset()
+            delay = c.heartbeat_interval
+        elif agent.backoff.failures == 0:
+            delay = min(agent.backoff.next_delay(), c.heartbeat_interval)
+        else:
+            delay = agent.backoff.next_delay()
+        self._push(time.monotonic() - self.started + delay, agent, "beat")
+        self._wake.set()
 
     def _request(self, agent: SimAgent, kind: str, due: float) -> None:
         now = time.monotonic()
@@ -287,14 +360,57 @@ class Simulator:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _limited(self, request: bytes) -> tuple[int, int]:
+    async def _limited(self, agent: SimAgent, request: bytes, reached: list[bool]) -> tuple[int, int]:
         async with self.in_flight:
-            return await _exchange(self.port, request)
+            connection = await self._connection(agent)
+            reached[0] = True
+            try:
+                status, received, keep = await _exchange(connection, request)
+            except BaseException:
+                self._close(connection)
+                raise
+            self._release(agent, connection, keep)
+            return status, received
+
+    async def _connection(self, agent: SimAgent) -> Connection:
+        """_connection is the agent's idle connection while it is usable, else a new one (as the agent's pool)."""
+        connection, agent.idle = agent.idle, None
+        if connection is not None:
+            if connection.usable(time.monotonic()):
+                return connection
+            self._close(connection)
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.open += 1
+        self.stats.connections += 1
+        return Connection(reader, writer)
+
+    def _release(self, agent: SimAgent, connection: Connection, keep: bool) -> None:
+        """_release keeps the connection idle for the agent's next request, unless the server closes it or the agent
+        already keeps one (the pool keeps one), or the open-file limit leaves no room."""
+        if keep and agent.idle is None and self.open <= self.keep_limit:
+            connection.expires = time.monotonic() + AGENT_KEEPALIVE_EXPIRY
+            agent.idle = connection
+            return
+        if keep and agent.idle is None:
+            self.stats.unkept += 1
+        self._close(connection)
+
+    def _close(self, connection: Connection) -> None:
+        connection.close()
+        self.open -= 1
+
+    def close_all(self) -> None:
+        """close_all closes the agents' idle connections (at the end of a run)."""
+        for agent in self.agents:
+            if agent.idle is not None:
+                self._close(agent.idle)
+                agent.idle = None
 
     async def _send(self, agent: SimAgent, kind: str, label: str, request: bytes) -> None:
         begun = time.monotonic()
+        reached = [False]  # whether a connection was made (the agent retries sooner when none was)
         try:
-            status, received = await asyncio.wait_for(self._limited(request), TIMEOUT_S)
+            status, received = await asyncio.wait_for(self._limited(agent, request, reached), self.config.timeout)
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             self.stats.error(f"{label}: {type(exc).__name__}")
             status, received = 0, 0
@@ -310,8 +426,11 @@ class Simulator:
         if 200 <= status < 300:
             self.stats.answered += 1
             self.stats.latency.setdefault(label, []).append(time.monotonic() - begun)
-        elif label == "full":
+            if kind == "beat":
+                agent.backoff.reset()
+        elif kind == "beat":
             agent.changed = True  # the agent sends everything again after a failure
+            self._retry(agent, reached[0])
 
 
 async def _sample(server: BenchServer, samples: list[tuple[float, float, float]], stop: asyncio.Event) -> None:
@@ -334,6 +453,7 @@ async def _simulate(config: FleetConfig, server: BenchServer) -> tuple[Simulator
     try:
         await simulator.run()
     finally:
+        simulator.close_all()
         stop.set()
         await sampler
     return simulator, samples
@@ -365,6 +485,9 @@ def report(
         "achieved_share": achieved,
         "requests": {kind: len(values) for kind, values in stats.latency.items()},
         "errors": errors,
+        "connections_opened": stats.connections,
+        "requests_per_connection": stats.answered / stats.connections if stats.connections else float("nan"),
+        "connections_not_kept_for_the_fd_limit": stats.unkept,
         "skipped": stats.skipped,
         "error_kinds": stats.errors,
         "beat_p50_ms": _quantile(beats, 0.5) * ms,
@@ -452,6 +575,8 @@ def summary(f: dict[str, Any]) -> str:
             f" simulator lag p99 {f['lag_p99_s']:.3f}s{' (the simulator FELL BEHIND)' if f['fell_behind'] else ''}",
             f"  requests {f['requests']}, errors {f['errors']} {f['error_kinds'] or ''},"
             f" skipped while the previous waited {f['skipped']}",
+            f"  connections opened {f['connections_opened']:,} ({f['requests_per_connection']:,.1f} requests each;"
+            f" closed for the open-file limit {f['connections_not_kept_for_the_fd_limit']:,})",
             f"  beat p50 {f['beat_p50_ms']:.1f} ms, p99 {f['beat_p99_ms']:.1f} ms"
             f" (full p99 {f['full_beat_p99_ms']:.1f});"
             f" discovery p50 {f['discovery_p50_ms']:.0f} ms, p99 {f['discovery_p99_ms']:.0f} ms",

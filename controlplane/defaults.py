@@ -1,4 +1,5 @@
-"""Values every Caravanserai package shares: the server's name and port, the node tag, the agent's backoff.
+"""Values every Caravanserai package shares: the server's name and port, the node tag, the agent's backoff and
+keep-alive.
 
 They live once here, in a leaf module that imports nothing of ours (and nothing heavy: caractrl's start-up reads
 it without loading pydantic), re-exported by `controlplane.api`: the server, the agent, caractrl and the
@@ -26,3 +27,12 @@ AGENT_BACKOFF_JITTER: Final = 0.2
 #: The longest an agent waits between two attempts (the cap at the top of its jitter). The lifecycle's stall
 #: rule depends on it: agents back off while the control plane stalls.
 AGENT_MAX_BACKOFF: Final = timedelta(seconds=AGENT_BACKOFF_CAP * (1 + AGENT_BACKOFF_JITTER))
+
+#: Seconds the server keeps an idle keep-alive connection open before closing it (uvicorn's timeout_keep_alive).
+SERVER_KEEPALIVE_IDLE: Final = 30
+#: Seconds the agent keeps its idle connection to the control plane for the next request; an older one is closed
+#: and the request opens a new one. It stays this far below SERVER_KEEPALIVE_IDLE so that the agent never sends a
+#: beat into a connection the server is closing at that moment: the server's idle clock starts when it sent the
+#: answer, the agent's when it read it, so a request in time by the agent's clock reaches the server in time too
+#: unless the round trip took longer than the margin (10 s, longer than any beat waits for its answer).
+AGENT_KEEPALIVE_EXPIRY: Final = SERVER_KEEPALIVE_IDLE - 10

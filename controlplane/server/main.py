@@ -30,6 +30,7 @@ from .binding import BindError, dev_addresses, open_sockets, read_tailnet_addres
 from .context import ServerContext
 from .identity import DevIdentity, Identity, TailnetIdentity
 from .loops import flush_stall_bound, http_server, lease_flusher
+from .nofile import raise_nofile_limit
 from .roles import RolesConfig
 from .serving import uvicorn_config
 from .settings import TABLE, Settings
@@ -180,6 +181,7 @@ def _command() -> click.Command:
         if copy_to is not None:
             sys.exit(asyncio.run(_copy(run.store_url, copy_to)))
         logging.basicConfig(level=run.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        raise_nofile_limit()  # a socket per agent: docs/deploy.md, LimitNOFILE
         if run.store_url == default_store_url(run.settings.data_dir):
             run.settings.data_dir.mkdir(parents=True, exist_ok=True)
         if dev:

@@ -17,6 +17,9 @@ def test_a_small_fleet_beats_lists_and_reports(tmp_path: Path) -> None:
     assert figures["achieved_share"] == 1.0 and not figures["fell_behind"]
     requests = figures["requests"]
     assert requests["full"] >= 20 and requests["empty"] >= 20 and requests["discovery"] >= 20, requests
+    # Each agent keeps its connection alive: about one connection per agent, not one per request.
+    assert figures["connections_opened"] <= 2 * config.nodes < sum(requests.values()) / 3, figures
+    assert figures["connections_not_kept_for_the_fd_limit"] == 0
     assert figures["offered_rps"] == pytest.approx(sum(requests.values()) / 5)
     assert len(figures["rss_mib"]) >= 2 and all(rss > 10 for _, rss in figures["rss_mib"])
     assert figures["bytes_per_agent_per_period"]["received"] > 0
