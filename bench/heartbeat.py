@@ -272,3 +272,18 @@ def time_list(server: BenchServer, runs: int = 15) -> ListTiming:
 def register(url: str, count: int) -> None:
     """register is register_nodes for synchronous callers."""
     asyncio.run(register_nodes(url, count))
+
+
+def register_one_by_one(url: str, count: int) -> float:
+    """register_one_by_one POSTs node-0 .. node-(count-1) one after the other over one kept-alive connection (the
+    issue's "registering 1,000 Nodes over one connection": every answer has a body, so a Nagle stall would show)
+    and returns the seconds it took."""
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    with httpx.Client(base_url=url, timeout=30, limits=limits) as client:
+        started = time.monotonic()
+        for index in range(count):
+            body = {"metadata": {"name": f"node-{index}"}, "spec": {"hostname": f"node-{index}"}}
+            answer = client.post("/api/v1/nodes", json=body)
+            if answer.status_code != 201:
+                raise RuntimeError(f"registering node-{index}: {answer.status_code} {answer.text}")
+        return time.monotonic() - started

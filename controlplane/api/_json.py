@@ -42,10 +42,15 @@ def _float(text: str) -> float:
     return value
 
 
+#: One decoder for every call (json.loads with hooks builds a decoder and its scanner each time; every request body
+#: is decoded here). It keeps no state between calls but a key-interning memo.
+_DECODER: Final = json.JSONDecoder(
+    object_pairs_hook=_unique_keys, parse_constant=_constant, parse_int=_integer, parse_float=_float
+)
+
+
 def strict_json_loads(text: str) -> Any:
     """strict_json_loads decodes JSON text; raises json.JSONDecodeError on a syntax error and NotStrictJSON on a
     repeated key, NaN or Infinity, an integer over 20 digits or a number that overflows a float.
     RecursionError passes through (the caller says "nested too deeply")."""
-    return json.loads(
-        text, object_pairs_hook=_unique_keys, parse_constant=_constant, parse_int=_integer, parse_float=_float
-    )
+    return _DECODER.decode(text)

@@ -140,10 +140,14 @@ def metadata_errors(doc: Any) -> list[str]:
     return errors
 
 
+#: qualified_name_problem with its verdicts remembered: a resource list's keys are the same few in every full beat.
+_resource_name_problem: Final = functools.lru_cache(maxsize=_REMEMBERED)(qualified_name_problem)
+
+
 def _resource_list_errors(errors: list[str], path: str, resources: Any) -> None:
     if _is_mapping(resources):
         for key, value in resources.items():
-            _string(errors, path, key, qualified_name_problem)
+            _string(errors, path, key, _resource_name_problem)
             if isinstance(value, str) and quantity_problem(value) is not None:
                 _string(errors, f"{path}.{key}", value, quantity_problem)
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from controlplane.server.discovery import PeerDirectory
+from controlplane.server.discovery import REBUILD_EVERY_S, PeerDirectory, ring_position
 from tests.conftest import FakeClock
 
 NODES = "/api/v1/nodes"
@@ -45,9 +45,36 @@ def test_a_node_joining_moves_only_its_neighbours(clock: FakeClock) -> None:
     before = {name: directory.peers_of(name) for name in fleet}
     fleet["newcomer"] = ("100.64.9.9", None)
     version[0] += 1
+    clock.step(REBUILD_EVERY_S)
     changed = [name for name in before if directory.peers_of(name) != before[name]]
     assert 1 <= len(changed) <= 4, changed
     assert all("newcomer" in {p.name for p in directory.peers_of(name)} for name in changed)
+
+
+def test_addresses_arriving_one_by_one_rebuild_the_ring_once_per_period(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = _fleet(50)
+    version = [0]
+    directory = PeerDirectory(addresses=lambda: (version[0], fleet), now=clock.now, per_node=4)
+    hashed: list[str] = []
+
+    def counted(epoch: int, name: str) -> int:
+        hashed.append(name)
+        return ring_position(epoch, name)
+
+    monkeypatch.setattr("controlplane.server.discovery.ring_position", counted)
+    directory.peers_of("n0")
+    assert len(hashed) == 50 + 1  # the ring, then the asking Node's own place
+    for i in range(20):  # a fleet coming up: a new address before every question
+        fleet[f"late{i}"] = (f"100.65.0.{i + 1}", 9090)
+        version[0] += 1
+        directory.peers_of(f"n{i}")
+        clock.step(0.1)
+    assert len(hashed) == 51 + 20, "no rebuild within the period: each question only looks up its own place"
+    clock.step(REBUILD_EVERY_S)
+    peers = {p.name for name in fleet for p in directory.peers_of(name)}
+    assert {f"late{i}" for i in range(20)} <= peers, "after the period every address is on the ring"
 
 
 def test_every_pair_is_covered_over_epochs(clock: FakeClock) -> None:
