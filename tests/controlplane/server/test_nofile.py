@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from controlplane.server import nofile
 from controlplane.server.nofile import raise_nofile_limit
 
 
@@ -38,6 +37,6 @@ def test_a_limit_that_cannot_be_raised_is_a_warning_and_stays(
     def refuse(which: int, value: tuple[int, int]) -> None:
         raise PermissionError(1, "Operation not permitted")
 
-    monkeypatch.setattr(nofile.resource, "setrlimit", refuse)
+    monkeypatch.setattr(resource, "setrlimit", refuse)
     assert raise_nofile_limit() == 256
     assert "cannot raise the soft limit 256" in caplog.text and caplog.records[-1].levelname == "WARNING"
