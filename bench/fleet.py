@@ -12,8 +12,10 @@ retried as the agent does: an interval later when no connection was made or afte
 its backoff (5, 10, 20 ... s, jittered), and the beat after a failure carries the full status. The measurement
 traffic itself is not simulated: the control plane's beat and discovery paths are what this measures.
 
-The agents start registered (seeded into the store, as after a server restart), their first beats spread over
-one interval. The server (and its database) run pinned to one core and the simulator to the other. Figures:
+The agents' first beats are spread over one interval. `--start restart` (the default): the fleet has run before,
+so every Node is brought up first (its agent's full beat, on a server with a long grace, until every Node is
+Ready) and the server restarted; `--start cold`: every Node registered and never heard from, so every first beat
+turns its Node Ready, all within one interval. The server (and its database) run pinned to one core and the simulator to the other. Figures:
 offered and achieved requests, errors, connections opened, beat and discovery p50/p99, bytes per agent, server
 (+ database) CPU, and the server's RSS over time. A run whose simulator fell behind its own schedule fails. The
 simulator raises its own open-file limit as cara-server does; where the hard limit is below one socket per agent
@@ -42,6 +44,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from agent.collectors.peers import NODE_LIST_REFRESH
 from agent.heartbeat import Backoff
 from agent.main import control_timeout
@@ -66,12 +70,13 @@ MAX_LAG_P99_S = 1.0
 ACHIEVED_MIN = 0.99
 SAMPLE_S = 5.0
 #: Bound on requests in flight at once; beyond it the simulator waits (and shows as lag).
-MAX_IN_FLIGHT = 4096
+MAX_IN_FLIGHT = 2048
 #: Bytes per agent are given per this period: the agent's discovery period.
 BYTES_PERIOD_S = NODE_LIST_REFRESH
-#: Open files the simulator keeps for anything but its agents' idle connections (requests in flight on a second
-#: connection, the event loop, its own files): an idle connection is kept only below the limit less this.
-FD_RESERVE = 512
+#: Open files the simulator keeps for anything but its agents' idle connections (every request in flight may be on
+#: a connection of its own, plus the event loop and its own files): an idle connection is kept only below the
+#: limit less this.
+FD_RESERVE = MAX_IN_FLIGHT + 256
 
 
 @dataclass
@@ -104,6 +109,10 @@ class FleetConfig:
     throughput_interval: float = THROUGHPUT_INTERVAL
     path_change_every: float = PATH_CHANGE_EVERY
     seed: int = 16
+    # start: "restart" (the fleet has run: every Node stored Ready with its agent's facts, then the server restarts
+    # and the measured run begins) or "cold" (every Node registered and never heard from: each first beat turns it
+    # Ready, all within one interval).
+    start: str = "restart"
 
     @property
     def timeout(self) -> float:
@@ -480,6 +489,7 @@ def report(
         "nodes": c.nodes,
         "seconds": c.seconds,
         "store": c.store,
+        "start": c.start,
         "offered_rps": stats.due / c.seconds,
         "achieved_rps": stats.answered / c.seconds,
         "achieved_share": achieved,
@@ -511,12 +521,65 @@ def report(
     return figures
 
 
+#: Full beats in flight while a fleet is brought up before a restart run (a pace the server keeps), and the grace
+#: of the server that takes them.
+BRING_UP_CONCURRENCY = 32
+BRING_UP_GRACE_S = 900
+
+
+async def _beat_all(url: str, bodies: dict[str, bytes]) -> None:
+    """_beat_all sends each Node its beat, BRING_UP_CONCURRENCY at a time."""
+    pending = list(bodies.items())
+    limits = httpx.Limits(max_connections=BRING_UP_CONCURRENCY)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while pending:
+            name, body = pending.pop()
+            answer = await client.post(f"/api/v1/nodes/{name}/heartbeat", content=body)
+            if answer.status_code != 204:
+                raise RuntimeError(f"bringing up {name}: {answer.status_code} {answer.text}")
+
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        await asyncio.gather(*(worker(client) for _ in range(BRING_UP_CONCURRENCY)))
+
+
+def _not_ready(url: str) -> list[str]:
+    with httpx.Client(base_url=url, timeout=120) as client:
+        nodes = client.get("/api/v1/nodes").raise_for_status().json()["items"]
+    return [n["metadata"]["name"] for n in nodes if n.get("status", {}).get("state") != "Ready"]
+
+
+def bring_up(config: FleetConfig, url: str, progress: Callable[[str], None]) -> None:
+    """bring_up is the fleet before a restart run: every agent's full beat once (the same facts its first beat
+    of the run repeats), at a pace the server keeps, then a wait until the lifecycle controller has written every
+    Node Ready."""
+    simulator = Simulator(config, int(url.rsplit(":", 1)[1]))  # for its agents' facts only
+    asyncio.run(_beat_all(url, {simulator.names[a.index]: full_beat(a, simulator.names) for a in simulator.agents}))
+    deadline = time.monotonic() + 120
+    while (left := _not_ready(url)) and time.monotonic() < deadline:
+        progress(f"fleet: {len(left):,} nodes not Ready yet")
+        time.sleep(2)
+    if left:
+        raise RuntimeError(f"bringing up the fleet: {len(left):,} nodes still not Ready after 120 s")
+
+
 def run_fleet(
     config: FleetConfig, workdir: Path, store_url: str, db: Any = None, progress: Callable[[str], None] = print
 ) -> dict[str, Any]:
-    """run_fleet seeds the Nodes, starts cara-server on store_url and runs the simulated fleet against it."""
+    """run_fleet seeds the Nodes, starts cara-server on store_url and runs the simulated fleet against it; for a
+    restart run, the fleet is brought up first and the server restarted (SIGTERM: its leases are flushed)."""
     progress(f"fleet: seeding {config.nodes:,} nodes ({config.store})")
     asyncio.run(seed_nodes(store_url, config.nodes))
+    if config.start == "restart":
+        progress(f"fleet: bringing {config.nodes:,} nodes up, then restarting the server")
+        # A long grace while the fleet comes up: bringing 20,000 Nodes up takes longer than one grace, and a Node
+        # whose lease ran out meanwhile would start the measured run NotReady.
+        up = ("--grace", f"{BRING_UP_GRACE_S}s")
+        server = start_server(store_url, log=workdir / f"fleet-{config.nodes}-up.log", db=db, extra=up)
+        try:
+            bring_up(config, server.url, progress)
+        finally:
+            server.stop()
     server = start_server(store_url, log=workdir / f"fleet-{config.nodes}.log", db=db)
     try:
         progress(f"fleet: {config.nodes:,} simulated agents for {config.seconds:g}s")
@@ -551,12 +614,25 @@ def main(argv: list[str] | None = None) -> int:
         default=NODE_LIST_REFRESH,
         help="s between peer-assignment reads per agent; 0 reads none (default: the agent's %(default)g)",
     )
+    parser.add_argument(
+        "--start",
+        choices=("restart", "cold"),
+        default="restart",
+        help="restart: the fleet ran before and the server restarts (Nodes Ready with their facts); cold: every"
+        " Node registered and never heard from, all first beats within one interval (default %(default)s)",
+    )
     parser.add_argument("--json", action="store_true", help="print every figure as JSON (default: a summary)")
     args = parser.parse_args(argv)
     if args.nodes < 1 or args.seconds <= 0:
         parser.error("--nodes and --seconds must be positive")
     _proc.pin(os.getpid(), LOAD_CPU)
-    config = FleetConfig(args.nodes, args.seconds, args.store, discovery_period=args.discovery_period or float("inf"))
+    config = FleetConfig(
+        args.nodes,
+        args.seconds,
+        args.store,
+        discovery_period=args.discovery_period or float("inf"),
+        start=args.start,
+    )
     with tempfile.TemporaryDirectory(prefix="cara-fleet-") as tmp, store_for(args.store, Path(tmp)) as (url, db):
         figures = run_fleet(config, Path(tmp), url, db, progress=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(figures, indent=2) if args.json else summary(figures))
@@ -570,7 +646,8 @@ def summary(f: dict[str, Any]) -> str:
     sent, received = b["sent"] / 1024, b["received"] / 1024
     return "\n".join(
         [
-            f"fleet {f['nodes']:,} nodes, {f['seconds']:g}s, {f['store']}: {'PASS' if f['ok'] else 'FAIL'}",
+            f"fleet {f['nodes']:,} nodes, {f['seconds']:g}s, {f['store']}, {f['start']} start:"
+            f" {'PASS' if f['ok'] else 'FAIL'}",
             f"  offered {f['offered_rps']:,.1f} req/s, achieved {f['achieved_rps']:,.1f} ({f['achieved_share']:.1%}),"
             f" simulator lag p99 {f['lag_p99_s']:.3f}s{' (the simulator FELL BEHIND)' if f['fell_behind'] else ''}",
             f"  requests {f['requests']}, errors {f['errors']} {f['error_kinds'] or ''},"
