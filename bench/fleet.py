@@ -15,7 +15,8 @@ traffic itself is not simulated: the control plane's beat and discovery paths ar
 The agents' first beats are spread over one interval. `--start restart` (the default): the fleet has run before,
 so every Node is brought up first (its agent's full beat, on a server with a long grace, until every Node is
 Ready) and the server restarted; `--start cold`: every Node registered and never heard from, so every first beat
-turns its Node Ready, all within one interval. The server (and its database) run pinned to one core and the simulator to the other. Figures:
+turns its Node Ready, all within one interval. The server (and its database) run pinned to one core and the
+simulator to the other. Figures:
 offered and achieved requests, errors, connections opened, beat and discovery p50/p99, bytes per agent, server
 (+ database) CPU, and the server's RSS over time. A run whose simulator fell behind its own schedule fails. The
 simulator raises its own open-file limit as cara-server does; where the hard limit is below one socket per agent
