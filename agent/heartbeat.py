@@ -83,6 +83,22 @@ class Backoff:
         self.failures = 0
 
 
+def retry_delay(backoff: Backoff, interval: float, *, connected: bool) -> float:
+    """retry_delay is the wait before the beat after a failed one (the agent's rule; bench/fleet simulates it).
+
+    No connection was made (refused, or the link to the server is cut): the request never reached the server, so
+    trying again each interval costs it nothing, and the beat goes out within one interval of the path working
+    again. Backoff is for a server that answers badly or too slowly: one lost beat (e.g. the path switching
+    Direct -> DERP under it) is retried on the normal schedule when that comes sooner than the backoff's first
+    step; only repeated failures back off."""
+    if not connected:
+        backoff.reset()
+        return interval
+    if backoff.failures == 0:
+        return min(backoff.next_delay(), interval)
+    return backoff.next_delay()
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """Snapshot is the full status at one moment, and the part of it whose change is worth a full beat."""
@@ -315,18 +331,9 @@ class Heartbeater:
         elif state.tailnet_was_down:
             state.tailnet_was_down = False  # tailscaled just came back and the path is settling: once more soon
             delay = min(self.interval, LOCAL_RETRY)
-        elif isinstance(exc, ServerUnreachable) and not exc.connected:
-            # No connection was made (refused, or the link to the server is cut): the request never reached the
-            # server, so trying again each interval costs it nothing, and the beat goes out within one interval of
-            # the path working again. Backoff is for a server that answers badly or too slowly.
-            self.backoff.reset()
-            delay = self.interval
-        elif self.backoff.failures == 0:
-            # One lost beat (e.g. the path switching Direct -> DERP under it) is retried on the normal schedule when
-            # that comes sooner than the backoff's first step; only repeated failures back off.
-            delay = min(self.backoff.next_delay(), self.interval)
         else:
-            delay = self.backoff.next_delay()
+            connected = not (isinstance(exc, ServerUnreachable) and not exc.connected)
+            delay = retry_delay(self.backoff, self.interval, connected=connected)
         log.warning("heartbeat failed (%s); next try in %.1fs", exc, delay)
         return delay
 

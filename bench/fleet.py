@@ -48,7 +48,7 @@ from typing import Any
 import httpx
 
 from agent.collectors.peers import NODE_LIST_REFRESH
-from agent.heartbeat import Backoff
+from agent.heartbeat import Backoff, retry_delay
 from agent.main import control_timeout
 from agent.settings import Settings
 from bench import _proc
@@ -330,16 +330,10 @@ class Simulator:
         self.seq += 1
 
     def _retry(self, agent: SimAgent, connected: bool) -> None:
-        """_retry schedules the beat after a failed one as the agent does (Heartbeater._failed): an interval later
-        when no connection was made, or after the first failure; after more, the backoff's 5, 10, 20 ... s."""
-        c = self.config
-        if not connected:
-            agent.backoff.reset()
-            delay = c.heartbeat_interval
-        elif agent.backoff.failures == 0:
-            delay = min(agent.backoff.next_delay(), c.heartbeat_interval)
-        else:
-            delay = agent.backoff.next_delay()
+        """_retry schedules the beat after a failed one by the agent's rule (agent.heartbeat.retry_delay): an
+        interval later when no connection was made, or after the first failure; after more, the backoff's 5, 10,
+        20 ... s."""
+        delay = retry_delay(agent.backoff, self.config.heartbeat_interval, connected=connected)
         self._push(time.monotonic() - self.started + delay, agent, "beat")
         self._wake.set()
 
