@@ -29,6 +29,7 @@ async def test_acknowledged_writes_survive_sigkill(store_url: StoreUrlFactory) -
 
     created: set[str] = set()
     counted = 0
+    killed = False
     try:
         assert await line() == ["ready"]
         for _ in range(ACKS_BEFORE_KILL):
@@ -39,8 +40,11 @@ async def test_acknowledged_writes_survive_sigkill(store_url: StoreUrlFactory) -
             else:
                 counted = max(counted, int(words[2]))
         child.send_signal(signal.SIGKILL)
+        killed = True
     finally:
-        if child.returncode is None:
+        # One kill only: a second one polls the child (waitpid) and may reap it before asyncio's watcher thread
+        # does, which then reports 255 for a process that was killed (seen in CI).
+        if not killed:
             child.kill()
         await child.wait()
     assert child.returncode == -signal.SIGKILL
