@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 from lablib.harness import (
@@ -126,15 +126,33 @@ class Sample:
     nodes: dict[str, tuple[str, float]]
 
 
+class Sampler:
+    """Sampler runs `_loop` in a daemon thread for the length of a with-block; `_loop` ends when `_stop` is set."""
+
+    _stop: threading.Event
+    _thread: threading.Thread
+
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=type(self).__name__, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
 @dataclass
-class Recorder:
+class Recorder(Sampler):
     """Recorder polls GET /api/v1/nodes from `operator` every POLL seconds in a thread until stopped."""
 
     lab: Lab
     url: str
     samples: list[Sample] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
 
     def _poll(self) -> Sample:
         argv = ["curl", "-sS", "-m", "1.5", f"{self.url}/api/v1/nodes"]
@@ -150,16 +168,6 @@ class Recorder:
         while not self._stop.is_set():
             self.samples.append(self._poll())
             self._stop.wait(POLL)
-
-    def __enter__(self) -> Recorder:
-        self._thread = threading.Thread(target=self._loop, name="recorder", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join(10)
 
     def answered(self, since: float = 0.0) -> list[Sample]:
         return [s for s in self.samples if s.nodes and s.at >= since]
@@ -343,7 +351,7 @@ BLACKHOLE_MAX = 15.0 + 5.0
 
 
 @dataclass
-class PathProbe:
+class PathProbe(Sampler):
     """PathProbe opens a new connection from `host` to the control plane (as a beat's hedge does) every 0.1 s until
     stopped, and records when each attempt started and whether it was answered."""
 
@@ -351,8 +359,6 @@ class PathProbe:
     host: str
     url: str
     attempts: list[tuple[float, bool]] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
 
     def _loop(self) -> None:
         argv = ["curl", "-s", "-o", "/dev/null", "--connect-timeout", "0.5", "-m", "1", f"{self.url}/api/healthz"]
@@ -374,16 +380,6 @@ class PathProbe:
             elif since is None:
                 since = started
         return since
-
-    def __enter__(self) -> PathProbe:
-        self._thread = threading.Thread(target=self._loop, name="path-probe", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join(10)
 
 
 def test_tailscaled_restart_agent_recovers_within_one_interval(
