@@ -3,8 +3,11 @@
 `up` (after the tailnet lab is up) builds a small busybox-static image from Debian's own package (nothing is pulled
 from outside), starts Debian's `docker-registry` in the control host on its tailnet IP, port 5000, pushes the image
 there, starts `podman system service` in each edge and pre-pulls the image into each edge's own storage. Each edge's
-podman has its own --root/--runroot, network config dir and socket under the lab dir; it runs in the edge's network
-namespace through `nsenter --net` (not `ip netns exec`, whose fresh /sys hides the cgroup mounts runc needs).
+podman has its own --root/--runroot, network config dir, per-boot tmp dir, file locks and socket under the lab dir,
+as a machine of its own would: with a shared /run/libpod, one edge's `system reset` makes another edge's podman
+think the machine rebooted and forget its containers' network namespaces, which `lab down` then leaves behind. It
+runs in the edge's network namespace through `nsenter --net` (not `ip netns exec`, whose fresh /sys hides the cgroup
+mounts runc needs).
 
 Images are named `lab-registry:5000/NAME:TAG`; each edge's registries.conf maps that prefix to the control host's
 tailnet address and marks it insecure (plain HTTP: the tailnet already encrypts).
@@ -45,6 +48,8 @@ default_ulimits = []
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+tmp_dir = "{tmp}"
+lock_type = "file"
 
 [network]
 network_config_dir = "{networks}"
@@ -106,7 +111,8 @@ def podman(plan: Plan, host: str, *args: str) -> list[str]:
 def _configure(plan: Plan, host: str, registry: str) -> None:
     d = _dir(plan, host)
     (d / "networks").mkdir(parents=True, exist_ok=True)
-    (d / "containers.conf").write_text(CONTAINERS_CONF.format(networks=d / "networks"))
+    (d / "tmp").mkdir(parents=True, exist_ok=True)  # under /run: a tmpfs, as podman requires of tmp_dir
+    (d / "containers.conf").write_text(CONTAINERS_CONF.format(networks=d / "networks", tmp=d / "tmp"))
     (d / "registries.conf").write_text(
         "unqualified-search-registries = []\n\n[[registry]]\n"
         f'prefix = "{REGISTRY_NAME}"\nlocation = "{registry}"\ninsecure = true\n'

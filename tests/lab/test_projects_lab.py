@@ -94,6 +94,17 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def test_each_edge_runtime_keeps_its_per_boot_state_apart(runtime: dict[str, Any]) -> None:
+    # One machine per edge: podman's per-boot state (the mark its reboot check reads) and its locks are in the edge's
+    # own directory, not the host's shared /run/libpod, so one edge's `system reset` cannot make another's podman
+    # think the machine rebooted and forget its containers' network namespaces (`lab down` then left them behind).
+    dirs = {Path(socket).parent for socket in runtime["sockets"].values()}
+    assert len(dirs) == len(runtime["sockets"]) >= 2
+    for d in dirs:
+        assert (d / "tmp" / "alive").exists(), f"no per-boot state of its own in {d}"
+        assert (d / "tmp" / "locks").is_dir()
+
+
 def test_apply_to_running_within_5s_p99_with_the_image_present(
     plane: ControlPlane, agents: dict[str, Agent], runtime: dict[str, Any]
 ) -> None:
