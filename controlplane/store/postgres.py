@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Generic
+from typing import Any, Final, Generic, TypeVar
 
 import psycopg
 import psycopg.conninfo
@@ -40,6 +40,9 @@ OPTIMISTIC_TRIES: Final = 3
 MAX_BATCH: Final = 256
 #: Batches of one kind at the database at once: while one waits for its commit, the next is read and written.
 MAX_BATCHES_IN_FLIGHT: Final = 4
+
+#: The most appended rows (events, transitions) one transaction carries.
+MAX_APPEND_BATCH: Final = 1024
 
 #: Schema migrations: entry i takes the database from schema_version i to i + 1. Append only.
 #: Names are COLLATE "C" so that "ordered by name" is the same byte order as in SQLite and Python.
@@ -269,6 +272,107 @@ class _UpdateBatch(Generic[M]):
                 _settle(job.future, exc)
 
 
+R = TypeVar("R")
+
+
+class _AppendBatch(Generic[R]):
+    """_AppendBatch writes appends (events, transitions) in batches: the rows queued while the previous batch was
+    at the database go together, in one transaction by one drainer, so a burst of writes (a fleet starting, each
+    Node turning Ready) costs a commit per batch, not one per write; events are appended under one lock anyway. A
+    lone append costs what it did unbatched. Every caller of a failed batch gets its StoreError."""
+
+    def __init__(
+        self, pool: AsyncConnectionPool, write: Callable[[psycopg.AsyncConnection[Any], list[R]], Awaitable[None]]
+    ) -> None:
+        self._pool, self._write = pool, write
+        self._queue: deque[tuple[list[R], asyncio.Future[None]]] = deque()
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def submit(self, rows: list[R]) -> None:
+        """submit queues rows and returns once they are committed; raises StoreError."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((rows, future))
+        if self._drainer is None:
+            self._drainer = asyncio.create_task(self._drain(), name="cara-store:appends")
+        await future
+
+    async def _drain(self) -> None:
+        batch: list[tuple[list[R], asyncio.Future[None]]] = []
+        try:
+            while self._queue:
+                batch, size = [], 0
+                while self._queue and (not batch or size + len(self._queue[0][0]) <= MAX_APPEND_BATCH):
+                    rows, future = self._queue.popleft()
+                    if not future.done():  # else its caller is gone (cancelled)
+                        batch.append((rows, future))
+                        size += len(rows)
+                outcome: StoreError | None = None
+                try:
+                    with _pg_errors():
+                        async with self._pool.connection() as conn, conn.transaction():
+                            await self._write(conn, [row for rows, _ in batch for row in rows])
+                except StoreError as exc:
+                    outcome = exc
+                for _, future in batch:
+                    _settle(future, outcome)
+        except BaseException as exc:  # cancelled with the loop: nobody waits in vain
+            for _, future in [*batch, *self._queue]:
+                _settle(future, StoreError(f"postgresql: append not written: {exc!r}"))
+            self._queue.clear()
+            raise
+        finally:
+            self._drainer = None  # no await since the queue was seen empty: a later submit starts a new drainer
+
+
+#: An event to append: its object's kind and name, the document, and how many events to keep.
+_EventRow = tuple[str, str, Jsonb, int]
+#: A history entry to append: the Node's name, the entry's kind, its document, and how many of that kind to keep.
+_HistoryRow = tuple[str, str, Jsonb, int]
+#: A transition to append: subject, time, good.
+_TransitionRow = tuple[str, datetime, bool]
+
+
+async def _insert_events(conn: psycopg.AsyncConnection[Any], rows: list[_EventRow]) -> None:
+    """_insert_events appends events in their order, then trims all events to the newest limit (the smallest asked):
+    those whose seq is within limit of the last (counting back limit rows instead read that many index entries)."""
+    # One appender at a time, across replicas: seqs then commit in their order (events_after's rule).
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK,))
+    await conn.execute(
+        "INSERT INTO events (kind, name, doc) SELECT k, n, d FROM unnest(%s::text[], %s::text[],"
+        " %s::jsonb[]) WITH ORDINALITY AS t (k, n, d, i) ORDER BY i",
+        ([kind for kind, _, _, _ in rows], [name for _, name, _, _ in rows], [doc for _, _, doc, _ in rows]),
+    )
+    limit = min(limit for _, _, _, limit in rows)
+    await conn.execute("DELETE FROM events WHERE seq <= (SELECT max(seq) FROM events) - %s", (limit,))
+
+
+async def _insert_history(conn: psycopg.AsyncConnection[Any], rows: list[_HistoryRow]) -> None:
+    """_insert_history appends history entries in their order, those of Nodes that still exist (each one's row
+    held with FOR KEY SHARE, which a delete waits for and an update does not), then trims each Node's list of each
+    kind it was given to the newest limit."""
+    await conn.execute(
+        "INSERT INTO node_history (name, kind, doc) SELECT t.n, t.k, t.d FROM unnest(%s::text[], %s::text[],"
+        " %s::jsonb[]) WITH ORDINALITY AS t (n, k, d, i) JOIN nodes ON nodes.name = t.n ORDER BY t.i"
+        " FOR KEY SHARE OF nodes",
+        ([name for name, _, _, _ in rows], [kind for _, kind, _, _ in rows], [doc for _, _, doc, _ in rows]),
+    )
+    lists = sorted({(name, kind) for name, kind, _, _ in rows})
+    await conn.execute(
+        "DELETE FROM node_history h USING unnest(%s::text[], %s::text[]) AS t (n, k)"
+        " WHERE h.name = t.n AND h.kind = t.k AND h.seq <= (SELECT seq FROM node_history"
+        " WHERE name = t.n AND kind = t.k ORDER BY seq DESC LIMIT 1 OFFSET %s)",
+        ([name for name, _ in lists], [kind for _, kind in lists], min(limit for _, _, _, limit in rows)),
+    )
+
+
+async def _insert_transitions(conn: psycopg.AsyncConnection[Any], rows: list[_TransitionRow]) -> None:
+    """_insert_transitions appends transitions in one statement."""
+    await conn.execute(
+        "INSERT INTO transitions (subject, at, good) SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::bool[])",
+        ([subject for subject, _, _ in rows], [at for _, at, _ in rows], [good for _, _, good in rows]),
+    )
+
+
 def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
     """_settle resolves future with outcome (raised when it is an exception) unless it is already done."""
     if future.done():
@@ -316,6 +420,9 @@ class PostgresStore(KindStore):
         self._pool = pool
         # Batches: table → the batcher of that kind's updates (`_UpdateBatch`), made on first use.
         self._batches: dict[str, _UpdateBatch[Any]] = {}
+        self._events: _AppendBatch[_EventRow] = _AppendBatch(pool, _insert_events)
+        self._transitions: _AppendBatch[_TransitionRow] = _AppendBatch(pool, _insert_transitions)
+        self._history: _AppendBatch[_HistoryRow] = _AppendBatch(pool, _insert_history)
 
     @classmethod
     async def open(cls, url: str, *, min_size: int = 2, max_size: int = 10) -> PostgresStore:
@@ -481,31 +588,15 @@ class PostgresStore(KindStore):
         paths: Sequence[PathChange] = (),
         limit: int,
     ) -> None:
-        """append_history adds entries and trims each list to its newest limit, in one transaction."""
-        batches = [
-            (kind, [entry.to_wire() for entry in entries]) for kind, entries in history_batches(throughput, paths)
+        """append_history adds entries and trims each list to its newest limit, in one transaction with the appends
+        queued meanwhile (_insert_history); entries of a Node that is gone are dropped."""
+        rows = [
+            (name, kind, Jsonb(entry.to_wire()), limit)
+            for kind, entries in history_batches(throughput, paths)
+            for entry in entries
         ]
-        if not any(docs for _, docs in batches):
-            return
-        with _pg_errors():
-            async with self._pool.connection() as conn, conn.transaction():
-                cur = await conn.execute("SELECT 1 FROM nodes WHERE name = %s FOR SHARE", (name,))
-                if await cur.fetchone() is None:
-                    return
-                for kind, docs in batches:
-                    if not docs:
-                        continue
-                    await conn.execute(
-                        "INSERT INTO node_history (name, kind, doc) SELECT %s, %s, d FROM unnest(%s::jsonb[])"
-                        " WITH ORDINALITY AS t (d, i) ORDER BY i",
-                        (name, kind, [Jsonb(doc) for doc in docs]),
-                    )
-                    await conn.execute(
-                        "DELETE FROM node_history WHERE name = %s AND kind = %s AND seq <="
-                        " (SELECT seq FROM node_history WHERE name = %s AND kind = %s"
-                        " ORDER BY seq DESC LIMIT 1 OFFSET %s)",
-                        (name, kind, name, kind, limit),
-                    )
+        if rows:
+            await self._history.submit(rows)
 
     async def get_history(self, name: str) -> NodeHistory:
         """get_history returns the kept entries of the Node, oldest first; raises NotFound."""
@@ -527,25 +618,13 @@ class PostgresStore(KindStore):
     # Events and transitions.
 
     async def append_events(self, events: Sequence[Event], *, limit: int) -> None:
-        """append_events stores events and trims all events to the newest limit, in one transaction: those whose seq
-        is within limit of the last (a seq an aborted append took counts; counting back limit rows instead read that
-        many index entries on every append)."""
+        """append_events stores events and trims all events to the newest limit, in one transaction with the appends
+        queued meanwhile (_AppendBatch, _insert_events); a seq an aborted append took counts towards the limit."""
         if not events:
             return
-        with _pg_errors():
-            async with self._pool.connection() as conn, conn.transaction():
-                # One appender at a time, across replicas: seqs then commit in their order (events_after's rule).
-                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK,))
-                await conn.execute(
-                    "INSERT INTO events (kind, name, doc) SELECT k, n, d FROM unnest(%s::text[], %s::text[],"
-                    " %s::jsonb[]) WITH ORDINALITY AS t (k, n, d, i) ORDER BY i",
-                    (
-                        [e.involved_object.kind for e in events],
-                        [e.involved_object.name for e in events],
-                        [Jsonb(e.to_wire()) for e in events],
-                    ),
-                )
-                await conn.execute("DELETE FROM events WHERE seq <= (SELECT max(seq) FROM events) - %s", (limit,))
+        await self._events.submit(
+            [(e.involved_object.kind, e.involved_object.name, Jsonb(e.to_wire()), limit) for e in events]
+        )
 
     async def list_events(
         self, *, kind: str | None = None, name: str | None = None, limit: int | None = None
@@ -585,14 +664,11 @@ class PostgresStore(KindStore):
         return [Event.model_validate(doc) for (doc,) in rows], max(last, cursor)
 
     async def append_transitions(self, transitions: Sequence[Transition]) -> None:
-        """append_transitions stores transitions."""
+        """append_transitions stores transitions, in one transaction with the appends queued meanwhile."""
         rows = [(t.subject, require_utc(t.time, "transition time"), t.good) for t in transitions if t.time]
         if not rows:
             return
-        with _pg_errors():
-            async with self._pool.connection() as conn, conn.transaction():
-                async with conn.cursor() as cur:
-                    await cur.executemany("INSERT INTO transitions (subject, at, good) VALUES (%s, %s, %s)", rows)
+        await self._transitions.submit(rows)
 
     async def list_transitions(self, prefix: str, since: datetime) -> list[Transition]:
         """list_transitions returns each matching subject's transitions since `since` and its last one before."""

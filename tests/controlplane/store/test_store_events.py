@@ -142,3 +142,19 @@ async def test_the_event_feed_misses_none_of_concurrent_writers(store: AnyStore)
     await asyncio.gather(*(write(i) for i in range(60)), read(40))
     await read(1)
     assert sorted(seen) == sorted(f"Reason{i}" for i in range(60))
+
+
+async def test_a_burst_of_concurrent_appends_is_kept_whole_in_order_and_trimmed(store: AnyStore) -> None:
+    """A fleet turning Ready at once: hundreds of writers append events and transitions concurrently (PostgreSQL
+    writes them in batches); each is stored once, events in the order they were appended, trimmed to the limit."""
+    writers = 600
+
+    async def write(i: int) -> None:
+        await store.append_events([event(2 * i), event(2 * i + 1, f"n{i}")], limit=1000)
+        await store.append_transitions([tr(f"node/n{i:03d}", i, bool(i % 2))])
+
+    await asyncio.gather(*(write(i) for i in range(writers)))
+    kept = await store.list_events()
+    assert [e.reason for e in kept] == [f"Reason{i}" for i in range(2 * writers - 1000, 2 * writers)]
+    got = await store.list_transitions("node/n", T0)
+    assert got == [tr(f"node/n{i:03d}", i, bool(i % 2)) for i in range(writers)]

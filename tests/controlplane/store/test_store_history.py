@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -84,6 +85,28 @@ async def test_deleting_a_node_deletes_its_history(store: AnyStore) -> None:
     await store.create_node(node("edge1"))
     history = await store.get_history("edge1")
     assert (history.throughput, history.paths) == ([], [])
+
+
+async def test_concurrent_appends_of_many_nodes_are_kept_trimmed_and_skip_a_deleted_node(store: AnyStore) -> None:
+    """A fleet's first beats: many Nodes append at once (PostgreSQL writes them in batches) while one is deleted;
+    each Node keeps its own newest entries, and the deleted one none."""
+    names = [f"n{i:02d}" for i in range(40)]
+    for name in names:
+        await store.create_node(node(name))
+
+    async def beats(i: int) -> None:
+        for round_ in range(3):
+            await store.append_history(names[i], throughput=[sample(10 * round_ + i)], paths=[change(i)], limit=2)
+
+    await asyncio.gather(*(beats(i) for i in range(len(names))), store.delete_node("n07"))
+    for i, name in enumerate(names):
+        if name == "n07":
+            with pytest.raises(NotFound):
+                await store.get_history(name)
+            continue
+        history = await store.get_history(name)
+        assert [s.bytes_used for s in history.throughput] == [10 + i, 20 + i]
+        assert history.paths == [change(i), change(i)]
 
 
 async def test_history_survives_reopening(store_url: StoreUrlFactory) -> None:
