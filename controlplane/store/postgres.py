@@ -41,7 +41,7 @@ MAX_BATCH: Final = 256
 #: Batches of one kind at the database at once: while one waits for its commit, the next is read and written.
 MAX_BATCHES_IN_FLIGHT: Final = 4
 
-#: The most appended rows (events, transitions) one transaction carries.
+#: The most appended rows (events, transitions, history entries) one transaction carries.
 MAX_APPEND_BATCH: Final = 1024
 
 #: Schema migrations: entry i takes the database from schema_version i to i + 1. Append only.
@@ -276,10 +276,10 @@ R = TypeVar("R")
 
 
 class _AppendBatch(Generic[R]):
-    """_AppendBatch writes appends (events, transitions) in batches: the rows queued while the previous batch was
-    at the database go together, in one transaction by one drainer, so a burst of writes (a fleet starting, each
-    Node turning Ready) costs a commit per batch, not one per write; events are appended under one lock anyway. A
-    lone append costs what it did unbatched. Every caller of a failed batch gets its StoreError."""
+    """_AppendBatch writes appends (events, transitions, history entries) in batches: the rows queued while the
+    previous batch was at the database go together, in one transaction by one drainer, so a burst of writes (a
+    fleet starting, each Node turning Ready) costs a commit per batch, not one per write; events are appended under
+    one lock anyway. A lone append costs what it did unbatched. Every caller of a failed batch gets its StoreError."""
 
     def __init__(
         self, pool: AsyncConnectionPool, write: Callable[[psycopg.AsyncConnection[Any], list[R]], Awaitable[None]]
