@@ -4,8 +4,10 @@ errors become exit 1."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 from collections.abc import Awaitable, Callable
-from typing import IO, Any, Literal, TypeVar
+from typing import IO, Any, Final, Literal, TypeVar
 
 import click
 
@@ -92,13 +94,37 @@ def check_name(name: str) -> str:
         raise fail(f'invalid name "{name}": {NAME_RULE}') from None
 
 
+#: Seconds between two cancellations of a command interrupted by Ctrl-C that has not ended yet.
+CANCEL_AGAIN_S: Final = 0.5
+
+
+def _cancel_until_done(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
+    """_cancel_until_done cancels task, and again every CANCEL_AGAIN_S while it has not ended: a library can swallow
+    one native cancellation (anyio's cancel scopes: agronholm/anyio#1214), which left `caractrl logs -f` streaming
+    after a Ctrl-C."""
+    if not task.done():
+        task.cancel()
+        loop.call_later(CANCEL_AGAIN_S, _cancel_until_done, loop, task)
+
+
 def run(env: Env, action: Callable[[Client], Awaitable[T]], *, error_prefix: str = "") -> T:
-    """run resolves the server, opens one client, runs action on a fresh event loop and maps every client error."""
+    """run resolves the server, opens one client, runs action on a fresh event loop and maps every client error.
+    Ctrl-C (SIGINT) cancels the action until it ends, then raises KeyboardInterrupt, as asyncio.run does."""
     # The result leaves through this box, not as the task's result: on Python 3.11, asyncio.run's SIGINT clean-up
     # formats a repr of the main task, result included, and the repr of 1,000 Nodes took 140-220 ms.
     box: list[T] = []
+    interrupted = False
+
+    def interrupt(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
+        nonlocal interrupted
+        interrupted = True
+        _cancel_until_done(loop, task)
 
     async def with_client() -> None:
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+        if task is not None:
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
+                loop.add_signal_handler(signal.SIGINT, interrupt, loop, task)
         url, how = await resolve_server(env.server, env.environ, socket=env.socket)
         if env.verbose:
             click.echo(f"Using server {url} (from {how})", err=True)
@@ -107,7 +133,12 @@ def run(env: Env, action: Callable[[Client], Awaitable[T]], *, error_prefix: str
             box.append(await action(client))
 
     try:
-        asyncio.run(with_client())
+        try:
+            asyncio.run(with_client())
+        except (asyncio.CancelledError, Exception):
+            if interrupted:  # whatever the cancelled action raised on its way out, Ctrl-C ended it
+                raise KeyboardInterrupt from None
+            raise
         return box[0]
     except ConfigError as exc:
         raise fail(str(exc)) from None

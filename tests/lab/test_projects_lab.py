@@ -179,8 +179,14 @@ def test_ingress_logs_and_port_forward_over_the_tailnet(
             raise AssertionError(f"{exc}; caractrl printed: {(tmp_path / 'logs.out').read_bytes()!r}") from None
     finally:
         follower.send_signal(signal.SIGINT)
-        follower.wait(10)
-        out.close()
+        try:
+            follower.wait(10)
+        except subprocess.TimeoutExpired:  # a failure of its own, not a process left running into later tests
+            follower.kill()
+            follower.wait()
+            raise AssertionError("caractrl logs -f still ran 10 s after one Ctrl-C (SIGINT)") from None
+        finally:
+            out.close()
 
     forwarder = lab.popen("operator", caractrl, "--server", plane.url, "port-forward", "site/web", "18080:80",
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
